@@ -1,0 +1,1 @@
+"""Per-request batch loaders, so a page of results costs a fixed number of round trips."""

@@ -1,0 +1,1 @@
+"""loyalty-gateway: a GraphQL federated loyalty gateway over MongoDB."""

@@ -1,0 +1,1 @@
+"""Pure domain rules: plain functions over plain data, no I/O."""

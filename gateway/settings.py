@@ -1,0 +1,83 @@
+"""Runtime settings, read from ``LOYALTY_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
+
+    mongodb_uri: str | None = Field(default=None, description="MongoDB URI; unset starts the embedded mongod.")
+    database: str = Field(default="loyalty", min_length=1)
+    kafka_bootstrap_servers: str | None = None
+    kafka_idempotent_producer: bool = Field(default=True, description="Idempotent Kafka producer; tansu needs false.")
+    kafka_partner_topic: str = "loyalty.partner-events"
+    kafka_dead_letter_topic: str = "loyalty.partner-events.dlq"
+    kafka_balance_topic: str = "loyalty.balance-events"
+    jwt_secret: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path(".loyalty")
+    environment: Environment = Environment.DEVELOPMENT
+    scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+    def resolved_jwt_secret(self) -> str:
+        """The configured secret or, for local use, one kept in the data directory.
+
+        Production must set ``LOYALTY_JWT_SECRET``; a development gateway and the
+        ``token`` command share a generated secret so a fresh clone just works.
+        """
+        if self.jwt_secret is not None:
+            value = self.jwt_secret.get_secret_value()
+            if len(value) < 32:
+                raise SettingsError("LOYALTY_JWT_SECRET must be at least 32 characters")
+            return value
+        if self.environment is Environment.PRODUCTION:
+            raise SettingsError("LOYALTY_JWT_SECRET is required when LOYALTY_ENVIRONMENT=production")
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings, turning pydantic's report into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "LOYALTY_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise SettingsError(f"{name}: {first['msg']}") from None

@@ -1,0 +1,1 @@
+"""Strawberry types and resolvers: thin, they call into gateway/ for every rule."""

@@ -1,0 +1,59 @@
+"""The per-request context every resolver receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from dataloaders.members import member_loader
+from gateway.auth import Principal
+from gateway.db import Document
+from gateway.errors import DomainError, member_not_found
+from gateway.program import Program
+from gateway.program_store import load_program
+from gateway.services import Services
+
+
+@dataclass
+class Context:
+    services: Services
+    principal: Principal | None
+    request: Any = None
+    response: Any = None
+    loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
+    auth_error: DomainError | None = None
+    _program: Program | None = None
+
+    async def program(self) -> Program:
+        """The program configuration, read once per request."""
+        if self._program is None:
+            self._program = await load_program(self.services.db)
+        return self._program
+
+    @property
+    def member_loader(self) -> DataLoader[str, Document | None]:
+        if "member" not in self.loaders:
+            self.loaders["member"] = member_loader(self.services.members)
+        return self.loaders["member"]
+
+    def loader(self, name: str, factory: Any) -> DataLoader[Any, Any]:
+        """The request's loader called ``name``, built by ``factory(services)`` on first use."""
+        if name not in self.loaders:
+            self.loaders[name] = factory(self.services)
+        return self.loaders[name]
+
+    async def load_member(self, member_id: str) -> Document:
+        doc = await self.member_loader.load(member_id)
+        if doc is None:
+            raise member_not_found(member_id)
+        return doc
+
+    def forget_member(self, member_id: str) -> None:
+        """After a write, a later field in the same request must see fresh data."""
+        self.member_loader.clear(member_id)
+
+
+Info = StrawberryInfo[Context, None]

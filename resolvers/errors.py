@@ -1,0 +1,36 @@
+"""How errors leave the schema: domain codes kept, anything unexpected masked."""
+
+from __future__ import annotations
+
+import logging
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from gateway.errors import DomainError
+
+log = logging.getLogger("gateway.errors")
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """Validation errors and DomainErrors are for the client; anything else is a bug."""
+    original = error.original_error
+    return original is not None and not isinstance(original, DomainError | GraphQLError)
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """No stack trace or internal message reaches a client; it gets a stable code instead."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message="Internal server error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
+
+
+def log_unexpected(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        if is_unexpected(error):
+            log.error("Unexpected error in %s", error.path, exc_info=error.original_error)

@@ -1,0 +1,88 @@
+"""The Member entity and its balances."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from gateway.clock import as_utc
+from gateway.db import Document
+from gateway.domain.tiers import next_tier, qualifying_value
+from resolvers.context import Info
+from resolvers.program_types import Benefit, NextTier, Tier
+
+
+@strawberry.type(description="Points balances, derived from the ledger.")
+class PointBalances:
+    available: int
+    pending: int = strawberry.field(description="Earned but inside the return window; not spendable.")
+    lifetime_earned: int
+    spent: int
+    expired: int
+
+    @classmethod
+    def of(cls, balances: Document) -> PointBalances:
+        return cls(
+            available=balances["available"],
+            pending=balances["pending"],
+            lifetime_earned=balances["lifetimeEarned"],
+            spent=balances["spent"],
+            expired=balances["expired"],
+        )
+
+
+@strawberry.federation.type(keys=["id"], description="A member of the loyalty program.")
+class Member:
+    id: strawberry.ID
+    display_name: str
+    email: str | None
+    phone: str | None
+    birthday: date | None
+    registered_at: datetime
+    referrer_id: str | None
+    lifetime_spend: int = strawberry.field(description="Lifetime spend in fen (¥1 = 100).")
+    growth_value: int = strawberry.field(description="Engagement measure (成长值); never spent.")
+    points: PointBalances
+    doc: strawberry.Private[Document]
+
+    @classmethod
+    def of(cls, doc: Document) -> Member:
+        return cls(
+            id=strawberry.ID(doc["_id"]),
+            display_name=doc["displayName"],
+            email=doc.get("email"),
+            phone=doc.get("phone"),
+            birthday=date.fromisoformat(doc["birthday"]) if doc.get("birthday") else None,
+            registered_at=as_utc(doc["registeredAt"]),
+            referrer_id=doc.get("referrerId"),
+            lifetime_spend=doc["lifetimeSpend"],
+            growth_value=doc["growth"],
+            points=PointBalances.of(doc["balances"]),
+            doc=doc,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member:
+        from gateway.auth import require_member_access
+
+        require_member_access(info.context.principal, str(id))
+        return cls.of(await info.context.load_member(str(id)))
+
+    @strawberry.field
+    async def tier(self, info: Info) -> Tier:
+        program = await info.context.program()
+        return Tier.of(program.tier(self.doc["tier"]))
+
+    @strawberry.field(description="What is left to reach the next tier; null at the top.")
+    async def next_tier(self, info: Info) -> NextTier | None:
+        program = await info.context.program()
+        value = qualifying_value(program, lifetime_spend=self.doc["lifetimeSpend"], growth=self.doc["growth"])
+        upcoming = next_tier(value, program.tiers)
+        if upcoming is None:
+            return None
+        return NextTier(
+            tier=Tier.of(upcoming.tier),
+            remaining=upcoming.remaining,
+            benefits_gained=[Benefit.of(b) for b in upcoming.benefits_gained],
+        )

@@ -1,0 +1,67 @@
+"""Member queries and registration."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+
+from gateway.auth import Role, require_member_access, require_principal
+from gateway.errors import Forbidden
+from gateway.members import Registration
+from resolvers.context import Info
+from resolvers.member_types import Member
+
+
+@strawberry.input
+class RegisterMemberInput:
+    display_name: str
+    email: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    referrer_id: str | None = None
+    id: str | None = strawberry.field(
+        default=None, description="Admins may choose the id (e.g. the shop's customer id)."
+    )
+
+
+@strawberry.type
+class MemberQuery:
+    @strawberry.field(description="A member by id: the member themselves or an admin.")
+    async def member(self, info: Info, id: strawberry.ID) -> Member:
+        require_member_access(info.context.principal, str(id))
+        return Member.of(await info.context.load_member(str(id)))
+
+    @strawberry.field(description="The member the bearer token belongs to.")
+    async def me(self, info: Info) -> Member:
+        who = require_principal(info.context.principal)
+        if who.role is not Role.MEMBER:
+            raise Forbidden("`me` is for member tokens")
+        return Member.of(await info.context.load_member(who.subject))
+
+
+@strawberry.type
+class MemberMutation:
+    @strawberry.mutation(
+        description="Admins register anyone; a member token registers its own subject as the member id."
+    )
+    async def register_member(self, info: Info, input: RegisterMemberInput) -> Member:
+        who = require_principal(info.context.principal)
+        services = info.context.services
+        if who.role is Role.MEMBER:
+            member_id = who.subject
+        elif who.role is Role.ADMIN:
+            member_id = input.id
+        else:
+            raise Forbidden(f"Role {who.role.value!r} may not register members")
+        registration = Registration(
+            display_name=input.display_name,
+            email=input.email,
+            phone=input.phone,
+            birthday=input.birthday,
+            referrer_id=input.referrer_id,
+            member_id=member_id,
+        ).validated(services.clock.now().date())
+        program = await info.context.program()
+        doc = await services.members.register(registration, program)
+        return Member.of(doc)

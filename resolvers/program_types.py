@@ -1,0 +1,65 @@
+"""GraphQL views of the program configuration."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from gateway import program as cfg
+
+
+@strawberry.enum
+class Period(Enum):
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+    YEAR = "YEAR"
+
+
+@strawberry.type
+class Quota:
+    count: int
+    period: Period
+
+
+@strawberry.type
+class Benefit:
+    code: str
+    description: str
+    quota: Quota | None
+
+    @classmethod
+    def of(cls, benefit: cfg.Benefit) -> Benefit:
+        quota = Quota(count=benefit.quota.count, period=Period(benefit.quota.period.value)) if benefit.quota else None
+        return cls(code=benefit.code, description=benefit.description, quota=quota)
+
+
+@strawberry.type(description="A membership level; thresholds are fen of lifetime spend, or growth value.")
+class Tier:
+    code: str
+    name: str
+    threshold: int
+    price_percent: int = strawberry.field(description="Share of list price a member pays: 95 = 5% off.")
+    earn_multiplier_percent: int
+    can_redeem_gifts: bool
+    benefits: list[Benefit]
+
+    @classmethod
+    def of(cls, tier: cfg.Tier) -> Tier:
+        return cls(
+            code=tier.code,
+            name=tier.name,
+            threshold=tier.threshold,
+            price_percent=tier.price_percent,
+            earn_multiplier_percent=tier.earn_multiplier_percent,
+            can_redeem_gifts=tier.can_redeem_gifts,
+            benefits=[Benefit.of(b) for b in tier.benefits],
+        )
+
+
+@strawberry.type
+class NextTier:
+    tier: Tier
+    remaining: int = strawberry.field(description="Fen of spend (or growth value) still needed.")
+    benefits_gained: list[Benefit]

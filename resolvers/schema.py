@@ -1,0 +1,37 @@
+"""The one federated schema: each feature module contributes its root fields here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.tools import merge_types
+
+from resolvers.errors import MaskUnexpectedErrors, log_unexpected
+from resolvers.member_types import Member
+from resolvers.members import MemberMutation, MemberQuery
+from resolvers.program import ProgramQuery
+
+QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery)
+MUTATIONS: tuple[type, ...] = (MemberMutation,)
+SUBSCRIPTIONS: tuple[type, ...] = ()
+ENTITIES: tuple[type, ...] = (Member,)
+
+
+class GatewaySchema(strawberry.federation.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        log_unexpected(errors)
+
+
+def build_schema() -> GatewaySchema:
+    return GatewaySchema(
+        query=merge_types("Query", QUERIES),
+        mutation=merge_types("Mutation", MUTATIONS),
+        subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
+        types=ENTITIES,
+        extensions=[MaskUnexpectedErrors],
+    )
+
+
+schema = build_schema()
