@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.clock import Clock, SystemClock
 from gateway.db import Database
+from gateway.ledger import Ledger
 from gateway.members import Members
 from gateway.settings import Settings
 
@@ -23,3 +24,4 @@ class Services:
         if not self.jwt_secret:
             self.jwt_secret = self.settings.resolved_jwt_secret()
         self.members = Members(self.db, self.clock)
+        self.ledger = Ledger(self.db, self.clock)

@@ -9,27 +9,12 @@ import strawberry
 from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain.tiers import next_tier, qualifying_value
+from gateway.errors import BadInput
+from resolvers.balance_types import PointBalances
 from resolvers.context import Info
+from resolvers.ledger_types import LedgerEntry
+from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.program_types import Benefit, NextTier, Tier
-
-
-@strawberry.type(description="Points balances, derived from the ledger.")
-class PointBalances:
-    available: int
-    pending: int = strawberry.field(description="Earned but inside the return window; not spendable.")
-    lifetime_earned: int
-    spent: int
-    expired: int
-
-    @classmethod
-    def of(cls, balances: Document) -> PointBalances:
-        return cls(
-            available=balances["available"],
-            pending=balances["pending"],
-            lifetime_earned=balances["lifetimeEarned"],
-            spent=balances["spent"],
-            expired=balances["expired"],
-        )
 
 
 @strawberry.federation.type(keys=["id"], description="A member of the loyalty program.")
@@ -68,6 +53,19 @@ class Member:
 
         require_member_access(info.context.principal, str(id))
         return cls.of(await info.context.load_member(str(id)))
+
+    @strawberry.field(description="The member's ledger, newest first.")
+    async def ledger(self, info: Info, first: int = 20, after: str | None = None) -> Connection[LedgerEntry]:
+        size = page_size(first)
+        query: Document = {"memberId": self.doc["_id"]}
+        position = decode_cursor(after)
+        if position is not None:
+            if not position.isdigit():
+                raise BadInput("after is not a valid cursor", field="after")
+            query["seq"] = {"$lt": int(position)}
+        cursor = info.context.services.db.ledger.find(query).sort("seq", -1).limit(size + 1)
+        entries = [LedgerEntry.of(doc) async for doc in cursor]
+        return connection(entries, size, lambda entry: str(entry.position))
 
     @strawberry.field
     async def tier(self, info: Info) -> Tier:
