@@ -10,8 +10,8 @@ import pytest
 from gateway.audit import audit_all
 from gateway.errors import IdempotencyConflict
 from gateway.ledger import EntryKind, InsufficientPoints, LedgerTx, Source
-from gateway.program_store import save_program, seed_program
 from gateway.program import DEFAULT_PROGRAM
+from gateway.program_store import save_program, seed_program
 from tests.ledger_helpers import add_member, earn, spend
 
 
