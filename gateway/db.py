@@ -40,6 +40,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
     ],
     "idempotency": [IndexModel([("createdAt", ASCENDING)])],
+    "gifts": [IndexModel([("listed", ASCENDING), ("category", ASCENDING), ("_id", ASCENDING)])],
+    "redemptions": [
+        IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
+        IndexModel([("giftId", ASCENDING), ("status", ASCENDING)]),
+    ],
 }
 
 

@@ -11,6 +11,7 @@ from gateway.db import Document
 from gateway.domain.tiers import next_tier, qualifying_value
 from gateway.errors import BadInput
 from resolvers.balance_types import PointBalances
+from resolvers.catalog_types import Redemption
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
@@ -84,3 +85,13 @@ class Member:
             remaining=upcoming.remaining,
             benefits_gained=[Benefit.of(b) for b in upcoming.benefits_gained],
         )
+
+    @strawberry.field(description="The member's gift redemption orders, newest first.")
+    async def redemptions(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Redemption]:
+        from gateway.redemptions import redemptions_of
+
+        size = page_size(first)
+        docs = await redemptions_of(info.context.services).page_for_member(
+            self.doc["_id"], first=size, after=decode_cursor(after)
+        )
+        return connection([Redemption.of(d) for d in docs], size, lambda order: str(order.id))

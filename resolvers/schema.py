@@ -8,15 +8,17 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
 
+from resolvers.catalog import CatalogMutation, CatalogQuery
+from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.program import ProgramQuery
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation,)
+QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, CatalogQuery)
+MUTATIONS: tuple[type, ...] = (MemberMutation, CatalogMutation)
 SUBSCRIPTIONS: tuple[type, ...] = ()
-ENTITIES: tuple[type, ...] = (Member,)
+ENTITIES: tuple[type, ...] = (Member, Gift)
 
 
 class GatewaySchema(strawberry.federation.Schema):

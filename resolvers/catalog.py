@@ -1,0 +1,255 @@
+"""The points mall over GraphQL: storefront queries, admin gift management, redemptions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from gateway.auth import Role, require_member_access, require_principal, require_role
+from gateway.catalog import GiftSpec, catalog_of, gift_not_found
+from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
+from gateway.domain.catalog import Limits
+from gateway.errors import BadInput
+from gateway.redemptions import RedeemRequest, redemptions_of
+from resolvers.catalog_types import Gift, LimitPeriod, Redemption
+from resolvers.context import Info
+from resolvers.pagination import Connection, connection, decode_cursor, page_size
+
+
+@strawberry.input(description="限兑: leave a field null for no such limit.")
+class GiftLimitsInput:
+    per_member: int | None = None
+    period: LimitPeriod | None = None  # type: ignore[valid-type]
+    per_order: int | None = None
+
+    def limits(self) -> Limits:
+        return Limits(
+            per_member=self.per_member,
+            period=DomainLimitPeriod(self.period.value) if self.period else None,
+            per_order=self.per_order,
+        )
+
+
+@strawberry.input
+class CreateGiftInput:
+    name: str
+    category: str
+    cost_price: int = strawberry.field(description="What one unit costs the operator, in fen.")
+    points: int
+    cash: int = strawberry.field(default=0, description="Cash part in fen; 0 for a pure-points gift.")
+    stock: int = 0
+    description: str = ""
+    image_url: str | None = None
+    min_tier: str | None = strawberry.field(
+        default=None, description="Tier code; default: the program's lowest tier that can redeem gifts."
+    )
+    limits: GiftLimitsInput | None = None
+    listed: bool = True
+    starts_at: datetime | None = strawberry.field(default=None, description="Scheduled listing start.")
+    ends_at: datetime | None = None
+    id: str | None = strawberry.field(default=None, description="Optional id (e.g. the shop's SKU).")
+
+
+@strawberry.input(description="Only the fields given change; stock moves with restockGift.")
+class UpdateGiftInput:
+    name: str | None = strawberry.UNSET
+    category: str | None = strawberry.UNSET
+    cost_price: int | None = strawberry.UNSET
+    points: int | None = strawberry.UNSET
+    cash: int | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    image_url: str | None = strawberry.UNSET
+    min_tier: str | None = strawberry.UNSET
+    limits: GiftLimitsInput | None = strawberry.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        nullable = {"image_url", "min_tier", "limits"}
+        changes: dict[str, Any] = {}
+        for name in ("name", "category", "cost_price", "points", "cash", "description", "image_url", "min_tier"):
+            value = getattr(self, name)
+            if value is strawberry.UNSET:
+                continue
+            if value is None and name not in nullable:
+                raise BadInput(f"{name} cannot be null", field=name)
+            changes[name] = value
+        if self.limits is not strawberry.UNSET:
+            changes["limits"] = self.limits.limits() if self.limits else Limits()
+        return changes
+
+
+@strawberry.input
+class GiftOfferInput:
+    points: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+@strawberry.input
+class RedeemGiftInput:
+    member_id: str
+    gift_id: str
+    idempotency_key: str = strawberry.field(description="Repeat it to retry safely; the first order is returned.")
+    quantity: int = 1
+    cash_paid: int = strawberry.field(default=0, description="Cash part collected, in fen; must match the price.")
+
+
+def _is_admin(info: Info) -> bool:
+    return info.context.principal is not None and info.context.principal.role is Role.ADMIN
+
+
+@strawberry.type
+class CatalogQuery:
+    @strawberry.field(
+        description="The mall, in creation order. Public without memberId; with memberId (that member or an "
+        "admin) each gift carries eligibility. offeredOnly=false also shows sold-out and scheduled gifts; "
+        "includeUnlisted (admins) shows everything."
+    )
+    async def gifts(
+        self,
+        info: Info,
+        first: int = 20,
+        after: str | None = None,
+        category: str | None = None,
+        member_id: str | None = None,
+        offered_only: bool = True,
+        include_unlisted: bool = False,
+    ) -> Connection[Gift]:
+        if member_id is not None:
+            require_member_access(info.context.principal, member_id)
+        if include_unlisted:
+            require_role(info.context.principal, Role.ADMIN)
+        size = page_size(first)
+        docs = await catalog_of(info.context.services).page(
+            first=size,
+            after=decode_cursor(after),
+            category=category,
+            offered_only=offered_only,
+            include_unlisted=include_unlisted,
+        )
+        return connection([Gift.of(d, member_id) for d in docs], size, lambda gift: str(gift.id))
+
+    @strawberry.field(description="One gift; unlisted gifts only for admins.")
+    async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:
+        if member_id is not None:
+            require_member_access(info.context.principal, member_id)
+        doc = await catalog_of(info.context.services).get(str(id))
+        if not doc["listed"] and not _is_admin(info):
+            raise gift_not_found(str(id))
+        return Gift.of(doc, member_id)
+
+    @strawberry.field(description="A redemption order: its member or an admin.")
+    async def redemption(self, info: Info, id: strawberry.ID) -> Redemption:
+        require_principal(info.context.principal)
+        doc = await redemptions_of(info.context.services).get(str(id))
+        require_member_access(info.context.principal, doc["memberId"])
+        return Redemption.of(doc)
+
+
+@strawberry.type
+class CatalogMutation:
+    @strawberry.mutation(description="Admins: add a gift to the mall.")
+    async def create_gift(self, info: Info, input: CreateGiftInput) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        spec = GiftSpec(
+            name=input.name,
+            category=input.category,
+            cost_price=input.cost_price,
+            points=input.points,
+            cash=input.cash,
+            description=input.description,
+            image_url=input.image_url,
+            min_tier=input.min_tier,
+            limits=input.limits.limits() if input.limits else Limits(),
+            listed=input.listed,
+            list_from=input.starts_at,
+            list_until=input.ends_at,
+        )
+        if input.id is not None and not 1 <= len(input.id) <= 64:
+            raise BadInput("id must be 1 to 64 characters", field="id")
+        program = await info.context.program()
+        return Gift.of(await catalog_of(info.context.services).create(spec, input.stock, program, input.id))
+
+    @strawberry.mutation(description="Admins: change a gift's details, price, permission or limits.")
+    async def update_gift(self, info: Info, id: strawberry.ID, input: UpdateGiftInput) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        program = await info.context.program()
+        return Gift.of(await catalog_of(info.context.services).update(str(id), input.changes(), program))
+
+    @strawberry.mutation(description="Admins: add stock; a sold-out gift is back on sale at once.")
+    async def restock_gift(self, info: Info, id: strawberry.ID, quantity: int) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        return Gift.of(await catalog_of(info.context.services).restock(str(id), quantity))
+
+    @strawberry.mutation(description="Admins: list now (a future start or a past end is dropped).")
+    async def list_gift(self, info: Info, id: strawberry.ID) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        return Gift.of(await catalog_of(info.context.services).set_listed(str(id), True))
+
+    @strawberry.mutation(description="Admins: take off sale (kept, with its orders).")
+    async def unlist_gift(self, info: Info, id: strawberry.ID) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        return Gift.of(await catalog_of(info.context.services).set_listed(str(id), False))
+
+    @strawberry.mutation(description="Admins: 定时上架, on sale from startsAt until endsAt (open-ended if null).")
+    async def schedule_gift(
+        self, info: Info, id: strawberry.ID, starts_at: datetime, ends_at: datetime | None = None
+    ) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        program = await info.context.program()
+        return Gift.of(await catalog_of(info.context.services).schedule(str(id), starts_at, ends_at, program))
+
+    @strawberry.mutation(description="Admins: 限时兑换, a special points price inside a window (replaces any).")
+    async def set_gift_offer(self, info: Info, id: strawberry.ID, input: GiftOfferInput) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        catalog = catalog_of(info.context.services)
+        return Gift.of(await catalog.set_offer(str(id), input.points, input.starts_at, input.ends_at))
+
+    @strawberry.mutation(description="Admins: remove a gift's limited-time offer.")
+    async def clear_gift_offer(self, info: Info, id: strawberry.ID) -> Gift:
+        require_role(info.context.principal, Role.ADMIN)
+        return Gift.of(await catalog_of(info.context.services).clear_offer(str(id)))
+
+    @strawberry.mutation(description="Admins: delete a gift nobody ever redeemed (else GIFT_HAS_REDEMPTIONS).")
+    async def delete_gift(self, info: Info, id: strawberry.ID) -> bool:
+        require_role(info.context.principal, Role.ADMIN)
+        await catalog_of(info.context.services).delete(str(id))
+        return True
+
+    @strawberry.mutation(
+        description="Redeem a gift for a member (that member or an admin): points, stock and order in one "
+        "transaction. Fails with NOT_LISTED, OUT_OF_STOCK, TIER_TOO_LOW, LIMIT_REACHED, INSUFFICIENT_POINTS."
+    )
+    async def redeem_gift(self, info: Info, input: RedeemGiftInput) -> Redemption:
+        who = require_member_access(info.context.principal, input.member_id)
+        request = RedeemRequest(
+            member_id=input.member_id,
+            gift_id=input.gift_id,
+            quantity=input.quantity,
+            idempotency_key=input.idempotency_key,
+            cash_paid=input.cash_paid,
+        )
+        order = await redemptions_of(info.context.services).redeem(who, request)
+        info.context.forget_member(input.member_id)
+        return Redemption.of(order)
+
+    @strawberry.mutation(description="Admins: mark a placed order shipped.")
+    async def fulfill_redemption(
+        self, info: Info, id: strawberry.ID, carrier: str | None = None, tracking_number: str | None = None
+    ) -> Redemption:
+        require_role(info.context.principal, Role.ADMIN)
+        order = await redemptions_of(info.context.services).fulfil(
+            str(id), carrier=carrier, tracking_number=tracking_number
+        )
+        return Redemption.of(order)
+
+    @strawberry.mutation(
+        description="Cancel an order: its member while placed, an admin while placed or fulfilled. Points "
+        "return with their original expiry, stock returns to the gift."
+    )
+    async def cancel_redemption(self, info: Info, id: strawberry.ID, reason: str | None = None) -> Redemption:
+        who = require_role(info.context.principal, Role.ADMIN, Role.MEMBER)
+        order = await redemptions_of(info.context.services).cancel(who, str(id), reason)
+        info.context.forget_member(order["memberId"])
+        return Redemption.of(order)

@@ -1,0 +1,221 @@
+"""Gifts, their prices and eligibility, and redemption orders as clients see them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from dataloaders.catalog import gift_loader, usage_loader
+from gateway.auth import Role, require_role
+from gateway.catalog import catalog_of, limits_of, rules_of
+from gateway.clock import as_utc
+from gateway.db import Document
+from gateway.domain import catalog as rules
+from resolvers.context import Info
+
+
+def _enum(name: str, source: type[Enum], description: str) -> type[Enum]:
+    return strawberry.enum(Enum(name, {m.name: m.value for m in source}), description=description)  # type: ignore[misc]
+
+
+EligibilityReason = _enum("EligibilityReason", rules.Reason, "Why a member cannot redeem a gift now.")
+GiftStatus = _enum("GiftStatus", rules.Status, "Where a gift stands now (from its flag, window and stock).")
+LimitPeriod = _enum("LimitPeriod", rules.LimitPeriod, "Calendar window of a per-member limit, in the program timezone.")
+
+
+@strawberry.enum(description="placed → fulfilled (shipped), or cancelled (points and stock returned).")
+class RedemptionStatus(Enum):
+    PLACED = "PLACED"
+    FULFILLED = "FULFILLED"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.type(description="A price: points, plus a cash part in fen (0 for a pure-points gift).")
+class GiftPrice:
+    points: int
+    cash: int = strawberry.field(description="Cash part in fen (¥1 = 100).")
+    on_offer: bool = strawberry.field(description="True when a limited-time offer sets the points.")
+
+
+@strawberry.type(description="限时兑换: a special points price for starts_at <= now < ends_at.")
+class GiftOffer:
+    points: int
+    starts_at: datetime
+    ends_at: datetime
+    active: bool
+
+
+@strawberry.type(description="限兑: null fields mean no such limit.")
+class GiftLimits:
+    per_member: int | None = strawberry.field(description="Units per member per period window.")
+    period: LimitPeriod | None  # type: ignore[valid-type]
+    per_order: int | None
+
+
+@strawberry.type
+class Eligibility:
+    can_redeem: bool
+    reason: EligibilityReason | None  # type: ignore[valid-type]
+
+
+@strawberry.federation.type(keys=["id"], description="A gift in the points mall (积分商城).")
+class Gift:
+    id: strawberry.ID
+    name: str
+    description: str
+    image_url: str | None
+    category: str
+    stock: int
+    listed: bool = strawberry.field(description="The operator's listing flag; see status for what is on sale now.")
+    starts_at: datetime | None = strawberry.field(description="Scheduled listing start (定时上架); null: at once.")
+    ends_at: datetime | None = strawberry.field(description="Listing end; null: open-ended.")
+    min_tier: str = strawberry.field(description="Lowest tier code that may redeem it (兑换权限).")
+    limits: GiftLimits
+    list_price: GiftPrice = strawberry.field(description="The regular price, ignoring offers.")
+    created_at: datetime
+    doc: strawberry.Private[Document]
+    member_id: strawberry.Private[str | None]
+
+    @classmethod
+    def of(cls, doc: Document, member_id: str | None = None) -> Gift:
+        limits = limits_of(doc)
+        return cls(
+            id=strawberry.ID(doc["_id"]),
+            name=doc["name"],
+            description=doc.get("description", ""),
+            image_url=doc.get("imageUrl"),
+            category=doc["category"],
+            stock=doc["stock"],
+            listed=doc["listed"],
+            starts_at=as_utc(doc["listFrom"]) if doc.get("listFrom") else None,
+            ends_at=as_utc(doc["listUntil"]) if doc.get("listUntil") else None,
+            min_tier=doc["minTier"],
+            limits=GiftLimits(
+                per_member=limits.per_member,
+                period=LimitPeriod(limits.period.value) if limits.period else None,
+                per_order=limits.per_order,
+            ),
+            list_price=GiftPrice(points=doc["points"], cash=doc["cash"], on_offer=False),
+            created_at=as_utc(doc["createdAt"]),
+            doc=doc,
+            member_id=member_id,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Gift:
+        return cls.of(await catalog_of(info.context.services).get(str(id)))
+
+    @strawberry.field(description="What a redemption costs at this instant (the offer price inside its window).")
+    def price(self, info: Info) -> GiftPrice:
+        price = rules.price_at(rules_of(self.doc), info.context.services.clock.now())
+        return GiftPrice(points=price.points, cash=price.cash, on_offer=price.on_offer)
+
+    @strawberry.field
+    def status(self, info: Info) -> GiftStatus:  # type: ignore[valid-type]
+        return GiftStatus(rules.status(rules_of(self.doc), info.context.services.clock.now()).value)
+
+    @strawberry.field
+    def offer(self, info: Info) -> GiftOffer | None:
+        offer = rules_of(self.doc).offer
+        if offer is None:
+            return None
+        return GiftOffer(
+            points=offer.points,
+            starts_at=as_utc(offer.starts_at),
+            ends_at=as_utc(offer.ends_at),
+            active=offer.active(info.context.services.clock.now()),
+        )
+
+    @strawberry.field(description="Admins only: what the operator pays for one unit, in fen.")
+    def cost_price(self, info: Info) -> int:
+        require_role(info.context.principal, Role.ADMIN)
+        return self.doc["costPrice"]
+
+    @strawberry.field(
+        description="Admins only (seed 004): (cost price − cash part) / points price in force, in yuan per "
+        'point, as a decimal string rounded half-up to 3 places, e.g. "2.133".'
+    )
+    def cost_per_point(self, info: Info) -> str:
+        require_role(info.context.principal, Role.ADMIN)
+        price = rules.price_at(rules_of(self.doc), info.context.services.clock.now())
+        return str(rules.cost_per_point(self.doc["costPrice"], price.cash, price.points))
+
+    @strawberry.field(description="For the member the list was asked for (memberId): can they redeem one now?")
+    async def eligibility(self, info: Info) -> Eligibility | None:
+        if self.member_id is None:
+            return None
+        context = info.context
+        member = await context.load_member(self.member_id)
+        program = await context.program()
+        now = context.services.clock.now()
+        gift = rules_of(self.doc)
+        since = rules.limit_since(gift, now, program.timezone)
+        used = (
+            0
+            if since is None
+            else await context.loader("catalog.usage", usage_loader).load((self.member_id, self.doc["_id"], since))
+        )
+        verdict = rules.eligibility(
+            gift,
+            member_tier=member["tier"],
+            available_points=member["balances"]["available"],
+            used_in_window=used,
+            quantity=1,
+            now=now,
+            tiers=program.tiers,
+        )
+        return Eligibility(
+            can_redeem=verdict.can_redeem,
+            reason=EligibilityReason(verdict.reason.value) if verdict.reason else None,
+        )
+
+
+@strawberry.type(description="A redemption order.")
+class Redemption:
+    id: strawberry.ID
+    member_id: str
+    gift_id: str
+    gift_name: str
+    quantity: int
+    unit_points: int = strawberry.field(description="Points per unit at the instant of the order.")
+    points: int = strawberry.field(description="Points charged for the whole order.")
+    cash_paid: int = strawberry.field(description="Cash part paid, in fen.")
+    on_offer: bool
+    status: RedemptionStatus
+    created_at: datetime
+    updated_at: datetime
+    fulfilled_at: datetime | None
+    carrier: str | None
+    tracking_number: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+
+    @classmethod
+    def of(cls, doc: Document) -> Redemption:
+        shipment = doc.get("shipment") or {}
+        return cls(
+            id=strawberry.ID(doc["_id"]),
+            member_id=doc["memberId"],
+            gift_id=doc["giftId"],
+            gift_name=doc["giftName"],
+            quantity=doc["quantity"],
+            unit_points=doc["unitPoints"],
+            points=doc["points"],
+            cash_paid=doc["cashPaid"],
+            on_offer=doc["onOffer"],
+            status=RedemptionStatus(doc["status"]),
+            created_at=as_utc(doc["createdAt"]),
+            updated_at=as_utc(doc["updatedAt"]),
+            fulfilled_at=as_utc(doc["fulfilledAt"]) if doc.get("fulfilledAt") else None,
+            carrier=shipment.get("carrier"),
+            tracking_number=shipment.get("trackingNumber"),
+            cancelled_at=as_utc(doc["cancelledAt"]) if doc.get("cancelledAt") else None,
+            cancel_reason=doc.get("cancelReason"),
+        )
+
+    @strawberry.field(description="The gift as it is now (null if it no longer exists).")
+    async def gift(self, info: Info) -> Gift | None:
+        doc = await info.context.loader("catalog.gift", gift_loader).load(self.gift_id)
+        return None if doc is None else Gift.of(doc)
