@@ -125,6 +125,7 @@ class CatalogQuery:
     ) -> Connection[Gift]:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
+            await info.context.program()  # read once here, not once per gift's eligibility
         if include_unlisted:
             require_role(info.context.principal, Role.ADMIN)
         size = page_size(first)
