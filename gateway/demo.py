@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from gateway.demo_catalog import seed_demo_catalog
 from gateway.domain.tiers import tier_for
 from gateway.errors import DomainError
 from gateway.members import Registration, new_member_document
@@ -22,6 +23,7 @@ DEMO_MEMBERS = [
 
 async def seed_demo(services: Services) -> str:
     program = await load_program(services.db)
+    await seed_demo_catalog(services)
     created = 0
     for member_id, name, email, birthday, spend in DEMO_MEMBERS:
         registration = Registration(display_name=name, email=email, birthday=birthday, member_id=member_id)

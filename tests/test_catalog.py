@@ -313,3 +313,21 @@ async def test_delete_only_never_redeemed_gifts(gql, admin, services, db):
     assert await gql.error_code(delete, {"id": spare["id"]}, token=admin) == "GIFT_NOT_FOUND"
     assert await gql.error_code(delete, {"id": used["id"]}, token=admin) == "GIFT_HAS_REDEMPTIONS"
     assert await db["gifts"].count_documents({}) == 1
+
+
+async def test_demo_catalog_fills_the_mall_once(gql, admin, services, db):
+    from gateway.demo import seed_demo
+
+    await seed_demo(services)
+    await seed_demo(services)
+    assert await db["gifts"].count_documents({}) == 9
+    everything = await gql.ok(
+        "{ gifts(first: 50, offeredOnly: false) { edges { node { id status price { points cash onOffer } } } } }"
+    )
+    nodes = {e["node"]["id"]: e["node"] for e in everything["gifts"]["edges"]}
+    assert nodes["demo-gift-plush"]["status"] == "SOLD_OUT"
+    assert nodes["demo-gift-mooncakes"]["status"] == "SCHEDULED"
+    assert nodes["demo-gift-thermos"]["price"] == {"points": 400, "cash": 0, "onOffer": True}
+    assert nodes["demo-gift-powerbank"]["price"]["cash"] == 2_000
+    costs = await gql.ok('{ gift(id: "demo-gift-iphone-cash") { costPerPoint } }', token=admin)
+    assert costs["gift"]["costPerPoint"] == "1.933"
