@@ -50,9 +50,12 @@ async def counted(mongo_uri: str, db: Database, settings: Any, clock: Any) -> As
     client = create_client(mongo_uri, event_listeners=[counter])
     services = Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET)
     app = create_app(settings, services=services, run_workers=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
-            yield GraphQLClient(http), counter, services
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
+    ):
+        yield GraphQLClient(http), counter, services
     await client.close()
 
 
