@@ -91,9 +91,18 @@ class Redemptions:
         req = request.validated()
 
         async def work(tx: LedgerTx) -> Document:
-            gift = await tx.db["gifts"].find_one({"_id": req.gift_id}, session=tx.session)
+            # Take the stock first: the gift is the contended document, so a loser of the race
+            # meets its write conflict now, before doing the rest of the work, and retries.
+            gift = await tx.db["gifts"].find_one_and_update(
+                {"_id": req.gift_id, "stock": {"$gte": req.quantity}},
+                {"$inc": {"stock": -req.quantity, "redeemed": req.quantity}, "$set": {"updatedAt": tx.now}},
+                session=tx.session,
+            )
+            taken = gift is not None
             if gift is None:
-                raise gift_not_found(req.gift_id)
+                gift = await tx.db["gifts"].find_one({"_id": req.gift_id}, session=tx.session)
+                if gift is None:
+                    raise gift_not_found(req.gift_id)
             member = await tx.member(req.member_id)
             rules = rules_of(gift)
             used = await used_in_window(tx.db, req.member_id, [gift], tx.now, tx.program.timezone, session=tx.session)
@@ -107,7 +116,9 @@ class Redemptions:
                 tiers=tx.program.tiers,
             )
             if verdict.reason is not None:
-                raise refused(verdict.reason)
+                raise refused(verdict.reason)  # aborts the transaction: the stock taken goes back
+            if not taken:
+                raise refused(Reason.OUT_OF_STOCK)
             price = price_at(rules, tx.now)
             if req.cash_paid != price.cash * req.quantity:
                 raise BadInput(
@@ -115,13 +126,6 @@ class Redemptions:
                     field="cashPaid",
                     expected=price.cash * req.quantity,
                 )
-            taken = await tx.db["gifts"].update_one(
-                {"_id": req.gift_id, "stock": {"$gte": req.quantity}},
-                {"$inc": {"stock": -req.quantity, "redeemed": req.quantity}, "$set": {"updatedAt": tx.now}},
-                session=tx.session,
-            )
-            if taken.modified_count != 1:
-                raise refused(Reason.OUT_OF_STOCK)
             order_id = new_order_id()
             points = price.points * req.quantity
             entry = await tx.spend(
