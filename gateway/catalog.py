@@ -174,6 +174,22 @@ def visible_query(now: datetime) -> Document:
     return {"listed": True, "$or": [{"listUntil": None}, {"listUntil": {"$gt": now}}]}
 
 
+def gift_cursor(doc: Document) -> str:
+    """Position of a gift in the storefront order: creation time, then id."""
+    return f"{as_utc(doc['createdAt']).isoformat()}|{doc['_id']}"
+
+
+def parse_gift_cursor(value: str) -> tuple[datetime, str]:
+    created, sep, gift_id = value.partition("|")
+    try:
+        instant = datetime.fromisoformat(created)
+    except ValueError:
+        instant = None
+    if not sep or instant is None:
+        raise BadInput("after is not a valid cursor", field="after")
+    return as_utc(instant), gift_id
+
+
 class Catalog:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
@@ -276,7 +292,7 @@ class Catalog:
         offered_only: bool,
         include_unlisted: bool,
     ) -> list[Document]:
-        """``first + 1`` gifts in id (creation) order after the cursor id."""
+        """``first + 1`` gifts in creation order (ties by id) after the cursor."""
         now = self.clock.now()
         if include_unlisted:
             query: Document = {}
@@ -287,8 +303,15 @@ class Catalog:
         if category is not None:
             query["category"] = category
         if after is not None:
-            query["_id"] = {"$gt": after}
-        return [d async for d in self.db["gifts"].find(query).sort("_id", 1).limit(first + 1)]
+            created, gift_id = parse_gift_cursor(after)
+            query = {
+                "$and": [
+                    query,
+                    {"$or": [{"createdAt": {"$gt": created}}, {"createdAt": created, "_id": {"$gt": gift_id}}]},
+                ]
+            }
+        cursor = self.db["gifts"].find(query).sort([("createdAt", 1), ("_id", 1)]).limit(first + 1)
+        return [d async for d in cursor]
 
     async def _set(self, gift_id: str, fields: Document) -> Document:
         doc = await self.db["gifts"].find_one_and_update(

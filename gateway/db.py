@@ -40,7 +40,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
     ],
     "idempotency": [IndexModel([("createdAt", ASCENDING)])],
-    "gifts": [IndexModel([("listed", ASCENDING), ("category", ASCENDING), ("_id", ASCENDING)])],
+    "gifts": [IndexModel([("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "redemptions": [
         IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),

@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 
 from gateway.auth import Role, require_member_access, require_principal, require_role
-from gateway.catalog import GiftSpec, catalog_of, gift_not_found
+from gateway.catalog import GiftSpec, catalog_of, gift_cursor, gift_not_found
 from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
 from gateway.domain.catalog import Limits
 from gateway.errors import BadInput
@@ -136,7 +136,7 @@ class CatalogQuery:
             offered_only=offered_only,
             include_unlisted=include_unlisted,
         )
-        return connection([Gift.of(d, member_id) for d in docs], size, lambda gift: str(gift.id))
+        return connection([Gift.of(d, member_id) for d in docs], size, lambda gift: gift_cursor(gift.doc))
 
     @strawberry.field(description="One gift; unlisted gifts only for admins.")
     async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:

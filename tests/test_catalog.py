@@ -331,3 +331,21 @@ async def test_demo_catalog_fills_the_mall_once(gql, admin, services, db):
     assert nodes["demo-gift-powerbank"]["price"]["cash"] == 2_000
     costs = await gql.ok('{ gift(id: "demo-gift-iphone-cash") { costPerPoint } }', token=admin)
     assert costs["gift"]["costPerPoint"] == "1.933"
+
+
+async def test_storefront_pages_in_creation_order_with_category_filter(gql, admin, clock):
+    for gift_id, category in [("z-1", "food"), ("a-2", "toys"), ("m-3", "food"), ("b-4", "food"), ("c-5", "food")]:
+        await create_gift(gql, admin, id=gift_id, category=category)
+        clock.advance(timedelta(seconds=1))
+    query = """query($after: String, $category: String) { gifts(first: 2, after: $after, category: $category) {
+      edges { node { id } } pageInfo { hasNextPage endCursor } } }"""
+    seen, after = [], None
+    while True:
+        page = (await gql.ok(query, {"after": after, "category": "food"}))["gifts"]
+        seen += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == ["z-1", "m-3", "b-4", "c-5"]
+    assert await gql.error_code(query, {"after": "bm90LWEtY3Vyc29y"}) == "BAD_USER_INPUT"
+    assert await gql.error_code("{ gifts(includeUnlisted: true) { edges { node { id } } } }") == "UNAUTHENTICATED"
