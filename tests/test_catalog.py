@@ -349,3 +349,14 @@ async def test_storefront_pages_in_creation_order_with_category_filter(gql, admi
     assert seen == ["z-1", "m-3", "b-4", "c-5"]
     assert await gql.error_code(query, {"after": "bm90LWEtY3Vyc29y"}) == "BAD_USER_INPUT"
     assert await gql.error_code("{ gifts(includeUnlisted: true) { edges { node { id } } } }") == "UNAUTHENTICATED"
+
+
+async def test_concurrent_orders_of_one_member_respect_the_window_limit(gql, admin, services, db):
+    gift = await create_gift(gql, admin, points=10, stock=100, limits={"perMember": 3, "period": "WEEK"})
+    jo = await member_with(services, "jo", points=1000)
+    results = await asyncio.gather(*(redeem(gql, jo, "jo", gift["id"], f"k{i}") for i in range(12)))
+    assert sum("errors" not in r for r in results) == 3
+    assert {code(r) for r in results if "errors" in r} == {"LIMIT_REACHED"}
+    assert await db["redemptions"].count_documents({"memberId": "jo"}) == 3
+    assert await available(services, "jo") == 970
+    assert await audit_all(db) == []
