@@ -1,9 +1,9 @@
 """Redemption orders: points (and stock) for a gift, all in one ledger transaction.
 
-``redeem`` checks eligibility at the instant of the transaction, takes stock with a
-conditional ``$inc`` (never below zero: concurrent buyers of the last unit meet as a
-write conflict and the loser retries against the new stock), spends the points
-soonest-expiring lots first and inserts the order. Either all of it commits or
+``redeem`` takes stock with a conditional ``$inc`` first (never below zero: concurrent
+buyers meet as a write conflict at once and the loser retries against the new stock),
+checks eligibility at the instant of the transaction (a refusal aborts it, stock
+included), spends the points soonest-expiring lots first and inserts the order. Either all of it commits or
 none of it does: no sale without a charge, no charge without an order.
 """
 
