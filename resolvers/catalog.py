@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -96,12 +95,6 @@ class RedeemGiftInput:
     cash_paid: int = strawberry.field(default=0, description="Cash part collected, in fen; must match the price.")
 
 
-def _forget_member(info: Info, member_id: str) -> None:
-    """Later fields of the same request must see the new balance (nothing cached: nothing to forget)."""
-    with contextlib.suppress(KeyError):
-        info.context.forget_member(member_id)
-
-
 def _is_admin(info: Info) -> bool:
     return info.context.principal is not None and info.context.principal.role is Role.ADMIN
 
@@ -125,7 +118,6 @@ class CatalogQuery:
     ) -> Connection[Gift]:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
-            await info.context.program()  # read once here, not once per gift's eligibility
         if include_unlisted:
             require_role(info.context.principal, Role.ADMIN)
         size = page_size(first)
@@ -239,7 +231,7 @@ class CatalogMutation:
             cash_paid=input.cash_paid,
         )
         order = await redemptions_of(info.context.services).redeem(who, request)
-        _forget_member(info, input.member_id)
+        info.context.forget_member(input.member_id)
         return Redemption.of(order)
 
     @strawberry.mutation(description="Admins: mark a placed order shipped.")
@@ -259,5 +251,5 @@ class CatalogMutation:
     async def cancel_redemption(self, info: Info, id: strawberry.ID, reason: str | None = None) -> Redemption:
         who = require_role(info.context.principal, Role.ADMIN, Role.MEMBER)
         order = await redemptions_of(info.context.services).cancel(who, str(id), reason)
-        _forget_member(info, order["memberId"])
+        info.context.forget_member(order["memberId"])
         return Redemption.of(order)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +27,17 @@ class Context:
     response: Any = None
     loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
     auth_error: DomainError | None = None
-    _program: Program | None = None
+    _program: asyncio.Future[Program] | None = None
 
     async def program(self) -> Program:
-        """The program configuration, read once per request."""
+        """The program configuration, read once per request.
+
+        Sibling resolvers ask concurrently, so the first read is shared as a
+        future rather than started again by every caller that finds no value yet.
+        """
         if self._program is None:
-            self._program = await load_program(self.services.db)
-        return self._program
+            self._program = asyncio.ensure_future(load_program(self.services.db))
+        return await asyncio.shield(self._program)
 
     @property
     def member_loader(self) -> DataLoader[str, Document | None]:
@@ -53,7 +59,8 @@ class Context:
 
     def forget_member(self, member_id: str) -> None:
         """After a write, a later field in the same request must see fresh data."""
-        self.member_loader.clear(member_id)
+        with contextlib.suppress(KeyError):  # nothing cached for this member yet
+            self.member_loader.clear(member_id)
 
 
 Info = StrawberryInfo[Context, None]
