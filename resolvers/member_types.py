@@ -14,6 +14,7 @@ from resolvers.balance_types import PointBalances
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
+from resolvers.points_types import BenefitStatus, ExpiringPoints
 from resolvers.program_types import Benefit, NextTier, Tier
 
 
@@ -84,3 +85,21 @@ class Member:
             remaining=upcoming.remaining,
             benefits_gained=[Benefit.of(b) for b in upcoming.benefits_gained],
         )
+
+    @strawberry.field(description="Tier benefits with this period's quota usage (free shipping 1/month...).")
+    async def benefits(self, info: Info) -> list[BenefitStatus]:
+        from gateway.engagement import Engagement
+
+        program = await info.context.program()
+        usages = await Engagement.of(info.context.services).benefits(self.doc, program)
+        return [BenefitStatus.of(u) for u in usages]
+
+    @strawberry.field(description="Points expiring within the next `days` days, grouped by expiry instant.")
+    async def expiring_points(self, info: Info, days: int = 30) -> ExpiringPoints:
+        from gateway.expiry_job import expiring_points
+
+        if not 1 <= days <= 3660:
+            raise BadInput("days must be between 1 and 3660", field="days")
+        services = info.context.services
+        lots = await expiring_points(services.db, self.doc["_id"], services.clock.now(), days)
+        return ExpiringPoints.of(lots, days)

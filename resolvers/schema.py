@@ -11,10 +11,12 @@ from strawberry.tools import merge_types
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
+from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation,)
+QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery)
+MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation)
 SUBSCRIPTIONS: tuple[type, ...] = ()
 ENTITIES: tuple[type, ...] = (Member,)
 

@@ -1,0 +1,51 @@
+"""Views used by Member fields added for points: quota benefits and points about to expire."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from gateway.engagement import BenefitUsage
+from gateway.expiry_job import ExpiringPoints as ExpiringLot
+from resolvers.program_types import Benefit
+
+
+@strawberry.type(description="A tier benefit and, for quota benefits, this period's usage.")
+class BenefitStatus:
+    benefit: Benefit
+    used: int
+    remaining: int | None = strawberry.field(description="Null for benefits without a quota.")
+    period_start: date | None
+    period_end: date | None = strawberry.field(description="Exclusive.")
+
+    @classmethod
+    def of(cls, usage: BenefitUsage) -> BenefitStatus:
+        return cls(
+            benefit=Benefit.of(usage.benefit),
+            used=usage.used,
+            remaining=usage.remaining,
+            period_start=usage.period_start,
+            period_end=usage.period_end,
+        )
+
+
+@strawberry.type
+class ExpiringPointsAt:
+    points: int
+    expires_at: datetime
+
+
+@strawberry.type(description="Points that expire within the asked number of days, soonest first.")
+class ExpiringPoints:
+    total: int
+    days: int
+    lots: list[ExpiringPointsAt]
+
+    @classmethod
+    def of(cls, lots: list[ExpiringLot], days: int) -> ExpiringPoints:
+        return cls(
+            total=sum(lot.points for lot in lots),
+            days=days,
+            lots=[ExpiringPointsAt(points=lot.points, expires_at=lot.expires_at) for lot in lots],
+        )
