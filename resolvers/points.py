@@ -28,8 +28,8 @@ async def _entries(info: Info, result: Document) -> list[LedgerEntry]:
 
 
 async def _member(info: Info, member_id: str) -> Member:
-    info.context.forget_member(member_id)
-    return Member.of(await info.context.load_member(member_id))
+    """Read after the write, past the request's loader cache (which may hold the old document)."""
+    return Member.of(await info.context.services.members.get(member_id))
 
 
 @strawberry.input
