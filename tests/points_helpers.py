@@ -116,3 +116,10 @@ async def grant(gql: Any, token: str, member_id: str, points: int, key: str, rea
 
 async def member(gql: Any, token: str, member_id: str) -> dict[str, Any]:
     return (await gql.ok(MEMBER, {"id": member_id}, token=token))["member"]
+
+
+REGISTER = "mutation($i: RegisterMemberInput!) { registerMember(input: $i) { id } }"
+
+
+async def register(gql: Any, token: str, member_id: str, **fields: Any) -> None:
+    await gql.ok(REGISTER, {"i": {"id": member_id, "displayName": member_id, **fields}}, token=token)
