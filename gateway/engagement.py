@@ -18,7 +18,7 @@ from gateway.errors import BadInput, DomainError
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.program import Benefit, Program
 from gateway.purchases import ORDER_ID
-from gateway.tiering import add_growth
+from gateway.tiering import add_growth, reevaluate
 
 MAX_GRANT_MEMBERS = 100
 MAX_GRANT_POINTS = 10_000_000
@@ -94,6 +94,7 @@ class Engagement:
             await add_growth(
                 tx, member_id, tx.program.growth.check_in, reason="Check-in", source={"type": "RULE", "id": "CHECK_IN"}
             )
+            await reevaluate(tx, member_id, reason="Growth from check-in", allow_down=False)
             return {
                 "memberId": member_id,
                 "streak": outcome.streak,
@@ -130,6 +131,7 @@ class Engagement:
             await add_growth(
                 tx, member_id, tx.program.growth.behaviour, reason=event, source={"type": "RULE", "id": event}
             )
+            await reevaluate(tx, member_id, reason=f"Growth from {event}", allow_down=False)
             return {
                 "memberId": member_id,
                 "event": event,

@@ -213,6 +213,30 @@ class ProgramSettingsInput:
     deduction: DeductionRulesInput | None = None
 
 
+@strawberry.input
+class QuotaInput:
+    count: int
+    period: str = strawberry.field(description="DAY, WEEK, MONTH or YEAR.")
+
+
+@strawberry.input
+class BenefitInput:
+    code: str
+    description: str
+    quota: QuotaInput | None = None
+
+
+@strawberry.input(description="A tier; thresholds are fen of spend, or growth value when tierPolicy.basis is GROWTH.")
+class TierInput:
+    code: str
+    name: str
+    threshold: int
+    price_percent: int
+    earn_multiplier_percent: int = 100
+    can_redeem_gifts: bool = False
+    benefits: list[BenefitInput] = strawberry.field(default_factory=list)
+
+
 def _changes(obj: Any) -> dict[str, Any]:
     """The fields a client set, as plain nested data (enums to values)."""
     out: dict[str, Any] = {}
@@ -263,5 +287,15 @@ class ProgramAdminMutation:
         if policy is not None and policy.get("validity_days") == 0:
             policy["validity_days"] = None
         program = await update_program(info.context.services.db, changes)
+        info.context._program = program
+        return ProgramConfig.of(program)
+
+    @strawberry.mutation(
+        description="Replace the tiers, lowest first (admins only). Members move at the next purchase, "
+        "refund or `loyalty-gateway reevaluate-tiers`."
+    )
+    async def update_tiers(self, info: Info, tiers: list[TierInput]) -> ProgramConfig:
+        require_role(info.context.principal, Role.ADMIN)
+        program = await update_program(info.context.services.db, {"tiers": [_changes(t) for t in tiers]})
         info.context._program = program
         return ProgramConfig.of(program)

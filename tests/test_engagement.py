@@ -195,6 +195,9 @@ async def test_quota_benefits_per_period(gql, admin, db, clock):
     await purchase(gql, admin, "small", "o-1", 100)
     code = await gql.error_code(CONSUME, {"id": "small", "code": "FREE_SHIPPING", "key": "x"}, token=admin)
     assert code == "BENEFIT_NOT_AVAILABLE"
-    assert await gql.error_code(CONSUME, {"id": "vip", "code": "FREE_SHIPPING", "key": "y"}, token=token(
-        Role.MEMBER, "small"
-    )) == "FORBIDDEN"
+    assert (
+        await gql.error_code(
+            CONSUME, {"id": "vip", "code": "FREE_SHIPPING", "key": "y"}, token=token(Role.MEMBER, "small")
+        )
+        == "FORBIDDEN"
+    )

@@ -63,9 +63,7 @@ async def test_purchase_points_follow_rate_tier_multiplier_and_stay_pending(gql,
 
 async def test_member_day_and_birthday_do_not_stack_but_paid_membership_does(gql, admin, db, clock):
     clock.set(datetime(2026, 3, 9, 4, 0, tzinfo=UTC))
-    await gql.ok(
-        REGISTER, {"i": {"id": "bday", "displayName": "B", "birthday": "1990-03-08"}}, token=admin
-    )
+    await gql.ok(REGISTER, {"i": {"id": "bday", "displayName": "B", "birthday": "1990-03-08"}}, token=admin)
     await db.members.update_one({"_id": "bday"}, {"$set": {"paidMember": True}})
     paid_at = datetime(2026, 3, 8, 2, 0, tzinfo=UTC)  # the 8th: member day and birthday in Shanghai
     result = await purchase(gql, admin, "bday", "o-1", 10_000, paidAt=paid_at.isoformat())
@@ -141,7 +139,9 @@ async def test_refund_of_an_order_whose_points_were_already_spent(gql, admin, db
 
 
 async def test_refund_into_debt_when_the_program_allows_negative_balances(gql, admin, db, clock):
-    await gql.ok("mutation { updateProgram(input: {allowNegativeBalance: true}) { allowNegativeBalance } }", token=admin)
+    await gql.ok(
+        "mutation { updateProgram(input: {allowNegativeBalance: true}) { allowNegativeBalance } }", token=admin
+    )
     await purchase(gql, admin, "m", "o-1", 10_000)
     clock.advance(timedelta(days=8))
     await gql.ok(
