@@ -43,9 +43,13 @@ operations = st.lists(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations, allow_negative=st.booleans(), pending_days=st.sampled_from([0, 7]))
-async def test_any_sequence_keeps_ledger_and_balances_reconciled(services, db, clock, ops, allow_negative, pending_days):
+async def test_any_sequence_keeps_ledger_and_balances_reconciled(
+    services, db, clock, ops, allow_negative, pending_days
+):
     clock.set(START)
-    program = DEFAULT_PROGRAM.model_copy(update={"allow_negative_balance": allow_negative, "pending_days": pending_days})
+    program = DEFAULT_PROGRAM.model_copy(
+        update={"allow_negative_balance": allow_negative, "pending_days": pending_days}
+    )
     await save_program(db, program)
     purchases, engagement = Purchases.of(services), Engagement.of(services)
     member_id = f"p{next(counter)}"
