@@ -109,3 +109,22 @@ async def test_cli_expire_points_and_audit(gql, admin, db, mongo_uri):
     await db.members.update_one({"_id": "m"}, {"$inc": {"balances.available": 7}})
     broken = await asyncio.to_thread(run_cli, db, mongo_uri, "audit")
     assert broken.returncode == 1 and "MISMATCH m: available is 7" in broken.stdout
+
+
+async def test_the_scheduled_worker_runs_the_job(gql, admin, db, services, clock):
+    from gateway.expiry_job import expiry_worker
+    from gateway.workers import workers_for
+
+    assert "points-expiry" in dict(workers_for(services))
+    await register(gql, admin, "m")
+    await grant(gql, admin, "m", 30, "g1")
+    clock.advance(timedelta(days=366))
+    task = asyncio.create_task(expiry_worker(services))
+    try:
+        for _ in range(200):
+            if await db.ledger.count_documents({"kind": "EXPIRE"}):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+    assert (await member(gql, admin, "m"))["points"]["expired"] == 30
