@@ -165,3 +165,25 @@ async def test_referrer_earns_once_on_the_first_purchase(gql, admin, db):
     alice = await member(gql, admin, "alice")
     assert alice["points"]["pending"] == 100 and alice["points"]["lifetimeEarned"] == 100
     assert await audit_all(db) == []
+
+
+async def test_concurrent_first_purchases_join_once(gql, admin, db):
+    import asyncio
+
+    from tests.points_helpers import PURCHASE as Q
+
+    bodies = await asyncio.gather(
+        *(
+            gql(
+                Q,
+                {"input": {"memberId": "new", "orderId": f"o-{i}", "amount": 1_000, "idempotencyKey": f"k{i}"}},
+                token=admin,
+            )
+            for i in range(10)
+        )
+    )
+    assert [b.get("errors") for b in bodies] == [None] * 10
+    assert sum(b["data"]["recordPurchase"]["joined"] for b in bodies) == 1
+    seen = await member(gql, admin, "new")
+    assert seen["lifetimeSpend"] == 10_000 and seen["points"]["pending"] == 100
+    assert await audit_all(db) == []
