@@ -14,7 +14,7 @@ from resolvers.balance_types import PointBalances
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
-from resolvers.points_types import BenefitStatus, ExpiringPoints
+from resolvers.points_types import BenefitStatus, ExpiringPoints, TierProgress
 from resolvers.program_types import Benefit, NextTier, Tier
 
 
@@ -103,3 +103,21 @@ class Member:
         services = info.context.services
         lots = await expiring_points(services.db, self.doc["_id"], services.clock.now(), days)
         return ExpiringPoints.of(lots, days)
+
+    @strawberry.field(description="Progress on the tier basis; unlike nextTier it honours the rolling validity window.")
+    async def tier_progress(self, info: Info) -> TierProgress:
+        from gateway.tiering import qualifying_value as windowed_value
+
+        program = await info.context.program()
+        services = info.context.services
+        value = await windowed_value(services.db, self.doc, program, services.clock.now(), None)
+        codes = [t.code for t in program.tiers]
+        rank = codes.index(self.doc["tier"]) if self.doc["tier"] in codes else 0
+        upcoming = program.tiers[rank + 1] if rank + 1 < len(program.tiers) else None
+        return TierProgress(
+            basis=program.tier_policy.basis.value,
+            value=value,
+            window_days=program.tier_policy.validity_days,
+            next_tier=Tier.of(upcoming) if upcoming else None,
+            remaining=max(upcoming.threshold - value, 0) if upcoming else None,
+        )

@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.engagement import BenefitUsage
 from gateway.expiry_job import ExpiringPoints as ExpiringLot
-from resolvers.program_types import Benefit
+from resolvers.program_types import Benefit, Tier
 
 
 @strawberry.type(description="A tier benefit and, for quota benefits, this period's usage.")
@@ -49,3 +49,12 @@ class ExpiringPoints:
             days=days,
             lots=[ExpiringPointsAt(points=lot.points, expires_at=lot.expires_at) for lot in lots],
         )
+
+
+@strawberry.type(description="Where the member stands on the tier basis, inside the validity window if there is one.")
+class TierProgress:
+    basis: str = strawberry.field(description="SPEND (fen) or GROWTH (growth value).")
+    value: int = strawberry.field(description="Qualifying value: lifetime, or inside the rolling window.")
+    window_days: int | None
+    next_tier: Tier | None
+    remaining: int | None = strawberry.field(description="What is left to reach nextTier; null at the top.")
