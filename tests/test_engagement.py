@@ -109,6 +109,13 @@ async def test_grants_and_adjustments_are_admin_only_and_all_or_nothing(gql, adm
         token=admin,
     )
     assert [m["points"]["available"] for m in both["grantPoints"]["members"]] == [300, 300]
+    replay = await gql.ok(
+        GRANT,
+        {"input": {"memberIds": ["b", "a"], "points": 300, "reason": "Spring gift", "idempotencyKey": "g1"}},
+        token=admin,
+    )
+    assert replay["grantPoints"]["replayed"] is True
+    assert [m["points"]["available"] for m in replay["grantPoints"]["members"]] == [300, 300]
     await grant(gql, admin, "a", -100, "adj-1", reason="Correction")
     code = await gql.error_code(
         GRANT,

@@ -103,6 +103,8 @@ async def test_partial_then_full_refund_takes_back_exactly_what_the_order_earned
     await purchase(gql, admin, "m", "o-1", 50_000)  # 500 points, SENIOR
     part = await refund(gql, admin, "m", "o-1", 16_700, "r1")  # a third: 500 × 167/500 = 167
     assert part["points"] == 167 and part["member"]["points"]["pending"] == 333
+    replay = await refund(gql, admin, "m", "o-1", 16_700, "r1")
+    assert replay["replayed"] is True and replay["member"]["points"]["pending"] == 333
     assert (part["tierBefore"], part["tierAfter"]) == ("SENIOR", "MEMBER")
     rest = await refund(gql, admin, "m", "o-1", 33_300, "r2")
     assert rest["points"] == 333 and rest["member"]["points"] == {
