@@ -14,7 +14,7 @@ from resolvers.balance_types import PointBalances
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
-from resolvers.points_types import BenefitStatus, ExpiringPoints, TierProgress
+from resolvers.points_types import BenefitStatus, ExpiringPoints, Purchase, TierProgress
 from resolvers.program_types import Benefit, NextTier, Tier
 
 
@@ -121,3 +121,20 @@ class Member:
             next_tier=Tier.of(upcoming) if upcoming else None,
             remaining=max(upcoming.threshold - value, 0) if upcoming else None,
         )
+
+    @strawberry.field(description="The member's recorded orders, newest first.")
+    async def purchases(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Purchase]:
+        from bson import ObjectId
+        from bson.errors import InvalidId
+
+        size = page_size(first)
+        query: Document = {"memberId": self.doc["_id"]}
+        position = decode_cursor(after)
+        if position is not None:
+            try:
+                query["_id"] = {"$lt": ObjectId(position)}
+            except InvalidId:
+                raise BadInput("after is not a valid cursor", field="after") from None
+        cursor = info.context.services.db["purchases"].find(query).sort("_id", -1).limit(size + 1)
+        items = [Purchase.of(doc) async for doc in cursor]
+        return connection(items, size, lambda item: item.position)

@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 import strawberry
 
+from gateway.clock import as_utc
+from gateway.db import Document
 from gateway.engagement import BenefitUsage
 from gateway.expiry_job import ExpiringPoints as ExpiringLot
 from resolvers.program_types import Benefit, Tier
@@ -58,3 +60,26 @@ class TierProgress:
     window_days: int | None
     next_tier: Tier | None
     remaining: int | None = strawberry.field(description="What is left to reach nextTier; null at the top.")
+
+
+@strawberry.type(description="A recorded order: what it paid, earned and had refunded.")
+class Purchase:
+    order_id: str
+    amount: int = strawberry.field(description="Fen paid.")
+    refunded: int = strawberry.field(description="Fen refunded so far.")
+    paid_at: datetime
+    points_earned: int
+    points_taken_back: int
+    position: strawberry.Private[str]
+
+    @classmethod
+    def of(cls, doc: Document) -> Purchase:
+        return cls(
+            order_id=doc["orderId"],
+            amount=doc["amount"],
+            refunded=doc["refunded"],
+            paid_at=as_utc(doc["paidAt"]),
+            points_earned=doc["pointsEarned"],
+            points_taken_back=doc["pointsTakenBack"],
+            position=str(doc["_id"]),
+        )

@@ -189,3 +189,25 @@ async def test_concurrent_first_purchases_join_once(gql, admin, db):
     seen = await member(gql, admin, "new")
     assert seen["lifetimeSpend"] == 10_000 and seen["points"]["pending"] == 100
     assert await audit_all(db) == []
+
+
+async def test_member_lists_purchases_newest_first(gql, admin):
+    for i in range(3):
+        await purchase(gql, admin, "m", f"o-{i}", 1_000 * (i + 1))
+    await refund(gql, admin, "m", "o-0", 500, "r")
+    query = """
+    query($after: String) { member(id: "m") { purchases(first: 2, after: $after) {
+      edges { node { orderId amount refunded pointsEarned pointsTakenBack } } pageInfo { hasNextPage endCursor } } } }
+    """
+    page = (await gql.ok(query, token=admin))["member"]["purchases"]
+    assert [e["node"]["orderId"] for e in page["edges"]] == ["o-2", "o-1"] and page["pageInfo"]["hasNextPage"]
+    rest = (await gql.ok(query, {"after": page["pageInfo"]["endCursor"]}, token=admin))["member"]["purchases"]
+    assert [e["node"] for e in rest["edges"]] == [
+        {"orderId": "o-0", "amount": 1_000, "refunded": 500, "pointsEarned": 10, "pointsTakenBack": 5}
+    ]
+    assert (
+        await gql.error_code(
+            'query { member(id: "m") { purchases(after: "bm9wZQ==") { pageInfo { hasNextPage } } } }', token=admin
+        )
+        == "BAD_USER_INPUT"
+    )
