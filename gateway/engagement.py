@@ -18,6 +18,7 @@ from gateway.errors import BadInput, DomainError
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.program import Benefit, Program
 from gateway.purchases import ORDER_ID
+from gateway.services import Services
 from gateway.tiering import add_growth, reevaluate
 
 MAX_GRANT_MEMBERS = 100
@@ -59,8 +60,8 @@ class Engagement:
         self.ledger = ledger
 
     @classmethod
-    def of(cls, services: object) -> Engagement:
-        return cls(services.db, services.clock, services.ledger)  # type: ignore[attr-defined]
+    def of(cls, services: Services) -> Engagement:
+        return cls(services.db, services.clock, services.ledger)
 
     # -- check-in (签到) ---------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from gateway.clock import as_utc
 from gateway.db import Database
 from gateway.ledger import EntryKind, Ledger, LotState
+from gateway.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,11 @@ async def expire_points(db: Database, ledger: Ledger) -> ExpiryReport:
     return report
 
 
-async def expiry_worker(services: object) -> None:
+async def expiry_worker(services: Services) -> None:
     """Runs inside the server every ``settings.scheduler_interval_seconds``."""
-    interval = services.settings.scheduler_interval_seconds  # type: ignore[attr-defined]
+    interval = services.settings.scheduler_interval_seconds
     while True:
-        report = await expire_points(services.db, services.ledger)  # type: ignore[attr-defined]
+        report = await expire_points(services.db, services.ledger)
         if report.members:
             log.info("expiry job: %s", report)
         await asyncio.sleep(interval)
