@@ -115,5 +115,41 @@ def seed_demo_command() -> None:
     seed_demo_into(settings_or_exit())
 
 
+@app.command("expire-points")
+def expire_points_command() -> None:
+    """Expire due points lots and release closed return windows (safe to run concurrently)."""
+    from gateway.expiry_job import expire_points
+
+    report = with_services(settings_or_exit(), lambda s: expire_points(s.db, s.ledger))
+    typer.echo(str(report))
+    for error in report.errors:
+        typer.echo(f"error: {error}", err=True)
+    if report.errors:
+        raise typer.Exit(code=1)
+
+
+@app.command("reevaluate-tiers")
+def reevaluate_tiers_command() -> None:
+    """Re-evaluate every member's tier over the program's rolling validity window (downgrades too)."""
+    from gateway.tiering import reevaluate_all
+
+    report = with_services(settings_or_exit(), lambda s: reevaluate_all(s.db, s.ledger))
+    typer.echo(f"re-evaluated {report.members} members: {report.upgraded} up, {report.downgraded} down")
+
+
+@app.command("audit")
+def audit_command() -> None:
+    """Check every member's balances against the ledger and lots; exit 1 if anything mismatches."""
+    from gateway.audit import audit_all
+
+    mismatches = with_services(settings_or_exit(), lambda s: audit_all(s.db))
+    for mismatch in mismatches:
+        typer.echo(f"MISMATCH {mismatch}")
+    if mismatches:
+        typer.echo(f"{len(mismatches)} mismatches", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("audit clean: balances reconcile with the ledger")
+
+
 if __name__ == "__main__":
     app()

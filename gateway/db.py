@@ -46,6 +46,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
         IndexModel([("giftId", ASCENDING), ("status", ASCENDING)]),
     ],
+    "purchases": [
+        IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True),
+        IndexModel([("memberId", ASCENDING), ("paidAt", DESCENDING)]),
+    ],
+    "deductions": [IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True)],
+    "benefit_usages": [IndexModel([("memberId", ASCENDING), ("code", ASCENDING), ("period", ASCENDING)])],
+    "growth_events": [IndexModel([("memberId", ASCENDING), ("at", DESCENDING)])],
 }
 
 

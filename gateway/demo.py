@@ -1,14 +1,20 @@
-"""Demo data: a few members across every tier, so GraphiQL shows something real at once."""
+"""Demo data: a few members across every tier, so GraphiQL shows something real at once.
+
+Members reach their tiers through real purchases (the same service as
+``recordPurchase``), so their spend, growth, tier changes, ledgers and points are
+genuine. Running it twice changes nothing: existing members and orders are kept.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
+from gateway.auth import Principal, Role
 from gateway.demo_catalog import seed_demo_catalog
-from gateway.domain.tiers import tier_for
 from gateway.errors import DomainError
 from gateway.members import Registration, new_member_document
 from gateway.program_store import load_program
+from gateway.purchases import PurchaseRequest, Purchases
 from gateway.services import Services
 
 DEMO_MEMBERS = [
@@ -19,20 +25,36 @@ DEMO_MEMBERS = [
     ("demo-zhao", "赵磊 Zhao", "zhao@example.com", date(1985, 1, 15), 260_000),
     ("demo-liu", "刘洋 Liu", "liu@example.com", date(1979, 5, 30), 720_000),
 ]
+DEMO_OPERATOR = Principal(Role.ADMIN, "demo-seed")
 
 
 async def seed_demo(services: Services) -> str:
     program = await load_program(services.db)
     await seed_demo_catalog(services)
-    created = 0
+    purchases = Purchases.of(services)
+    created = bought = 0
     for member_id, name, email, birthday, spend in DEMO_MEMBERS:
         registration = Registration(display_name=name, email=email, birthday=birthday, member_id=member_id)
         doc = new_member_document(registration, program, services.clock.now())
-        doc["lifetimeSpend"] = spend
-        doc["tier"] = tier_for(spend, program.tiers).code
         try:
             await services.members.insert(doc)
             created += 1
         except DomainError:
+            pass
+        if spend == 0 or await services.db["purchases"].count_documents({"memberId": member_id}):
             continue
-    return f"demo data: {created} members created ({len(DEMO_MEMBERS) - created} already there)"
+        # paid a month ago, so the return window has closed and the points are spendable
+        paid_at = services.clock.now() - timedelta(days=30)
+        request = PurchaseRequest(
+            member_id=member_id, order_id=f"demo-order-{member_id}", amount=spend, paid_at=paid_at
+        )
+        try:
+            await purchases.record(DEMO_OPERATOR, request, f"demo-purchase-{member_id}")
+            bought += 1
+        except DomainError:
+            continue
+        await services.ledger.settle(member_id)  # the return window has closed: release the points now
+    return (
+        f"demo data: {created} members created ({len(DEMO_MEMBERS) - created} already there), "
+        f"{bought} demo purchases recorded"
+    )

@@ -17,6 +17,9 @@ Worker = Callable[[Services], Awaitable[None]]
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     found: list[tuple[str, Worker]] = []
+    from gateway.expiry_job import expiry_worker
+
+    found.append(("points-expiry", expiry_worker))
     return found
 
 

@@ -15,6 +15,7 @@ from resolvers.catalog_types import Redemption
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
+from resolvers.points_types import BenefitStatus, ExpiringPoints, Purchase, TierProgress
 from resolvers.program_types import Benefit, NextTier, Tier
 
 
@@ -95,3 +96,56 @@ class Member:
             self.doc["_id"], first=size, after=decode_cursor(after)
         )
         return connection([Redemption.of(d) for d in docs], size, lambda order: str(order.id))
+
+    @strawberry.field(description="Tier benefits with this period's quota usage (free shipping 1/month...).")
+    async def benefits(self, info: Info) -> list[BenefitStatus]:
+        from gateway.engagement import Engagement
+
+        program = await info.context.program()
+        usages = await Engagement.of(info.context.services).benefits(self.doc, program)
+        return [BenefitStatus.of(u) for u in usages]
+
+    @strawberry.field(description="Points expiring within the next `days` days, grouped by expiry instant.")
+    async def expiring_points(self, info: Info, days: int = 30) -> ExpiringPoints:
+        from gateway.expiry_job import expiring_points
+
+        if not 1 <= days <= 3660:
+            raise BadInput("days must be between 1 and 3660", field="days")
+        services = info.context.services
+        lots = await expiring_points(services.db, self.doc["_id"], services.clock.now(), days)
+        return ExpiringPoints.of(lots, days)
+
+    @strawberry.field(description="Progress on the tier basis; unlike nextTier it honours the rolling validity window.")
+    async def tier_progress(self, info: Info) -> TierProgress:
+        from gateway.tiering import qualifying_value as windowed_value
+
+        program = await info.context.program()
+        services = info.context.services
+        value = await windowed_value(services.db, self.doc, program, services.clock.now(), None)
+        codes = [t.code for t in program.tiers]
+        rank = codes.index(self.doc["tier"]) if self.doc["tier"] in codes else 0
+        upcoming = program.tiers[rank + 1] if rank + 1 < len(program.tiers) else None
+        return TierProgress(
+            basis=program.tier_policy.basis.value,
+            value=value,
+            window_days=program.tier_policy.validity_days,
+            next_tier=Tier.of(upcoming) if upcoming else None,
+            remaining=max(upcoming.threshold - value, 0) if upcoming else None,
+        )
+
+    @strawberry.field(description="The member's recorded orders, newest first.")
+    async def purchases(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Purchase]:
+        from bson import ObjectId
+        from bson.errors import InvalidId
+
+        size = page_size(first)
+        query: Document = {"memberId": self.doc["_id"]}
+        position = decode_cursor(after)
+        if position is not None:
+            try:
+                query["_id"] = {"$lt": ObjectId(position)}
+            except InvalidId:
+                raise BadInput("after is not a valid cursor", field="after") from None
+        cursor = info.context.services.db["purchases"].find(query).sort("_id", -1).limit(size + 1)
+        items = [Purchase.of(doc) async for doc in cursor]
+        return connection(items, size, lambda item: item.position)

@@ -1,0 +1,186 @@
+"""Earning rules (积分获取规则) as pure functions over the program configuration.
+
+How purchase multipliers combine (a choice, documented in docs/points.md):
+
+    points = floor(amount / unit) × purchase_points
+             × tier multiplier            (the tier held when paying)
+             × paid-member multiplier     (only for paid members)
+             × occasion multiplier        (the best of member day and birthday; they do not stack)
+
+Status multipliers (tier, paid membership) stack with each other and with one
+occasion; occasions do not stack with each other, so a member day that falls on
+a member's birthday is still one celebration. All arithmetic is integer percent
+with one floor at the end, so no floats ever touch a balance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from gateway.program import DeductionRules, EarnCap, EarningRules, GrowthRules, Period, Tier
+
+
+def local_date(instant: datetime, timezone: str) -> date:
+    """The calendar day ``instant`` falls on in the program's timezone."""
+    return instant.astimezone(ZoneInfo(timezone)).date()
+
+
+def day_start(day: date, timezone: str) -> datetime:
+    """The instant a local calendar day begins (as an aware datetime)."""
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(timezone))
+
+
+def period_bounds(day: date, period: Period) -> tuple[date, date]:
+    """The local days [start, end) of the DAY / WEEK (Monday first) / MONTH / YEAR containing ``day``."""
+    if period is Period.DAY:
+        return day, day + timedelta(days=1)
+    if period is Period.WEEK:
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    if period is Period.MONTH:
+        start = day.replace(day=1)
+        end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+        return start, end
+    return date(day.year, 1, 1), date(day.year + 1, 1, 1)
+
+
+def period_key(day: date, period: Period) -> str:
+    """A stable name of the period containing ``day`` (quota usage is counted per key)."""
+    start, _ = period_bounds(day, period)
+    return f"{period.value}:{start.isoformat()}"
+
+
+def is_member_day(day: date, rules: EarningRules) -> bool:
+    """会员日: a configured weekday (0 = Monday) or day of the month."""
+    return day.weekday() in rules.member_day_weekdays or day.day in rules.member_day_month_days
+
+
+def is_birthday(day: date, birthday: date | None) -> bool:
+    """Born on 29 February? Then the birthday is 28 February in other years."""
+    if birthday is None:
+        return False
+    if birthday.month == 2 and birthday.day == 29:
+        leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
+        return (day.month, day.day) == ((2, 29) if leap else (2, 28))
+    return (day.month, day.day) == (birthday.month, birthday.day)
+
+
+@dataclass(frozen=True)
+class PurchaseEarning:
+    base: int
+    multiplier_percents: tuple[tuple[str, int], ...]
+    points: int
+
+
+def purchase_points(
+    amount_fen: int,
+    rules: EarningRules,
+    tier: Tier,
+    *,
+    member_day: bool = False,
+    birthday: bool = False,
+    paid_member: bool = False,
+) -> PurchaseEarning:
+    """Points for a purchase of ``amount_fen`` before caps (see the module docstring)."""
+    if amount_fen < 0:
+        raise ValueError("amount must not be negative")
+    base = amount_fen // rules.purchase_unit_fen * rules.purchase_points
+    factors: list[tuple[str, int]] = [("TIER", tier.earn_multiplier_percent)]
+    if paid_member:
+        factors.append(("PAID_MEMBER", rules.paid_member_multiplier_percent))
+    occasions = []
+    if member_day:
+        occasions.append(("MEMBER_DAY", rules.member_day_multiplier_percent))
+    if birthday:
+        occasions.append(("BIRTHDAY", rules.birthday_multiplier_percent))
+    if occasions:
+        factors.append(max(occasions, key=lambda f: f[1]))
+    numerator, denominator = base, 1
+    for _, percent in factors:
+        numerator *= percent
+        denominator *= 100
+    return PurchaseEarning(base=base, multiplier_percents=tuple(factors), points=numerator // denominator)
+
+
+def capped(points: int, cap: EarnCap | None, *, earned_today: int, earned_this_month: int) -> int:
+    """What may still be earned under a per-member daily/monthly cap (获取上限)."""
+    if points <= 0 or cap is None:
+        return max(points, 0)
+    room = points
+    if cap.daily is not None:
+        room = min(room, cap.daily - earned_today)
+    if cap.monthly is not None:
+        room = min(room, cap.monthly - earned_this_month)
+    return max(room, 0)
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    streak: int
+    points: int
+    bonus: int
+
+
+def check_in(last_day: date | None, streak: int, today: date, rules: EarningRules) -> CheckIn | None:
+    """Today's check-in, or None if the member already checked in today.
+
+    The streak continues when the last check-in was yesterday and restarts at 1
+    otherwise. A streak bonus is paid every time the streak reaches a multiple of
+    its ``days`` (7, 14, 21... for a 7-day bonus); several bonuses can coincide.
+    """
+    if last_day is not None and last_day >= today:
+        return None
+    new_streak = streak + 1 if last_day == today - timedelta(days=1) else 1
+    bonus = sum(b.bonus for b in rules.check_in_streak_bonuses if new_streak % b.days == 0)
+    return CheckIn(streak=new_streak, points=rules.check_in_points + bonus, bonus=bonus)
+
+
+def proportional_take_back(earned: int, paid: int, refunded_before: int, refund_now: int) -> int:
+    """Points a (partial) refund takes back: the share of what the order earned.
+
+    Computed on the cumulative refunded amount so a sequence of partial refunds
+    adds up to exactly what the order earned once it is fully refunded.
+    """
+    if paid <= 0 or earned <= 0:
+        return 0
+    if refunded_before < 0 or refund_now < 0 or refunded_before + refund_now > paid:
+        raise ValueError("cannot refund more than was paid")
+    return earned * (refunded_before + refund_now) // paid - earned * refunded_before // paid
+
+
+def purchase_growth(amount_fen: int, rules: GrowthRules) -> int:
+    """Growth value (成长值) from spend: per whole yuan."""
+    return amount_fen // 100 * rules.per_yuan
+
+
+@dataclass(frozen=True)
+class Deduction:
+    points: int
+    value_fen: int
+    max_points: int
+
+
+def max_deduction_points(order_amount_fen: int, rules: DeductionRules) -> int:
+    """The most points an order of ``order_amount_fen`` may use (积分抵扣上限)."""
+    max_fen = order_amount_fen * rules.max_percent_of_order // 100
+    return max_fen * rules.points_per_yuan // 100
+
+
+def deduction(points: int, order_amount_fen: int, rules: DeductionRules) -> Deduction:
+    """Money value of ``points`` at checkout; raises ValueError (with the reason) if not allowed.
+
+    N points = ¥1, so a point is worth 100/N fen; a deduction must be worth a whole
+    number of fen and stay within the per-order cap.
+    """
+    if order_amount_fen <= 0:
+        raise ValueError("orderAmount must be positive")
+    if points <= 0:
+        raise ValueError("points must be positive")
+    most = max_deduction_points(order_amount_fen, rules)
+    if points > most:
+        raise ValueError(f"at most {most} points may be used on this order")
+    if points * 100 % rules.points_per_yuan:
+        raise ValueError(f"points must be worth whole fen ({rules.points_per_yuan} points = ¥1)")
+    return Deduction(points=points, value_fen=points * 100 // rules.points_per_yuan, max_points=most)

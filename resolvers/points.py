@@ -1,0 +1,263 @@
+"""Points mutations: purchases, refunds, check-in, behaviours, grants, deduction, benefits.
+
+Who may call what (docs/points.md):
+- recordPurchase, refundPurchase, recordBehaviour, grantPoints: admin (the shop's backend);
+  a member recording their own purchase or review would mint points for themselves.
+- checkIn, deductPointsAtCheckout, consumeBenefit: the member themselves, or an admin.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from gateway.auth import Role, require_member_access, require_role
+from gateway.clock import as_utc
+from gateway.db import Document
+from gateway.engagement import Engagement
+from gateway.purchases import PurchaseRequest, Purchases, RefundRequest
+from resolvers.context import Info
+from resolvers.ledger_types import LedgerEntry
+from resolvers.member_types import Member
+
+
+async def _entries(info: Info, result: Document) -> list[LedgerEntry]:
+    return [LedgerEntry.of(doc) for doc in await info.context.services.ledger.entries(result.get("entryIds", []))]
+
+
+async def _member(info: Info, member_id: str) -> Member:
+    """Read after the write, past the request's loader cache (which may hold the old document)."""
+    return Member.of(await info.context.services.members.get(member_id))
+
+
+@strawberry.input
+class RecordPurchaseInput:
+    member_id: strawberry.ID
+    order_id: str
+    amount: int = strawberry.field(description="Paid amount in fen (¥1 = 100).")
+    idempotency_key: str
+    paid_at: datetime | None = strawberry.field(default=None, description="Defaults to now.")
+    display_name: str | None = strawberry.field(
+        default=None, description="Used only when the purchase makes the buyer a member (implicit join)."
+    )
+
+
+@strawberry.type
+class PurchaseResult:
+    order_id: str
+    joined: bool = strawberry.field(description="This purchase made the buyer a member.")
+    points: int = strawberry.field(description="Points earned (pending until availableAt).")
+    capped: bool = strawberry.field(description="An earn cap reduced the points.")
+    available_at: datetime
+    tier_before: str
+    tier_after: str
+    replayed: bool
+    member: Member
+    entries: list[LedgerEntry]
+
+
+@strawberry.input
+class RefundPurchaseInput:
+    member_id: strawberry.ID
+    order_id: str
+    amount: int = strawberry.field(description="Refunded amount in fen; at most what is still unrefunded.")
+    idempotency_key: str
+
+
+@strawberry.type
+class RefundResult:
+    order_id: str
+    points: int = strawberry.field(description="Points the refund took back (requested).")
+    shortfall: int = strawberry.field(description="Points already spent that could not be taken back.")
+    tier_before: str
+    tier_after: str
+    replayed: bool
+    member: Member
+    entries: list[LedgerEntry]
+
+
+@strawberry.type
+class CheckInResult:
+    streak: int
+    points: int
+    bonus: int = strawberry.field(description="Streak bonus included in points.")
+    capped: bool
+    replayed: bool
+    member: Member
+    entries: list[LedgerEntry]
+
+
+@strawberry.type
+class BehaviourResult:
+    event: str
+    points: int
+    capped: bool
+    replayed: bool
+    member: Member
+    entries: list[LedgerEntry]
+
+
+@strawberry.input
+class GrantPointsInput:
+    member_ids: list[strawberry.ID] | None = None
+    member_id: strawberry.ID | None = None
+    points: int = strawberry.field(description="Positive grants, negative adjusts (never below zero).")
+    reason: str
+    idempotency_key: str
+
+
+@strawberry.type
+class GrantResult:
+    points: int
+    replayed: bool
+    members: list[Member]
+    entries: list[LedgerEntry]
+
+
+@strawberry.input
+class DeductPointsInput:
+    member_id: strawberry.ID
+    order_id: str
+    order_amount: int = strawberry.field(description="Order amount in fen before the deduction.")
+    points: int
+    idempotency_key: str
+
+
+@strawberry.type
+class DeductionResult:
+    order_id: str
+    points: int
+    value_fen: int = strawberry.field(description="What the points take off the order, in fen.")
+    replayed: bool
+    member: Member
+    entries: list[LedgerEntry]
+
+
+@strawberry.type
+class ConsumeBenefitResult:
+    code: str
+    used: int
+    replayed: bool
+    member: Member
+
+
+def _common(result: Document) -> dict[str, Any]:
+    return {"replayed": result["replayed"]}
+
+
+@strawberry.type
+class PointsMutation:
+    @strawberry.mutation(description="Record a paid order (admin). Joins the buyer implicitly if the program says so.")
+    async def record_purchase(self, info: Info, input: RecordPurchaseInput) -> PurchaseResult:
+        who = require_role(info.context.principal, Role.ADMIN)
+        request = PurchaseRequest(
+            member_id=str(input.member_id),
+            order_id=input.order_id,
+            amount=input.amount,
+            paid_at=input.paid_at,
+            display_name=input.display_name,
+        )
+        result = await Purchases.of(info.context.services).record(who, request, input.idempotency_key)
+        return PurchaseResult(
+            order_id=result["orderId"],
+            joined=result["joined"],
+            points=result["points"],
+            capped=result["capped"],
+            available_at=as_utc(result["availableAt"]),
+            tier_before=result["tierBefore"],
+            tier_after=result["tierAfter"],
+            member=await _member(info, result["memberId"]),
+            entries=await _entries(info, result),
+            **_common(result),
+        )
+
+    @strawberry.mutation(description="Refund all or part of an order (admin): takes back its share of points.")
+    async def refund_purchase(self, info: Info, input: RefundPurchaseInput) -> RefundResult:
+        who = require_role(info.context.principal, Role.ADMIN)
+        request = RefundRequest(member_id=str(input.member_id), order_id=input.order_id, amount=input.amount)
+        result = await Purchases.of(info.context.services).refund(who, request, input.idempotency_key)
+        return RefundResult(
+            order_id=result["orderId"],
+            points=result["points"],
+            shortfall=result["shortfall"],
+            tier_before=result["tierBefore"],
+            tier_after=result["tierAfter"],
+            member=await _member(info, result["memberId"]),
+            entries=await _entries(info, result),
+            **_common(result),
+        )
+
+    @strawberry.mutation(description="Daily check-in (签到): the member or an admin; once per local day.")
+    async def check_in(self, info: Info, member_id: strawberry.ID, idempotency_key: str | None = None) -> CheckInResult:
+        who = require_member_access(info.context.principal, str(member_id))
+        result = await Engagement.of(info.context.services).check_in(who, str(member_id), idempotency_key)
+        return CheckInResult(
+            streak=result["streak"],
+            points=result["points"],
+            bonus=result["bonus"],
+            capped=result["capped"],
+            member=await _member(info, result["memberId"]),
+            entries=await _entries(info, result),
+            **_common(result),
+        )
+
+    @strawberry.mutation(description="A behaviour event (REVIEW, PHOTO_REVIEW...) from the shop backend (admin).")
+    async def record_behaviour(
+        self, info: Info, member_id: strawberry.ID, event: str, idempotency_key: str
+    ) -> BehaviourResult:
+        who = require_role(info.context.principal, Role.ADMIN)
+        result = await Engagement.of(info.context.services).record_behaviour(
+            who, str(member_id), event, idempotency_key
+        )
+        return BehaviourResult(
+            event=result["event"],
+            points=result["points"],
+            capped=result["capped"],
+            member=await _member(info, result["memberId"]),
+            entries=await _entries(info, result),
+            **_common(result),
+        )
+
+    @strawberry.mutation(description="Operator grant (送积分) or negative adjustment, with a reason (admin).")
+    async def grant_points(self, info: Info, input: GrantPointsInput) -> GrantResult:
+        who = require_role(info.context.principal, Role.ADMIN)
+        ids = [str(i) for i in (input.member_ids or [])] + ([str(input.member_id)] if input.member_id else [])
+        result = await Engagement.of(info.context.services).grant(
+            who, ids, input.points, input.reason, input.idempotency_key
+        )
+        return GrantResult(
+            points=result["points"],
+            members=[await _member(info, m) for m in result["memberIds"]],
+            entries=await _entries(info, result),
+            **_common(result),
+        )
+
+    @strawberry.mutation(description="Use points at checkout (积分抵扣): N points = ¥1, capped per order.")
+    async def deduct_points_at_checkout(self, info: Info, input: DeductPointsInput) -> DeductionResult:
+        who = require_member_access(info.context.principal, str(input.member_id))
+        result = await Engagement.of(info.context.services).deduct_at_checkout(
+            who, str(input.member_id), input.order_id, input.order_amount, input.points, input.idempotency_key
+        )
+        return DeductionResult(
+            order_id=result["orderId"],
+            points=result["points"],
+            value_fen=result["valueFen"],
+            member=await _member(info, result["memberId"]),
+            entries=await _entries(info, result),
+            **_common(result),
+        )
+
+    @strawberry.mutation(description="Consume one use of a quota benefit (free shipping, new-product discount).")
+    async def consume_benefit(
+        self, info: Info, member_id: strawberry.ID, code: str, idempotency_key: str
+    ) -> ConsumeBenefitResult:
+        who = require_member_access(info.context.principal, str(member_id))
+        result = await Engagement.of(info.context.services).consume_benefit(who, str(member_id), code, idempotency_key)
+        return ConsumeBenefitResult(
+            code=result["code"],
+            used=result["used"],
+            member=await _member(info, result["memberId"]),
+            **_common(result),
+        )
