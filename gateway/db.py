@@ -40,6 +40,18 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
     ],
     "idempotency": [IndexModel([("createdAt", ASCENDING)])],
+    "partners": [
+        IndexModel(
+            [("apiKeyHash", ASCENDING)], unique=True, partialFilterExpression={"apiKeyHash": {"$type": "string"}}
+        )
+    ],
+    "partner_links": [
+        IndexModel([("partnerId", ASCENDING), ("partnerMemberRef", ASCENDING)], unique=True),
+        IndexModel([("memberId", ASCENDING)]),
+    ],
+    "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
+    "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
+    "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
 }
 
 

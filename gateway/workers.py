@@ -17,6 +17,10 @@ Worker = Callable[[Services], Awaitable[None]]
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     found: list[tuple[str, Worker]] = []
+    if services.settings.kafka_bootstrap_servers:
+        from gateway.partner_consumer import partner_events_worker
+
+        found.append(("partner-events", partner_events_worker))
     return found
 
 

@@ -14,6 +14,7 @@ from resolvers.balance_types import PointBalances
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
+from resolvers.partner_types import PartnerAccount
 from resolvers.program_types import Benefit, NextTier, Tier
 
 
@@ -84,3 +85,10 @@ class Member:
             remaining=upcoming.remaining,
             benefits_gained=[Benefit.of(b) for b in upcoming.benefits_gained],
         )
+
+    @strawberry.field(description="Partner accounts the member linked: the partners that may act for them.")
+    async def partner_accounts(self, info: Info) -> list[PartnerAccount]:
+        from gateway.partners import partners_service
+
+        links = await partners_service(info.context.services).links_for_member(self.doc["_id"])
+        return [PartnerAccount.of(doc) for doc in links]

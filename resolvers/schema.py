@@ -11,10 +11,11 @@ from strawberry.tools import merge_types
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.program import ProgramQuery
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation,)
+QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, PartnerQuery)
+MUTATIONS: tuple[type, ...] = (MemberMutation, PartnerMutation)
 SUBSCRIPTIONS: tuple[type, ...] = ()
 ENTITIES: tuple[type, ...] = (Member,)
 
