@@ -7,8 +7,9 @@ sends the ones that cannot apply to ``settings.kafka_dead_letter_topic`` with th
 reason, and only then commits the batch's offsets. A crash or cancellation
 anywhere before the commit means the batch is read again: events already applied
 replay as no-ops through their idempotency records, so nothing is lost and nothing
-applies twice. Events of one member (same partner and memberRef) keep their order;
-different members are applied concurrently.
+applies twice. Events with the same Kafka message key (partners key by member) are
+applied in order, as Kafka delivers them; different keys are applied concurrently.
+Unkeyed events keep their order per (partnerId, memberRef).
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ class PartnerEventConsumer:
         group_id: str = GROUP_ID,
         concurrency: int = 32,
         max_records: int = 500,
+        consumer_options: dict[str, Any] | None = None,
     ) -> None:
         settings = services.settings
         if not settings.kafka_bootstrap_servers:
@@ -195,6 +197,7 @@ class PartnerEventConsumer:
         self.group_id = group_id
         self.concurrency = concurrency
         self.max_records = max_records
+        self.consumer_options = consumer_options or {}
         self.stats = ConsumeStats()
 
     async def run(self, *, idle_exit: float | None = None) -> ConsumeStats:
@@ -206,6 +209,7 @@ class PartnerEventConsumer:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **self.consumer_options,
         )
         producer = new_producer(self.settings)
         await producer.start()
@@ -241,12 +245,12 @@ class PartnerEventConsumer:
         """Apply one partition's batch; returns once every event is applied or its dead letter is acked."""
         self.stats.read += len(records)
         partners: dict[str, Document | None] = {}
-        groups: dict[tuple[str, ...], list[tuple[ConsumerRecord, PartnerEvent | Rejected]]] = {}
+        groups: dict[tuple[Any, ...], list[tuple[ConsumerRecord, PartnerEvent | Rejected]]] = {}
         for record in records:
             try:
                 event = parse(record.value)
                 await self._verify(event, partners)
-                key: tuple[str, ...] = ("event", event.partnerId, event.memberRef)
+                key: tuple[Any, ...] = ("key", record.key) if record.key else ("ref", event.partnerId, event.memberRef)
                 item: PartnerEvent | Rejected = event
             except Rejected as rejected:
                 key, item = ("rejected", str(record.offset)), rejected
