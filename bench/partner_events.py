@@ -5,7 +5,8 @@ mongod (EmbeddedMongo) and tansu broker in a temporary directory, publishes sign
 events (mostly accruals, some burns and conversions, keyed by member), then in one run:
 
 1. a bare ``AIOKafkaConsumer`` reads every message (no parsing, no writes): the ceiling;
-2. ``PartnerEventConsumer`` verifies, applies (one MongoDB transaction per event) and commits.
+2. ``PartnerEventConsumer`` verifies, applies (one MongoDB transaction per event) and commits;
+3. for context, bare one-insert MongoDB transactions at the same concurrency (the storage floor).
 
 Both rates are timed from the first record received to the last one read/applied, so group
 joins are not counted; the ratio is what the gateway keeps of the broker's read rate.
@@ -88,6 +89,23 @@ async def bare_read_rate(settings: Settings, events: int) -> float:
         await consumer.stop()
 
 
+async def bare_transaction_rate(db: Database, events: int, concurrency: int) -> float:
+    """The storage floor: one MongoDB transaction with one insert per event, same concurrency."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> None:
+        async with limit:
+
+            async def work(session):  # type: ignore[no-untyped-def]
+                await db["bench_floor"].insert_one({"_id": n}, session=session)
+
+            await db.transaction(work)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(events)))
+    return events / (time.perf_counter() - start)
+
+
 class TimedConsumer(PartnerEventConsumer):
     """Records when the first batch started and the last batch finished applying."""
 
@@ -139,11 +157,14 @@ async def run(events: int, members: int, concurrency: int) -> None:
             assert stats.applied == events, stats
             applied = stats.applied / (consumer.last - (consumer.first or consumer.last))
             entries = await db.ledger.count_documents({"source.partnerId": "bench"})
+            floor = await bare_transaction_rate(db, events, concurrency)
             print(f"events: {events}, members: {members}, concurrency: {concurrency}")
             print(f"applied {stats.applied}, dead-lettered {stats.dead_lettered}, ledger entries {entries}")
             print(f"bare aiokafka read rate:   {bare:10.0f} events/s")
             print(f"gateway applied rate:      {applied:10.0f} events/s")
             print(f"ratio applied / bare read: {applied / bare:10.4f}")
+            print(f"bare MongoDB 1-insert transactions: {floor:10.0f} /s (storage floor, same concurrency)")
+            print(f"ratio applied / bare transactions:  {applied / floor:10.3f}")
         finally:
             await client.close()
             broker.stop()

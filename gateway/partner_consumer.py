@@ -233,16 +233,17 @@ class PartnerEventConsumer:
                 continue
             idle_since = time.monotonic()
             self.stats.batches += 1
-            for tp, records in batch.items():
-                await self.process(records, producer)
-                try:
-                    await consumer.commit({tp: records[-1].offset + 1})
-                except CommitFailedError as exc:
-                    # A rebalance moved the partition; its new owner re-reads and replays harmlessly.
-                    log.warning("offset commit for %s failed: %r", tp, exc)
+            # All partitions of the batch at once: a message key lives on one partition, so
+            # grouping by key across them keeps every ordering Kafka promises.
+            await self.process([r for records in batch.values() for r in records], producer)
+            try:
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            except CommitFailedError as exc:
+                # A rebalance moved a partition; its new owner re-reads and replays harmlessly.
+                log.warning("offset commit failed: %r", exc)
 
     async def process(self, records: list[ConsumerRecord], producer: AIOKafkaProducer) -> None:
-        """Apply one partition's batch; returns once every event is applied or its dead letter is acked."""
+        """Apply a batch; returns once every event is applied or its dead letter is acked."""
         self.stats.read += len(records)
         partners: dict[str, Document | None] = {}
         groups: dict[tuple[Any, ...], list[tuple[ConsumerRecord, PartnerEvent | Rejected]]] = {}
@@ -250,7 +251,11 @@ class PartnerEventConsumer:
             try:
                 event = parse(record.value)
                 await self._verify(event, partners)
-                key: tuple[Any, ...] = ("key", record.key) if record.key else ("ref", event.partnerId, event.memberRef)
+                key: tuple[Any, ...] = (
+                    ("key", record.topic, record.partition, record.key)
+                    if record.key
+                    else ("ref", event.partnerId, event.memberRef)
+                )
                 item: PartnerEvent | Rejected = event
             except Rejected as rejected:
                 key, item = ("rejected", str(record.offset)), rejected
