@@ -344,7 +344,15 @@ class Partners:
             member_id = await self.linked_member(partner_id, command.member_ref or "", session=tx.session)
             return await self._operate(tx, partner, command, member_id)
 
-        result = await self.ledger.transact(work, idempotency=command.idempotency(partner_id))
+        idempotency = command.idempotency(partner_id)
+        try:
+            result = await self.ledger.transact(work, idempotency=idempotency)
+        except DuplicateKeyError as exc:
+            # The same event raced in twice; the winner committed its operation and its
+            # idempotency record together, so asking again replays (or reports a conflict).
+            if OPERATIONS not in str(exc):
+                raise
+            result = await self.ledger.transact(work, idempotency=idempotency)
         replayed = bool(result.pop("replayed", False))
         return result, replayed
 

@@ -218,12 +218,8 @@ class PartnerStatement:
         docs = await _service(info).operations(
             self.partner_id, self.period_from, self.period_to, first=size, after=cursor_at
         )
-        ops = [(doc, PartnerOperation.of(doc)) for doc in docs]
-        page = connection(ops, size, lambda pair: f"{as_utc(pair[0]['createdAt']).isoformat()}|{pair[0]['_id']}")
-        return Connection(
-            edges=[type(e)(cursor=e.cursor, node=e.node[1]) for e in page.edges],
-            page_info=page.page_info,
-        )
+        ops = [PartnerOperation.of(doc) for doc in docs]
+        return connection(ops, size, lambda op: f"{op.created_at.isoformat()}|{self.partner_id}:{op.event_id}")
 
 
 @strawberry.type

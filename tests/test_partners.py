@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from gateway.audit import audit_all
 from gateway.auth import Role, hash_api_key
 from gateway.domain.exchange import Fee
-from gateway.partners import Limits
+from gateway.partners import Limits, OperationType, PartnerCommand, partners_service
 from tests.conftest import GraphQLClient, token
 from tests.ledger_helpers import add_member, earn
 from tests.partner_helpers import add_partner, linked_member
@@ -177,6 +178,17 @@ async def test_replayed_event_ids_change_nothing_and_conflicts_are_refused(gql: 
     assert await gql.error_code(BURN, as_burn, api_key=coffee.api_key) == "IDEMPOTENCY_CONFLICT"
     assert await available(services, "ann") == 60
     assert await db.ledger.count_documents({"memberId": "ann"}) == 2
+    assert await audit_all(db) == []
+
+
+async def test_the_same_event_racing_in_ten_times_applies_once(services, db) -> None:
+    await add_partner(services, "coffee")
+    await linked_member(services, "ann", ("coffee", "C-1"))
+    command = PartnerCommand(OperationType.ACCRUE, "race-1", "C-1", points=25)
+    results = await asyncio.gather(*(partners_service(services).apply("coffee", command) for _ in range(10)))
+    assert sorted(replayed for _, replayed in results) == [False] + [True] * 9
+    assert len({op["entryId"] for op, _ in results}) == 1
+    assert await available(services, "ann") == 25
     assert await audit_all(db) == []
 
 
