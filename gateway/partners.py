@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ from gateway.domain.exchange import (
 )
 from gateway.errors import BadInput, DomainError, Forbidden, NotFound, member_not_found
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.program_store import load_program
 
 PARTNERS = "partners"
 LINKS = "partner_links"
@@ -276,7 +277,33 @@ class Partners:
         )
         if doc is None:
             raise partner_not_found(partner_id)
+        if "limits" in fields:
+            await self._seed_daily_usage(doc)
         return doc
+
+    async def _seed_daily_usage(self, partner: Document) -> None:
+        """A limit set mid-day counts the day's earlier usage too (counters exist only while limited)."""
+        limited = [op for op, name in LIMIT_FIELDS.items() if partner["limits"].get(name) is not None]
+        if not limited:
+            return
+        program = await load_program(self.db)
+        zone = ZoneInfo(program.timezone)
+        now = self.clock.now()
+        local_day = now.astimezone(zone).date()
+        day_start = datetime.combine(local_day, time.min, tzinfo=zone)
+        used = dict.fromkeys(LIMIT_FIELDS, 0)
+        ops = self.db[OPERATIONS].find({"partnerId": partner["_id"], "createdAt": {"$gte": day_start}})
+        async for op in ops:
+            if op["type"] in used:
+                used[op["type"]] += daily_usage(op)
+        await self.db[DAILY].update_one(
+            {"_id": f"{partner['_id']}:{local_day.isoformat()}"},
+            {
+                "$max": {op: used[op] for op in limited},
+                "$setOnInsert": {"partnerId": partner["_id"], "day": local_day.isoformat()},
+            },
+            upsert=True,
+        )
 
     # --- member links ---------------------------------------------------------------
 
@@ -613,6 +640,14 @@ def totals_from_operations(ops: list[Document]) -> SettlementTotals:
             sums["converted_out"] += op["points"] - op["fee"]
             sums["fees"] += op["fee"]
     return SettlementTotals(**sums)
+
+
+def daily_usage(op: Document) -> int:
+    """What an operation counts against its daily limit: coalition points, gross of any fee."""
+    if op["type"] != OperationType.CONVERT:
+        return op["points"]
+    fee = op.get("fee", 0)
+    return op["points"] + fee if op["direction"] == Direction.PARTNER_TO_COALITION else op["points"] - fee
 
 
 def partners_service(services: Any) -> Partners:

@@ -291,6 +291,18 @@ async def test_conversion_fee_and_daily_limits(gql: GraphQLClient, services, db)
     assert await audit_all(db) == []
 
 
+async def test_a_limit_set_mid_day_counts_the_days_earlier_usage(gql: GraphQLClient, services, admin: str) -> None:
+    coffee = await add_partner(services, "coffee")
+    await linked_member(services, "ann", ("coffee", "C-1"))
+    await gql.ok(ACCRUE, {"input": {"eventId": "a1", "memberRef": "C-1", "points": 80}}, api_key=coffee.api_key)
+    await gql.ok(
+        'mutation { updatePartner(id: "coffee", input: {limits: {dailyAccruePoints: 100}}) { id } }', token=admin
+    )
+    await gql.ok(ACCRUE, {"input": {"eventId": "a2", "memberRef": "C-1", "points": 20}}, api_key=coffee.api_key)
+    over = {"input": {"eventId": "a3", "memberRef": "C-1", "points": 1}}
+    assert await gql.error_code(ACCRUE, over, api_key=coffee.api_key) == "PARTNER_LIMIT_EXCEEDED"
+
+
 async def test_statement_reconciles_to_the_ledger(gql: GraphQLClient, services, db, admin: str) -> None:
     coffee = await add_partner(services, "coffee", milli_fen_per_point=1_500, fee=Fee(fixed=1))
     tea = await add_partner(services, "tea")
