@@ -114,6 +114,7 @@ class PartnerEvent(BaseModel):
             amount=self.amount,
             direction=self.direction,
             original_event_id=self.originalEventId,
+            occurred_at=datetime.fromisoformat(self.occurredAt),
         )
 
 

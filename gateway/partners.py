@@ -148,6 +148,8 @@ class PartnerCommand:
     ``member_ref`` is the partner's member reference from the link, or the
     coalition member id (a reference match wins). ``points`` is coalition points
     for ACCRUE/BURN; for CONVERT it is in the currency the direction starts from.
+    ``occurred_at`` (the partner's clock) is recorded but not part of the idempotency
+    payload, so a GraphQL retry without it still matches the Kafka event.
     """
 
     type: OperationType
@@ -157,6 +159,7 @@ class PartnerCommand:
     amount: int | None = None
     direction: Direction | None = None
     original_event_id: str | None = None
+    occurred_at: datetime | None = field(default=None, compare=False)
 
     def validated(self) -> PartnerCommand:
         if not 1 <= len(self.event_id) <= 200:
@@ -522,6 +525,7 @@ class Partners:
             "partnerPoints": None,
             "fee": 0,
             "remainder": 0,
+            "occurredAt": command.occurred_at,
             "createdAt": now,
             "reversedBy": None,
         }

@@ -124,6 +124,7 @@ class PartnerOperation:
     reverses_event_id: str | None
     reversed_by: str | None = strawberry.field(description="Event id of the reversal, once reversed.")
     available_after: int = strawberry.field(description="The member's available coalition points right after.")
+    occurred_at: datetime | None = strawberry.field(description="When it happened at the partner, as it reported.")
     created_at: datetime
 
     @classmethod
@@ -143,6 +144,7 @@ class PartnerOperation:
             reverses_event_id=(doc.get("reverses") or {}).get("eventId"),
             reversed_by=doc.get("reversedBy"),
             available_after=doc["availableAfter"],
+            occurred_at=as_utc(doc["occurredAt"]) if doc.get("occurredAt") else None,
             created_at=as_utc(doc["createdAt"]),
         )
 

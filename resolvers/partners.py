@@ -77,6 +77,7 @@ class PartnerAccrueInput:
     member_ref: str = strawberry.field(description="The member's partnerMemberRef, or the coalition member id.")
     points: int | None = None
     amount: int | None = None
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
 
 
 @strawberry.input
@@ -84,6 +85,7 @@ class PartnerBurnInput:
     event_id: str
     member_ref: str
     points: int
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
 
 
 @strawberry.input
@@ -91,6 +93,7 @@ class PartnerReverseInput:
     event_id: str = strawberry.field(description="This reversal's own event id.")
     original_event_id: str = strawberry.field(description="The event id of this partner's operation to undo.")
     member_ref: str | None = None
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
 
 
 @strawberry.input(
@@ -101,6 +104,7 @@ class ConvertPartnerPointsInput:
     member_ref: str
     direction: ConversionDirection  # type: ignore[valid-type]
     points: int
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
 
 
 def _terms(data: CreatePartnerInput | UpdatePartnerInput, current_fee: Fee | None = None) -> PartnerTerms:
@@ -288,14 +292,22 @@ class PartnerMutation:
         return await _operate(
             info,
             PartnerCommand(
-                OperationType.ACCRUE, input.event_id, input.member_ref, points=input.points, amount=input.amount
+                OperationType.ACCRUE,
+                input.event_id,
+                input.member_ref,
+                points=input.points,
+                amount=input.amount,
+                occurred_at=input.occurred_at,
             ),
         )
 
     @strawberry.mutation(description="Partner (X-Api-Key): redeem a linked member's coalition points at the partner.")
     async def partner_burn(self, info: Info, input: PartnerBurnInput) -> PartnerOperationResult:
         return await _operate(
-            info, PartnerCommand(OperationType.BURN, input.event_id, input.member_ref, points=input.points)
+            info,
+            PartnerCommand(
+                OperationType.BURN, input.event_id, input.member_ref, points=input.points, occurred_at=input.occurred_at
+            ),
         )
 
     @strawberry.mutation(description="Partner (X-Api-Key): undo one of its own operations by its event id.")
@@ -307,6 +319,7 @@ class PartnerMutation:
                 input.event_id,
                 input.member_ref,
                 original_event_id=input.original_event_id,
+                occurred_at=input.occurred_at,
             ),
         )
 
@@ -320,5 +333,6 @@ class PartnerMutation:
                 input.member_ref,
                 points=input.points,
                 direction=Direction(input.direction),
+                occurred_at=input.occurred_at,
             ),
         )

@@ -8,6 +8,7 @@ import random
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -204,6 +205,9 @@ async def test_replays_over_kafka_and_graphql_share_one_key_space(kafka_services
     assert (stats.applied, stats.replayed, stats.dead_lettered) == (2, 4, 1)
     assert (await balances(db))["m0"] == 40
     assert await db.ledger.count_documents({"memberId": "m0"}) == 3
+    reported = await db["partner_operations"].find_one({"_id": "coffee:same-2"})
+    assert reported["occurredAt"] == datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+    assert reported["reversedBy"] == "undo-2"
     [letter] = await dead_letters(services, 1)
     assert letter["reasonCode"] == "IDEMPOTENCY_CONFLICT"
     assert await audit_all(db) == []
