@@ -8,8 +8,9 @@ events (mostly accruals, some burns and conversions, keyed by member), then in o
 2. ``PartnerEventConsumer`` verifies, applies (one MongoDB transaction per event) and commits;
 3. for context, bare one-insert MongoDB transactions at the same concurrency (the storage floor).
 
-Both rates are timed from the first record received to the last one read/applied, so group
-joins are not counted; the ratio is what the gateway keeps of the broker's read rate.
+The bare read is timed from its first fetch to the last record; the gateway from the first
+batch it processes to the last event applied (group joins are not counted). The ratio is what
+the gateway keeps of the broker's read rate.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import asyncio
 import random
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gateway.clock import SystemClock
 from gateway.db import Database, create_client
@@ -67,24 +67,23 @@ async def publish(settings: Settings, secret: str, events: int, members: int) ->
 
 
 async def bare_read_rate(settings: Settings, events: int) -> float:
+    """A bare consumer assigned every partition (no group join), timed from its first fetch to the last record."""
     consumer = AIOKafkaConsumer(
-        settings.kafka_partner_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"bare-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **FAST_JOIN,
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     try:
-        read, first = 0, None
+        topic = settings.kafka_partner_topic
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        start = time.perf_counter()
+        await consumer.seek_to_beginning()
+        read = 0
         while read < events:
             batch = await consumer.getmany(timeout_ms=1000, max_records=500)
-            if batch and first is None:
-                first = time.perf_counter()
             read += sum(len(records) for records in batch.values())
-        assert first is not None
-        return read / (time.perf_counter() - first)
+        return read / (time.perf_counter() - start)
     finally:
         await consumer.stop()
 
