@@ -340,5 +340,8 @@ class PartnerEventConsumer:
 
 
 async def partner_events_worker(services: Services) -> None:
-    """The in-gateway consumer (runs when LOYALTY_KAFKA_BOOTSTRAP_SERVERS is set)."""
-    await PartnerEventConsumer(services).run()
+    """The in-gateway consumer (runs when LOYALTY_KAFKA_BOOTSTRAP_SERVERS is set).
+
+    ``services.extras["partner_consumer"]`` may hold PartnerEventConsumer options (embedding, tests).
+    """
+    await PartnerEventConsumer(services, **services.extras.get("partner_consumer", {})).run()

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from gateway.app import create_app
 from gateway.audit import audit_all
 from gateway.clock import FrozenClock
 from gateway.db import Database
@@ -252,6 +253,20 @@ async def test_cancelling_and_restarting_the_consumer_loses_and_duplicates_nothi
 async def test_the_gateway_runs_the_consumer_when_kafka_is_configured(kafka_services: Services, services) -> None:
     assert [name for name, _ in workers_for(kafka_services)] == ["partner-events"]
     assert workers_for(services) == []
+    (coffee, _tea), _ = await setup_coalition(kafka_services, 1)
+    kafka_services.extras["partner_consumer"] = {
+        "group_id": kafka_services.extras["test_group"],
+        "consumer_options": {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300},
+    }
+    app = create_app(kafka_services.settings, services=kafka_services, run_workers=True)
+    async with app.router.lifespan_context(app):
+        await publish(kafka_services, [(b"m0", event(coffee, "served-1", "ACCRUE", "C-0", points=12))])
+        ops = kafka_services.db["partner_operations"]
+        for _ in range(300):
+            if await ops.count_documents({"_id": "coffee:served-1"}):
+                break
+            await asyncio.sleep(0.05)
+    assert (await balances(kafka_services.db))["m0"] == 12
 
 
 async def test_cli_consumes_partner_events(kafka_services: Services, db: Database, mongo_uri: str) -> None:
