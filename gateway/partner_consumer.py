@@ -259,7 +259,7 @@ class PartnerEventConsumer:
                 )
                 item: PartnerEvent | Rejected = event
             except Rejected as rejected:
-                key, item = ("rejected", str(record.offset)), rejected
+                key, item = ("rejected", record.topic, record.partition, record.offset), rejected
             groups.setdefault(key, []).append((record, item))
         dead: list[tuple[asyncio.Future[Any], Document]] = []
         limit = asyncio.Semaphore(self.concurrency)
