@@ -580,6 +580,9 @@ class Partners:
             operations_points=vars(totals_from_operations(ops)),
         )
 
+    async def operation(self, partner_id: str, event_id: str) -> Document | None:
+        return await self.db[OPERATIONS].find_one({"_id": f"{partner_id}:{event_id}"})
+
     async def operations(
         self, partner_id: str, start: datetime, end: datetime, *, first: int, after: tuple[datetime, str] | None
     ) -> list[Document]:

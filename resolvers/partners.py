@@ -238,6 +238,18 @@ class PartnerQuery:
         _partner_or_admin(info.context.principal, str(id))
         return Partner.of(await _service(info).get(str(id)))
 
+    @strawberry.field(
+        description="One operation by the partner's event id (did my event apply?): the partner itself, or an admin."
+    )
+    async def partner_operation(
+        self, info: Info, event_id: str, partner_id: strawberry.ID | None = None
+    ) -> PartnerOperation | None:
+        who = require_principal(info.context.principal)
+        owner = who.subject if who.role is Role.PARTNER else str(partner_id or "")
+        _partner_or_admin(who, owner)
+        doc = await _service(info).operation(owner, event_id)
+        return PartnerOperation.of(doc) if doc else None
+
     @strawberry.field(description="Settlement for [from, to): an admin, or the partner itself.")
     async def partner_statement(
         self,

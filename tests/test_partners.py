@@ -206,7 +206,7 @@ async def test_burn_refuses_insufficient_points_and_leaves_nothing_half_done(gql
     assert ok["partnerBurn"]["operation"]["availableAfter"] == 0
 
 
-async def test_a_partner_reverses_only_its_own_operations(gql: GraphQLClient, services, db) -> None:
+async def test_a_partner_reverses_only_its_own_operations(gql: GraphQLClient, services, db, admin: str) -> None:
     coffee = await add_partner(services, "coffee")
     tea = await add_partner(services, "tea")
     await linked_member(services, "ann", ("coffee", "C-1"), ("tea", "T-1"))
@@ -231,6 +231,14 @@ async def test_a_partner_reverses_only_its_own_operations(gql: GraphQLClient, se
     assert await gql.error_code(REVERSE, of_reversal, api_key=coffee.api_key) == "BAD_USER_INPUT"
     replay = await gql.ok(REVERSE, {"input": {"eventId": "r1", "originalEventId": "b1"}}, api_key=coffee.api_key)
     assert replay["partnerReverse"]["replayed"] is True
+    lookup = "query($e: String!, $p: ID) { partnerOperation(eventId: $e, partnerId: $p) { type reversedBy } }"
+    assert (await gql.ok(lookup, {"e": "b1"}, api_key=coffee.api_key))["partnerOperation"] == {
+        "type": "BURN",
+        "reversedBy": "r1",
+    }
+    assert (await gql.ok(lookup, {"e": "b1"}, api_key=tea.api_key))["partnerOperation"] is None
+    assert (await gql.ok(lookup, {"e": "a1", "p": "coffee"}, token=admin))["partnerOperation"]["reversedBy"] == "r2"
+    assert await gql.error_code(lookup, {"e": "a1", "p": "coffee"}, token=token(Role.MEMBER, "ann")) == "FORBIDDEN"
     assert await available(services, "ann") == 100
     assert await audit_all(db) == []
 
