@@ -10,6 +10,7 @@ from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain.tiers import next_tier, qualifying_value
 from gateway.errors import BadInput
+from gateway.partners import partners_service
 from resolvers.balance_types import PointBalances
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
@@ -88,7 +89,5 @@ class Member:
 
     @strawberry.field(description="Partner accounts the member linked: the partners that may act for them.")
     async def partner_accounts(self, info: Info) -> list[PartnerAccount]:
-        from gateway.partners import partners_service
-
         links = await partners_service(info.context.services).links_for_member(self.doc["_id"])
         return [PartnerAccount.of(doc) for doc in links]
