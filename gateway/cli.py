@@ -151,5 +151,29 @@ def audit_command() -> None:
     typer.echo("audit clean: balances reconcile with the ledger")
 
 
+@app.command("consume-partner-events")
+def consume_partner_events(
+    idle_exit: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds without a message (default: run forever).")
+    ] = None,
+) -> None:
+    """Apply partner events from Kafka (LOYALTY_KAFKA_BOOTSTRAP_SERVERS); bad ones go to the dead-letter topic."""
+    from gateway.partner_consumer import PartnerEventConsumer
+
+    settings = settings_or_exit()
+    if not settings.kafka_bootstrap_servers:
+        raise fail("LOYALTY_KAFKA_BOOTSTRAP_SERVERS is not set")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def work(services: Services) -> str:
+        stats = await PartnerEventConsumer(services).run(idle_exit=idle_exit)
+        return (
+            f"read {stats.read}, applied {stats.applied}, replayed {stats.replayed}, "
+            f"dead-lettered {stats.dead_lettered}"
+        )
+
+    typer.echo(with_services(settings, work), err=True)
+
+
 if __name__ == "__main__":
     app()

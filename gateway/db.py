@@ -53,6 +53,18 @@ INDEXES: dict[str, list[IndexModel]] = {
     "deductions": [IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True)],
     "benefit_usages": [IndexModel([("memberId", ASCENDING), ("code", ASCENDING), ("period", ASCENDING)])],
     "growth_events": [IndexModel([("memberId", ASCENDING), ("at", DESCENDING)])],
+    "partners": [
+        IndexModel(
+            [("apiKeyHash", ASCENDING)], unique=True, partialFilterExpression={"apiKeyHash": {"$type": "string"}}
+        )
+    ],
+    "partner_links": [
+        IndexModel([("partnerId", ASCENDING), ("partnerMemberRef", ASCENDING)], unique=True),
+        IndexModel([("memberId", ASCENDING)]),
+    ],
+    "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
+    "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
+    "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
 }
 
 

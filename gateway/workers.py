@@ -20,6 +20,11 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
     from gateway.expiry_job import expiry_worker
 
     found.append(("points-expiry", expiry_worker))
+
+    if services.settings.kafka_bootstrap_servers:
+        from gateway.partner_consumer import partner_events_worker
+
+        found.append(("partner-events", partner_events_worker))
     return found
 
 

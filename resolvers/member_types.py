@@ -10,11 +10,13 @@ from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain.tiers import next_tier, qualifying_value
 from gateway.errors import BadInput
+from gateway.partners import partners_service
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
+from resolvers.partner_types import PartnerAccount
 from resolvers.points_types import BenefitStatus, ExpiringPoints, Purchase, TierProgress
 from resolvers.program_types import Benefit, NextTier, Tier
 
@@ -149,3 +151,8 @@ class Member:
         cursor = info.context.services.db["purchases"].find(query).sort("_id", -1).limit(size + 1)
         items = [Purchase.of(doc) async for doc in cursor]
         return connection(items, size, lambda item: item.position)
+
+    @strawberry.field(description="Partner accounts the member linked: the partners that may act for them.")
+    async def partner_accounts(self, info: Info) -> list[PartnerAccount]:
+        links = await partners_service(info.context.services).links_for_member(self.doc["_id"])
+        return [PartnerAccount.of(doc) for doc in links]

@@ -1,0 +1,183 @@
+"""Partner events applied per second from Kafka, against a bare aiokafka consumer reading the same topic.
+
+Run: ``.venv/bin/python -m bench.partner_events [--events 5000] [--members 200]``. Starts its own
+mongod (EmbeddedMongo) and tansu broker in a temporary directory, publishes signed partner
+events (mostly accruals, some burns and conversions, keyed by member), then in one run:
+
+1. a bare ``AIOKafkaConsumer`` reads every message (no parsing, no writes): the ceiling;
+2. ``PartnerEventConsumer`` verifies, applies (one MongoDB transaction per event) and commits;
+3. for context, bare one-insert MongoDB transactions at the same concurrency (the storage floor).
+
+The bare read is timed from its first fetch to the last record; the gateway from the first
+batch it processes to the last event applied (group joins are not counted). The ratio is what
+the gateway keeps of the broker's read rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gateway.clock import SystemClock
+from gateway.db import Database, create_client
+from gateway.domain.exchange import Rate
+from gateway.embedded_mongo import EmbeddedMongo
+from gateway.members import Registration, new_member_document
+from gateway.partner_consumer import PartnerEventConsumer, new_producer, signed_event
+from gateway.partners import PartnerTerms, partners_service
+from gateway.program import DEFAULT_PROGRAM
+from gateway.runtime import prepare
+from gateway.services import Services
+from gateway.settings import Settings
+from tests.services import TansuBroker
+
+FAST_JOIN = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
+
+
+async def publish(settings: Settings, secret: str, events: int, members: int) -> None:
+    rng = random.Random(1)
+    balance = [0] * members
+    producer = new_producer(settings, linger_ms=5)
+    await producer.start()
+    try:
+        for n in range(events):
+            i = rng.randrange(members)
+            roll = rng.random()
+            fields: dict[str, object] = {"partnerId": "bench", "eventId": f"e{n}", "memberRef": f"R{i}"}
+            if roll < 0.15 and balance[i] >= 5:
+                fields.update(type="BURN", points=5)
+                balance[i] -= 5
+            elif roll < 0.25:
+                fields.update(type="CONVERT", points=100, direction="PARTNER_TO_COALITION")
+                balance[i] += 10
+            else:
+                fields.update(type="ACCRUE", points=rng.randint(1, 50))
+                balance[i] += fields["points"]  # type: ignore[operator]
+            value = signed_event(secret, occurredAt="2026-03-02T04:00:00Z", **fields)
+            await producer.send(settings.kafka_partner_topic, value, key=f"m{i}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def bare_read_rate(settings: Settings, events: int) -> float:
+    """A bare consumer assigned every partition (no group join), timed from its first fetch to the last record."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        topic = settings.kafka_partner_topic
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        start = time.perf_counter()
+        await consumer.seek_to_beginning()
+        read = 0
+        while read < events:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            read += sum(len(records) for records in batch.values())
+        return read / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+
+
+async def bare_transaction_rate(db: Database, events: int, concurrency: int) -> float:
+    """The storage floor: one MongoDB transaction with one insert per event, same concurrency."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> None:
+        async with limit:
+
+            async def work(session):  # type: ignore[no-untyped-def]
+                await db["bench_floor"].insert_one({"_id": n}, session=session)
+
+            await db.transaction(work)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(events)))
+    return events / (time.perf_counter() - start)
+
+
+class TimedConsumer(PartnerEventConsumer):
+    """Records when the first batch started and the last batch finished applying."""
+
+    first: float | None = None
+    last: float = 0.0
+
+    async def process(self, records, producer):  # type: ignore[no-untyped-def]
+        if self.first is None:
+            self.first = time.perf_counter()
+        await super().process(records, producer)
+        self.last = time.perf_counter()
+
+
+async def run(events: int, members: int, concurrency: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mongo = EmbeddedMongo(Path(tmp) / "mongo")
+        broker = TansuBroker(Path(tmp) / "tansu.log")
+        uri = await mongo.start()
+        bootstrap = broker.start()
+        client = create_client(uri, maxPoolSize=200)
+        try:
+            settings = Settings(
+                mongodb_uri=uri,
+                jwt_secret="bench-secret-that-is-long-enough-for-hs256",  # type: ignore[arg-type]
+                data_dir=Path(tmp),
+                kafka_bootstrap_servers=bootstrap,
+                kafka_idempotent_producer=False,
+                kafka_partner_topic="bench-partner-events",
+                kafka_dead_letter_topic="bench-partner-events-dlq",
+            )
+            db = Database(client, "bench")
+            await prepare(db)
+            services = Services(settings=settings, db=db, clock=SystemClock())
+            partners = partners_service(services)
+            _, _, secret = await partners.create(
+                PartnerTerms(name="Bench", currency_name="Beans", rate=Rate(10, 1)), partner_id="bench"
+            )
+            now = services.clock.now()
+            for i in range(members):
+                reg = Registration(display_name=f"m{i}", member_id=f"m{i}")
+                await services.members.insert(new_member_document(reg, DEFAULT_PROGRAM, now))
+                await partners.link(f"m{i}", "bench", f"R{i}")
+            await publish(settings, secret, events, members)
+
+            bare = await bare_read_rate(settings, events)
+            consumer = TimedConsumer(services, group_id="bench-gateway", concurrency=concurrency)
+            consumer.consumer_options = FAST_JOIN
+            stats = await consumer.run(idle_exit=2.0)
+            assert stats.applied == events, stats
+            applied = stats.applied / (consumer.last - (consumer.first or consumer.last))
+            entries = await db.ledger.count_documents({"source.partnerId": "bench"})
+            floor = await bare_transaction_rate(db, events, concurrency)
+            print(f"events: {events}, members: {members}, concurrency: {concurrency}")
+            print(f"applied {stats.applied}, dead-lettered {stats.dead_lettered}, ledger entries {entries}")
+            print(f"bare aiokafka read rate:   {bare:10.0f} events/s")
+            print(f"gateway applied rate:      {applied:10.0f} events/s")
+            print(f"ratio applied / bare read: {applied / bare:10.4f}")
+            print(f"bare MongoDB 1-insert transactions: {floor:10.0f} /s (storage floor, same concurrency)")
+            print(f"ratio applied / bare transactions:  {applied / floor:10.3f}")
+        finally:
+            await client.close()
+            broker.stop()
+            mongo.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    asyncio.run(run(args.events, args.members, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Coalition partners as clients see them: configuration, links, operations, statements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from gateway.clock import as_utc
+from gateway.db import Document
+from gateway.domain.exchange import Direction
+from gateway.partners import OperationType
+
+PartnerOperationType = strawberry.enum(OperationType, name="PartnerOperationType", description="A partner operation.")
+ConversionDirection = strawberry.enum(Direction, name="ConversionDirection", description="Which way a conversion goes.")
+
+
+@strawberry.type(description="partnerPoints of the partner's own currency are worth coalitionPoints.")
+class ExchangeRate:
+    partner_points: int
+    coalition_points: int
+
+
+@strawberry.type(description="Accrual by purchase amount: points coalition points per perFen fen (rounded down).")
+class AccrualRate:
+    points: int
+    per_fen: int
+
+
+@strawberry.type(description="Conversion fee in coalition points: fixedPoints + basisPoints/10000 of the gross, up.")
+class PartnerFee:
+    basis_points: int
+    fixed_points: int
+
+
+@strawberry.type(description="Per-day limits in coalition points (program timezone); null is unlimited.")
+class PartnerLimits:
+    daily_accrue_points: int | None
+    daily_burn_points: int | None
+    daily_convert_points: int | None
+
+
+@strawberry.type(description="A coalition partner merchant.")
+class Partner:
+    id: strawberry.ID
+    name: str
+    currency_name: str = strawberry.field(description="The partner's own points currency.")
+    rate: ExchangeRate
+    accrual_rate: AccrualRate
+    fee: PartnerFee
+    limits: PartnerLimits
+    settlement_milli_fen_per_point: int = strawberry.field(
+        description="Money per coalition point for settlement, in milli-fen (1/1000 fen): 1000 = 1 fen."
+    )
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    key_rotated_at: datetime
+
+    @classmethod
+    def of(cls, doc: Document) -> Partner:
+        limits = doc.get("limits") or {}
+        return cls(
+            id=strawberry.ID(doc["_id"]),
+            name=doc["name"],
+            currency_name=doc["currencyName"],
+            rate=ExchangeRate(
+                partner_points=doc["rate"]["partnerPoints"], coalition_points=doc["rate"]["coalitionPoints"]
+            ),
+            accrual_rate=AccrualRate(points=doc["accrualRate"]["points"], per_fen=doc["accrualRate"]["perFen"]),
+            fee=PartnerFee(basis_points=doc["fee"]["basisPoints"], fixed_points=doc["fee"]["fixedPoints"]),
+            limits=PartnerLimits(
+                daily_accrue_points=limits.get("dailyAccruePoints"),
+                daily_burn_points=limits.get("dailyBurnPoints"),
+                daily_convert_points=limits.get("dailyConvertPoints"),
+            ),
+            settlement_milli_fen_per_point=doc["settlementMilliFenPerPoint"],
+            active=doc["active"],
+            created_at=as_utc(doc["createdAt"]),
+            updated_at=as_utc(doc["updatedAt"]),
+            key_rotated_at=as_utc(doc["keyRotatedAt"]),
+        )
+
+
+@strawberry.type(description="Shown once: only a hash of the API key is stored.")
+class PartnerCredentials:
+    partner: Partner
+    api_key: str = strawberry.field(description="Send as the X-Api-Key header.")
+    signing_secret: str = strawberry.field(description="HMAC-SHA256 key for signing Kafka events.")
+
+
+@strawberry.type(description="A member's account at a partner, linked with the member's consent.")
+class PartnerAccount:
+    partner_id: strawberry.ID
+    partner_member_ref: str = strawberry.field(description="The partner's own id for this member.")
+    linked_at: datetime
+
+    @classmethod
+    def of(cls, doc: Document) -> PartnerAccount:
+        return cls(
+            partner_id=strawberry.ID(doc["partnerId"]),
+            partner_member_ref=doc["partnerMemberRef"],
+            linked_at=as_utc(doc["linkedAt"]),
+        )
+
+
+@strawberry.type(description="One partner operation as recorded, keyed by the partner's event id.")
+class PartnerOperation:
+    event_id: str
+    type: PartnerOperationType  # type: ignore[valid-type]
+    direction: ConversionDirection | None  # type: ignore[valid-type]
+    member_id: str
+    member_ref: str | None
+    amount: int | None = strawberry.field(description="Accrual by amount: the purchase in fen.")
+    points: int = strawberry.field(description="Coalition points moved (for conversions out, including the fee).")
+    partner_points: int | None = strawberry.field(
+        description="Conversions: partner points consumed (to coalition) or to credit (to partner)."
+    )
+    fee: int = strawberry.field(description="Conversion fee in coalition points.")
+    remainder: int = strawberry.field(
+        description="Conversions: points offered but not converted (less than one unit), in the offered currency."
+    )
+    shortfall: int = strawberry.field(description="Reversed accruals: points already spent that could not be taken.")
+    reverses_event_id: str | None
+    reversed_by: str | None = strawberry.field(description="Event id of the reversal, once reversed.")
+    available_after: int = strawberry.field(description="The member's available coalition points right after.")
+    occurred_at: datetime | None = strawberry.field(description="When it happened at the partner, as it reported.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, doc: Document) -> PartnerOperation:
+        return cls(
+            event_id=doc["eventId"],
+            type=OperationType(doc["type"]),
+            direction=Direction(doc["direction"]) if doc.get("direction") else None,
+            member_id=doc["memberId"],
+            member_ref=doc.get("memberRef"),
+            amount=doc.get("amount"),
+            points=doc["points"],
+            partner_points=doc.get("partnerPoints"),
+            fee=doc.get("fee", 0),
+            remainder=doc.get("remainder", 0),
+            shortfall=doc.get("shortfall", 0),
+            reverses_event_id=(doc.get("reverses") or {}).get("eventId"),
+            reversed_by=doc.get("reversedBy"),
+            available_after=doc["availableAfter"],
+            occurred_at=as_utc(doc["occurredAt"]) if doc.get("occurredAt") else None,
+            created_at=as_utc(doc["createdAt"]),
+        )
+
+
+@strawberry.type
+class PartnerOperationResult:
+    operation: PartnerOperation
+    replayed: bool = strawberry.field(description="True when this event id was already applied; nothing changed.")

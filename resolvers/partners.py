@@ -1,0 +1,350 @@
+"""Partner root fields: admin configuration, member links, partner operations, statements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from gateway.auth import Principal, Role, require_member_access, require_principal, require_role
+from gateway.clock import as_utc
+from gateway.domain.exchange import AccrualRate as DomainAccrualRate
+from gateway.domain.exchange import Direction, Fee, Rate
+from gateway.errors import BadInput, Forbidden
+from gateway.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement, partners_service
+from resolvers.context import Info
+from resolvers.pagination import Connection, connection, decode_cursor, page_size
+from resolvers.partner_types import (
+    ConversionDirection,
+    Partner,
+    PartnerAccount,
+    PartnerCredentials,
+    PartnerOperation,
+    PartnerOperationResult,
+)
+
+
+@strawberry.input
+class ExchangeRateInput:
+    partner_points: int
+    coalition_points: int
+
+
+@strawberry.input
+class AccrualRateInput:
+    points: int
+    per_fen: int
+
+
+@strawberry.input
+class PartnerLimitsInput:
+    daily_accrue_points: int | None = None
+    daily_burn_points: int | None = None
+    daily_convert_points: int | None = None
+
+
+@strawberry.input
+class CreatePartnerInput:
+    id: str | None = strawberry.field(default=None, description="Optional id; generated when omitted.")
+    name: str
+    currency_name: str
+    rate: ExchangeRateInput
+    accrual_rate: AccrualRateInput | None = None
+    fee_basis_points: int = 0
+    fee_fixed_points: int = 0
+    limits: PartnerLimitsInput | None = None
+    settlement_milli_fen_per_point: int = 0
+    active: bool = True
+
+
+@strawberry.input(description="Only the fields given change; limits replace all three limits.")
+class UpdatePartnerInput:
+    name: str | None = None
+    currency_name: str | None = None
+    rate: ExchangeRateInput | None = None
+    accrual_rate: AccrualRateInput | None = None
+    fee_basis_points: int | None = None
+    fee_fixed_points: int | None = None
+    limits: PartnerLimitsInput | None = None
+    settlement_milli_fen_per_point: int | None = None
+    active: bool | None = None
+
+
+@strawberry.input(description="Coalition points for a purchase at the partner: give points, or amount in fen.")
+class PartnerAccrueInput:
+    event_id: str
+    member_ref: str = strawberry.field(description="The member's partnerMemberRef, or the coalition member id.")
+    points: int | None = None
+    amount: int | None = None
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
+
+
+@strawberry.input
+class PartnerBurnInput:
+    event_id: str
+    member_ref: str
+    points: int
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
+
+
+@strawberry.input
+class PartnerReverseInput:
+    event_id: str = strawberry.field(description="This reversal's own event id.")
+    original_event_id: str = strawberry.field(description="The event id of this partner's operation to undo.")
+    member_ref: str | None = None
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
+
+
+@strawberry.input(
+    description="PARTNER_TO_COALITION: points are partner points offered; COALITION_TO_PARTNER: coalition points."
+)
+class ConvertPartnerPointsInput:
+    event_id: str
+    member_ref: str
+    direction: ConversionDirection  # type: ignore[valid-type]
+    points: int
+    occurred_at: datetime | None = strawberry.field(default=None, description="When it happened at the partner.")
+
+
+def _terms(data: CreatePartnerInput | UpdatePartnerInput, current_fee: Fee | None = None) -> PartnerTerms:
+    fee = None
+    if data.fee_basis_points is not None or data.fee_fixed_points is not None:
+        base = current_fee or Fee()
+        fee = Fee(
+            data.fee_basis_points if data.fee_basis_points is not None else base.basis_points,
+            data.fee_fixed_points if data.fee_fixed_points is not None else base.fixed,
+        )
+    return PartnerTerms(
+        name=data.name,
+        currency_name=data.currency_name,
+        rate=Rate(data.rate.partner_points, data.rate.coalition_points) if data.rate else None,
+        accrual_rate=DomainAccrualRate(data.accrual_rate.points, data.accrual_rate.per_fen)
+        if data.accrual_rate
+        else None,
+        fee=fee,
+        limits=Limits(data.limits.daily_accrue_points, data.limits.daily_burn_points, data.limits.daily_convert_points)
+        if data.limits
+        else None,
+        settlement_milli_fen_per_point=data.settlement_milli_fen_per_point,
+        active=data.active,
+    )
+
+
+def _service(info: Info) -> Partners:
+    return partners_service(info.context.services)
+
+
+def _partner_or_admin(principal: Principal | None, partner_id: str) -> Principal:
+    """Admins see every partner; a partner sees only itself."""
+    who = require_principal(principal)
+    if who.role is Role.ADMIN or (who.role is Role.PARTNER and who.subject == partner_id):
+        return who
+    raise Forbidden("Not allowed to access this partner")
+
+
+async def _operate(info: Info, command: PartnerCommand) -> PartnerOperationResult:
+    who = require_role(info.context.principal, Role.PARTNER)
+    op, replayed = await _service(info).apply(who.subject, command)
+    return PartnerOperationResult(operation=PartnerOperation.of(op), replayed=replayed)
+
+
+@strawberry.type
+class PartnerStatement:
+    """Settlement for one partner and period [from, to), reconciled to the ledger."""
+
+    partner: Partner
+    period_from: datetime = strawberry.field(name="from")
+    period_to: datetime = strawberry.field(name="to")
+    accrued_points: int
+    accrual_reversed_points: int
+    burned_points: int
+    burn_reversed_points: int
+    converted_in_points: int = strawberry.field(description="Coalition points credited by conversions in.")
+    converted_out_points: int = strawberry.field(description="Coalition points converted to partner points.")
+    conversion_reversed_in_points: int
+    conversion_reversed_out_points: int
+    fee_points: int = strawberry.field(description="Conversion fees kept by the program (net of reversals).")
+    funded_by_partner_points: int = strawberry.field(description="Accrued + converted in, less reversals.")
+    owed_to_partner_points: int = strawberry.field(description="Burned + converted out, less reversals.")
+    net_points: int = strawberry.field(description="owed − funded: positive, the program pays the partner.")
+    funded_by_partner_milli_fen: int
+    owed_to_partner_milli_fen: int
+    net_milli_fen: int
+    funded_by_partner_fen: int
+    owed_to_partner_fen: int
+    net_fen: int = strawberry.field(description="Net money, fen, rounded half away from zero once at the total.")
+    operation_count: int
+    reconciled: bool = strawberry.field(description="The operations log and the ledger agree on every total.")
+    partner_id: strawberry.Private[str]
+
+    @classmethod
+    def of(cls, st: Statement) -> PartnerStatement:
+        t = st.totals
+        return cls(
+            partner=Partner.of(st.partner),
+            period_from=as_utc(st.start),
+            period_to=as_utc(st.end),
+            accrued_points=t.accrued,
+            accrual_reversed_points=t.accrual_reversed,
+            burned_points=t.burned,
+            burn_reversed_points=t.burn_reversed,
+            converted_in_points=t.converted_in,
+            converted_out_points=t.converted_out,
+            conversion_reversed_in_points=t.conversion_reversed_in,
+            conversion_reversed_out_points=t.conversion_reversed_out,
+            fee_points=t.fees,
+            funded_by_partner_points=t.funded_by_partner,
+            owed_to_partner_points=t.owed_to_partner,
+            net_points=t.net_points,
+            funded_by_partner_milli_fen=st.money["fundedByPartnerMilliFen"],
+            owed_to_partner_milli_fen=st.money["owedToPartnerMilliFen"],
+            net_milli_fen=st.money["netMilliFen"],
+            funded_by_partner_fen=st.money["fundedByPartnerFen"],
+            owed_to_partner_fen=st.money["owedToPartnerFen"],
+            net_fen=st.money["netFen"],
+            operation_count=st.operation_count,
+            reconciled=st.reconciled,
+            partner_id=st.partner["_id"],
+        )
+
+    @strawberry.field(description="The period's operations, oldest first.")
+    async def operations(self, info: Info, first: int = 100, after: str | None = None) -> Connection[PartnerOperation]:
+        size = page_size(first)
+        position = decode_cursor(after)
+        cursor_at = None
+        if position is not None:
+            at, _, op_id = position.partition("|")
+            try:
+                cursor_at = (datetime.fromisoformat(at), op_id)
+            except ValueError:
+                raise BadInput("after is not a valid cursor", field="after") from None
+        docs = await _service(info).operations(
+            self.partner_id, self.period_from, self.period_to, first=size, after=cursor_at
+        )
+        ops = [PartnerOperation.of(doc) for doc in docs]
+        return connection(ops, size, lambda op: f"{op.created_at.isoformat()}|{self.partner_id}:{op.event_id}")
+
+
+@strawberry.type
+class PartnerQuery:
+    @strawberry.field(description="Every partner (admin).")
+    async def partners(self, info: Info) -> list[Partner]:
+        require_role(info.context.principal, Role.ADMIN)
+        return [Partner.of(doc) for doc in await _service(info).list()]
+
+    @strawberry.field(description="One partner: an admin, or the partner itself.")
+    async def partner(self, info: Info, id: strawberry.ID) -> Partner:
+        _partner_or_admin(info.context.principal, str(id))
+        return Partner.of(await _service(info).get(str(id)))
+
+    @strawberry.field(
+        description="One operation by the partner's event id (did my event apply?): the partner itself, or an admin."
+    )
+    async def partner_operation(
+        self, info: Info, event_id: str, partner_id: strawberry.ID | None = None
+    ) -> PartnerOperation | None:
+        who = require_principal(info.context.principal)
+        owner = who.subject if who.role is Role.PARTNER else str(partner_id or "")
+        _partner_or_admin(who, owner)
+        doc = await _service(info).operation(owner, event_id)
+        return PartnerOperation.of(doc) if doc else None
+
+    @strawberry.field(description="Settlement for [from, to): an admin, or the partner itself.")
+    async def partner_statement(
+        self,
+        info: Info,
+        partner_id: strawberry.ID,
+        period_from: Annotated[datetime, strawberry.argument(name="from")],
+        period_to: Annotated[datetime, strawberry.argument(name="to")],
+    ) -> PartnerStatement:
+        _partner_or_admin(info.context.principal, str(partner_id))
+        statement = await _service(info).statement(str(partner_id), as_utc(period_from), as_utc(period_to))
+        return PartnerStatement.of(statement)
+
+
+@strawberry.type
+class PartnerMutation:
+    @strawberry.mutation(description="Admin: a new partner; its API key and signing secret are returned only now.")
+    async def create_partner(self, info: Info, input: CreatePartnerInput) -> PartnerCredentials:
+        require_role(info.context.principal, Role.ADMIN)
+        doc, api_key, secret = await _service(info).create(_terms(input), partner_id=input.id)
+        return PartnerCredentials(partner=Partner.of(doc), api_key=api_key, signing_secret=secret)
+
+    @strawberry.mutation(description="Admin: new API key and signing secret; the old ones stop working at once.")
+    async def rotate_partner_key(self, info: Info, id: strawberry.ID) -> PartnerCredentials:
+        require_role(info.context.principal, Role.ADMIN)
+        doc, api_key, secret = await _service(info).rotate_key(str(id))
+        return PartnerCredentials(partner=Partner.of(doc), api_key=api_key, signing_secret=secret)
+
+    @strawberry.mutation(description="Admin: change rate, fee, limits, settlement value or active flag.")
+    async def update_partner(self, info: Info, id: strawberry.ID, input: UpdatePartnerInput) -> Partner:
+        require_role(info.context.principal, Role.ADMIN)
+        service = _service(info)
+        current = await service.get(str(id))
+        fee = current.get("fee") or {}
+        terms = _terms(input, Fee(fee.get("basisPoints", 0), fee.get("fixedPoints", 0)))
+        return Partner.of(await service.update(str(id), terms))
+
+    @strawberry.mutation(description="The member (this is their consent) or an admin links a partner account.")
+    async def link_partner_account(
+        self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID, partner_member_ref: str
+    ) -> PartnerAccount:
+        require_member_access(info.context.principal, str(member_id))
+        doc = await _service(info).link(str(member_id), str(partner_id), partner_member_ref)
+        return PartnerAccount.of(doc)
+
+    @strawberry.mutation(description="The member or an admin withdraws the link; false when there was none.")
+    async def unlink_partner_account(self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID) -> bool:
+        require_member_access(info.context.principal, str(member_id))
+        return await _service(info).unlink(str(member_id), str(partner_id))
+
+    @strawberry.mutation(description="Partner (X-Api-Key): coalition points for a purchase at the partner.")
+    async def partner_accrue(self, info: Info, input: PartnerAccrueInput) -> PartnerOperationResult:
+        return await _operate(
+            info,
+            PartnerCommand(
+                OperationType.ACCRUE,
+                input.event_id,
+                input.member_ref,
+                points=input.points,
+                amount=input.amount,
+                occurred_at=input.occurred_at,
+            ),
+        )
+
+    @strawberry.mutation(description="Partner (X-Api-Key): redeem a linked member's coalition points at the partner.")
+    async def partner_burn(self, info: Info, input: PartnerBurnInput) -> PartnerOperationResult:
+        return await _operate(
+            info,
+            PartnerCommand(
+                OperationType.BURN, input.event_id, input.member_ref, points=input.points, occurred_at=input.occurred_at
+            ),
+        )
+
+    @strawberry.mutation(description="Partner (X-Api-Key): undo one of its own operations by its event id.")
+    async def partner_reverse(self, info: Info, input: PartnerReverseInput) -> PartnerOperationResult:
+        return await _operate(
+            info,
+            PartnerCommand(
+                OperationType.REVERSE,
+                input.event_id,
+                input.member_ref,
+                original_event_id=input.original_event_id,
+                occurred_at=input.occurred_at,
+            ),
+        )
+
+    @strawberry.mutation(description="Partner (X-Api-Key): convert between its points and coalition points.")
+    async def convert_partner_points(self, info: Info, input: ConvertPartnerPointsInput) -> PartnerOperationResult:
+        return await _operate(
+            info,
+            PartnerCommand(
+                OperationType.CONVERT,
+                input.event_id,
+                input.member_ref,
+                points=input.points,
+                direction=Direction(input.direction),
+                occurred_at=input.occurred_at,
+            ),
+        )
