@@ -16,7 +16,14 @@ Worker = Callable[[Services], Awaitable[None]]
 
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
+    from gateway.streams import watch_changes
+
     found: list[tuple[str, Worker]] = []
+    found.append(("change-watcher", watch_changes))
+    if services.settings.kafka_bootstrap_servers:
+        from gateway.relay import run_relay
+
+        found.append(("balance-relay", run_relay))
     return found
 
 

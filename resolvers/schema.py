@@ -12,10 +12,11 @@ from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.program import ProgramQuery
+from resolvers.streams import StreamSubscription
 
 QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery)
 MUTATIONS: tuple[type, ...] = (MemberMutation,)
-SUBSCRIPTIONS: tuple[type, ...] = ()
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
 ENTITIES: tuple[type, ...] = (Member,)
 
 
