@@ -10,10 +10,10 @@ import pytest
 from bson import ObjectId
 
 from gateway.auth import Role
-from gateway.hub import hub_for
+from gateway.hub import Hub, hub_for
 from gateway.services import Services
 from gateway.settings import Settings
-from gateway.streams import route
+from gateway.streams import route, run_watcher
 from tests.conftest import JWT_SECRET, token
 from tests.ledger_helpers import add_member, earn, spend
 from tests.stream_helpers import Gateway, gateway, ledger_document, tiny_receive_buffer_socket, ws_client
@@ -292,3 +292,41 @@ async def _wait_subscribers(instance: Gateway, count: int) -> None:
     hub = hub_for(instance.services)
     while hub.subscriber_count() < count or not hub.ready.is_set():
         await asyncio.sleep(0.005)
+
+
+async def test_the_watcher_resumes_after_an_error_without_loss_or_repeat(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kill the watcher's getMore on the server: it resumes from its token; every entry arrives once."""
+    hub = Hub()
+    watcher = asyncio.create_task(run_watcher(services.db, hub, retry_delay=0.05))
+    subscriber = hub.subscribe(("balance", "m1"))
+    try:
+        await hub.wait_ready()
+        await services.db.ledger.insert_many([ledger_document("m1", seq) for seq in (1, 2)])
+        killed = await _kill_change_stream_get_more(services)
+        assert killed
+        await services.db.ledger.insert_many([ledger_document("m1", seq) for seq in (3, 4, 5)])
+        seqs = [(await asyncio.wait_for(subscriber.get(), 10)).doc["seq"] for _ in range(5)]
+        assert seqs == [1, 2, 3, 4, 5]
+        await services.db.ledger.insert_one(ledger_document("m1", 6))
+        assert (await asyncio.wait_for(subscriber.get(), 10)).doc["seq"] == 6
+        assert "change stream failed" in caplog.text
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _kill_change_stream_get_more(services: Services) -> bool:
+    admin = services.db.client.admin
+    pipeline = [
+        {"$currentOp": {"allUsers": True}},
+        {"$match": {"ns": f"{services.db.db.name}.$cmd", "command.getMore": {"$exists": True}}},
+    ]
+    for _ in range(500):
+        ops = await (await admin.aggregate(pipeline)).to_list()
+        for op in ops:
+            await admin.command("killOp", op=op["opid"])
+            return True
+        await asyncio.sleep(0.01)
+    return False
