@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from gateway.embedded_mongo import EmbeddedMongo, free_port
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 QUERY = "subscription { pointsActivity { id kind points availableDelta pendingDelta sourceType createdAt } }"
 ROUNDS = 5
+PROFILE = ""  # --profile FILE: run the gateway under cProfile
 CONNECT_CONCURRENCY = 100
 
 BASELINE_APP = """
@@ -129,6 +131,16 @@ class Clients:
         except Exception:
             pass
 
+    async def settled(self, quiet: float = 1.0) -> list[int]:
+        """Per-client message counts once nothing has arrived for ``quiet`` seconds."""
+        counts = [len(a) for a in self.arrivals]
+        while True:
+            await asyncio.sleep(quiet)
+            now = [len(a) for a in self.arrivals]
+            if now == counts:
+                return now
+            counts = now
+
     async def wait_round(self, count: int, timeout: float = 120) -> None:
         await self.wait_counts([count] * len(self.arrivals), timeout)
 
@@ -181,8 +193,12 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         "LOYALTY_DATA_DIR": str(workdir),
         "LOYALTY_SUBSCRIBER_QUEUE_SIZE": "256",
     }
+    profile = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
     server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, *profile, "-m", "gateway.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = create_client(mongo_uri)
     db = Database(client, database)
@@ -206,8 +222,7 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
             seq += 1
             await db.ledger.insert_one(ledger_doc(seq))
             await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)
-        seen = [len(a) for a in clients.arrivals]
+        seen = await clients.settled()
         starts = [time.monotonic()]
         await db.ledger.insert_one(ledger_doc(seq + 1))
         await clients.wait_counts([c + 1 for c in seen])
@@ -225,7 +240,7 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         }
     finally:
         await clients.close()
-        server.terminate()
+        server.send_signal(signal.SIGINT)  # graceful: subscribers get 1001, a profile is written
         server.wait(30)
         await client.drop_database(database)
         await client.close()
@@ -301,4 +316,7 @@ async def main(counts: list[int]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 5000])
-    asyncio.run(main(parser.parse_args().counts))
+    parser.add_argument("--profile", default="", help="write a cProfile of the gateway process here")
+    args = parser.parse_args()
+    PROFILE = args.profile
+    asyncio.run(main(args.counts))

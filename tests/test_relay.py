@@ -163,3 +163,11 @@ async def test_a_second_relay_waits_while_the_first_publishes(
     assert not second.relay.holding.is_set()
     await first.stop()
     await second.holding()  # released on stop: the standby takes over
+
+
+def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Services, kafka_settings: Settings) -> None:
+    from gateway.workers import workers_for
+
+    assert [name for name, _ in workers_for(services)] == ["change-watcher"]
+    services.settings = kafka_settings
+    assert [name for name, _ in workers_for(services)] == ["change-watcher", "balance-relay"]
