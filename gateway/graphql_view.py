@@ -11,8 +11,8 @@ from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -78,8 +78,22 @@ def _credentials(params: dict[str, Any], websocket: WebSocket) -> dict[str, str]
     return found
 
 
+class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
+    async def send_json(self, message: Any) -> None:
+        """Once we closed a connection (slow subscriber, shutdown), its other operations'
+        late messages are dropped instead of failing on the closed socket."""
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        try:
+            await super().send_json(message)
+        except Exception:
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                raise
+
+
 class GatewayGraphQL(GraphQL[Context, None]):
     services: Services
+    websocket_adapter_class = GatewayWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, **kwargs: Any) -> None:
         from resolvers.schema import schema

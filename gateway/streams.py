@@ -141,7 +141,8 @@ async def balance_entries(
             try:
                 entry = (await subscriber.get()).doc
             except SubscriberDropped:
-                return  # the connection is being closed with the reason
+                await _until_disconnected(closer)
+                return
             if last is not None:
                 if entry["seq"] <= last:
                     continue
@@ -162,6 +163,14 @@ async def _entries_between(db: Database, member_id: str, after: int, before: int
         yield entry
 
 
+async def _until_disconnected(closer: Closer | None) -> None:
+    """A dropped subscriber's connection is being closed (with the reason): park until the
+    connection's end cancels the operation, rather than end the stream with a ``complete``
+    message on a socket that already sent its close frame."""
+    if closer is not None:
+        await asyncio.Event().wait()
+
+
 async def live_changes(services: Any, topic: Topic, closer: Closer | None = None) -> AsyncIterator[Change]:
     """Live changes of one topic from the moment of subscribing."""
     hub = hub_for(services)
@@ -171,6 +180,6 @@ async def live_changes(services: Any, topic: Topic, closer: Closer | None = None
         while True:
             yield await subscriber.get()
     except SubscriberDropped:
-        return  # the connection is being closed with the reason
+        await _until_disconnected(closer)
     finally:
         hub.unsubscribe(subscriber)
