@@ -118,7 +118,7 @@ async def run_watcher(db: Database, hub: Hub, *, retry_delay: float = 0.5) -> No
 
 async def balance_entries(
     services: Any, member_id: str, after: int | None, closer: Closer | None = None
-) -> AsyncIterator[Document]:
+) -> AsyncIterator[Change]:
     """A member's ledger entries after position ``after``, replayed then live, in order,
     each exactly once. Without ``after``: live entries from now on.
 
@@ -135,22 +135,23 @@ async def balance_entries(
         last = after
         if after is not None:
             async for entry in _entries_between(db, member_id, after, None):
-                yield entry
+                yield Change(LEDGER, "replay", entry)
                 last = entry["seq"]
         while True:
             try:
-                entry = (await subscriber.get()).doc
+                change = await subscriber.get()
             except SubscriberDropped:
                 await _until_disconnected(closer)
                 return
+            seq = change.doc["seq"]
             if last is not None:
-                if entry["seq"] <= last:
+                if seq <= last:
                     continue
-                if entry["seq"] > last + 1:
-                    async for missed in _entries_between(db, member_id, last, entry["seq"]):
-                        yield missed
-            yield entry
-            last = entry["seq"]
+                if seq > last + 1:
+                    async for missed in _entries_between(db, member_id, last, seq):
+                        yield Change(LEDGER, "replay", missed)
+            yield change
+            last = seq
     finally:
         hub.unsubscribe(subscriber)
 

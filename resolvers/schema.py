@@ -12,6 +12,7 @@ from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.program import ProgramQuery
+from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
 QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery)
@@ -32,6 +33,7 @@ def build_schema() -> GatewaySchema:
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
         extensions=[MaskUnexpectedErrors],
+        execution_context_class=SharedEventExecutor,
     )
 
 

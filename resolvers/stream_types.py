@@ -10,6 +10,7 @@ from gateway.clock import as_utc
 from gateway.db import Document
 from resolvers.balance_types import PointBalances
 from resolvers.ledger_types import LedgerEntry, LedgerEntryKind
+from resolvers.shared_events import SharedEvent
 
 
 def _time(value: datetime | None) -> datetime | None:
@@ -17,7 +18,7 @@ def _time(value: datetime | None) -> datetime | None:
 
 
 @strawberry.type(description="A member's balances changed: the new balances and the ledger entry that caused it.")
-class BalanceEvent:
+class BalanceEvent(SharedEvent):
     member_id: str
     position: int = strawberry.field(
         description="The entry's per-member ledger position; reconnect with balanceChanged(after: position)."
@@ -36,7 +37,7 @@ class BalanceEvent:
 
 
 @strawberry.type(description="Program-wide points activity for dashboards: no member identity, no balances.")
-class PointsActivity:
+class PointsActivity(SharedEvent):
     id: strawberry.ID = strawberry.field(description="The ledger entry id (unique; use it to de-duplicate).")
     kind: LedgerEntryKind  # type: ignore[valid-type]
     points: int
@@ -61,7 +62,7 @@ class PointsActivity:
 
 
 @strawberry.type(description="A member moved to another tier.")
-class TierChangeEvent:
+class TierChangeEvent(SharedEvent):
     id: strawberry.ID
     member_id: str
     from_tier: str | None
@@ -84,7 +85,7 @@ class TierChangeEvent:
 
 
 @strawberry.type(description="A redemption order was placed or changed status.")
-class RedemptionEvent:
+class RedemptionEvent(SharedEvent):
     id: strawberry.ID
     member_id: str
     gift_id: str
@@ -111,7 +112,7 @@ class RedemptionEvent:
 
 
 @strawberry.type(description="A gift's stock changed.")
-class GiftStockEvent:
+class GiftStockEvent(SharedEvent):
     gift_id: str
     name: str | None
     stock: int

@@ -34,7 +34,7 @@ class StreamSubscription:
         require_member_access(info.context.principal, member_id)
         await info.context.load_member(member_id)
         entries = balance_entries(info.context.services, member_id, after, _closer(info))
-        return _mapped(entries, BalanceEvent.of)
+        return _views(entries, "balance", BalanceEvent.of)
 
     @strawberry.subscription(description="Every ledger entry, program-wide (admin and dashboard roles).")
     async def points_activity(self, info: Info) -> AsyncGenerator[PointsActivity, None]:
@@ -58,11 +58,6 @@ class StreamSubscription:
     async def gift_stock_changed(self, info: Info, gift_id: str) -> AsyncGenerator[GiftStockEvent, None]:
         changes = live_changes(info.context.services, gift_topic(gift_id), _closer(info))
         return _views(changes, "gift", GiftStockEvent.of)
-
-
-async def _mapped(source: AsyncIterator, convert):  # type: ignore[no-untyped-def]
-    async for item in source:
-        yield convert(item)
 
 
 async def _views(source: AsyncIterator, name: str, convert):  # type: ignore[no-untyped-def]

@@ -330,3 +330,18 @@ async def _kill_change_stream_get_more(services: Services) -> bool:
             return True
         await asyncio.sleep(0.01)
     return False
+
+
+async def test_subscribers_with_different_selections_of_one_event_each_get_their_own(
+    replicas, services: Services
+) -> None:
+    a, _ = replicas
+    board = token(Role.DASHBOARD, "board")
+    async with ws_client(a.url, board) as first, ws_client(a.url, board) as second:
+        await first.subscribe("subscription { pointsActivity { kind points } }")
+        await second.subscribe("subscription Board { pointsActivity { id sourceType } }")
+        await _wait_subscribers(a, 2)
+        doc = ledger_document("m1", 1, points=7)
+        await services.db.ledger.insert_one(doc)
+        assert (await first.next_data()) == {"pointsActivity": {"kind": "GRANT", "points": 7}}
+        assert (await second.next_data()) == {"pointsActivity": {"id": str(doc["_id"]), "sourceType": "TEST"}}
