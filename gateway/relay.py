@@ -19,12 +19,13 @@ import logging
 import os
 import socket
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from gateway.clock import as_utc
 from gateway.db import Database, Document
@@ -36,6 +37,8 @@ BALANCE_RELAY = "balance-relay"
 EVENT_TYPE = "balance.changed"
 SCHEMA_VERSION = 1
 BATCH = 500
+RESUME_IMPOSSIBLE = {280, 286}  # ChangeStreamFatalError, ChangeStreamHistoryLost
+BACKFILL_MARGIN = timedelta(minutes=10)  # entry ids carry the writing gateway's clock: allow for skew
 
 
 def balance_event(entry: Document) -> Document:
@@ -121,16 +124,8 @@ class BalanceRelay:
 
     async def run(self) -> None:
         """Until cancelled: hold the lease and publish, or wait to take it over."""
-        from aiokafka import AIOKafkaProducer
-
         await ensure_topic(self.settings, self.topic)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            enable_idempotence=self.settings.kafka_idempotent_producer,
-            acks="all",
-            linger_ms=5,
-        )
-        await producer.start()
+        producer = await start_producer(self.settings)
         try:
             while True:
                 lease = await self.lease.acquire()
@@ -138,22 +133,20 @@ class BalanceRelay:
                     await asyncio.sleep(self.ttl / 3)
                     continue
                 log.info("balance relay %s holds the lease", self.lease.owner)
-                await self._publish(producer, lease.get("resumeToken"))
+                await self._publish(producer, lease)
                 self.holding.clear()
                 log.warning("balance relay %s lost the lease", self.lease.owner)
         finally:
             await producer.stop()
 
-    async def _publish(self, producer: Any, token: Document | None) -> None:
+    async def _publish(self, producer: Any, lease: Document) -> None:
         """Publish while we hold the lease; returns when it is lost."""
-        options: Document = {"resume_after": token} if token is not None else {}
+        token = lease.get("resumeToken")
         published = token
         try:
-            async with await self.db.ledger.watch(
-                [{"$match": {"operationType": "insert"}}], max_await_time_ms=int(self.ttl * 1000 / 6), **options
-            ) as stream:
-                if token is None:
-                    # First run: fix the starting point now, so nothing committed from here on is skipped.
+            async with await self._open(producer, lease) as stream:
+                if token is None or stream.resume_token != token:
+                    # Fix the starting point now, so nothing committed from here on is skipped.
                     published = stream.resume_token
                     if not await self.lease.renew(published):
                         return
@@ -190,6 +183,60 @@ class BalanceRelay:
                 await asyncio.shield(self.lease.release(published))
             except (PyMongoError, asyncio.CancelledError):
                 log.warning("balance relay could not release its lease; it will expire")
+
+    def _watch(self, **options: Any) -> Any:
+        return self.db.ledger.watch(
+            [{"$match": {"operationType": "insert"}}], max_await_time_ms=int(self.ttl * 1000 / 6), **options
+        )
+
+    async def _open(self, producer: Any, lease: Document) -> Any:
+        """The change stream from the stored position; if MongoDB no longer has it (the oplog
+        rolled over while no relay ran), a new stream from now plus a republish of the ledger
+        since the position was stored (duplicates, never a gap)."""
+        token = lease.get("resumeToken")
+        if token is None:
+            return await self._watch()
+        try:
+            return await self._watch(resume_after=token)
+        except OperationFailure as exc:
+            if exc.code not in RESUME_IMPOSSIBLE:
+                raise
+        since = as_utc(lease.get("storedAt") or datetime(1970, 1, 1, tzinfo=UTC)) - BACKFILL_MARGIN
+        log.error("balance relay: stored position is gone from the oplog; republishing entries since %s", since)
+        stream = await self._watch()  # opened first: entries committed during the backfill come through it
+        try:
+            await self.backfill(producer, since)
+        except BaseException:
+            await stream.close()
+            raise
+        return stream
+
+    async def backfill(self, producer: Any, since: datetime) -> int:
+        """Publish every ledger entry created since ``since`` (by entry id time); returns the count."""
+        count = 0
+        batch: list[Any] = []
+        cursor = self.db.ledger.find({"_id": {"$gte": ObjectId.from_datetime(since)}}).sort("_id", 1)
+        async for entry in cursor:
+            batch.append(await producer.send(self.topic, value=encode(entry), key=entry["memberId"].encode()))
+            if len(batch) >= BATCH:
+                await asyncio.gather(*batch)
+                count += len(batch)
+                batch = []
+        await asyncio.gather(*batch)
+        return count + len(batch)
+
+
+async def start_producer(settings: Any) -> Any:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=settings.kafka_idempotent_producer,
+        acks="all",
+        linger_ms=5,
+    )
+    await producer.start()
+    return producer
 
 
 async def ensure_topic(settings: Any, topic: str, partitions: int = 3) -> None:

@@ -171,3 +171,24 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
     assert [name for name, _ in workers_for(services)] == ["change-watcher"]
     services.settings = kafka_settings
     assert [name for name, _ in workers_for(services)] == ["change-watcher", "balance-relay"]
+
+
+async def test_backfill_republishes_the_ledger_since_a_time(services: Services, kafka_settings: Settings) -> None:
+    """The recovery when the stored position has left the oplog: republish by entry time."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.relay import ensure_topic, start_producer
+
+    await add_member(services, "m1")
+    for _ in range(5):
+        await earn(services.ledger, "m1", 3)
+    await ensure_topic(kafka_settings, kafka_settings.kafka_balance_topic)
+    producer = await start_producer(kafka_settings)
+    try:
+        relay = BalanceRelay(services.db, kafka_settings)
+        assert await relay.backfill(producer, datetime.now(UTC) + timedelta(minutes=1)) == 0
+        assert await relay.backfill(producer, datetime.now(UTC) - timedelta(minutes=1)) == 5
+    finally:
+        await producer.stop()
+    events = [orjson.loads(m.value) for m in await consume(kafka_settings, 5)]
+    assert [e["position"] for e in events] == [1, 2, 3, 4, 5]
