@@ -96,8 +96,7 @@ async def run_watcher(db: Database, hub: Hub, *, retry_delay: float = 0.5) -> No
                     change = await stream.try_next()
                     token = stream.resume_token
                     if change is not None:
-                        for topic, event in route(change):
-                            hub.publish(topic, event)
+                        _dispatch(hub, change)
         except asyncio.CancelledError:
             raise
         except OperationFailure as exc:
@@ -114,6 +113,18 @@ async def run_watcher(db: Database, hub: Hub, *, retry_delay: float = 0.5) -> No
             log.warning("change stream failed (%s); resuming in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def _dispatch(hub: Hub, change: Document) -> None:
+    """One malformed document (another feature's bug) is logged and skipped, never allowed
+    to stop the watcher and with it every live stream of this gateway."""
+    try:
+        routes = route(change)
+    except Exception:
+        log.exception("skipping a change the streams cannot route: %s", change.get("documentKey"))
+        return
+    for topic, event in routes:
+        hub.publish(topic, event)
 
 
 async def balance_entries(

@@ -13,7 +13,7 @@ from gateway.auth import Role
 from gateway.hub import Hub, hub_for
 from gateway.services import Services
 from gateway.settings import Settings
-from gateway.streams import route, run_watcher
+from gateway.streams import _dispatch, route, run_watcher
 from tests.conftest import JWT_SECRET, token
 from tests.ledger_helpers import add_member, earn, spend
 from tests.stream_helpers import Gateway, gateway, ledger_document, tiny_receive_buffer_socket, ws_client
@@ -285,6 +285,11 @@ def test_route_sends_each_change_to_its_topics() -> None:
     assert [t for t, _ in restocked] == [("gift", "g1")]
     deleted_meanwhile = {"ns": {"coll": "redemptions"}, "operationType": "update", "fullDocument": None}
     assert route(deleted_meanwhile) == []
+    hub = Hub()
+    subscriber = hub.subscribe(("balance", "m1"))
+    _dispatch(hub, {"ns": {"coll": "ledger"}, "operationType": "insert", "fullDocument": {"no": "memberId"}})
+    _dispatch(hub, {"ns": {"coll": "ledger"}, "operationType": "insert", "fullDocument": entry})
+    assert subscriber.queue.qsize() == 1  # the malformed change was skipped, the next one delivered
 
 
 async def _wait_subscribers(instance: Gateway, count: int) -> None:
