@@ -60,6 +60,7 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.server import GatewayServer
 
     settings = settings_or_exit(host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -68,7 +69,8 @@ def serve(
     app_ = create_app(settings)
     typer.echo(f"loyalty-gateway on http://{settings.host}:{settings.port}/graphql", err=True)
     try:
-        uvicorn.run(app_, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+        config = uvicorn.Config(app_, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+        GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:
         raise fail(str(exc)) from None
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.authenticate import authenticate
 from gateway.errors import DomainError
@@ -45,18 +50,61 @@ def is_request_error(result: ExecutionResult) -> bool:
     return bool(result.errors) and result.data is None and all(e.path is None for e in result.errors)
 
 
+@dataclass
+class SocketContext(Context):
+    """The context of one WebSocket connection, shared by all its subscriptions."""
+
+    connection_params: dict[str, Any] = field(default_factory=dict)
+    closing: asyncio.Task[None] | None = None
+
+    def close_soon(self, code: int, reason: str) -> asyncio.Task[None]:
+        """Send a close frame without making the caller (the hub) wait for the client."""
+        if self.closing is None:
+            self.closing = asyncio.create_task(self._close(code, reason))
+        return self.closing
+
+    async def _close(self, code: int, reason: str) -> None:
+        websocket: WebSocket = self.request
+        with contextlib.suppress(Exception):
+            await websocket.close(code=code, reason=reason)
+
+
+def _credentials(params: dict[str, Any], websocket: WebSocket) -> dict[str, str]:
+    """connection_init payload keys (any case), falling back to the upgrade request's headers."""
+    found = {str(k).lower(): str(v) for k, v in params.items() if isinstance(v, str)}
+    for name in ("authorization", "x-api-key"):
+        if name not in found and name in websocket.headers:
+            found[name] = websocket.headers[name]
+    return found
+
+
+class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
+    async def send_json(self, message: Any) -> None:
+        """Once we closed a connection (slow subscriber, shutdown), its other operations'
+        late messages are dropped instead of failing on the closed socket."""
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        try:
+            await super().send_json(message)
+        except Exception:
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                raise
+
+
 class GatewayGraphQL(GraphQL[Context, None]):
     services: Services
+    websocket_adapter_class = GatewayWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, **kwargs: Any) -> None:
         from resolvers.schema import schema
 
+        kwargs.setdefault("subscription_protocols", ("graphql-transport-ws",))
         super().__init__(schema, **kwargs)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):
             # Subscriptions authenticate in connection_init (see on_ws_connect).
-            return Context(services=self.services, principal=None, request=request, response=response)
+            return SocketContext(services=self.services, principal=None, request=request, response=response)
         try:
             principal = await authenticate(request.headers, db=self.services.db, jwt_secret=self.services.jwt_secret)
             auth_error = None
@@ -69,6 +117,22 @@ class GatewayGraphQL(GraphQL[Context, None]):
             response=response,
             auth_error=auth_error,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate the connection once, from the connection_init payload.
+
+        ``{"Authorization": "Bearer <jwt>"}`` (or ``{"X-Api-Key": ...}``); without
+        credentials the connection is anonymous. Bad credentials close it with 4403.
+        """
+        assert isinstance(context, SocketContext)
+        credentials = _credentials(context.connection_params or {}, context.request)
+        try:
+            context.principal = await authenticate(
+                credentials, db=self.services.db, jwt_secret=self.services.jwt_secret
+            )
+        except DomainError as exc:
+            raise ConnectionRejectionError({"code": exc.code}) from None
+        return UNSET
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         response = await super().get_sub_response(request)

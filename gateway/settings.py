@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".loyalty")
     environment: Environment = Environment.DEVELOPMENT
     scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    subscriber_queue_size: int = Field(
+        default=256,
+        ge=1,
+        description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
+    )
+    relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
     @classmethod

@@ -16,15 +16,16 @@ Worker = Callable[[Services], Awaitable[None]]
 
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
-    found: list[tuple[str, Worker]] = []
     from gateway.expiry_job import expiry_worker
+    from gateway.streams import watch_changes
 
-    found.append(("points-expiry", expiry_worker))
-
+    found: list[tuple[str, Worker]] = [("points-expiry", expiry_worker), ("change-watcher", watch_changes)]
     if services.settings.kafka_bootstrap_servers:
         from gateway.partner_consumer import partner_events_worker
+        from gateway.relay import run_relay
 
         found.append(("partner-events", partner_events_worker))
+        found.append(("balance-relay", run_relay))
     return found
 
 

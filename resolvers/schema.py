@@ -17,10 +17,12 @@ from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
 from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
+from resolvers.shared_events import SharedEventExecutor
+from resolvers.streams import StreamSubscription
 
 QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery)
 MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation, CatalogMutation, PartnerMutation)
-SUBSCRIPTIONS: tuple[type, ...] = ()
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
 ENTITIES: tuple[type, ...] = (Member, Gift)
 
 
@@ -36,6 +38,7 @@ def build_schema() -> GatewaySchema:
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
         extensions=[MaskUnexpectedErrors],
+        execution_context_class=SharedEventExecutor,
     )
 
 

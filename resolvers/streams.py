@@ -1,0 +1,66 @@
+"""Subscription root fields: thin wrappers over gateway.streams with per-subscription auth.
+
+Authorization runs before the stream starts, so a refused subscription gets a
+graphql-transport-ws ``error`` message with ``extensions.code`` (FORBIDDEN,
+UNAUTHENTICATED) and the connection stays open for other subscriptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import strawberry
+
+from gateway.auth import Role, require_member_access, require_role
+from gateway.hub import Closer
+from gateway.streams import ACTIVITY, balance_entries, gift_topic, live_changes, redemption_topic, tier_topic
+from resolvers.context import Info
+from resolvers.stream_types import BalanceEvent, GiftStockEvent, PointsActivity, RedemptionEvent, TierChangeEvent
+
+
+def _closer(info: Info) -> Closer | None:
+    return getattr(info.context, "close_soon", None)
+
+
+@strawberry.type
+class StreamSubscription:
+    @strawberry.subscription(
+        description="A member's balance changes (earn, spend, expire, refund, partner...). With `after`, first "
+        "replays the entries after that position from the ledger, then continues live: no gaps, no duplicates."
+    )
+    async def balance_changed(
+        self, info: Info, member_id: str, after: int | None = None
+    ) -> AsyncGenerator[BalanceEvent, None]:
+        require_member_access(info.context.principal, member_id)
+        await info.context.load_member(member_id)
+        entries = balance_entries(info.context.services, member_id, after, _closer(info))
+        return _views(entries, "balance", BalanceEvent.of)
+
+    @strawberry.subscription(description="Every ledger entry, program-wide (admin and dashboard roles).")
+    async def points_activity(self, info: Info) -> AsyncGenerator[PointsActivity, None]:
+        require_role(info.context.principal, Role.ADMIN, Role.DASHBOARD)
+        changes = live_changes(info.context.services, ACTIVITY, _closer(info))
+        return _views(changes, "activity", PointsActivity.of)
+
+    @strawberry.subscription(description="A member's tier changes.")
+    async def tier_changed(self, info: Info, member_id: str) -> AsyncGenerator[TierChangeEvent, None]:
+        require_member_access(info.context.principal, member_id)
+        changes = live_changes(info.context.services, tier_topic(member_id), _closer(info))
+        return _views(changes, "tier", TierChangeEvent.of)
+
+    @strawberry.subscription(description="A member's redemption orders: placed, fulfilled, cancelled.")
+    async def redemption_updated(self, info: Info, member_id: str) -> AsyncGenerator[RedemptionEvent, None]:
+        require_member_access(info.context.principal, member_id)
+        changes = live_changes(info.context.services, redemption_topic(member_id), _closer(info))
+        return _views(changes, "redemption", RedemptionEvent.of)
+
+    @strawberry.subscription(description="A gift's stock changes (sold out, restocked). Public, like the catalog.")
+    async def gift_stock_changed(self, info: Info, gift_id: str) -> AsyncGenerator[GiftStockEvent, None]:
+        changes = live_changes(info.context.services, gift_topic(gift_id), _closer(info))
+        return _views(changes, "gift", GiftStockEvent.of)
+
+
+async def _views(source: AsyncIterator, name: str, convert):  # type: ignore[no-untyped-def]
+    """Convert each change once per process (cached on the change), not per subscriber."""
+    async for change in source:
+        yield change.view(name, convert)
