@@ -30,7 +30,7 @@ from gateway.domain.exchange import Rate
 from gateway.embedded_mongo import EmbeddedMongo
 from gateway.members import Registration, new_member_document
 from gateway.partner_consumer import PartnerEventConsumer, new_producer, signed_event
-from gateway.partners import PartnerTerms, partners_service
+from gateway.partners import PartnerTerms
 from gateway.program import DEFAULT_PROGRAM
 from gateway.runtime import prepare
 from gateway.services import Services
@@ -138,7 +138,7 @@ async def run(events: int, members: int, concurrency: int) -> None:
             db = Database(client, "bench")
             await prepare(db)
             services = Services(settings=settings, db=db, clock=SystemClock())
-            partners = partners_service(services)
+            partners = services.partners
             _, _, secret = await partners.create(
                 PartnerTerms(name="Bench", currency_name="Beans", rate=Rate(10, 1)), partner_id="bench"
             )

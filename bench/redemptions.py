@@ -28,14 +28,14 @@ import httpx
 
 from gateway.app import create_app
 from gateway.auth import Principal, Role, mint_token
-from gateway.catalog import GiftSpec, catalog_of
+from gateway.catalog import GiftSpec
 from gateway.clock import SystemClock
 from gateway.db import Database, create_client
 from gateway.embedded_mongo import EmbeddedMongo
 from gateway.ledger import EntryKind, LedgerTx, Source
 from gateway.members import Registration, new_member_document
 from gateway.program import DEFAULT_PROGRAM
-from gateway.redemptions import RedeemRequest, new_order_id, redemptions_of
+from gateway.redemptions import RedeemRequest, new_order_id
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.settings import Settings
@@ -61,7 +61,7 @@ async def setup(db: Database, services: Services) -> str:
 
         await services.ledger.transact(work)
     spec = GiftSpec(name="Contended gift", category="bench", cost_price=1_000, points=POINTS)
-    gift = await catalog_of(services).create(spec, 1_000_000, DEFAULT_PROGRAM)
+    gift = await services.catalog.create(spec, 1_000_000, DEFAULT_PROGRAM)
     return gift["_id"]
 
 
@@ -103,7 +103,7 @@ async def bare(db: Database, gift_id: str, orders: int, concurrency: int) -> flo
 
 
 async def service(services: Services, gift_id: str, orders: int, concurrency: int) -> float:
-    redemptions = redemptions_of(services)
+    redemptions = services.redemptions
     admin = Principal(Role.ADMIN, "bench")
 
     async def one(i: int) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.catalog import catalog_of
 from gateway.clock import as_utc
 from gateway.db import Document
 
@@ -21,7 +20,7 @@ UsageKey = tuple[str, str, datetime]
 
 
 def gift_loader(services: Any) -> DataLoader[str, Document | None]:
-    catalog = catalog_of(services)
+    catalog = services.catalog
 
     async def load(ids: list[str]) -> list[Document | None]:
         found = await catalog.get_many(ids)

@@ -12,7 +12,6 @@ from starlette.routing import Route, WebSocketRoute
 
 from gateway.clock import Clock
 from gateway.graphql_view import GatewayGraphQL
-from gateway.hub import hub_for
 from gateway.runtime import open_services, prepare
 from gateway.services import Services
 from gateway.settings import Settings
@@ -50,7 +49,7 @@ def create_app(
             finally:
                 state["ready"] = False
                 # Subscribers get a close frame (1001 going away) before the workers stop.
-                await hub_for(active).close_all()
+                await active.hub.close_all()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

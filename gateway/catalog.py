@@ -351,10 +351,3 @@ async def used_in_window(
         if as_utc(order["createdAt"]) >= limited[order["giftId"]]:
             used[order["giftId"]] += order["quantity"]
     return used
-
-
-def catalog_of(services: Any) -> Catalog:
-    """The process's Catalog service, built on first use (kept in ``services.extras``)."""
-    if "catalog" not in services.extras:
-        services.extras["catalog"] = Catalog(services.db, services.clock)
-    return services.extras["catalog"]

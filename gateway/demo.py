@@ -14,7 +14,7 @@ from gateway.demo_catalog import seed_demo_catalog
 from gateway.errors import DomainError
 from gateway.members import Registration, new_member_document
 from gateway.program_store import load_program
-from gateway.purchases import PurchaseRequest, Purchases
+from gateway.purchases import PurchaseRequest
 from gateway.services import Services
 
 DEMO_MEMBERS = [
@@ -31,7 +31,7 @@ DEMO_OPERATOR = Principal(Role.ADMIN, "demo-seed")
 async def seed_demo(services: Services) -> str:
     program = await load_program(services.db)
     await seed_demo_catalog(services)
-    purchases = Purchases.of(services)
+    purchases = services.purchases
     created = bought = 0
     for member_id, name, email, birthday, spend in DEMO_MEMBERS:
         registration = Registration(display_name=name, email=email, birthday=birthday, member_id=member_id)

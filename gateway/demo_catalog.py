@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.catalog import GiftSpec, catalog_of
+from gateway.catalog import GiftSpec
 from gateway.domain.catalog import LimitPeriod, Limits
 from gateway.program_store import load_program
 from gateway.services import Services
@@ -126,7 +126,7 @@ FLASH_ID = "demo-gift-thermos"
 
 async def seed_demo_catalog(services: Services) -> str:
     """Create the demo gifts that are missing; existing ones are left as the operator left them."""
-    catalog = catalog_of(services)
+    catalog = services.catalog
     program = await load_program(services.db)
     now = services.clock.now()
     existing = {d["_id"] async for d in services.db["gifts"].find({"_id": {"$regex": "^demo-gift-"}}, {"_id": 1})}

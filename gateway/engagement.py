@@ -18,7 +18,6 @@ from gateway.errors import BadInput, DomainError
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.program import Benefit, Program
 from gateway.purchases import ORDER_ID
-from gateway.services import Services
 from gateway.tiering import add_growth, reevaluate
 
 MAX_GRANT_MEMBERS = 100
@@ -58,10 +57,6 @@ class Engagement:
         self.db = db
         self.clock = clock
         self.ledger = ledger
-
-    @classmethod
-    def of(cls, services: Services) -> Engagement:
-        return cls(services.db, services.clock, services.ledger)
 
     # -- check-in (签到) ---------------------------------------------------------------
 

@@ -29,7 +29,6 @@ Closer = Callable[[int, str], "asyncio.Task[None] | None"]
 TOO_SLOW = (4008, "subscriber too slow")
 GOING_AWAY = (1001, "going away")
 DEFAULT_QUEUE_SIZE = 256
-HUB_KEY = "hub"
 
 
 class StreamUnavailable(DomainError):
@@ -151,12 +150,3 @@ class Hub:
         if tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait(tasks, timeout=timeout)
-
-
-def hub_for(services: Any) -> Hub:
-    """The one hub of this gateway process (kept in ``services.extras``)."""
-    hub = services.extras.get(HUB_KEY)
-    if hub is None:
-        size = getattr(services.settings, "subscriber_queue_size", DEFAULT_QUEUE_SIZE)
-        hub = services.extras[HUB_KEY] = Hub(size)
-    return hub

@@ -35,7 +35,7 @@ from pymongo.errors import BulkWriteError
 from gateway.db import Document
 from gateway.domain.exchange import Direction
 from gateway.errors import DomainError
-from gateway.partners import OperationType, PartnerCommand, Partners, partners_service
+from gateway.partners import OperationType, PartnerCommand, Partners
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -194,7 +194,7 @@ class PartnerEventConsumer:
             raise DomainError("LOYALTY_KAFKA_BOOTSTRAP_SERVERS is not set", code="KAFKA_NOT_CONFIGURED")
         self.services = services
         self.settings = settings
-        self.partners: Partners = partners_service(services)
+        self.partners: Partners = services.partners
         self.group_id = group_id
         self.concurrency = concurrency
         self.max_records = max_records

@@ -655,11 +655,3 @@ def daily_usage(op: Document) -> int:
         return op["points"]
     fee = op.get("fee", 0)
     return op["points"] + fee if op["direction"] == Direction.PARTNER_TO_COALITION else op["points"] - fee
-
-
-def partners_service(services: Any) -> Partners:
-    """The process's Partners service, kept with the other shared services."""
-    found = services.extras.get("partners")
-    if found is None:
-        found = services.extras["partners"] = Partners(services.db, services.clock, services.ledger)
-    return found

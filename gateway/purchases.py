@@ -30,7 +30,6 @@ from gateway.earning import earn_by_rule
 from gateway.errors import BadInput, DomainError, member_not_found
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.members import Members, Registration, new_member_document
-from gateway.services import Services
 from gateway.tiering import add_growth, reevaluate
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_.:#/-]{1,100}$")
@@ -78,10 +77,6 @@ class Purchases:
         self.clock = clock
         self.ledger = ledger
         self.members = members
-
-    @classmethod
-    def of(cls, services: Services) -> Purchases:
-        return cls(services.db, services.clock, services.ledger, services.members)
 
     async def record(self, principal: Principal, request: PurchaseRequest, key: str) -> Document:
         """Record a paid order: join if needed, add spend and growth, re-tier, earn pending points."""

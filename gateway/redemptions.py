@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from bson import ObjectId
 
@@ -248,10 +247,3 @@ class Redemptions:
         if after is not None:
             query["_id"] = {"$lt": after}
         return [d async for d in self.db["redemptions"].find(query).sort("_id", -1).limit(first + 1)]
-
-
-def redemptions_of(services: Any) -> Redemptions:
-    """The process's Redemptions service, built on first use (kept in ``services.extras``)."""
-    if "redemptions" not in services.extras:
-        services.extras["redemptions"] = Redemptions(services.db, services.ledger)
-    return services.extras["redemptions"]

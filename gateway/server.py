@@ -6,8 +6,6 @@ import socket
 
 import uvicorn
 
-from gateway.hub import hub_for
-
 
 class GatewayServer(uvicorn.Server):
     """On shutdown, subscribers first get ``1001 going away`` from the hub.
@@ -20,5 +18,5 @@ class GatewayServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         services = getattr(getattr(self.config.app, "state", None), "services", None)
         if services is not None:
-            await hub_for(services).close_all()
+            await services.hub.close_all()
         await super().shutdown(sockets=sockets)

@@ -1,15 +1,30 @@
-"""The gateway's long-lived parts, built once per process and shared by requests."""
+"""The gateway's long-lived parts, built once per process and shared by requests.
+
+Every feature service hangs off ``Services`` as a lazily built attribute, so a
+resolver, a worker, the CLI and a test all reach the same one the same way
+(``services.catalog``, ``services.partners``...). The imports are local because
+the feature modules import this one for their own type hints.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from gateway.clock import Clock, SystemClock
 from gateway.db import Database
 from gateway.ledger import Ledger
 from gateway.members import Members
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.catalog import Catalog
+    from gateway.engagement import Engagement
+    from gateway.hub import Hub
+    from gateway.partners import Partners
+    from gateway.purchases import Purchases
+    from gateway.redemptions import Redemptions
 
 
 @dataclass
@@ -25,3 +40,40 @@ class Services:
             self.jwt_secret = self.settings.resolved_jwt_secret()
         self.members = Members(self.db, self.clock)
         self.ledger = Ledger(self.db, self.clock)
+
+    @cached_property
+    def purchases(self) -> Purchases:
+        from gateway.purchases import Purchases
+
+        return Purchases(self.db, self.clock, self.ledger, self.members)
+
+    @cached_property
+    def engagement(self) -> Engagement:
+        from gateway.engagement import Engagement
+
+        return Engagement(self.db, self.clock, self.ledger)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from gateway.catalog import Catalog
+
+        return Catalog(self.db, self.clock)
+
+    @cached_property
+    def redemptions(self) -> Redemptions:
+        from gateway.redemptions import Redemptions
+
+        return Redemptions(self.db, self.ledger)
+
+    @cached_property
+    def partners(self) -> Partners:
+        from gateway.partners import Partners
+
+        return Partners(self.db, self.clock, self.ledger)
+
+    @cached_property
+    def hub(self) -> Hub:
+        """The one fan-out hub of this gateway process, fed by its change-stream watcher."""
+        from gateway.hub import Hub
+
+        return Hub(self.settings.subscriber_queue_size)

@@ -17,7 +17,7 @@ from typing import Any
 from pymongo.errors import OperationFailure, PyMongoError
 
 from gateway.db import Database, Document
-from gateway.hub import Change, Closer, Hub, SubscriberDropped, Topic, hub_for
+from gateway.hub import Change, Closer, Hub, SubscriberDropped, Topic
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def route(change: Document) -> list[tuple[Topic, Change]]:
 
 async def watch_changes(services: Any, *, retry_delay: float = 0.5) -> None:
     """The worker: feed the hub from one change stream until cancelled."""
-    await run_watcher(services.db, hub_for(services), retry_delay=retry_delay)
+    await run_watcher(services.db, services.hub, retry_delay=retry_delay)
 
 
 async def run_watcher(db: Database, hub: Hub, *, retry_delay: float = 0.5) -> None:
@@ -138,7 +138,7 @@ async def balance_entries(
     lost or repeated. A live entry beyond the next position (the watcher lost history)
     is preceded by the missing entries, read from the ledger.
     """
-    hub = hub_for(services)
+    hub = services.hub
     db: Database = services.db
     subscriber = hub.subscribe(balance_topic(member_id), closer)
     try:
@@ -185,7 +185,7 @@ async def _until_disconnected(closer: Closer | None) -> None:
 
 async def live_changes(services: Any, topic: Topic, closer: Closer | None = None) -> AsyncIterator[Change]:
     """Live changes of one topic from the moment of subscribing."""
-    hub = hub_for(services)
+    hub = services.hub
     subscriber = hub.subscribe(topic, closer)
     try:
         await hub.wait_ready()

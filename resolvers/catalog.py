@@ -8,11 +8,11 @@ from typing import Any
 import strawberry
 
 from gateway.auth import Role, require_member_access, require_principal, require_role
-from gateway.catalog import GiftSpec, catalog_of, gift_cursor, gift_not_found
+from gateway.catalog import GiftSpec, gift_cursor, gift_not_found
 from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
 from gateway.domain.catalog import Limits
 from gateway.errors import BadInput
-from gateway.redemptions import RedeemRequest, redemptions_of
+from gateway.redemptions import RedeemRequest
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
@@ -121,7 +121,7 @@ class CatalogQuery:
         if include_unlisted:
             require_role(info.context.principal, Role.ADMIN)
         size = page_size(first)
-        docs = await catalog_of(info.context.services).page(
+        docs = await info.context.services.catalog.page(
             first=size,
             after=decode_cursor(after),
             category=category,
@@ -134,7 +134,7 @@ class CatalogQuery:
     async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
-        doc = await catalog_of(info.context.services).get(str(id))
+        doc = await info.context.services.catalog.get(str(id))
         if not doc["listed"] and not _is_admin(info):
             raise gift_not_found(str(id))
         return Gift.of(doc, member_id)
@@ -142,7 +142,7 @@ class CatalogQuery:
     @strawberry.field(description="A redemption order: its member or an admin.")
     async def redemption(self, info: Info, id: strawberry.ID) -> Redemption:
         require_principal(info.context.principal)
-        doc = await redemptions_of(info.context.services).get(str(id))
+        doc = await info.context.services.redemptions.get(str(id))
         require_member_access(info.context.principal, doc["memberId"])
         return Redemption.of(doc)
 
@@ -169,28 +169,28 @@ class CatalogMutation:
         if input.id is not None and not 1 <= len(input.id) <= 64:
             raise BadInput("id must be 1 to 64 characters", field="id")
         program = await info.context.program()
-        return Gift.of(await catalog_of(info.context.services).create(spec, input.stock, program, input.id))
+        return Gift.of(await info.context.services.catalog.create(spec, input.stock, program, input.id))
 
     @strawberry.mutation(description="Admins: change a gift's details, price, permission or limits.")
     async def update_gift(self, info: Info, id: strawberry.ID, input: UpdateGiftInput) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
         program = await info.context.program()
-        return Gift.of(await catalog_of(info.context.services).update(str(id), input.changes(), program))
+        return Gift.of(await info.context.services.catalog.update(str(id), input.changes(), program))
 
     @strawberry.mutation(description="Admins: add stock; a sold-out gift is back on sale at once.")
     async def restock_gift(self, info: Info, id: strawberry.ID, quantity: int) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await catalog_of(info.context.services).restock(str(id), quantity))
+        return Gift.of(await info.context.services.catalog.restock(str(id), quantity))
 
     @strawberry.mutation(description="Admins: list now (a future start or a past end is dropped).")
     async def list_gift(self, info: Info, id: strawberry.ID) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await catalog_of(info.context.services).set_listed(str(id), True))
+        return Gift.of(await info.context.services.catalog.set_listed(str(id), True))
 
     @strawberry.mutation(description="Admins: take off sale (kept, with its orders).")
     async def unlist_gift(self, info: Info, id: strawberry.ID) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await catalog_of(info.context.services).set_listed(str(id), False))
+        return Gift.of(await info.context.services.catalog.set_listed(str(id), False))
 
     @strawberry.mutation(description="Admins: 定时上架, on sale from startsAt until endsAt (open-ended if null).")
     async def schedule_gift(
@@ -198,23 +198,23 @@ class CatalogMutation:
     ) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
         program = await info.context.program()
-        return Gift.of(await catalog_of(info.context.services).schedule(str(id), starts_at, ends_at, program))
+        return Gift.of(await info.context.services.catalog.schedule(str(id), starts_at, ends_at, program))
 
     @strawberry.mutation(description="Admins: 限时兑换, a special points price inside a window (replaces any).")
     async def set_gift_offer(self, info: Info, id: strawberry.ID, input: GiftOfferInput) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        catalog = catalog_of(info.context.services)
+        catalog = info.context.services.catalog
         return Gift.of(await catalog.set_offer(str(id), input.points, input.starts_at, input.ends_at))
 
     @strawberry.mutation(description="Admins: remove a gift's limited-time offer.")
     async def clear_gift_offer(self, info: Info, id: strawberry.ID) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await catalog_of(info.context.services).clear_offer(str(id)))
+        return Gift.of(await info.context.services.catalog.clear_offer(str(id)))
 
     @strawberry.mutation(description="Admins: delete a gift nobody ever redeemed (else GIFT_HAS_REDEMPTIONS).")
     async def delete_gift(self, info: Info, id: strawberry.ID) -> bool:
         require_role(info.context.principal, Role.ADMIN)
-        await catalog_of(info.context.services).delete(str(id))
+        await info.context.services.catalog.delete(str(id))
         return True
 
     @strawberry.mutation(
@@ -230,7 +230,7 @@ class CatalogMutation:
             idempotency_key=input.idempotency_key,
             cash_paid=input.cash_paid,
         )
-        order = await redemptions_of(info.context.services).redeem(who, request)
+        order = await info.context.services.redemptions.redeem(who, request)
         info.context.forget_member(input.member_id)
         return Redemption.of(order)
 
@@ -239,7 +239,7 @@ class CatalogMutation:
         self, info: Info, id: strawberry.ID, carrier: str | None = None, tracking_number: str | None = None
     ) -> Redemption:
         require_role(info.context.principal, Role.ADMIN)
-        order = await redemptions_of(info.context.services).fulfil(
+        order = await info.context.services.redemptions.fulfil(
             str(id), carrier=carrier, tracking_number=tracking_number
         )
         return Redemption.of(order)
@@ -250,6 +250,6 @@ class CatalogMutation:
     )
     async def cancel_redemption(self, info: Info, id: strawberry.ID, reason: str | None = None) -> Redemption:
         who = require_role(info.context.principal, Role.ADMIN, Role.MEMBER)
-        order = await redemptions_of(info.context.services).cancel(who, str(id), reason)
+        order = await info.context.services.redemptions.cancel(who, str(id), reason)
         info.context.forget_member(order["memberId"])
         return Redemption.of(order)

@@ -9,7 +9,7 @@ import strawberry
 
 from dataloaders.catalog import gift_loader, usage_loader
 from gateway.auth import Role, require_role
-from gateway.catalog import catalog_of, limits_of, rules_of
+from gateway.catalog import limits_of, rules_of
 from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain import catalog as rules
@@ -105,7 +105,7 @@ class Gift:
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Gift:
-        return cls.of(await catalog_of(info.context.services).get(str(id)))
+        return cls.of(await info.context.services.catalog.get(str(id)))
 
     @strawberry.field(description="What a redemption costs at this instant (the offer price inside its window).")
     def price(self, info: Info) -> GiftPrice:

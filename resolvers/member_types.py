@@ -10,7 +10,6 @@ from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain.tiers import next_tier, qualifying_value
 from gateway.errors import BadInput
-from gateway.partners import partners_service
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
 from resolvers.context import Info
@@ -91,20 +90,18 @@ class Member:
 
     @strawberry.field(description="The member's gift redemption orders, newest first.")
     async def redemptions(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Redemption]:
-        from gateway.redemptions import redemptions_of
 
         size = page_size(first)
-        docs = await redemptions_of(info.context.services).page_for_member(
+        docs = await info.context.services.redemptions.page_for_member(
             self.doc["_id"], first=size, after=decode_cursor(after)
         )
         return connection([Redemption.of(d) for d in docs], size, lambda order: str(order.id))
 
     @strawberry.field(description="Tier benefits with this period's quota usage (free shipping 1/month...).")
     async def benefits(self, info: Info) -> list[BenefitStatus]:
-        from gateway.engagement import Engagement
 
         program = await info.context.program()
-        usages = await Engagement.of(info.context.services).benefits(self.doc, program)
+        usages = await info.context.services.engagement.benefits(self.doc, program)
         return [BenefitStatus.of(u) for u in usages]
 
     @strawberry.field(description="Points expiring within the next `days` days, grouped by expiry instant.")
@@ -154,5 +151,5 @@ class Member:
 
     @strawberry.field(description="Partner accounts the member linked: the partners that may act for them.")
     async def partner_accounts(self, info: Info) -> list[PartnerAccount]:
-        links = await partners_service(info.context.services).links_for_member(self.doc["_id"])
+        links = await info.context.services.partners.links_for_member(self.doc["_id"])
         return [PartnerAccount.of(doc) for doc in links]

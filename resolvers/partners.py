@@ -12,7 +12,7 @@ from gateway.clock import as_utc
 from gateway.domain.exchange import AccrualRate as DomainAccrualRate
 from gateway.domain.exchange import Direction, Fee, Rate
 from gateway.errors import BadInput, Forbidden
-from gateway.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement, partners_service
+from gateway.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement
 from resolvers.context import Info
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import (
@@ -132,7 +132,7 @@ def _terms(data: CreatePartnerInput | UpdatePartnerInput, current_fee: Fee | Non
 
 
 def _service(info: Info) -> Partners:
-    return partners_service(info.context.services)
+    return info.context.services.partners
 
 
 def _partner_or_admin(principal: Principal | None, partner_id: str) -> Principal:

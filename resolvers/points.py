@@ -16,8 +16,7 @@ import strawberry
 from gateway.auth import Role, require_member_access, require_role
 from gateway.clock import as_utc
 from gateway.db import Document
-from gateway.engagement import Engagement
-from gateway.purchases import PurchaseRequest, Purchases, RefundRequest
+from gateway.purchases import PurchaseRequest, RefundRequest
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.member_types import Member
@@ -159,7 +158,7 @@ class PointsMutation:
             paid_at=input.paid_at,
             display_name=input.display_name,
         )
-        result = await Purchases.of(info.context.services).record(who, request, input.idempotency_key)
+        result = await info.context.services.purchases.record(who, request, input.idempotency_key)
         return PurchaseResult(
             order_id=result["orderId"],
             joined=result["joined"],
@@ -177,7 +176,7 @@ class PointsMutation:
     async def refund_purchase(self, info: Info, input: RefundPurchaseInput) -> RefundResult:
         who = require_role(info.context.principal, Role.ADMIN)
         request = RefundRequest(member_id=str(input.member_id), order_id=input.order_id, amount=input.amount)
-        result = await Purchases.of(info.context.services).refund(who, request, input.idempotency_key)
+        result = await info.context.services.purchases.refund(who, request, input.idempotency_key)
         return RefundResult(
             order_id=result["orderId"],
             points=result["points"],
@@ -192,7 +191,7 @@ class PointsMutation:
     @strawberry.mutation(description="Daily check-in (签到): the member or an admin; once per local day.")
     async def check_in(self, info: Info, member_id: strawberry.ID, idempotency_key: str | None = None) -> CheckInResult:
         who = require_member_access(info.context.principal, str(member_id))
-        result = await Engagement.of(info.context.services).check_in(who, str(member_id), idempotency_key)
+        result = await info.context.services.engagement.check_in(who, str(member_id), idempotency_key)
         return CheckInResult(
             streak=result["streak"],
             points=result["points"],
@@ -208,9 +207,7 @@ class PointsMutation:
         self, info: Info, member_id: strawberry.ID, event: str, idempotency_key: str
     ) -> BehaviourResult:
         who = require_role(info.context.principal, Role.ADMIN)
-        result = await Engagement.of(info.context.services).record_behaviour(
-            who, str(member_id), event, idempotency_key
-        )
+        result = await info.context.services.engagement.record_behaviour(who, str(member_id), event, idempotency_key)
         return BehaviourResult(
             event=result["event"],
             points=result["points"],
@@ -224,7 +221,7 @@ class PointsMutation:
     async def grant_points(self, info: Info, input: GrantPointsInput) -> GrantResult:
         who = require_role(info.context.principal, Role.ADMIN)
         ids = [str(i) for i in (input.member_ids or [])] + ([str(input.member_id)] if input.member_id else [])
-        result = await Engagement.of(info.context.services).grant(
+        result = await info.context.services.engagement.grant(
             who, ids, input.points, input.reason, input.idempotency_key
         )
         return GrantResult(
@@ -237,7 +234,7 @@ class PointsMutation:
     @strawberry.mutation(description="Use points at checkout (积分抵扣): N points = ¥1, capped per order.")
     async def deduct_points_at_checkout(self, info: Info, input: DeductPointsInput) -> DeductionResult:
         who = require_member_access(info.context.principal, str(input.member_id))
-        result = await Engagement.of(info.context.services).deduct_at_checkout(
+        result = await info.context.services.engagement.deduct_at_checkout(
             who, str(input.member_id), input.order_id, input.order_amount, input.points, input.idempotency_key
         )
         return DeductionResult(
@@ -254,7 +251,7 @@ class PointsMutation:
         self, info: Info, member_id: strawberry.ID, code: str, idempotency_key: str
     ) -> ConsumeBenefitResult:
         who = require_member_access(info.context.principal, str(member_id))
-        result = await Engagement.of(info.context.services).consume_benefit(who, str(member_id), code, idempotency_key)
+        result = await info.context.services.engagement.consume_benefit(who, str(member_id), code, idempotency_key)
         return ConsumeBenefitResult(
             code=result["code"],
             used=result["used"],

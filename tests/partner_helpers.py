@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.domain.exchange import Fee, Rate
-from gateway.partners import Limits, PartnerTerms, partners_service
+from gateway.partners import Limits, PartnerTerms
 from gateway.services import Services
 from tests.ledger_helpers import add_member
 
@@ -34,7 +34,7 @@ async def add_partner(
         limits=limits,
         settlement_milli_fen_per_point=milli_fen_per_point,
     )
-    doc, api_key, secret = await partners_service(services).create(terms, partner_id=partner_id)
+    doc, api_key, secret = await services.partners.create(terms, partner_id=partner_id)
     return PartnerCredentials(doc["_id"], api_key, secret)
 
 
@@ -42,5 +42,5 @@ async def linked_member(services: Services, member_id: str, *partner_refs: tuple
     """A new member linked to each (partner id, partner member ref)."""
     await add_member(services, member_id)
     for partner_id, ref in partner_refs:
-        await partners_service(services).link(member_id, partner_id, ref)
+        await services.partners.link(member_id, partner_id, ref)
     return member_id

@@ -17,7 +17,6 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import create_app
 from gateway.embedded_mongo import free_port
-from gateway.hub import hub_for
 from gateway.server import GatewayServer
 from gateway.services import Services
 from gateway.settings import Settings
@@ -65,7 +64,7 @@ class Gateway:
             if self.task.done():
                 self.task.result()
             await asyncio.sleep(0.01)
-        await hub_for(self.services).wait_ready()
+        await self.services.hub.wait_ready()
         return self
 
     async def stop(self) -> None:

@@ -11,7 +11,7 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 
 from gateway.app import create_app
 from gateway.auth import Role
-from gateway.catalog import GiftSpec, catalog_of
+from gateway.catalog import GiftSpec
 from gateway.db import Database, create_client
 from gateway.domain.catalog import LimitPeriod, Limits
 from gateway.program import DEFAULT_PROGRAM
@@ -61,7 +61,7 @@ async def counted(mongo_uri: str, db: Database, settings: Any, clock: Any) -> As
 
 async def test_a_page_for_one_member_costs_a_fixed_number_of_round_trips(counted):
     gql, counter, services = counted
-    catalog = catalog_of(services)
+    catalog = services.catalog
     for i in range(60):
         limits = Limits(per_member=3, period=LimitPeriod.WEEK) if i % 2 else Limits()
         spec = GiftSpec(name=f"Gift {i}", category="misc", cost_price=10_000, points=100 + i, limits=limits)

@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 
 from gateway.audit import audit_all
 from gateway.auth import Principal, Role
-from gateway.engagement import Engagement
 from gateway.errors import DomainError
 from gateway.expiry_job import expire_points
 from gateway.program import DEFAULT_PROGRAM
 from gateway.program_store import save_program
-from gateway.purchases import PurchaseRequest, Purchases, RefundRequest
+from gateway.purchases import PurchaseRequest, RefundRequest
 from tests.conftest import START
 
 ADMIN = Principal(Role.ADMIN, "property")
@@ -51,7 +50,7 @@ async def test_any_sequence_keeps_ledger_and_balances_reconciled(
         update={"allow_negative_balance": allow_negative, "pending_days": pending_days}
     )
     await save_program(db, program)
-    purchases, engagement = Purchases.of(services), Engagement.of(services)
+    purchases, engagement = services.purchases, services.engagement
     member_id = f"p{next(counter)}"
     orders: list[str] = []
     for op in ops:

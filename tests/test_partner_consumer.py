@@ -20,7 +20,7 @@ from gateway.audit import audit_all
 from gateway.clock import FrozenClock
 from gateway.db import Database
 from gateway.partner_consumer import PartnerEventConsumer, new_producer, signed_event
-from gateway.partners import OperationType, PartnerCommand, partners_service
+from gateway.partners import OperationType, PartnerCommand
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.settings import Settings
@@ -193,7 +193,7 @@ async def test_a_thousand_events_with_fifty_bad_ones(kafka_services: Services, d
 async def test_replays_over_kafka_and_graphql_share_one_key_space(kafka_services: Services, db: Database) -> None:
     services = kafka_services
     (coffee, _tea), _ = await setup_coalition(services, 2)
-    applied, replayed = await partners_service(services).apply(
+    applied, replayed = await services.partners.apply(
         "coffee", PartnerCommand(OperationType.ACCRUE, "same-1", "C-0", points=40)
     )
     assert replayed is False

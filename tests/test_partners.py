@@ -10,7 +10,7 @@ import pytest
 from gateway.audit import audit_all
 from gateway.auth import Role, hash_api_key
 from gateway.domain.exchange import Fee
-from gateway.partners import Limits, OperationType, PartnerCommand, partners_service
+from gateway.partners import Limits, OperationType, PartnerCommand
 from tests.conftest import GraphQLClient, token
 from tests.ledger_helpers import add_member, earn
 from tests.partner_helpers import add_partner, linked_member
@@ -185,7 +185,7 @@ async def test_the_same_event_racing_in_ten_times_applies_once(services, db) -> 
     await add_partner(services, "coffee")
     await linked_member(services, "ann", ("coffee", "C-1"))
     command = PartnerCommand(OperationType.ACCRUE, "race-1", "C-1", points=25)
-    results = await asyncio.gather(*(partners_service(services).apply("coffee", command) for _ in range(10)))
+    results = await asyncio.gather(*(services.partners.apply("coffee", command) for _ in range(10)))
     assert sorted(replayed for _, replayed in results) == [False] + [True] * 9
     assert len({op["entryId"] for op, _ in results}) == 1
     assert await available(services, "ann") == 25

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from gateway.auth import Role
-from gateway.hub import Hub, hub_for
+from gateway.hub import Hub
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.streams import _dispatch, route, run_watcher
@@ -167,7 +167,6 @@ async def test_tier_redemption_and_stock_changes_stream(replicas, services: Serv
     db = services.db
     now = datetime.now(UTC)
     gift_id = ObjectId()
-    await db["gifts"].insert_one({"_id": gift_id, "name": "Mug", "stock": 2})
     async with ws_client(b.url, token(Role.MEMBER, "m1")) as client:
         await client.subscribe('subscription { tierChanged(memberId: "m1") { memberId fromTier toTier direction } }')
         await client.subscribe('subscription { redemptionUpdated(memberId: "m1") { id giftId status points } }')
@@ -175,6 +174,10 @@ async def test_tier_redemption_and_stock_changes_stream(replicas, services: Serv
             "subscription($g: String!) { giftStockChanged(giftId: $g) { giftId stock soldOut } }", {"g": str(gift_id)}
         )
         await _wait_subscribers(b, 3)
+        # A new gift is a stock event too. Inserted only now that the subscription exists, so its
+        # event cannot race the subscription however far the watcher lags behind on a busy machine.
+        await db["gifts"].insert_one({"_id": gift_id, "name": "Mug", "stock": 2})
+        assert (await client.next_data())["giftStockChanged"] == {"giftId": str(gift_id), "stock": 2, "soldOut": False}
         await db["tier_changes"].insert_one(
             {
                 "memberId": "m1",
@@ -219,7 +222,7 @@ async def test_a_stalled_subscriber_is_disconnected_and_others_keep_receiving(
 
     settings = settings.model_copy(update={"subscriber_queue_size": 100})
     services.settings = settings
-    hub = hub_for(services)
+    hub = services.hub
     async with gateway(settings, services, send_buffer=8192) as a:
         admin = token(Role.ADMIN, "admin")
         sock = tiny_receive_buffer_socket(a.port)
@@ -294,7 +297,7 @@ def test_route_sends_each_change_to_its_topics() -> None:
 
 async def _wait_subscribers(instance: Gateway, count: int) -> None:
     """Subscriptions register asynchronously after the subscribe message; wait for the hub to see them."""
-    hub = hub_for(instance.services)
+    hub = instance.services.hub
     while hub.subscriber_count() < count or not hub.ready.is_set():
         await asyncio.sleep(0.005)
 
