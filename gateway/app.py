@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL over HTTP and WebSocket, health and readiness."""
+"""The ASGI application: GraphQL over HTTP and WebSocket, health, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from gateway.clock import Clock
 from gateway.graphql_view import GatewayGraphQL
+from gateway.metrics import metrics_endpoint
 from gateway.runtime import open_services, prepare
 from gateway.services import Services
 from gateway.settings import Settings
@@ -69,6 +70,7 @@ def create_app(
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
         ],
         lifespan=lifespan,
     )

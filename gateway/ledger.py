@@ -30,6 +30,7 @@ from gateway.db import Database, Document
 from gateway.domain.expiry import expiry_for
 from gateway.domain.ledger_rules import Lot, allocate, apply_delta, delta, net_points
 from gateway.errors import BadInput, DomainError, IdempotencyConflict, member_not_found
+from gateway.metrics import record_committed
 from gateway.program import Program
 from gateway.program_store import load_program
 
@@ -464,11 +465,14 @@ class Ledger:
         return {**record["result"], "replayed": True}
 
     async def _run(self, work: Work, idempotency: Idempotency | None) -> Document:
+        attempts: list[LedgerTx] = []
+
         async def attempt(session: AsyncClientSession) -> Document:
             program = await load_program(self.db, session=session)
             tx = LedgerTx(
                 self.db, session, program, self.clock.now(), idempotency_key=idempotency.key if idempotency else None
             )
+            attempts.append(tx)
             result = await work(tx)
             if idempotency is not None:
                 await self.db.idempotency.insert_one(
@@ -483,6 +487,7 @@ class Ledger:
             return result
 
         result = await self.db.transaction(attempt)
+        record_committed(attempts[-1].entries)
         return {**result, "replayed": False}
 
     async def settle(self, member_id: str) -> list[Document]:

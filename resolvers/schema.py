@@ -8,6 +8,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
 
+from gateway.metrics import MetricsExtension
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
@@ -37,7 +38,7 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
-        extensions=[MaskUnexpectedErrors],
+        extensions=[MaskUnexpectedErrors, MetricsExtension],
         execution_context_class=SharedEventExecutor,
     )
 

@@ -148,3 +148,37 @@ async def test_federation_entities_resolve_members(gql: GraphQLClient, admin: st
     assert data["_entities"] == [{"id": "fed", "displayName": "Fed"}]
     sdl = (await gql.ok("{ _service { sdl } }"))["_service"]["sdl"]
     assert '@key(fields: "id")' in sdl
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+async def test_metrics_count_operations_errors_and_committed_ledger_entries(
+    http: httpx.AsyncClient, gql: GraphQLClient, admin: str, services
+) -> None:
+    from tests.ledger_helpers import add_member, earn
+
+    before = (await http.get("/metrics")).text
+    await gql.ok("{ tiers { code } }")
+    assert await gql.error_code(MEMBER, {"id": "nobody"}) == "UNAUTHENTICATED"
+    await add_member(services, "metered")
+    await earn(services.ledger, "metered", 40)
+    response = await http.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    after = response.text
+
+    def grew(name: str, **labels: str) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    assert grew("loyalty_graphql_operations_total", type="query", outcome="ok") >= 1
+    assert grew("loyalty_graphql_errors_total", code="UNAUTHENTICATED") >= 1
+    assert grew("loyalty_ledger_entries_total", kind="GRANT") == 1
+    assert grew("loyalty_ledger_points_total", kind="GRANT") == 40
+    assert "member_id" not in after and "metered" not in after
