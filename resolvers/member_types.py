@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.clock import as_utc
 from gateway.db import Document
-from gateway.domain.tiers import next_tier, qualifying_value
+from gateway.domain.tiers import next_tier
 from gateway.errors import BadInput
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
@@ -75,11 +75,21 @@ class Member:
         program = await info.context.program()
         return Tier.of(program.tier(self.doc["tier"]))
 
-    @strawberry.field(description="What is left to reach the next tier; null at the top.")
+    async def _qualifying_value(self, info: Info) -> int:
+        """Lifetime spend or growth, or only what falls inside the program's rolling validity window."""
+        from gateway.tiering import qualifying_value
+
+        services = info.context.services
+        return await qualifying_value(services.db, self.doc, await info.context.program(), services.clock.now(), None)
+
+    @strawberry.field(
+        description="The tier above the one held, what is left to reach it (inside the validity window, "
+        "if the program has one) and what it adds; null at the top."
+    )
     async def next_tier(self, info: Info) -> NextTier | None:
         program = await info.context.program()
-        value = qualifying_value(program, lifetime_spend=self.doc["lifetimeSpend"], growth=self.doc["growth"])
-        upcoming = next_tier(value, program.tiers)
+        value = await self._qualifying_value(info)
+        upcoming = next_tier(value, program.tiers, held=self.doc["tier"])
         if upcoming is None:
             return None
         return NextTier(
@@ -114,22 +124,13 @@ class Member:
         lots = await expiring_points(services.db, self.doc["_id"], services.clock.now(), days)
         return ExpiringPoints.of(lots, days)
 
-    @strawberry.field(description="Progress on the tier basis; unlike nextTier it honours the rolling validity window.")
+    @strawberry.field(description="What the tier is judged on: the basis, its value and the validity window.")
     async def tier_progress(self, info: Info) -> TierProgress:
-        from gateway.tiering import qualifying_value as windowed_value
-
         program = await info.context.program()
-        services = info.context.services
-        value = await windowed_value(services.db, self.doc, program, services.clock.now(), None)
-        codes = [t.code for t in program.tiers]
-        rank = codes.index(self.doc["tier"]) if self.doc["tier"] in codes else 0
-        upcoming = program.tiers[rank + 1] if rank + 1 < len(program.tiers) else None
         return TierProgress(
             basis=program.tier_policy.basis.value,
-            value=value,
+            value=await self._qualifying_value(info),
             window_days=program.tier_policy.validity_days,
-            next_tier=Tier.of(upcoming) if upcoming else None,
-            remaining=max(upcoming.threshold - value, 0) if upcoming else None,
         )
 
     @strawberry.field(description="The member's recorded orders, newest first.")

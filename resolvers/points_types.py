@@ -10,7 +10,7 @@ from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.engagement import BenefitUsage
 from gateway.expiry_job import ExpiringPoints as ExpiringLot
-from resolvers.program_types import Benefit, Tier
+from resolvers.program_types import Benefit
 
 
 @strawberry.type(description="A tier benefit and, for quota benefits, this period's usage.")
@@ -57,9 +57,7 @@ class ExpiringPoints:
 class TierProgress:
     basis: str = strawberry.field(description="SPEND (fen) or GROWTH (growth value).")
     value: int = strawberry.field(description="Qualifying value: lifetime, or inside the rolling window.")
-    window_days: int | None
-    next_tier: Tier | None
-    remaining: int | None = strawberry.field(description="What is left to reach nextTier; null at the top.")
+    window_days: int | None = strawberry.field(description="Rolling validity window in days; null: for life.")
 
 
 @strawberry.type(description="A recorded order: what it paid, earned and had refunded.")

@@ -31,11 +31,20 @@ class NextTier:
     benefits_gained: tuple[Benefit, ...]
 
 
-def next_tier(value: int, tiers: tuple[Tier, ...]) -> NextTier | None:
-    """The first tier above ``value``, how far away it is and what it adds; None at the top."""
-    current = tier_for(value, tiers)
-    for tier in tiers:
-        if tier.threshold > value and tier.threshold > current.threshold:
-            gained = tuple(b for b in tier.benefits if b not in current.benefits)
-            return NextTier(tier=tier, remaining=tier.threshold - value, benefits_gained=gained)
-    return None
+def next_tier(value: int, tiers: tuple[Tier, ...], held: str | None = None) -> NextTier | None:
+    """The tier above the one held (or reached by ``value``), how far ``value`` is from it,
+    and what it adds; None at the top.
+
+    With a rolling validity window the tier held can be above what the window's
+    value alone reaches (downgrades wait for re-evaluation), so "next" counts
+    from whichever is higher.
+    """
+    codes = [t.code for t in tiers]
+    rank = codes.index(tier_for(value, tiers).code)
+    if held in codes:
+        rank = max(rank, codes.index(held))
+    if rank + 1 >= len(tiers):
+        return None
+    current, upcoming = tiers[rank], tiers[rank + 1]
+    gained = tuple(b for b in upcoming.benefits if b not in current.benefits)
+    return NextTier(tier=upcoming, remaining=max(upcoming.threshold - value, 0), benefits_gained=gained)
