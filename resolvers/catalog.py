@@ -118,6 +118,10 @@ class CatalogQuery:
     ) -> Connection[Gift]:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
+            # Resolve what every gift's eligibility needs first: then each gift reaches the
+            # usage loader without suspending, in one loop tick, and the page costs one batch.
+            await info.context.load_member(member_id)
+            await info.context.program()
         if include_unlisted:
             require_role(info.context.principal, Role.ADMIN)
         size = page_size(first)
@@ -134,6 +138,10 @@ class CatalogQuery:
     async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
+            # Resolve what every gift's eligibility needs first: then each gift reaches the
+            # usage loader without suspending, in one loop tick, and the page costs one batch.
+            await info.context.load_member(member_id)
+            await info.context.program()
         doc = await info.context.services.catalog.get(str(id))
         if not doc["listed"] and not _is_admin(info):
             raise gift_not_found(str(id))
