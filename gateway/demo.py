@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from gateway.auth import Principal, Role
 from gateway.demo_catalog import seed_demo_catalog
+from gateway.demo_partners import seed_demo_partner
 from gateway.errors import DomainError
 from gateway.members import Registration, new_member_document
 from gateway.program_store import load_program
@@ -54,7 +55,8 @@ async def seed_demo(services: Services) -> str:
         except DomainError:
             continue
         await services.ledger.settle(member_id)  # the return window has closed: release the points now
+    partner_note = await seed_demo_partner(services)
     return (
         f"demo data: {created} members created ({len(DEMO_MEMBERS) - created} already there), "
-        f"{bought} demo purchases recorded"
+        f"{bought} demo purchases recorded; {partner_note}"
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from gateway.clock import Clock
@@ -110,4 +111,15 @@ class Members:
             raise DomainError(
                 f"A member with this {field} already exists", code="ALREADY_EXISTS", field=field
             ) from None
+        return doc
+
+    async def set_paid_member(self, member_id: str, paid: bool) -> Document:
+        """Paid membership (付费会员) is bought outside the gateway; an admin records it here."""
+        doc = await self.db.members.find_one_and_update(
+            {"_id": member_id},
+            {"$set": {"paidMember": paid, "paidMemberSince": self.clock.now() if paid else None}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise member_not_found(member_id)
         return doc

@@ -31,6 +31,7 @@ class Member:
     referrer_id: str | None
     lifetime_spend: int = strawberry.field(description="Lifetime spend in fen (¥1 = 100).")
     growth_value: int = strawberry.field(description="Engagement measure (成长值); never spent.")
+    paid_member: bool = strawberry.field(description="Holds paid membership (付费会员): purchase points multiplied.")
     points: PointBalances
     doc: strawberry.Private[Document]
 
@@ -46,6 +47,7 @@ class Member:
             referrer_id=doc.get("referrerId"),
             lifetime_spend=doc["lifetimeSpend"],
             growth_value=doc["growth"],
+            paid_member=bool(doc.get("paidMember")),
             points=PointBalances.of(doc["balances"]),
             doc=doc,
         )

@@ -6,7 +6,7 @@ from datetime import date
 
 import strawberry
 
-from gateway.auth import Role, require_member_access, require_principal
+from gateway.auth import Role, require_member_access, require_principal, require_role
 from gateway.errors import Forbidden
 from gateway.members import Registration
 from resolvers.context import Info
@@ -64,4 +64,13 @@ class MemberMutation:
         ).validated(services.clock.now().date())
         program = await info.context.program()
         doc = await services.members.register(registration, program)
+        return Member.of(doc)
+
+    @strawberry.mutation(
+        description="Admin: record that a member bought (or ended) paid membership; it multiplies purchase points."
+    )
+    async def set_paid_membership(self, info: Info, member_id: strawberry.ID, paid: bool) -> Member:
+        require_role(info.context.principal, Role.ADMIN)
+        doc = await info.context.services.members.set_paid_member(str(member_id), paid)
+        info.context.forget_member(str(member_id))
         return Member.of(doc)

@@ -25,3 +25,17 @@ async def test_demo_members_earn_their_tiers_and_points(gql, admin, services, db
     }
     assert await db["tier_changes"].count_documents({"memberId": "demo-liu"}) == 1
     assert await audit_all(db) == []
+
+
+async def test_demo_partner_is_created_once_with_a_working_key_and_linked_members(gql, admin, services, db):
+    import re
+
+    from gateway.authenticate import principal_from_api_key
+
+    first = await seed_demo(services)
+    api_key = re.search(r"X-Api-Key (\S+)", first).group(1)
+    assert (await principal_from_api_key(db, api_key)).subject == "demo-coffee"
+    again = await seed_demo(services)
+    assert "X-Api-Key" not in again and "already there" in again
+    data = await gql.ok('{ member(id: "demo-chen") { partnerAccounts { partnerId partnerMemberRef } } }', token=admin)
+    assert data["member"]["partnerAccounts"] == [{"partnerId": "demo-coffee", "partnerMemberRef": "BEAN-1001"}]
