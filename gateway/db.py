@@ -32,6 +32,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("seq", DESCENDING)], unique=True),
         IndexModel([("createdAt", ASCENDING)]),
         IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
+        IndexModel([("restoredFrom", ASCENDING)], sparse=True),
     ],
     "lots": [
         IndexModel([("memberId", ASCENDING), ("expiresAt", ASCENDING)]),

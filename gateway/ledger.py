@@ -28,7 +28,7 @@ from gateway.auth import Principal
 from gateway.clock import Clock, as_utc
 from gateway.db import Database, Document
 from gateway.domain.expiry import expiry_for
-from gateway.domain.ledger_rules import Lot, allocate, apply_delta, delta, net_points
+from gateway.domain.ledger_rules import Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.errors import BadInput, DomainError, IdempotencyConflict, member_not_found
 from gateway.metrics import record_committed
 from gateway.program import Program
@@ -46,6 +46,7 @@ class EntryKind(StrEnum):
     EXPIRE = "EXPIRE"
     REFUND = "REFUND"
     DEDUCTION = "DEDUCTION"
+    DEDUCTION_RETURN = "DEDUCTION_RETURN"
     REDEMPTION = "REDEMPTION"
     REDEMPTION_CANCEL = "REDEMPTION_CANCEL"
     PARTNER_ACCRUE = "PARTNER_ACCRUE"
@@ -268,40 +269,52 @@ class LedgerTx:
         kind: EntryKind,
         reason: str,
         source: Source,
+        points: int | None = None,
         extra: Document | None = None,
     ) -> Document:
-        """Undo a spend: the points go back to the lots they came from, keeping their
-        original expiry. Lots that expired in the meantime give their share back as
-        expired (those points would have expired anyway).
+        """Undo a spend, wholly or ``points`` of it: the points go back to the lots they
+        came from, keeping their original expiry. Lots that expired in the meantime give
+        their share back as expired (those points would have expired anyway). What earlier
+        restores of the same spend returned is read from the ledger, so repeated partial
+        restores never return more than was spent.
         """
         await self.member(member_id)
+        already: dict[object, int] = {}
+        async for earlier in self.db.ledger.find(
+            {"memberId": member_id, "restoredFrom": spend_entry["_id"]}, {"lots": 1}, session=self.session
+        ):
+            for take in earlier["lots"]:
+                already[take["lotId"]] = already.get(take["lotId"], 0) + take["points"]
+        takes = [Take(t["lotId"], t["points"]) for t in spend_entry["lots"]]
+        try:
+            back = give_back(takes, already, points)
+        except ValueError as exc:
+            raise DomainError(str(exc), code="NOTHING_TO_RESTORE") from None
         lots = {
             lot["_id"]: lot
-            async for lot in self.db.lots.find(
-                {"_id": {"$in": [t["lotId"] for t in spend_entry["lots"]]}}, session=self.session
-            )
+            async for lot in self.db.lots.find({"_id": {"$in": [t.lot_id for t in back]}}, session=self.session)
         }
         returned, lapsed = 0, 0
-        for take in spend_entry["lots"]:
-            lot = lots[take["lotId"]]
+        for take in back:
+            lot = lots[take.lot_id]
             if lot["expiresAt"] is not None and as_utc(lot["expiresAt"]) <= self.now:
-                lapsed += take["points"]
+                lapsed += take.points
                 continue
-            returned += take["points"]
+            returned += take.points
             await self.db.lots.update_one(
-                {"_id": lot["_id"]}, {"$inc": {"remaining": take["points"]}}, session=self.session
+                {"_id": lot["_id"]}, {"$inc": {"remaining": take.points}}, session=self.session
             )
+        back_docs = [{"lotId": t.lot_id, "points": t.points} for t in back]
         if returned:
-            await self._pay_debt(member_id, returned, lot_takes=spend_entry["lots"])
-        total = returned + lapsed
-        change = delta(available=returned, spent=-total, expired=lapsed)
+            await self._pay_debt(member_id, returned, lot_takes=back_docs)
+        change = delta(available=returned, spent=-(returned + lapsed), expired=lapsed)
         return await self._post(
             member_id,
             kind,
             change,
             reason,
             source,
-            lots=list(spend_entry["lots"]),
+            lots=back_docs,
             extra={**(extra or {}), "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
         )
 

@@ -261,6 +261,7 @@ class Purchases:
                 source=source,
                 extra={"refundAmount": request.amount},
             )
+        returned_entry = await self._return_deducted_points(tx, request, purchase)
         await tx.db["purchases"].update_one(
             {"_id": purchase["_id"]},
             {"$inc": {"refunded": request.amount, "pointsTakenBack": points, "growthTakenBack": growth}},
@@ -279,7 +280,32 @@ class Purchases:
             "orderId": request.order_id,
             "points": points,
             "shortfall": entry.get("shortfall", 0) if entry else 0,
+            "pointsReturned": -returned_entry["delta"]["spent"] if returned_entry else 0,
             "tierBefore": tier_before,
             "tierAfter": change.to_tier if change else tier_before,
-            "entryIds": [entry["_id"]] if entry else [],
+            "entryIds": [e["_id"] for e in (entry, returned_entry) if e],
         }
+
+    async def _return_deducted_points(
+        self, tx: LedgerTx, request: RefundRequest, purchase: Document
+    ) -> Document | None:
+        """Points the member paid with at checkout (积分抵扣) come back with the refund, in the
+        same share as the money: the refunded part of the order, cumulatively, into the
+        lots they were taken from (original expiry)."""
+        deduction = await tx.db["deductions"].find_one(
+            {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
+        )
+        if deduction is None:
+            return None
+        share = proportional_take_back(deduction["points"], purchase["amount"], purchase["refunded"], request.amount)
+        if share == 0:
+            return None
+        spend_entry = await tx.db.ledger.find_one({"_id": deduction["entryId"]}, session=tx.session)
+        return await tx.restore(
+            request.member_id,
+            spend_entry,
+            points=share,
+            kind=EntryKind.DEDUCTION_RETURN,
+            reason=f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
+            source=Source("ORDER", request.order_id),
+        )

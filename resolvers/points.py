@@ -70,6 +70,9 @@ class RefundResult:
     order_id: str
     points: int = strawberry.field(description="Points the refund took back (requested).")
     shortfall: int = strawberry.field(description="Points already spent that could not be taken back.")
+    points_returned: int = strawberry.field(
+        description="Points deducted at checkout on this order that the refund gave back (same share as the money)."
+    )
     tier_before: str
     tier_after: str
     replayed: bool
@@ -181,6 +184,7 @@ class PointsMutation:
             order_id=result["orderId"],
             points=result["points"],
             shortfall=result["shortfall"],
+            points_returned=result.get("pointsReturned", 0),
             tier_before=result["tierBefore"],
             tier_after=result["tierAfter"],
             member=await _member(info, result["memberId"]),

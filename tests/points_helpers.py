@@ -23,7 +23,7 @@ mutation($input: RecordPurchaseInput!) {{
 REFUND = f"""
 mutation($input: RefundPurchaseInput!) {{
   refundPurchase(input: $input) {{
-    orderId points shortfall tierBefore tierAfter replayed
+    orderId points shortfall pointsReturned tierBefore tierAfter replayed
     member {{ {MEMBER_FIELDS} }}
   }}
 }}

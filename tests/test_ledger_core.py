@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from gateway.audit import audit_all
-from gateway.errors import IdempotencyConflict
+from gateway.errors import DomainError, IdempotencyConflict
 from gateway.ledger import EntryKind, InsufficientPoints, LedgerTx, Source
 from gateway.program import DEFAULT_PROGRAM
 from gateway.program_store import save_program, seed_program
@@ -151,4 +151,33 @@ async def test_restore_returns_points_to_their_lots_with_original_expiry(service
         "spent": 0,
         "expired": 0,
     }
+    assert await audit_all(db) == []
+
+
+async def test_partial_restores_never_return_more_than_was_spent(services, db, member, clock):
+    await earn(services.ledger, member, 100)
+    clock.advance(timedelta(days=1))
+    await earn(services.ledger, member, 100)
+    spent = await spend(services.ledger, member, 150)
+    spend_entry = (await services.ledger.entries([spent["entryId"]]))[0]
+
+    async def give(points):
+        async def work(tx: LedgerTx):
+            entry = await tx.restore(
+                member,
+                spend_entry,
+                points=points,
+                kind=EntryKind.DEDUCTION_RETURN,
+                reason="partial",
+                source=Source("ORDER", "o"),
+            )
+            return {"entryId": entry["_id"]}
+
+        return await services.ledger.transact(work)
+
+    await give(60)  # the last take first: the newer lot gets its 50 back, the older 10
+    await give(90)
+    with pytest.raises(DomainError):
+        await give(1)
+    assert (await balances(services, member))["available"] == 200
     assert await audit_all(db) == []

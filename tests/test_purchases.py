@@ -222,3 +222,43 @@ async def test_member_lists_purchases_newest_first(gql, admin):
         )
         == "BAD_USER_INPUT"
     )
+
+
+async def test_refund_returns_points_deducted_at_checkout_in_the_same_share(gql, admin, db, clock, services):
+    """An order of ¥100 paid with ¥20 of points (2,000) and ¥80 cash: refunding half the cash
+    returns 1,000 points, the rest returns the other 1,000, into the lots they came from."""
+    from tests.ledger_helpers import earn
+
+    await gql.ok(REGISTER, {"i": {"id": "r", "displayName": "R"}}, token=admin)
+    await earn(services.ledger, "r", 1_500, source_id="older")
+    clock.advance(timedelta(days=10))
+    await earn(services.ledger, "r", 1_000, source_id="newer")
+    deducted = await gql.ok(
+        DEDUCT,
+        {
+            "input": {
+                "memberId": "r",
+                "orderId": "o-pts",
+                "orderAmount": 10_000,
+                "points": 2_000,
+                "idempotencyKey": "d-1",
+            }
+        },
+        token=token(Role.MEMBER, "r"),
+    )
+    assert deducted["deductPointsAtCheckout"]["member"]["points"]["available"] == 500
+    await purchase(gql, admin, "r", "o-pts", 8_000)
+    half = await refund(gql, admin, "r", "o-pts", 4_000, "rf-1")
+    assert half["pointsReturned"] == 1_000
+    rest = await refund(gql, admin, "r", "o-pts", 4_000, "rf-2")
+    assert rest["pointsReturned"] == 1_000
+    again = await refund(gql, admin, "r", "o-pts", 4_000, "rf-2")
+    assert again["replayed"] is True and again["pointsReturned"] == 1_000
+    seen = await member(gql, admin, "r")
+    assert (seen["points"]["available"], seen["points"]["spent"]) == (2_500, 0)
+    lots = {
+        lot["source"]["id"]: lot["remaining"]
+        async for lot in db.lots.find({"memberId": "r", "source.id": {"$in": ["older", "newer"]}})
+    }
+    assert lots == {"older": 1_500, "newer": 1_000}  # every point back in its own lot, original expiry kept
+    assert await audit_all(db) == []

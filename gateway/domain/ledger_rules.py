@@ -56,6 +56,29 @@ def allocate(lots: Iterable[Lot], points: int) -> tuple[list[Take], int]:
     return takes, left
 
 
+def give_back(takes: list[Take], already_returned: dict[object, int], points: int | None = None) -> list[Take]:
+    """What undoing a spend puts back, lot by lot: everything still open, or ``points`` of it.
+
+    A spend took the soonest-expiring lots first, so a partial return undoes its
+    last takes first, as if less had been spent; no lot ever gets back more than
+    was taken from it, across any number of partial returns.
+    """
+    still_open = [Take(t.lot_id, t.points - already_returned.get(t.lot_id, 0)) for t in takes]
+    still_open = [t for t in still_open if t.points > 0]
+    total = sum(t.points for t in still_open)
+    wanted = total if points is None else points
+    if not 0 <= wanted <= total:
+        raise ValueError(f"cannot give back {wanted} points: {total} are still open")
+    result: list[Take] = []
+    for take in reversed(still_open):
+        if wanted == 0:
+            break
+        part = min(take.points, wanted)
+        result.append(Take(take.lot_id, part))
+        wanted -= part
+    return result
+
+
 def zero_delta() -> dict[str, int]:
     return dict.fromkeys(BALANCE_FIELDS, 0)
 
