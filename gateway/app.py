@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -11,12 +12,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from gateway.clock import Clock
+from gateway.demo import seed_demo
 from gateway.graphql_view import GatewayGraphQL
 from gateway.metrics import metrics_endpoint
 from gateway.runtime import open_services, prepare
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.workers import running_workers
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -25,9 +29,11 @@ def create_app(
     services: Services | None = None,
     clock: Clock | None = None,
     run_workers: bool = True,
+    demo: bool = False,
 ) -> Starlette:
     """Build the app. With ``services`` given (tests, embedding) it uses them as they are;
     otherwise its lifespan opens MongoDB (embedded or external) and closes it on shutdown.
+    ``demo`` loads the demo data once MongoDB is up, before the first request.
     """
     state: dict[str, object] = {"ready": False}
     view = GatewayGraphQL(graphql_ide="graphiql" if settings.graphiql_enabled else None)
@@ -42,6 +48,8 @@ def create_app(
                 await prepare(active.db)
             app.state.services = active
             view.services = active
+            if demo:
+                log.info(await seed_demo(active))
             if run_workers:
                 await stack.enter_async_context(running_workers(active))
             state["ready"] = True

@@ -56,7 +56,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (LOYALTY_PORT).")] = None,
     demo: Annotated[bool, typer.Option(help="Load demo data before serving.")] = False,
 ) -> None:
-    """Serve GraphQL on /graphql (HTTP and WebSocket), /healthz and /readyz."""
+    """Serve GraphQL on /graphql (HTTP and WebSocket), /healthz, /readyz and /metrics."""
     import uvicorn
 
     from gateway.app import create_app
@@ -64,9 +64,7 @@ def serve(
 
     settings = settings_or_exit(host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if demo:
-        seed_demo_into(settings)
-    app_ = create_app(settings)
+    app_ = create_app(settings, demo=demo)
     typer.echo(f"loyalty-gateway on http://{settings.host}:{settings.port}/graphql", err=True)
     try:
         config = uvicorn.Config(app_, host=settings.host, port=settings.port, log_level="info", lifespan="on")
@@ -104,17 +102,12 @@ def export_schema() -> None:
     sys.stdout.write(schema.as_str() + "\n")
 
 
-def seed_demo_into(settings: Settings) -> None:
-    from gateway.demo import seed_demo
-
-    summary = with_services(settings, seed_demo)
-    typer.echo(summary, err=True)
-
-
 @app.command("seed-demo")
 def seed_demo_command() -> None:
     """Load demo members across all tiers (safe to run twice)."""
-    seed_demo_into(settings_or_exit())
+    from gateway.demo import seed_demo
+
+    typer.echo(with_services(settings_or_exit(), seed_demo), err=True)
 
 
 @app.command("expire-points")

@@ -112,13 +112,16 @@ def test_serve_on_the_embedded_default_stops_mongod_and_keeps_data(tmp_path: Pat
     for run in ("first", "second"):
         port = free_port()
         base = f"http://127.0.0.1:{port}"
+        demo = ["--demo"] if run == "first" else []
         process = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*CLI, "serve", "--port", str(port), *demo], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
             _wait_ready(base, process)
             assert len(_post(base, "{ tiers { code name } }")["data"]["tiers"]) == 4
             assert _mongod_running(tmp_path)
+            demo_member = _post(base, '{ member(id: "demo-liu") { tier { code } } }', admin)
+            assert demo_member["data"]["member"]["tier"]["code"] == "SUPREME_VIP"  # loaded by the first --demo
             if run == "first":
                 created = _post(
                     base, 'mutation { registerMember(input: {displayName: "Kept", id: "kept"}) { id } }', admin
