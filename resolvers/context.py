@@ -39,6 +39,12 @@ class Context:
             self._program = asyncio.ensure_future(load_program(self.services.db))
         return await asyncio.shield(self._program)
 
+    def remember_program(self, program: Program) -> None:
+        """After an admin changed the program, later fields of the same request see the new one."""
+        settled: asyncio.Future[Program] = asyncio.get_running_loop().create_future()
+        settled.set_result(program)
+        self._program = settled
+
     @property
     def member_loader(self) -> DataLoader[str, Document | None]:
         if "member" not in self.loaders:

@@ -276,7 +276,7 @@ class ProgramAdminMutation:
     async def update_earning_rules(self, info: Info, input: EarningRulesInput) -> ProgramConfig:
         require_role(info.context.principal, Role.ADMIN)
         program = await update_program(info.context.services.db, {"earning": earning_changes(input)})
-        info.context._program = program
+        info.context.remember_program(program)
         return ProgramConfig.of(program)
 
     @strawberry.mutation(description="Change program settings (admins only); invalid settings → BAD_USER_INPUT.")
@@ -287,7 +287,7 @@ class ProgramAdminMutation:
         if policy is not None and policy.get("validity_days") == 0:
             policy["validity_days"] = None
         program = await update_program(info.context.services.db, changes)
-        info.context._program = program
+        info.context.remember_program(program)
         return ProgramConfig.of(program)
 
     @strawberry.mutation(
@@ -297,5 +297,5 @@ class ProgramAdminMutation:
     async def update_tiers(self, info: Info, tiers: list[TierInput]) -> ProgramConfig:
         require_role(info.context.principal, Role.ADMIN)
         program = await update_program(info.context.services.db, {"tiers": [_changes(t) for t in tiers]})
-        info.context._program = program
+        info.context.remember_program(program)
         return ProgramConfig.of(program)

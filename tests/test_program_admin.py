@@ -86,3 +86,16 @@ async def test_update_program_settings(gql, admin):
     bought = await purchase(gql, admin, "n", "o-1", 100)
     assert bought["member"]["points"]["pending"] == 1
     assert bought["availableAt"].startswith("2026-03-16")  # 14 days of return window now
+
+
+async def test_later_fields_of_the_same_operation_see_the_changed_program(gql, admin):
+    """Mutation fields run in order; the second must read the tiers the first just saved."""
+    both = """
+    mutation {
+      updateEarningRules(input: {checkInPoints: 9}) { earning { checkInPoints } }
+      registerMember(input: {id: "after", displayName: "After"}) { tier { code } nextTier { tier { code } } }
+    }"""
+    data = await gql.ok(both, token=admin)
+    assert data["updateEarningRules"]["earning"]["checkInPoints"] == 9
+    assert data["registerMember"]["tier"]["code"] == "MEMBER"
+    assert data["registerMember"]["nextTier"]["tier"]["code"] == "SENIOR"
