@@ -47,7 +47,7 @@ def decode_token(secret: str, token: str) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"Invalid token: {exc}") from None
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
     except ValueError:
         raise Unauthenticated("Token has an unknown role") from None
     if role is Role.PARTNER:

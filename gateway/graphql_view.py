@@ -47,7 +47,8 @@ def negotiate(accept: str | None) -> str:
 
 def is_request_error(result: ExecutionResult) -> bool:
     """Parse and validation errors happen before execution: they carry no path."""
-    return bool(result.errors) and result.data is None and all(e.path is None for e in result.errors)
+    errors = result.errors or []
+    return bool(errors) and result.data is None and all(e.path is None for e in errors)
 
 
 @dataclass
@@ -148,7 +149,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         root_value: Any,
         sub_response: Any,
     ) -> Any:
-        if getattr(context, "auth_error", None) is not None:
+        if context.auth_error is not None:
             return ExecutionResult(data=None, errors=[_auth_error(context.auth_error)])
         try:
             return await super().execute_operation(

@@ -152,14 +152,13 @@ class LedgerTx:
         reason: str,
         source: Source,
         available_at: datetime | None = None,
-        expires_at: datetime | None | type[Ellipsis] = ...,
         extra: Document | None = None,
     ) -> Document:
-        """Credit a new lot; pending until ``available_at`` if that is in the future."""
+        """Credit a new lot, expiring per the program; pending until ``available_at`` if that is in the future."""
         if points <= 0:
             raise BadInput("points to earn must be positive", field="points")
         await self.member(member_id)
-        expiry = expiry_for(self.now, self.program.expiry, self.program.timezone) if expires_at is ... else expires_at
+        expiry = expiry_for(self.now, self.program.expiry, self.program.timezone)
         pending = available_at is not None and available_at > self.now
         lot_id = ObjectId()
         change = (
@@ -317,6 +316,13 @@ class LedgerTx:
             lots=back_docs,
             extra={**(extra or {}), "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
         )
+
+    async def entry(self, entry_id: Any) -> Document:
+        """A ledger entry that an order or operation refers to; it must exist."""
+        found = await self.db.ledger.find_one({"_id": entry_id}, session=self.session)
+        if found is None:
+            raise LookupError(f"ledger entry {entry_id!r} is referenced but missing")
+        return found
 
     async def _consume(self, member_id: str, points: int, query: Document) -> list[Document]:
         if points <= 0:

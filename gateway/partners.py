@@ -225,7 +225,7 @@ class Partners:
             raise partner_not_found(partner_id)
         return doc
 
-    async def list(self) -> list[Document]:
+    async def all(self) -> list[Document]:
         return [doc async for doc in self.db[PARTNERS].find({}).sort("_id", 1)]
 
     async def create(self, terms: PartnerTerms, partner_id: str | None = None) -> tuple[Document, str, str]:
@@ -474,7 +474,7 @@ class Partners:
         if marked.modified_count == 0:
             raise DomainError("This operation was already reversed", code="ALREADY_REVERSED")
         source = Source("PARTNER", command.event_id, partner_id=partner_id)
-        original_entry = await tx.db.ledger.find_one({"_id": original["entryId"]}, session=tx.session)
+        original_entry = await tx.entry(original["entryId"])
         extra: Document = {
             "partnerEventId": command.event_id,
             "reversesKind": original_entry["kind"],
@@ -546,6 +546,7 @@ class Partners:
             return_document=ReturnDocument.AFTER,
             session=tx.session,
         )
+        assert counter is not None  # an upsert returning the document after always has one
         check_daily_limit(operation, counter[operation], limit)
 
     # --- settlement -----------------------------------------------------------------
@@ -556,7 +557,7 @@ class Partners:
             raise BadInput("to must be after from", field="to")
         partner = await self.get(partner_id)
         period = {"$gte": start, "$lt": end}
-        pipeline = [
+        pipeline: list[Document] = [
             {"$match": {"source.partnerId": partner_id, "source.type": "PARTNER", "createdAt": period}},
             {
                 "$group": {

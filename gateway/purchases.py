@@ -300,7 +300,7 @@ class Purchases:
         share = proportional_take_back(deduction["points"], purchase["amount"], purchase["refunded"], request.amount)
         if share == 0:
             return None
-        spend_entry = await tx.db.ledger.find_one({"_id": deduction["entryId"]}, session=tx.session)
+        spend_entry = await tx.entry(deduction["entryId"])
         return await tx.restore(
             request.member_id,
             spend_entry,

@@ -206,7 +206,7 @@ class Redemptions:
             if order["status"] not in allowed:
                 raise invalid_state(order, "cancelled")
             await tx.member(order["memberId"])
-            spend_entry = await tx.db.ledger.find_one({"_id": order["spendEntryId"]}, session=tx.session)
+            spend_entry = await tx.entry(order["spendEntryId"])
             entry = await tx.restore(
                 order["memberId"],
                 spend_entry,

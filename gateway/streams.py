@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
@@ -83,7 +83,7 @@ async def watch_changes(services: Any, *, retry_delay: float = 0.5) -> None:
 
 
 async def run_watcher(db: Database, hub: Hub, *, retry_delay: float = 0.5) -> None:
-    token: Document | None = None
+    token: Mapping[str, Any] | None = None
     delay = retry_delay
     while True:
         try:

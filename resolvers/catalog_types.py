@@ -14,15 +14,13 @@ from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain import catalog as rules
 from resolvers.context import Info
+from resolvers.enums import graphql_enum
 
-
-def _enum(name: str, source: type[Enum], description: str) -> type[Enum]:
-    return strawberry.enum(Enum(name, {m.name: m.value for m in source}), description=description)  # type: ignore[misc]
-
-
-EligibilityReason = _enum("EligibilityReason", rules.Reason, "Why a member cannot redeem a gift now.")
-GiftStatus = _enum("GiftStatus", rules.Status, "Where a gift stands now (from its flag, window and stock).")
-LimitPeriod = _enum("LimitPeriod", rules.LimitPeriod, "Calendar window of a per-member limit, in the program timezone.")
+EligibilityReason = graphql_enum(rules.Reason, "EligibilityReason", "Why a member cannot redeem a gift now.")
+GiftStatus = graphql_enum(rules.Status, "GiftStatus", "Where a gift stands now (from its flag, window and stock).")
+LimitPeriod = graphql_enum(
+    rules.LimitPeriod, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
+)
 
 
 @strawberry.enum(description="placed → fulfilled (shipped), or cancelled (points and stock returned).")

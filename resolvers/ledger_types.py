@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
@@ -11,8 +10,9 @@ from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.ledger import EntryKind as DomainEntryKind
 from resolvers.balance_types import PointBalances
+from resolvers.enums import graphql_enum
 
-LedgerEntryKind = strawberry.enum(Enum("LedgerEntryKind", {k.name: k.value for k in DomainEntryKind}))
+LedgerEntryKind = graphql_enum(DomainEntryKind, "LedgerEntryKind")
 
 
 @strawberry.type(description="Where a ledger entry came from.")

@@ -48,6 +48,7 @@ class MemberMutation:
     async def register_member(self, info: Info, input: RegisterMemberInput) -> Member:
         who = require_principal(info.context.principal)
         services = info.context.services
+        member_id: str | None
         if who.role is Role.MEMBER:
             member_id = who.subject
         elif who.role is Role.ADMIN:

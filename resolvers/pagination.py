@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import strawberry
@@ -54,7 +55,7 @@ def page_size(first: int) -> int:
     return first
 
 
-def connection(items: list[T], first: int, cursor_of: callable[[T], str]) -> Connection[T]:  # type: ignore[valid-type]
+def connection(items: list[T], first: int, cursor_of: Callable[[T], str]) -> Connection[T]:
     """Build a page from ``first + 1`` fetched items: the extra one only says there is more."""
     page = items[:first]
     edges = [Edge(cursor=encode_cursor(cursor_of(item)), node=item) for item in page]

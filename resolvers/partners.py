@@ -231,7 +231,7 @@ class PartnerQuery:
     @strawberry.field(description="Every partner (admin).")
     async def partners(self, info: Info) -> list[Partner]:
         require_role(info.context.principal, Role.ADMIN)
-        return [Partner.of(doc) for doc in await _service(info).list()]
+        return [Partner.of(doc) for doc in await _service(info).all()]
 
     @strawberry.field(description="One partner: an admin, or the partner itself.")
     async def partner(self, info: Info, id: strawberry.ID) -> Partner:

@@ -11,10 +11,11 @@ from gateway import program as cfg
 from gateway.auth import Role, require_role
 from gateway.program_admin import update_program
 from resolvers.context import Info
+from resolvers.enums import graphql_enum
 from resolvers.program_types import Tier
 
-TierBasis = strawberry.enum(Enum("TierBasis", {b.name: b.value for b in cfg.TierBasis}))
-ExpiryMode = strawberry.enum(Enum("ExpiryMode", {m.name: m.value for m in cfg.ExpiryMode}))
+TierBasis = graphql_enum(cfg.TierBasis)
+ExpiryMode = graphql_enum(cfg.ExpiryMode)
 
 
 @strawberry.type

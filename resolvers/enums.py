@@ -1,0 +1,13 @@
+"""GraphQL enums that mirror the domain's enums, so each set of values is written once."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+
+def graphql_enum(source: type[Enum], name: str | None = None, description: str | None = None) -> type[Enum]:
+    """A Strawberry enum with the members of ``source`` (a domain enum that stays free of GraphQL)."""
+    mirrored = Enum(name or source.__name__, {member.name: member.value for member in source})  # type: ignore[misc]
+    return strawberry.enum(mirrored, description=description)  # type: ignore[call-overload,no-any-return]
