@@ -28,7 +28,7 @@ from gateway.auth import Principal
 from gateway.clock import Clock, as_utc
 from gateway.db import Database, Document
 from gateway.domain.expiry import expiry_for
-from gateway.domain.ledger_rules import Lot, Take, allocate, apply_delta, delta, give_back, net_points
+from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.errors import BadInput, DomainError, IdempotencyConflict, member_not_found
 from gateway.metrics import record_committed
 from gateway.program import Program
@@ -125,8 +125,12 @@ class LedgerTx:
     members: dict[str, Document] = field(default_factory=dict)
     entries: list[Document] = field(default_factory=list)
 
-    async def member(self, member_id: str) -> Document:
-        """Lock the member for this transaction and settle what is due; returns its document."""
+    async def member(self, member_id: str, *, settle: bool = False) -> Document:
+        """Lock the member for this transaction and settle what is due; returns its document.
+
+        The settle queries run only once ``nextDueAt`` has come, or when ``settle``
+        asks for them (the expiry job, which finds due lots from the lots themselves).
+        """
         if member_id in self.members:
             return self.members[member_id]
         doc = await self.db.members.find_one_and_update(
@@ -139,8 +143,11 @@ class LedgerTx:
             raise member_not_found(member_id)
         doc.setdefault("debt", 0)
         self.members[member_id] = doc
-        await self._release_due(member_id)
-        await self._expire_due(member_id)
+        due = doc.get("nextDueAt")
+        if settle or due is None or as_utc(due) <= self.now:
+            await self._release_due(member_id)
+            await self._expire_due(member_id)
+            await self._recompute_due(member_id)
         return doc
 
     async def earn(
@@ -160,6 +167,7 @@ class LedgerTx:
         await self.member(member_id)
         expiry = expiry_for(self.now, self.program.expiry, self.program.timezone)
         pending = available_at is not None and available_at > self.now
+        self._lower_due(member_id, available_at if pending else None, expiry)
         lot_id = ObjectId()
         change = (
             delta(pending=points, lifetimeEarned=points) if pending else delta(available=points, lifetimeEarned=points)
@@ -300,6 +308,7 @@ class LedgerTx:
                 lapsed += take.points
                 continue
             returned += take.points
+            self._lower_due(member_id, lot["expiresAt"])
             await self.db.lots.update_one(
                 {"_id": lot["_id"]}, {"$inc": {"remaining": take.points}}, session=self.session
             )
@@ -404,6 +413,49 @@ class LedgerTx:
                 extra={"expiredAt": lot["expiresAt"]},
             )
 
+    def _lower_due(self, member_id: str, *instants: datetime | None) -> None:
+        """Keep ``nextDueAt`` a lower bound of when anything of the member can fall due.
+
+        While it lies in the future, locking the member skips the settle queries
+        (nothing can be due); ``_post`` writes it with the balances.
+        """
+        member = self.members[member_id]
+        for instant in instants:
+            if instant is not None and (member.get("nextDueAt") is None or instant < as_utc(member["nextDueAt"])):
+                member["nextDueAt"] = instant
+
+    async def _recompute_due(self, member_id: str) -> None:
+        """After settling: the earliest release or expiry still ahead (or never)."""
+        pipeline: list[Document] = [
+            {
+                "$match": {
+                    "memberId": member_id,
+                    "$or": [
+                        {"state": LotState.PENDING},
+                        {"state": LotState.AVAILABLE, "remaining": {"$gt": 0}, "expiresAt": {"$ne": None}},
+                    ],
+                }
+            },
+            {
+                "$group": {
+                    "_id": None,
+                    "at": {
+                        "$min": {
+                            "$cond": [
+                                {"$eq": ["$state", LotState.PENDING]},
+                                {"$min": ["$availableAt", "$expiresAt"]},
+                                "$expiresAt",
+                            ]
+                        }
+                    },
+                }
+            },
+        ]
+        rows = await (await self.db.lots.aggregate(pipeline, session=self.session)).to_list()
+        due = rows[0]["at"] if rows and rows[0]["at"] is not None else NEVER_DUE
+        self.members[member_id]["nextDueAt"] = due
+        await self.db.members.update_one({"_id": member_id}, {"$set": {"nextDueAt": due}}, session=self.session)
+
     async def _post(
         self,
         member_id: str,
@@ -435,7 +487,10 @@ class LedgerTx:
         }
         await self.db.members.update_one(
             {"_id": member_id},
-            {"$inc": {"ledgerSeq": 1, **{f"balances.{k}": v for k, v in change.items() if v}}},
+            {
+                "$inc": {"ledgerSeq": 1, **{f"balances.{k}": v for k, v in change.items() if v}},
+                "$set": {"nextDueAt": member.get("nextDueAt")},
+            },
             session=self.session,
         )
         await self.db.ledger.insert_one(entry, session=self.session)
@@ -513,7 +568,7 @@ class Ledger:
         """Release and expire what is due for one member; returns the entries written."""
 
         async def work(tx: LedgerTx) -> Document:
-            await tx.member(member_id)
+            await tx.member(member_id, settle=True)
             return {"entryIds": [e["_id"] for e in tx.entries]}
 
         result = await self.transact(work)

@@ -13,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from gateway.clock import Clock
 from gateway.db import Database, Document
+from gateway.domain.ledger_rules import NEVER_DUE
 from gateway.domain.tiers import qualifying_value, tier_for
 from gateway.errors import BadInput, DomainError, member_not_found
 from gateway.program import Program
@@ -74,6 +75,7 @@ def new_member_document(reg: Registration, program: Program, now: datetime) -> D
         "paidMember": False,
         "balances": dict(ZERO_BALANCES),
         "ledgerSeq": 0,
+        "nextDueAt": NEVER_DUE,
     }
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 BALANCE_FIELDS = ("available", "pending", "lifetimeEarned", "spent", "expired")
 NEVER = datetime.max
+NEVER_DUE = datetime(9999, 12, 31, tzinfo=UTC)  # a member's nextDueAt when nothing can fall due
 
 
 @dataclass(frozen=True)
