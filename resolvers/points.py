@@ -27,8 +27,10 @@ async def _entries(info: Info, result: Document) -> list[LedgerEntry]:
 
 
 async def _member(info: Info, member_id: str) -> Member:
-    """Read after the write, past the request's loader cache (which may hold the old document)."""
-    return Member.of(await info.context.services.members.get(member_id))
+    """Read after the write: drop the request's cached document first, so this field and any
+    later field of the same operation see the new balances."""
+    info.context.forget_member(member_id)
+    return Member.of(await info.context.load_member(member_id))
 
 
 @strawberry.input

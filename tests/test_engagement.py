@@ -208,3 +208,17 @@ async def test_quota_benefits_per_period(gql, admin, db, clock):
         )
         == "FORBIDDEN"
     )
+
+
+async def test_later_fields_of_one_operation_see_the_points_an_earlier_field_moved(gql, admin, db):
+    await register(gql, admin, "seq")
+    both = """
+    mutation {
+      grantPoints(input: {memberId: "seq", points: 30, reason: "x", idempotencyKey: "g-seq"}) {
+        members { points { available } }
+      }
+      checkIn(memberId: "seq", idempotencyKey: "c-seq") { member { points { available } } }
+    }"""
+    data = await gql.ok(both, token=admin)
+    assert data["grantPoints"]["members"][0]["points"]["available"] == 30  # now in the request's cache
+    assert data["checkIn"]["member"]["points"]["available"] == 35  # read past it, after the check-in
