@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from gateway.clock import Clock
 from gateway.db import Database, Document
 from gateway.domain.ledger_rules import NEVER_DUE
-from gateway.domain.tiers import qualifying_value, tier_for
+from gateway.domain.tiers import tier_for
 from gateway.errors import BadInput, DomainError, member_not_found
 from gateway.program import Program
 
@@ -59,7 +59,7 @@ class Registration:
 
 
 def new_member_document(reg: Registration, program: Program, now: datetime) -> Document:
-    tier = tier_for(qualifying_value(program, lifetime_spend=0, growth=0), program.tiers)
+    tier = tier_for(0, program.tiers)  # nothing spent or grown yet, whatever the basis
     return {
         "_id": reg.member_id or new_member_id(),
         "displayName": reg.display_name,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.db import Database, Document
-from gateway.domain.tiers import tier_for
+from gateway.domain.tiers import lifetime_value, tier_for
 from gateway.ledger import Ledger, LedgerTx
 from gateway.program import Program, TierBasis
 
@@ -40,7 +40,7 @@ async def qualifying_value(db: Database, member: Document, program: Program, now
     basis = program.tier_policy.basis
     days = program.tier_policy.validity_days
     if days is None:
-        return member.get("growth", 0) if basis is TierBasis.GROWTH else member.get("lifetimeSpend", 0)
+        return lifetime_value(program, lifetime_spend=member.get("lifetimeSpend", 0), growth=member.get("growth", 0))
     since = now - timedelta(days=days)
     if basis is TierBasis.GROWTH:
         pipeline = [

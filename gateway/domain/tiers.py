@@ -20,7 +20,8 @@ def tier_for(value: int, tiers: tuple[Tier, ...]) -> Tier:
     return reached
 
 
-def qualifying_value(program: Program, *, lifetime_spend: int, growth: int) -> int:
+def lifetime_value(program: Program, *, lifetime_spend: int, growth: int) -> int:
+    """What tiers are judged on without a validity window: lifetime spend or growth, per the program."""
     return growth if program.tier_policy.basis is TierBasis.GROWTH else lifetime_spend
 
 
