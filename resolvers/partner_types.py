@@ -9,7 +9,7 @@ import strawberry
 from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain.exchange import Direction
-from gateway.partners import OperationType
+from gateway.partners import OperationType, reversal_window_of
 
 PartnerOperationType = strawberry.enum(OperationType, name="PartnerOperationType", description="A partner operation.")
 ConversionDirection = strawberry.enum(Direction, name="ConversionDirection", description="Which way a conversion goes.")
@@ -52,6 +52,9 @@ class Partner:
     settlement_milli_fen_per_point: int = strawberry.field(
         description="Money per coalition point for settlement, in milli-fen (1/1000 fen): 1000 = 1 fen."
     )
+    reversal_window_days: int = strawberry.field(
+        description="Days after an operation during which the partner may reverse it (then REVERSAL_WINDOW_CLOSED)."
+    )
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -75,6 +78,7 @@ class Partner:
                 daily_convert_points=limits.get("dailyConvertPoints"),
             ),
             settlement_milli_fen_per_point=doc["settlementMilliFenPerPoint"],
+            reversal_window_days=reversal_window_of(doc),
             active=doc["active"],
             created_at=as_utc(doc["createdAt"]),
             updated_at=as_utc(doc["updatedAt"]),
@@ -124,6 +128,10 @@ class PartnerOperation:
     reverses_event_id: str | None
     reversed_by: str | None = strawberry.field(description="Event id of the reversal, once reversed.")
     available_after: int = strawberry.field(description="The member's available coalition points right after.")
+    settlement_milli_fen_per_point: int | None = strawberry.field(
+        description="Money per point (milli-fen) this operation settles at: the partner's rate when it was made "
+        "(a reversal: its original's). Null on operations made before rates were recorded."
+    )
     occurred_at: datetime | None = strawberry.field(description="When it happened at the partner, as it reported.")
     created_at: datetime
 
@@ -144,6 +152,7 @@ class PartnerOperation:
             reverses_event_id=(doc.get("reverses") or {}).get("eventId"),
             reversed_by=doc.get("reversedBy"),
             available_after=doc["availableAfter"],
+            settlement_milli_fen_per_point=doc.get("settlementMilliFenPerPoint"),
             occurred_at=as_utc(doc["occurredAt"]) if doc.get("occurredAt") else None,
             created_at=as_utc(doc["createdAt"]),
         )
