@@ -3,7 +3,7 @@
 ``MATRIX`` declares, for every query, mutation and subscription, the outcome each caller gets:
 ``OK`` (no error at all) or the ``extensions.code`` of the first error. The test is generated
 from the schema: it fails when an operation has no row, when a row names an operation the schema
-no longer has, when a row lacks a caller, and when a role of ``gateway.auth.Role`` has no caller.
+no longer has, when a row lacks a caller, and when a role of ``gateway.core.auth.Role`` has no caller.
 
 Adding an operation: add its row (document, variables, expected outcome per caller).
 Adding a role: add a ``Caller`` to ``CALLERS`` and its outcome to every row (``outcomes()``
@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 from graphql import ExecutionResult, parse, subscribe
 
-from gateway.auth import Principal, Role
+from gateway.core.auth import Principal, Role
 from gateway.services import Services
 from resolvers.schema import schema
-from tests.catalog_helpers import create_gift, member_with
 from tests.conftest import GraphQLClient, token
-from tests.partner_helpers import add_partner
+from tests.support.catalog_helpers import create_gift, member_with
+from tests.support.partner_helpers import add_partner
 
 OK = "OK"
 UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -463,7 +463,7 @@ def test_every_operation_has_a_row_and_every_row_an_operation() -> None:
     operations = schema_operations()
     missing = sorted(operations - MATRIX.keys())
     stale = sorted(MATRIX.keys() - operations)
-    assert not missing, f"operations without a row in tests/test_role_matrix.py MATRIX: {missing}"
+    assert not missing, f"operations without a row in tests/api/test_role_matrix.py MATRIX: {missing}"
     assert not stale, f"rows for operations the schema no longer has: {stale}"
 
 
@@ -481,7 +481,7 @@ def _code(errors: list[dict[str, Any]] | None) -> str:
 
 
 async def _principal(world: World, caller: str) -> Principal | None:
-    from gateway.authenticate import authenticate
+    from gateway.web.authenticate import authenticate
 
     credentials = world.credentials[caller]
     headers = {}
@@ -493,7 +493,7 @@ async def _principal(world: World, caller: str) -> Principal | None:
 
 
 async def _subscription_outcome(world: World, caller: str, row: Row, variables: dict[str, Any]) -> str:
-    from gateway.graphql_view import SocketContext
+    from gateway.web.graphql_view import SocketContext
 
     context = SocketContext(services=world.services, principal=await _principal(world, caller))
     result = await subscribe(schema._schema, parse(row.document), context_value=context, variable_values=variables)
