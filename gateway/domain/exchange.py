@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from math import gcd
 
-from gateway.errors import BadInput, DomainError
+from gateway.core.errors import BadInput, DomainError
 
 BASIS_POINTS = 10_000
 MILLI = 1_000
