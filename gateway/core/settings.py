@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
     )
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    partner_link_code_ttl_seconds: int = Field(
+        default=600, ge=60, le=86_400, description="How long a member's one-time partner link code stays valid."
+    )
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
     @classmethod
