@@ -103,7 +103,9 @@ async def seed(uri: str) -> None:
             )
             gift = await services.catalog.create(spec, 1_000, DEFAULT_PROGRAM)
             if i % 6 == 0:
-                await services.catalog.set_offer(gift["_id"], 300 + i, now - timedelta(days=1), now + timedelta(days=30))
+                await services.catalog.set_offer(
+                    gift["_id"], 300 + i, now - timedelta(days=1), now + timedelta(days=30)
+                )
             if period is not None and i < 20 and spec.min_tier != "SUPREME_VIP":
                 limited.append((gift["_id"], spec.cash))
         admin = Principal(Role.ADMIN, "bench")
@@ -183,7 +185,9 @@ async def main(rounds: int, seconds: float, connections: int, profile: str) -> i
                 # Warm-up both (connections, plan cache, JIT-free but caches filled).
                 for side, port in ports.items():
                     for page in ("storefront", "tiers"):
-                        await loadgen.run(HOST, port, reqs[side][page], connections=connections, requests=300, seconds=3)
+                        await loadgen.run(
+                            HOST, port, reqs[side][page], connections=connections, requests=300, seconds=3
+                        )
                 results: dict[tuple[str, str], list[loadgen.Result]] = {}
                 spy = None
                 for r in range(rounds):
@@ -218,7 +222,8 @@ def same_answer(page: str, gateway: bytes, bare: bytes) -> bool:
         print(f"{page}: the same JSON, not byte-identical ({len(gateway)} vs {len(bare)} bytes: escaping differs)")
         return True
     at = next(i for i, (a, b) in enumerate(zip(gateway, bare, strict=False)) if a != b)
-    print(f"{page}: the answers differ at byte {at}:\n gateway: {gateway[at - 80 : at + 80]!r}\n bare:    {bare[at - 80 : at + 80]!r}")
+    around = slice(max(at - 80, 0), at + 80)
+    print(f"{page}: the answers differ at byte {at}:\n gateway: {gateway[around]!r}\n bare:    {bare[around]!r}")
     return False
 
 

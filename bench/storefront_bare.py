@@ -47,7 +47,9 @@ def window_start(now: datetime, period: str, timezone: str) -> datetime:
     return local.astimezone(UTC)
 
 
-def gift_json(gift: dict[str, Any], member: dict[str, Any], tiers: list[dict[str, Any]], used: int, now: datetime) -> Any:
+def gift_json(
+    gift: dict[str, Any], member: dict[str, Any], tiers: list[dict[str, Any]], used: int, now: datetime
+) -> Any:
     offer = gift.get("offer")
     on_offer = offer is not None and utc(offer["startsAt"]) <= now < utc(offer["endsAt"])
     points = offer["points"] if on_offer else gift["points"]
@@ -149,9 +151,7 @@ async def storefront(member_id: str) -> Any:
             "remaining": max(upcoming["threshold"] - value, 0),
         }
     page = gifts[:PAGE]
-    edges = [
-        {"cursor": cursor(g), "node": gift_json(g, member, tiers, used.get(g["_id"], 0), now)} for g in page
-    ]
+    edges = [{"cursor": cursor(g), "node": gift_json(g, member, tiers, used.get(g["_id"], 0), now)} for g in page]
     balances = member["balances"]
     return {
         "data": {
