@@ -8,13 +8,13 @@ from typing import Any
 import strawberry
 
 from gateway.auth import Role, require_member_access, require_principal, require_role
-from gateway.catalog import GiftSpec, gift_cursor, gift_not_found
+from gateway.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found
 from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
 from gateway.domain.catalog import Limits
 from gateway.errors import BadInput
 from gateway.redemptions import RedeemRequest
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
-from resolvers.context import Info
+from resolvers.context import Info, together
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 
 
@@ -118,34 +118,45 @@ class CatalogQuery:
     ) -> Connection[Gift]:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
-            # Resolve what every gift's eligibility needs first: then each gift reaches the
-            # usage loader without suspending, in one loop tick, and the page costs one batch.
-            await info.context.load_member(member_id)
-            await info.context.program()
         if include_unlisted:
             require_role(info.context.principal, Role.ADMIN)
         size = page_size(first)
-        docs = await info.context.services.catalog.page(
+        position = decode_cursor(after)
+        context = info.context
+        now = context.now
+        page = context.services.catalog.page(
             first=size,
-            after=decode_cursor(after),
+            after=position,
             category=category,
             offered_only=offered_only,
             include_unlisted=include_unlisted,
+            now=now,
         )
-        return connection([Gift.of(d, member_id) for d in docs], size, lambda gift: gift_cursor(gift.doc))
+        if member_id is None:
+            return connection([Gift.of(d) for d in await page], size, lambda gift: gift_cursor(gift.doc))
+        # The page, the member and the program in one concurrent step, then the page's
+        # eligibility in one pass (one query for the member's orders of limited gifts).
+        docs, member, program = await together(page, context.load_member(member_id), context.program())
+        verdicts = await eligibilities(context.services.db, member, docs[:size], program, now)
+        gifts = [Gift.of(d, verdicts.get(d["_id"])) for d in docs]
+        return connection(gifts, size, lambda gift: gift_cursor(gift.doc))
 
     @strawberry.field(description="One gift; unlisted gifts only for admins.")
     async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:
-        if member_id is not None:
-            require_member_access(info.context.principal, member_id)
-            # Resolve what every gift's eligibility needs first: then each gift reaches the
-            # usage loader without suspending, in one loop tick, and the page costs one batch.
-            await info.context.load_member(member_id)
-            await info.context.program()
-        doc = await info.context.services.catalog.get(str(id))
+        context = info.context
+        if member_id is None:
+            doc = await context.services.catalog.get(str(id))
+        else:
+            require_member_access(context.principal, member_id)
+            doc, member, program = await together(
+                context.services.catalog.get(str(id)), context.load_member(member_id), context.program()
+            )
         if not doc["listed"] and not _is_admin(info):
             raise gift_not_found(str(id))
-        return Gift.of(doc, member_id)
+        if member_id is None:
+            return Gift.of(doc)
+        verdicts = await eligibilities(context.services.db, member, [doc], program, context.now)
+        return Gift.of(doc, verdicts[doc["_id"]])
 
     @strawberry.field(description="A redemption order: its member or an admin.")
     async def redemption(self, info: Info, id: strawberry.ID) -> Redemption:

@@ -7,9 +7,9 @@ from enum import Enum
 
 import strawberry
 
-from dataloaders.catalog import gift_loader, usage_loader
+from dataloaders.catalog import gift_loader
 from gateway.auth import Role, require_role
-from gateway.catalog import limits_of, rules_of
+from gateway.catalog import rules_of
 from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain import catalog as rules
@@ -21,6 +21,11 @@ GiftStatus = graphql_enum(rules.Status, "GiftStatus", "Where a gift stands now (
 LimitPeriod = graphql_enum(
     rules.LimitPeriod, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
 )
+
+
+# Domain value → GraphQL enum member, looked up rather than built per gift.
+STATUSES = {status: GiftStatus(status.value) for status in rules.Status}
+REASONS = {reason: EligibilityReason(reason.value) for reason in rules.Reason}
 
 
 @strawberry.enum(description="placed → fulfilled (shipped), or cancelled (points and stock returned).")
@@ -74,11 +79,14 @@ class Gift:
     list_price: GiftPrice = strawberry.field(description="The regular price, ignoring offers.")
     created_at: datetime
     doc: strawberry.Private[Document]
-    member_id: strawberry.Private[str | None]
+    rules: strawberry.Private[rules.GiftRules]
+    verdict: strawberry.Private[rules.Eligibility | None]
 
     @classmethod
-    def of(cls, doc: Document, member_id: str | None = None) -> Gift:
-        limits = limits_of(doc)
+    def of(cls, doc: Document, verdict: rules.Eligibility | None = None) -> Gift:
+        """``verdict``: the member's eligibility, computed for the whole page by the resolver."""
+        gift_rules = rules_of(doc)
+        limits = gift_rules.limits
         return cls(
             id=strawberry.ID(doc["_id"]),
             name=doc["name"],
@@ -98,7 +106,8 @@ class Gift:
             list_price=GiftPrice(points=doc["points"], cash=doc["cash"], on_offer=False),
             created_at=as_utc(doc["createdAt"]),
             doc=doc,
-            member_id=member_id,
+            rules=gift_rules,
+            verdict=verdict,
         )
 
     @classmethod
@@ -107,23 +116,23 @@ class Gift:
 
     @strawberry.field(description="What a redemption costs at this instant (the offer price inside its window).")
     def price(self, info: Info) -> GiftPrice:
-        price = rules.price_at(rules_of(self.doc), info.context.services.clock.now())
+        price = rules.price_at(self.rules, info.context.now)
         return GiftPrice(points=price.points, cash=price.cash, on_offer=price.on_offer)
 
     @strawberry.field
     def status(self, info: Info) -> GiftStatus:  # type: ignore[valid-type]
-        return GiftStatus(rules.status(rules_of(self.doc), info.context.services.clock.now()).value)
+        return STATUSES[rules.status(self.rules, info.context.now)]
 
     @strawberry.field
     def offer(self, info: Info) -> GiftOffer | None:
-        offer = rules_of(self.doc).offer
+        offer = self.rules.offer
         if offer is None:
             return None
         return GiftOffer(
             points=offer.points,
             starts_at=as_utc(offer.starts_at),
             ends_at=as_utc(offer.ends_at),
-            active=offer.active(info.context.services.clock.now()),
+            active=offer.active(info.context.now),
         )
 
     @strawberry.field(description="Admins only: what the operator pays for one unit, in fen.")
@@ -137,37 +146,15 @@ class Gift:
     )
     def cost_per_point(self, info: Info) -> str:
         require_role(info.context.principal, Role.ADMIN)
-        price = rules.price_at(rules_of(self.doc), info.context.services.clock.now())
+        price = rules.price_at(self.rules, info.context.now)
         return str(rules.cost_per_point(self.doc["costPrice"], price.cash, price.points))
 
     @strawberry.field(description="For the member the list was asked for (memberId): can they redeem one now?")
-    async def eligibility(self, info: Info) -> Eligibility | None:
-        if self.member_id is None:
+    def eligibility(self) -> Eligibility | None:
+        verdict = self.verdict
+        if verdict is None:
             return None
-        context = info.context
-        member = await context.load_member(self.member_id)
-        program = await context.program()
-        now = context.services.clock.now()
-        gift = rules_of(self.doc)
-        since = rules.limit_since(gift, now, program.timezone)
-        used = (
-            0
-            if since is None
-            else await context.loader("catalog.usage", usage_loader).load((self.member_id, self.doc["_id"], since))
-        )
-        verdict = rules.eligibility(
-            gift,
-            member_tier=member["tier"],
-            available_points=member["balances"]["available"],
-            used_in_window=used,
-            quantity=1,
-            now=now,
-            tiers=program.tiers,
-        )
-        return Eligibility(
-            can_redeem=verdict.can_redeem,
-            reason=EligibilityReason(verdict.reason.value) if verdict.reason else None,
-        )
+        return Eligibility(can_redeem=verdict.can_redeem, reason=REASONS[verdict.reason] if verdict.reason else None)
 
 
 @strawberry.type(description="A redemption order.")
