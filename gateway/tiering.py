@@ -37,24 +37,31 @@ async def add_growth(tx: LedgerTx, member_id: str, points: int, *, reason: str, 
 
 async def qualifying_value(db: Database, member: Document, program: Program, now: datetime, session: Any) -> int:
     """The value the tier is judged on: lifetime, or inside the rolling validity window."""
-    basis = program.tier_policy.basis
+    if program.tier_policy.validity_days is None:
+        return lifetime_value(program, lifetime_spend=member.get("lifetimeSpend", 0), growth=member.get("growth", 0))
+    return (await windowed_values(db, [member["_id"]], program, now, session))[member["_id"]]
+
+
+async def windowed_values(
+    db: Database, member_ids: list[str], program: Program, now: datetime, session: Any = None
+) -> dict[str, int]:
+    """``qualifying_value`` under the program's validity window for many members with one
+    aggregate (a list of members asking for their next tier), instead of one per member."""
     days = program.tier_policy.validity_days
     if days is None:
-        return lifetime_value(program, lifetime_spend=member.get("lifetimeSpend", 0), growth=member.get("growth", 0))
+        raise ValueError("the program has no validity window: qualifying values need no query")
     since = now - timedelta(days=days)
-    if basis is TierBasis.GROWTH:
-        pipeline = [
-            {"$match": {"memberId": member["_id"], "at": {"$gt": since}}},
-            {"$group": {"_id": None, "v": {"$sum": "$points"}}},
-        ]
-        rows = await (await db["growth_events"].aggregate(pipeline, session=session)).to_list()
+    if program.tier_policy.basis is TierBasis.GROWTH:
+        collection, at, value = "growth_events", "at", "$points"
     else:
-        pipeline = [
-            {"$match": {"memberId": member["_id"], "paidAt": {"$gt": since}}},
-            {"$group": {"_id": None, "v": {"$sum": {"$subtract": ["$amount", "$refunded"]}}}},
-        ]
-        rows = await (await db["purchases"].aggregate(pipeline, session=session)).to_list()
-    return max(rows[0]["v"], 0) if rows else 0
+        collection, at, value = "purchases", "paidAt", {"$subtract": ["$amount", "$refunded"]}
+    pipeline = [
+        {"$match": {"memberId": {"$in": member_ids}, at: {"$gt": since}}},
+        {"$group": {"_id": "$memberId", "v": {"$sum": value}}},
+    ]
+    rows = await (await db[collection].aggregate(pipeline, session=session)).to_list()
+    found = {row["_id"]: max(row["v"], 0) for row in rows}
+    return {member_id: found.get(member_id, 0) for member_id in member_ids}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ LimitPeriod = graphql_enum(
 # Domain value → GraphQL enum member, looked up rather than built per gift.
 STATUSES = {status: GiftStatus(status.value) for status in rules.Status}
 REASONS = {reason: EligibilityReason(reason.value) for reason in rules.Reason}
+PERIODS = {period: LimitPeriod(period.value) for period in rules.LimitPeriod}
 
 
 @strawberry.enum(description="placed → fulfilled (shipped), or cancelled (points and stock returned).")
@@ -78,15 +79,23 @@ class Gift:
     limits: GiftLimits
     list_price: GiftPrice = strawberry.field(description="The regular price, ignoring offers.")
     created_at: datetime
+    # Computed when the gift is built, at the request's one instant: plain data fields
+    # resolve without a resolver call each, which a page of gifts does many times.
+    price: GiftPrice = strawberry.field(
+        description="What a redemption costs at this instant (the offer price inside its window)."
+    )
+    status: GiftStatus  # type: ignore[valid-type]
+    offer: GiftOffer | None
     doc: strawberry.Private[Document]
     rules: strawberry.Private[rules.GiftRules]
-    verdict: strawberry.Private[rules.Eligibility | None]
 
     @classmethod
-    def of(cls, doc: Document, verdict: rules.Eligibility | None = None) -> Gift:
-        """``verdict``: the member's eligibility, computed for the whole page by the resolver."""
+    def of(cls, doc: Document, now: datetime, verdict: rules.Eligibility | None = None) -> Gift:
+        """The gift at ``now``; ``verdict``: the member's eligibility (gifts and gift with memberId)."""
         gift_rules = rules_of(doc)
         limits = gift_rules.limits
+        price = rules.price_at(gift_rules, now)
+        offer = gift_rules.offer
         return cls(
             id=strawberry.ID(doc["_id"]),
             name=doc["name"],
@@ -100,40 +109,31 @@ class Gift:
             min_tier=doc["minTier"],
             limits=GiftLimits(
                 per_member=limits.per_member,
-                period=LimitPeriod(limits.period.value) if limits.period else None,
+                period=PERIODS[limits.period] if limits.period else None,
                 per_order=limits.per_order,
             ),
             list_price=GiftPrice(points=doc["points"], cash=doc["cash"], on_offer=False),
             created_at=as_utc(doc["createdAt"]),
+            price=GiftPrice(points=price.points, cash=price.cash, on_offer=price.on_offer),
+            status=STATUSES[rules.status(gift_rules, now)],
+            offer=None
+            if offer is None
+            else GiftOffer(
+                points=offer.points,
+                starts_at=as_utc(offer.starts_at),
+                ends_at=as_utc(offer.ends_at),
+                active=offer.active(now),
+            ),
+            eligibility=None
+            if verdict is None
+            else Eligibility(can_redeem=verdict.can_redeem, reason=REASONS[verdict.reason] if verdict.reason else None),
             doc=doc,
             rules=gift_rules,
-            verdict=verdict,
         )
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Gift:
-        return cls.of(await info.context.services.catalog.get(str(id)))
-
-    @strawberry.field(description="What a redemption costs at this instant (the offer price inside its window).")
-    def price(self, info: Info) -> GiftPrice:
-        price = rules.price_at(self.rules, info.context.now)
-        return GiftPrice(points=price.points, cash=price.cash, on_offer=price.on_offer)
-
-    @strawberry.field
-    def status(self, info: Info) -> GiftStatus:  # type: ignore[valid-type]
-        return STATUSES[rules.status(self.rules, info.context.now)]
-
-    @strawberry.field
-    def offer(self, info: Info) -> GiftOffer | None:
-        offer = self.rules.offer
-        if offer is None:
-            return None
-        return GiftOffer(
-            points=offer.points,
-            starts_at=as_utc(offer.starts_at),
-            ends_at=as_utc(offer.ends_at),
-            active=offer.active(info.context.now),
-        )
+        return cls.of(await info.context.services.catalog.get(str(id)), info.context.now)
 
     @strawberry.field(description="Admins only: what the operator pays for one unit, in fen.")
     def cost_price(self, info: Info) -> int:
@@ -149,12 +149,9 @@ class Gift:
         price = rules.price_at(self.rules, info.context.now)
         return str(rules.cost_per_point(self.doc["costPrice"], price.cash, price.points))
 
-    @strawberry.field(description="For the member the list was asked for (memberId): can they redeem one now?")
-    def eligibility(self) -> Eligibility | None:
-        verdict = self.verdict
-        if verdict is None:
-            return None
-        return Eligibility(can_redeem=verdict.can_redeem, reason=REASONS[verdict.reason] if verdict.reason else None)
+    eligibility: Eligibility | None = strawberry.field(
+        description="For the member the list was asked for (memberId): can they redeem one now?"
+    )
 
 
 @strawberry.type(description="A redemption order.")
@@ -203,4 +200,4 @@ class Redemption:
     @strawberry.field(description="The gift as it is now (null if it no longer exists).")
     async def gift(self, info: Info) -> Gift | None:
         doc = await info.context.loader("catalog.gift", gift_loader).load(self.gift_id)
-        return None if doc is None else Gift.of(doc)
+        return None if doc is None else Gift.of(doc, info.context.now)
