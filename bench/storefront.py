@@ -38,19 +38,19 @@ from pathlib import Path
 import orjson
 
 from bench import loadgen
-from gateway.auth import Principal, Role, mint_token
-from gateway.catalog import GiftSpec
-from gateway.clock import SystemClock
-from gateway.db import Database, create_client
+from gateway.core.auth import Principal, Role, mint_token
+from gateway.core.clock import SystemClock
+from gateway.core.settings import Settings
 from gateway.domain.catalog import LimitPeriod, Limits
-from gateway.embedded_mongo import EmbeddedMongo, free_port
-from gateway.ledger import EntryKind, LedgerTx, Source
-from gateway.members import Registration, new_member_document
-from gateway.program import DEFAULT_PROGRAM
-from gateway.redemptions import RedeemRequest
+from gateway.domain.program import DEFAULT_PROGRAM
+from gateway.features.catalog import GiftSpec
+from gateway.features.members import Registration, new_member_document
+from gateway.features.redemptions import RedeemRequest
+from gateway.ledger.transaction import EntryKind, LedgerTx, Source
 from gateway.runtime import prepare
 from gateway.services import Services
-from gateway.settings import Settings
+from gateway.store.embedded_mongod import EmbeddedMongo, free_port
+from gateway.store.mongo import Database, create_client
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 DATABASE = "bench_storefront"

@@ -1,7 +1,7 @@
 """Batch loader for the points mall: gifts by id (a member's orders list their gifts).
 
 A storefront page's eligibility needs no loader: the ``gifts`` resolver computes the whole
-page in one pass (``gateway.catalog.eligibilities``).
+page in one pass (``gateway.features.catalog.eligibilities``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.db import Document
+from gateway.store.mongo import Document
 
 UsageKey = tuple[str, str, datetime]
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.db import Document
-from gateway.members import Members
-from gateway.tiering import windowed_values
+from gateway.features.members import Members
+from gateway.features.tiering import windowed_values
+from gateway.store.mongo import Document
 
 
 def member_loader(members: Members) -> DataLoader[str, Document | None]:

@@ -8,11 +8,11 @@ from enum import Enum
 import strawberry
 
 from dataloaders.catalog import gift_loader
-from gateway.auth import Role, require_role
-from gateway.catalog import rules_of
-from gateway.clock import as_utc
-from gateway.db import Document
+from gateway.core.auth import Role, require_role
+from gateway.core.clock import as_utc
 from gateway.domain import catalog as rules
+from gateway.features.catalog import rules_of
+from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
 
@@ -87,7 +87,7 @@ class Gift:
     status: GiftStatus  # type: ignore[valid-type]
     offer: GiftOffer | None
     doc: strawberry.Private[Document]
-    rules: strawberry.Private[rules.GiftRules]
+    gift_rules: strawberry.Private[rules.GiftRules]
 
     @classmethod
     def of(cls, doc: Document, now: datetime, verdict: rules.Eligibility | None = None) -> Gift:
@@ -128,7 +128,7 @@ class Gift:
             if verdict is None
             else Eligibility(can_redeem=verdict.can_redeem, reason=REASONS[verdict.reason] if verdict.reason else None),
             doc=doc,
-            rules=gift_rules,
+            gift_rules=gift_rules,
         )
 
     @classmethod
@@ -146,7 +146,7 @@ class Gift:
     )
     def cost_per_point(self, info: Info) -> str:
         require_role(info.context.principal, Role.ADMIN)
-        price = rules.price_at(self.rules, info.context.now)
+        price = rules.price_at(self.gift_rules, info.context.now)
         return str(rules.cost_per_point(self.doc["costPrice"], price.cash, price.points))
 
     eligibility: Eligibility | None = strawberry.field(
