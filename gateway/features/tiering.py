@@ -20,6 +20,7 @@ from gateway.domain.program import Program, TierBasis
 from gateway.domain.tiers import lifetime_value, tier_for
 from gateway.ledger.transaction import Ledger, LedgerTx
 from gateway.store.mongo import Database, Document
+from gateway.store.tier_values import growth_since, spend_since
 
 
 async def add_growth(tx: LedgerTx, member_id: str, points: int, *, reason: str, source: Document) -> None:
@@ -51,18 +52,8 @@ async def windowed_values(
     if days is None:
         raise ValueError("the program has no validity window: qualifying values need no query")
     since = now - timedelta(days=days)
-    value: Any
-    if program.tier_policy.basis is TierBasis.GROWTH:
-        collection, at, value = "growth_events", "at", "$points"
-    else:
-        collection, at, value = "purchases", "paidAt", {"$subtract": ["$amount", "$refunded"]}
-    pipeline: list[Document] = [
-        {"$match": {"memberId": {"$in": member_ids}, at: {"$gt": since}}},
-        {"$group": {"_id": "$memberId", "v": {"$sum": value}}},
-    ]
-    rows = await (await db[collection].aggregate(pipeline, session=session)).to_list()
-    found = {row["_id"]: max(row["v"], 0) for row in rows}
-    return {member_id: found.get(member_id, 0) for member_id in member_ids}
+    sums = growth_since if program.tier_policy.basis is TierBasis.GROWTH else spend_since
+    return {member_id: max(value, 0) for member_id, value in (await sums(db, member_ids, since, session)).items()}
 
 
 @dataclass(frozen=True)
