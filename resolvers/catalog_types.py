@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
@@ -11,7 +10,9 @@ from dataloaders.catalog import gift_loader
 from gateway.core.auth import Role, require_role
 from gateway.core.clock import as_utc
 from gateway.domain import catalog as rules
+from gateway.domain.calendar import Period
 from gateway.features.catalog import rules_of
+from gateway.features.redemptions import OrderStatus
 from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
@@ -19,21 +20,18 @@ from resolvers.enums import graphql_enum
 EligibilityReason = graphql_enum(rules.Reason, "EligibilityReason", "Why a member cannot redeem a gift now.")
 GiftStatus = graphql_enum(rules.Status, "GiftStatus", "Where a gift stands now (from its flag, window and stock).")
 LimitPeriod = graphql_enum(
-    rules.LimitPeriod, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
+    Period, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
 )
 
 
 # Domain value → GraphQL enum member, looked up rather than built per gift.
 STATUSES = {status: GiftStatus(status.value) for status in rules.Status}
 REASONS = {reason: EligibilityReason(reason.value) for reason in rules.Reason}
-PERIODS = {period: LimitPeriod(period.value) for period in rules.LimitPeriod}
+PERIODS = {period: LimitPeriod(period.value) for period in Period}
 
-
-@strawberry.enum(description="placed → fulfilled (shipped), or cancelled (points and stock returned).")
-class RedemptionStatus(Enum):
-    PLACED = "PLACED"
-    FULFILLED = "FULFILLED"
-    CANCELLED = "CANCELLED"
+RedemptionStatus = graphql_enum(
+    OrderStatus, "RedemptionStatus", "placed → fulfilled (shipped), or cancelled (points and stock returned)."
+)
 
 
 @strawberry.type(description="A price: points, plus a cash part in fen (0 for a pure-points gift).")
@@ -165,7 +163,7 @@ class Redemption:
     points: int = strawberry.field(description="Points charged for the whole order.")
     cash_paid: int = strawberry.field(description="Cash part paid, in fen.")
     on_offer: bool
-    status: RedemptionStatus
+    status: RedemptionStatus  # type: ignore[valid-type]
     created_at: datetime
     updated_at: datetime
     fulfilled_at: datetime | None

@@ -20,18 +20,18 @@ from pymongo import ReturnDocument
 
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, NotFound
+from gateway.domain.calendar import Period
 from gateway.domain.catalog import (
     Eligibility,
     GiftRules,
-    LimitPeriod,
     Limits,
     Offer,
     default_min_tier,
     eligibility,
     limit_since,
-    tier_rank,
 )
 from gateway.domain.program import Program
+from gateway.domain.tiers import tier_rank
 from gateway.store.mongo import Database, Document
 
 URL = re.compile(r"^https?://\S+$")
@@ -146,7 +146,7 @@ def limits_of(doc: Document) -> Limits:
     raw = doc.get("limits") or {}
     period = raw.get("period")
     return Limits(
-        per_member=raw.get("perMember"), period=LimitPeriod(period) if period else None, per_order=raw.get("perOrder")
+        per_member=raw.get("perMember"), period=Period(period) if period else None, per_order=raw.get("perOrder")
     )
 
 
