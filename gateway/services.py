@@ -21,6 +21,7 @@ from gateway.settings import Settings
 if TYPE_CHECKING:
     from gateway.catalog import Catalog
     from gateway.engagement import Engagement
+    from gateway.features.analytics import Analytics
     from gateway.hub import Hub
     from gateway.partners import Partners
     from gateway.purchases import Purchases
@@ -77,3 +78,9 @@ class Services:
         from gateway.hub import Hub
 
         return Hub(self.settings.subscriber_queue_size)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        from gateway.features.analytics import Analytics
+
+        return Analytics(self.db, self.clock)

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 
 from gateway.metrics import MetricsExtension
+from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
@@ -21,9 +22,16 @@ from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation, CatalogMutation, PartnerMutation)
-SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
+QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery, AnalyticsQuery)
+MUTATIONS: tuple[type, ...] = (
+    MemberMutation,
+    PointsMutation,
+    ProgramAdminMutation,
+    CatalogMutation,
+    PartnerMutation,
+    AnalyticsMutation,
+)
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
 
 
