@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway.auth import Role, require_role
+from gateway.core.auth import Role, require_role
 from gateway.domain.analytics import Flows, entry_flows
 from gateway.events.throttle import batches
 from gateway.features.analytics import span_of
-from gateway.hub import Change
-from gateway.program_admin import update_program
-from gateway.streams import ACTIVITY, live_changes
+from gateway.events.hub import Change
+from gateway.features.program_admin import update_program
+from gateway.events.streams import ACTIVITY, live_changes
 from resolvers.analytics_types import (
     AnalyticsSettings,
     AnalyticsSettingsInput,

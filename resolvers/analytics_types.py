@@ -9,8 +9,8 @@ import strawberry
 
 from gateway.domain.analytics import MILLI, Advice, Flows, Segment
 from gateway.features.analytics import CostPerPoint, GiftRank, MemberReport, PartnerReport, PointsReport
-from gateway.program import AnalyticsSettings as AnalyticsSettingsModel
-from gateway.program import Program
+from gateway.domain.program import AnalyticsSettings as AnalyticsSettingsModel
+from gateway.domain.program import Program
 from resolvers.enums import graphql_enum
 
 HealthAdvice = graphql_enum(Advice, "HealthAdvice", "What the redemption rate says the program needs.")

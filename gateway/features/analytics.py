@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from gateway.clock import Clock
-from gateway.db import Database, Document
+from gateway.core.clock import Clock
+from gateway.store.mongo import Database, Document
 from gateway.domain.analytics import (
     EARN_KINDS,
     CatalogCost,
@@ -35,9 +35,9 @@ from gateway.domain.analytics import (
     parse_month,
 )
 from gateway.domain.exchange import SettlementTotals, settlement_money
-from gateway.errors import BadInput
-from gateway.partners import totals_from_ledger_rows
-from gateway.program import Program
+from gateway.core.errors import BadInput
+from gateway.features.partners import totals_from_ledger_rows
+from gateway.domain.program import Program
 from gateway.store.analytics import AnalyticsStore
 
 MONTH_OF_DAY = {"$substrBytes": ["$_id.day", 0, 7]}

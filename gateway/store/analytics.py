@@ -18,7 +18,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.db import Database, Document
+from gateway.store.mongo import Database, Document
 from gateway.domain.analytics import EARN_KINDS, MEMBER_ACTIVITY_KINDS, Range, seal_boundary, segment_switch
 
 DAILY = "analytics_daily"
