@@ -56,8 +56,7 @@ class Services:
 
     @cached_property
     def catalog(self) -> Catalog:
-        from gateway.features.analytics import Analytics
-    from gateway.features.catalog import Catalog
+        from gateway.features.catalog import Catalog
 
         return Catalog(self.db, self.clock)
 

@@ -10,11 +10,11 @@ import strawberry
 
 from gateway.core.auth import Role, require_role
 from gateway.domain.analytics import Flows, entry_flows
+from gateway.events.hub import Change
+from gateway.events.streams import ACTIVITY, live_changes
 from gateway.events.throttle import batches
 from gateway.features.analytics import span_of
-from gateway.events.hub import Change
 from gateway.features.program_admin import update_program
-from gateway.events.streams import ACTIVITY, live_changes
 from resolvers.analytics_types import (
     AnalyticsSettings,
     AnalyticsSettingsInput,
@@ -41,14 +41,14 @@ class AnalyticsQuery:
         require_role(info.context.principal, *READERS)
         program = await info.context.program()
         span = span_of(from_, to, program)
-        return PointsAnalytics.of(await info.context.services.analytics.points(span, program), program)
+        return PointsAnalytics.of(await info.context.services.analytics.points(span, program), program, span)
 
     @strawberry.field(description="Members by tier (now), new and active members per month, RFM segments.")
     async def member_analytics(self, info: Info, from_: From, to: date) -> MemberAnalytics:
         require_role(info.context.principal, *READERS)
         program = await info.context.program()
         span = span_of(from_, to, program)
-        return MemberAnalytics.of(await info.context.services.analytics.members(span, program), program)
+        return MemberAnalytics(span=span, program=program)
 
     @strawberry.field(description="Gifts by redemptions in the range (cancelled orders excluded), most first.")
     async def top_gifts(self, info: Info, from_: From, to: date, first: int = 10) -> list[TopGift]:
@@ -67,7 +67,7 @@ class AnalyticsQuery:
     @strawberry.field(description="Dashboard settings: time zone, cost per point, health thresholds.")
     async def analytics_settings(self, info: Info) -> AnalyticsSettings:
         require_role(info.context.principal, *READERS)
-        return AnalyticsSettings.of(await info.context.program())
+        return AnalyticsSettings.of(await info.context.program(), info.context.services.clock.now())
 
 
 @strawberry.type
@@ -85,7 +85,7 @@ class AnalyticsMutation:
             changes[name] = value
         program = await update_program(info.context.services.db, {"analytics": changes})
         info.context.remember_program(program)
-        return AnalyticsSettings.of(program)
+        return AnalyticsSettings.of(program, info.context.services.clock.now())
 
 
 @strawberry.type

@@ -3,14 +3,15 @@ ids, names or balances, so the dashboard role may read every field."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import strawberry
 
-from gateway.domain.analytics import MILLI, Advice, Flows, Segment
-from gateway.features.analytics import CostPerPoint, GiftRank, MemberReport, PartnerReport, PointsReport
+from gateway.domain.analytics import MILLI, Advice, Flows, Range, Segment, local_date
 from gateway.domain.program import AnalyticsSettings as AnalyticsSettingsModel
 from gateway.domain.program import Program
+from gateway.features.analytics import CostPerPoint, GiftRank, PartnerReport, PointsReport
+from resolvers.context import Info
 from resolvers.enums import graphql_enum
 
 HealthAdvice = graphql_enum(Advice, "HealthAdvice", "What the redemption rate says the program needs.")
@@ -131,10 +132,30 @@ class PointsAnalytics:
     cost: CostAnalysis
     issued_by_source: list[IssuedBySource]
     redeemed_by_channel: list[RedeemedByChannel]
-    breakage: Breakage
+    span: strawberry.Private[Range]
+    report: strawberry.Private[PointsReport]
+
+    @strawberry.field(description="Breakage by issue-month cohort (computed only when asked for).")
+    async def breakage(self, info: Info) -> Breakage:
+        rate, cohorts = await info.context.services.analytics.breakage(self.span, self.report)
+        return Breakage(
+            rate=rate,
+            cohorts=[
+                BreakageCohort(
+                    month=c.month,
+                    issued=c.issued,
+                    expired=c.expired,
+                    redeemed=c.redeemed,
+                    reversed=c.reversed,
+                    outstanding=c.outstanding,
+                    closed=c.closed,
+                )
+                for c in cohorts
+            ],
+        )
 
     @classmethod
-    def of(cls, report: PointsReport, program: Program) -> PointsAnalytics:
+    def of(cls, report: PointsReport, program: Program, span: Range) -> PointsAnalytics:
         cpp = report.liability.cost_per_point
         return cls(
             months=[
@@ -184,21 +205,8 @@ class PointsAnalytics:
             ),
             issued_by_source=[IssuedBySource(source=s, points=p) for s, p in report.issued_by_source],
             redeemed_by_channel=[RedeemedByChannel(channel=c, points=p) for c, p in report.redeemed_by_channel],
-            breakage=Breakage(
-                rate=report.breakage_rate,
-                cohorts=[
-                    BreakageCohort(
-                        month=c.month,
-                        issued=c.issued,
-                        expired=c.expired,
-                        redeemed=c.redeemed,
-                        reversed=c.reversed,
-                        outstanding=c.outstanding,
-                        closed=c.closed,
-                    )
-                    for c in report.cohorts
-                ],
-            ),
+            span=span,
+            report=report,
         )
 
 
@@ -235,20 +243,29 @@ class RfmSegment:
     members: int
 
 
-@strawberry.type(description="Members by tier (now), new and active members per month, RFM segments.")
+@strawberry.type(
+    description="Members by tier (now), new and active members per month, RFM segments. Each part "
+    "is computed only when asked for."
+)
 class MemberAnalytics:
-    by_tier: list[TierMembers]
-    months: list[MemberMonth]
-    rfm: list[RfmSegment]
+    span: strawberry.Private[Range]
+    program: strawberry.Private[Program]
 
-    @classmethod
-    def of(cls, report: MemberReport, program: Program) -> MemberAnalytics:
-        names = {t.code: t.name for t in program.tiers}
-        return cls(
-            by_tier=[TierMembers(tier=TierName(code=c, name=names.get(c, c)), members=n) for c, n in report.by_tier],
-            months=[MemberMonth(month=m, new_members=n, active_members=a) for m, n, a in report.months],
-            rfm=[RfmSegment(segment=RfmSegmentName(s), members=n) for s, n in report.rfm],
-        )
+    @strawberry.field(description="Members per tier now, in tier order.")
+    async def by_tier(self, info: Info) -> list[TierMembers]:
+        names = {t.code: t.name for t in self.program.tiers}
+        rows = await info.context.services.analytics.members_by_tier(self.program)
+        return [TierMembers(tier=TierName(code=c, name=names.get(c, c)), members=n) for c, n in rows]
+
+    @strawberry.field(description="New and active members per month of the range.")
+    async def months(self, info: Info) -> list[MemberMonth]:
+        rows = await info.context.services.analytics.member_months(self.span)
+        return [MemberMonth(month=m, new_members=n, active_members=a) for m, n, a in rows]
+
+    @strawberry.field(description="Members per RFM segment over the range's purchases, largest first.")
+    async def rfm(self, info: Info) -> list[RfmSegment]:
+        rows = await info.context.services.analytics.rfm(self.span)
+        return [RfmSegment(segment=RfmSegmentName(s), members=n) for s, n in rows]
 
 
 @strawberry.type
@@ -319,15 +336,17 @@ class PartnerTotals:
 @strawberry.type(description="Dashboard analytics settings (a part of the program).")
 class AnalyticsSettings:
     timezone: str = strawberry.field(description="The program time zone months are counted in.")
+    today: date = strawberry.field(description="Today in the program time zone, by the gateway's clock.")
     cost_per_point_milli_fen: int | None = strawberry.field(description="null: derived from the listed catalog.")
     advice_low_percent: int
     advice_high_percent: int
 
     @classmethod
-    def of(cls, program: Program) -> AnalyticsSettings:
+    def of(cls, program: Program, now: datetime) -> AnalyticsSettings:
         a: AnalyticsSettingsModel = program.analytics
         return cls(
             timezone=program.timezone,
+            today=local_date(now, program.timezone),
             cost_per_point_milli_fen=a.cost_per_point_milli_fen,
             advice_low_percent=a.advice_low_percent,
             advice_high_percent=a.advice_high_percent,

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from gateway.core.clock import Clock
-from gateway.store.mongo import Database, Document
+from gateway.core.errors import BadInput
 from gateway.domain.analytics import (
     EARN_KINDS,
     CatalogCost,
@@ -35,10 +35,10 @@ from gateway.domain.analytics import (
     parse_month,
 )
 from gateway.domain.exchange import SettlementTotals, settlement_money
-from gateway.core.errors import BadInput
-from gateway.features.partners import totals_from_ledger_rows
 from gateway.domain.program import Program
+from gateway.features.partners import totals_from_ledger_rows
 from gateway.store.analytics import AnalyticsStore
+from gateway.store.mongo import Database, Document
 
 MONTH_OF_DAY = {"$substrBytes": ["$_id.day", 0, 7]}
 MAX_TOP = 100
@@ -95,8 +95,7 @@ class PointsReport:
     health: Health
     issued_by_source: list[tuple[str, int]]
     redeemed_by_channel: list[tuple[str, int]]
-    cohorts: list[Cohort]
-    breakage_rate: float | None
+    issued_by_month: dict[str, int]
 
     @property
     def expected_fen(self) -> int:
@@ -105,13 +104,6 @@ class PointsReport:
     @property
     def actual_fen(self) -> int:
         return fen(self.totals.redeemed, self.liability.cost_per_point.milli_fen)
-
-
-@dataclass(frozen=True)
-class MemberReport:
-    by_tier: list[tuple[str, int]]
-    months: list[tuple[str, int, int]]  # month, new, active
-    rfm: list[tuple[str, int]]
 
 
 @dataclass(frozen=True)
@@ -217,7 +209,6 @@ class Analytics:
             as_of=min(span.end_at, self.clock.now()),
         )
         thresholds = HealthThresholds(program.analytics.advice_low_percent, program.analytics.advice_high_percent)
-        cohorts = await self._cohorts(span, issued_by_month)
         return PointsReport(
             months=[MonthReport(m, cpp) for m in months],
             totals=totals,
@@ -225,9 +216,13 @@ class Analytics:
             health=health(totals.issued, totals.redeemed, thresholds),
             issued_by_source=sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0])),
             redeemed_by_channel=sorted(by_channel.items(), key=lambda kv: (-kv[1], kv[0])),
-            cohorts=cohorts,
-            breakage_rate=breakage_rate(cohorts),
+            issued_by_month=dict(issued_by_month),
         )
+
+    async def breakage(self, span: Range, report: PointsReport) -> tuple[float | None, list[Cohort]]:
+        """Issue-month cohorts of the range and the breakage rate over the closed ones."""
+        cohorts = await self._cohorts(span, report.issued_by_month)
+        return breakage_rate(cohorts), cohorts
 
     async def _cohorts(self, span: Range, issued_by_month: dict[str, int]) -> list[Cohort]:
         now = self.clock.now()
@@ -242,10 +237,15 @@ class Analytics:
             if issued_by_month.get(m, 0) or m in used
         ]
 
-    async def members(self, span: Range, program: Program) -> MemberReport:
+    async def members_by_tier(self, program: Program) -> list[tuple[str, int]]:
+        """Members per tier now, in the program's tier order."""
+        by_tier = await self.store.members_by_tier([t.code for t in program.tiers])
+        return [(t.code, by_tier.get(t.code, 0)) for t in program.tiers]
+
+    async def member_months(self, span: Range) -> list[tuple[str, int, int]]:
+        """(month, new members, active members) per month of the range."""
         now = self.clock.now()
         sealed = await self.store.sealed_until(now, span.timezone)
-        by_tier = await self.store.members_by_tier([t.code for t in program.tiers])
         windows = []
         for key in span.months:
             month_start, month_stop = local_midnight(parse_month(key), span.timezone), month_end(key, span.timezone)
@@ -253,12 +253,12 @@ class Analytics:
             whole = start == month_start and stop == month_stop and stop <= sealed
             windows.append((key, start, max(start, stop), whole))
         months = await self.store.member_months(windows, span.timezone)
-        rfm = await self.store.rfm(span, now)
-        return MemberReport(
-            by_tier=[(t.code, by_tier.get(t.code, 0)) for t in program.tiers],
-            months=[(k, months[k]["newMembers"], months[k]["activeMembers"]) for k in span.months],
-            rfm=sorted(((r["segment"], r["members"]) for r in rfm), key=lambda kv: (-kv[1], kv[0])),
-        )
+        return [(k, months[k]["newMembers"], months[k]["activeMembers"]) for k in span.months]
+
+    async def rfm(self, span: Range) -> list[tuple[str, int]]:
+        """Members per RFM segment over the range's purchases, largest first."""
+        rows = await self.store.rfm(span, self.clock.now())
+        return sorted(((r["segment"], r["members"]) for r in rows), key=lambda kv: (-kv[1], kv[0]))
 
     async def top_gifts(self, span: Range, first: int) -> list[GiftRank]:
         if not 1 <= first <= MAX_TOP:

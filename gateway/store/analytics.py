@@ -18,8 +18,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.store.mongo import Database, Document
 from gateway.domain.analytics import EARN_KINDS, MEMBER_ACTIVITY_KINDS, Range, seal_boundary, segment_switch
+from gateway.store.mongo import Database, Document
 
 DAILY = "analytics_daily"
 COHORTS = "analytics_cohorts"

@@ -29,8 +29,8 @@ from gateway.core.auth import Role
 from gateway.features.expiry import expire_points
 from gateway.features.partners import OperationType, PartnerCommand
 from gateway.services import Services
-from tests.support.catalog_helpers import CANCEL, create_gift, redeem
 from tests.conftest import GraphQLClient, token
+from tests.support.catalog_helpers import CANCEL, create_gift, redeem
 from tests.support.partner_helpers import add_partner
 from tests.support.points_helpers import DEDUCT, UPDATE_PROGRAM, grant, purchase, refund, register
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.core.auth import Role
-from gateway.services import Services
 from gateway.core.settings import Settings
+from gateway.services import Services
 from tests.conftest import JWT_SECRET, token
 from tests.support.ledger_helpers import add_member, earn, spend
 from tests.support.stream_helpers import Gateway, gateway, ws_client
