@@ -149,17 +149,17 @@ class Analytics:
         value, source = default_cost_per_point(gifts, program.deduction.points_per_yuan)
         return CostPerPoint(value, source)
 
-    async def _rows(self, span: Range, key: Any, *, whole_history: bool = False, **kw: Any) -> list[Document]:
+    async def _rows(self, shape: str, span: Range, key: Any, *, whole_history: bool = False) -> list[Document]:
         now = self.clock.now()
         sealed = await self.store.sealed_until(now, span.timezone)
         return await self.store.flow_rows(
+            shape,
             key,
             sealed=sealed,
             until=span.end_at,
             timezone=span.timezone,
             first_day=None if whole_history else span.start.isoformat(),
             last_day=span.end.isoformat(),
-            **kw,
         )
 
     async def points(self, span: Range, program: Program) -> PointsReport:
@@ -170,7 +170,7 @@ class Analytics:
             "kind": "$_id.kind",
             "reverses": "$_id.reverses",
         }
-        rows = _merged(await self._rows(span, key, whole_history=True))
+        rows = _merged(await self._rows("kind", span, key, whole_history=True))
         in_range: dict[str, Flows] = defaultdict(Flows)
         whole_month: dict[str, Flows] = defaultdict(Flows)
         held: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
@@ -252,7 +252,7 @@ class Analytics:
             start, stop = max(month_start, span.start_at), min(month_stop, span.end_at, now)
             whole = start == month_start and stop == month_stop and stop <= sealed
             windows.append((key, start, max(start, stop), whole))
-        months = await self.store.member_months(windows, span.timezone)
+        months = await self.store.member_months(windows, span.timezone, now)
         return [(k, months[k]["newMembers"], months[k]["activeMembers"]) for k in span.months]
 
     async def rfm(self, span: Range) -> list[tuple[str, int]]:
@@ -263,11 +263,7 @@ class Analytics:
     async def top_gifts(self, span: Range, first: int) -> list[GiftRank]:
         if not 1 <= first <= MAX_TOP:
             raise BadInput(f"first must be 1 to {MAX_TOP}", field="first")
-        rows = await self._rows(
-            span,
-            {"gift": "$_id.giftId", "kind": "$_id.kind"},
-            match={"_id.giftId": {"$ne": None}, "_id.kind": {"$in": ["REDEMPTION", "REDEMPTION_CANCEL"]}},
-        )
+        rows = await self._rows("gift", span, {"gift": "$_id.giftId", "kind": "$_id.kind"})
         count: dict[Any, int] = defaultdict(int)
         points: dict[Any, int] = defaultdict(int)
         for row in rows:
@@ -281,9 +277,7 @@ class Analytics:
 
     async def partners(self, span: Range) -> list[PartnerReport]:
         rows = await self._rows(
-            span,
-            {"partner": "$_id.partnerId", "kind": "$_id.kind", "reverses": "$_id.reverses"},
-            match={"_id.partnerId": {"$ne": None}},
+            "partner", span, {"partner": "$_id.partnerId", "kind": "$_id.kind", "reverses": "$_id.reverses"}
         )
         grouped: dict[str, list[Document]] = defaultdict(list)
         for row in rows:

@@ -28,6 +28,7 @@ STATE = "analytics_state"
 RFM = "analytics_rfm"
 SEAL_MARGIN = timedelta(minutes=5)
 RFM_TTL = timedelta(minutes=10)
+PARTIAL_MONTH_TTL = timedelta(seconds=60)
 DAY_FORMAT = "%Y-%m-%d"
 MONTH_FORMAT = "%Y-%m"
 
@@ -69,14 +70,27 @@ def _day(field: str, timezone: str, fmt: str = DAY_FORMAT) -> Document:
     return {"$dateToString": {"format": fmt, "date": field, "timezone": timezone}}
 
 
-def daily_key(timezone: str) -> Document:
-    return {
-        "day": _day("$createdAt", timezone),
-        "kind": "$kind",
-        "reverses": {"$ifNull": ["$reversesKind", None]},
-        "partnerId": {"$ifNull": ["$source.partnerId", None]},
-        "giftId": {"$ifNull": ["$giftId", None]},
-    }
+# Rollup shapes: which entries each covers and what it is keyed by besides day and kind.
+SHAPES: dict[str, tuple[Document, Document]] = {
+    "kind": ({}, {"reverses": {"$ifNull": ["$reversesKind", None]}}),
+    "gift": (
+        {"kind": {"$in": ["REDEMPTION", "REDEMPTION_CANCEL"]}, "giftId": {"$exists": True}},
+        {"giftId": "$giftId"},
+    ),
+    "partner": (
+        {"source.type": "PARTNER"},
+        {"partnerId": "$source.partnerId", "reverses": {"$ifNull": ["$reversesKind", None]}},
+    ),
+}
+
+
+def shape_stages(shape: str, timezone: str) -> list[Document]:
+    """Ledger entries (already matched by time) → one row per local day and key of ``shape``,
+    with ``shape`` and ``day`` as top-level fields (indexed in the rollup collection)."""
+    match, extra = SHAPES[shape]
+    stages: list[Document] = [{"$match": match}] if match else []
+    key = {"day": _day("$createdAt", timezone), "kind": "$kind", **extra}
+    return [*stages, flow_group(key), {"$set": {"shape": shape, "day": "$_id.day"}}]
 
 
 def cohort_stages(timezone: str) -> list[Document]:
@@ -159,10 +173,11 @@ class AnalyticsStore:
             if start is not None:
                 created["$gte"] = start
             match = {"$match": {"createdAt": created}}
-            await self._run(
-                "ledger",
-                [match, flow_group(daily_key(timezone)), {"$merge": {"into": DAILY, "whenMatched": "replace"}}],
-            )
+            for shape in SHAPES:
+                await self._run(
+                    "ledger",
+                    [match, *shape_stages(shape, timezone), {"$merge": {"into": DAILY, "whenMatched": "replace"}}],
+                )
             await self._run(
                 "ledger",
                 [
@@ -192,6 +207,7 @@ class AnalyticsStore:
 
     async def flow_rows(
         self,
+        shape: str,
         key: Any,
         *,
         sealed: datetime,
@@ -199,26 +215,27 @@ class AnalyticsStore:
         timezone: str,
         first_day: str | None = None,
         last_day: str | None = None,
-        match: Document | None = None,
     ) -> list[Document]:
-        """Delta sums of the local days ``first_day..last_day`` (None: unbounded) grouped by
-        ``key``, an expression over rollup keys (``$_id.day``, ``$_id.kind``, ``$_id.giftId``...):
-        the sealed rollups plus the live tail of the ledger up to ``until``, summed in MongoDB."""
-        rows_match: Document = dict(match or {})
+        """Delta sums of one rollup ``shape`` for the local days ``first_day..last_day`` (None:
+        unbounded) grouped by ``key``, an expression over the shape's keys (``$_id.day``,
+        ``$_id.kind``, ``$_id.giftId``...): the sealed rollups plus the live tail of the ledger
+        up to ``until``, each summed in MongoDB. Rows of the same key may come twice (rollup
+        and tail); the caller adds them up."""
+        rows_match: Document = {"shape": shape}
         days: Document = {}
         if first_day is not None:
             days["$gte"] = first_day
         if last_day is not None:
             days["$lte"] = last_day
         if days:
-            rows_match["_id.day"] = days
+            rows_match["day"] = days
         rows = await self._run(DAILY, [{"$match": rows_match}, _regroup(key)])
         if until > sealed:
             tail = await self._run(
                 "ledger",
                 [
                     {"$match": {"createdAt": {"$gte": sealed, "$lt": until}}},
-                    flow_group(daily_key(timezone)),
+                    *shape_stages(shape, timezone),
                     {"$match": rows_match},
                     _regroup(key),
                 ],
@@ -246,21 +263,37 @@ class AnalyticsStore:
         return dict(zip(tier_codes, counts, strict=True))
 
     async def member_months(
-        self, months: list[tuple[str, datetime, datetime, bool]], timezone: str
+        self, months: list[tuple[str, datetime, datetime, bool]], timezone: str, now: datetime
     ) -> dict[str, Document]:
-        """New and active members per month. ``months`` = (key, start, end, cacheable): a month
-        whose every day is sealed is computed once and kept in ``analytics_months``."""
+        """New and active members per month. ``months`` = (key, start, end, whole): a whole
+        month whose every day is sealed is computed once and kept; a partial one (the current
+        month) is kept for ``PARTIAL_MONTH_TTL``, as counting distinct members scans its entries."""
+        fresh = now - PARTIAL_MONTH_TTL
         cached = {
             d["_id"]["month"]: d
             async for d in self.db[MONTHS].find({"_id.month": {"$in": [m[0] for m in months]}, "_id.tz": timezone})
         }
+        wanted = {m[0]: m for m in months}
+        cached = {
+            k: d
+            for k, d in cached.items()
+            if (d.get("whole") and wanted[k][3])
+            or (not wanted[k][3] and d.get("window") == [wanted[k][1], wanted[k][2]])
+            and _utc(d["computedAt"]) > fresh
+        }
         missing = [m for m in months if m[0] not in cached]
         results = await asyncio.gather(*(self._member_month(start, end) for _, start, end, _ in missing))
-        for (key, _, _, cacheable), (new, active) in zip(missing, results, strict=True):
-            doc = {"_id": {"month": key, "tz": timezone}, "newMembers": new, "activeMembers": active}
+        for (key, start, end, whole), (new, active) in zip(missing, results, strict=True):
+            doc = {
+                "_id": {"month": key, "tz": timezone},
+                "newMembers": new,
+                "activeMembers": active,
+                "whole": whole,
+                "window": [start, end],
+                "computedAt": now,
+            }
             cached[key] = doc
-            if cacheable:
-                await self.db[MONTHS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            await self.db[MONTHS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
         return cached
 
     async def _member_month(self, start: datetime, end: datetime) -> tuple[int, int]:

@@ -66,6 +66,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
     "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
+    "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }
 
 

@@ -231,7 +231,10 @@
     drawTiers(state.data.memberAnalytics.byTier);
     fillTable("gifts", state.data.topGifts.map((g) => [g.gift.name, fmt(g.redemptions), fmt(g.points)]));
     fillTable("partners", state.data.partnerAnalytics.map((p) => [p.partner.name, fmt(p.accrued), fmt(p.burned), yuan(p.netFen)]));
-    for (const li of $("feed").children) li.querySelector(".kind").textContent = I18N[state.lang].kinds[li.dataset.kind] || li.dataset.kind;
+    for (const li of $("feed").children) {
+      li.querySelector(".kind").textContent = I18N[state.lang].kinds[li.dataset.kind] || li.dataset.kind;
+      li.querySelector("time").textContent = clock(li.querySelector("time").dateTime);
+    }
   }
 
   function el(name, attrs, text) {
@@ -289,6 +292,8 @@
     }));
   }
 
+  const clock = (iso) => new Date(iso).toLocaleTimeString(state.lang, { timeZone: state.settings.timezone });
+
   function addFeed(event) {
     if (document.querySelector(`#feed li[data-id="${CSS.escape(event.id)}"]`)) return;
     const li = document.createElement("li");
@@ -302,7 +307,7 @@
     pts.textContent = `${event.points >= 0 ? "+" : ""}${fmt(event.points)}`;
     const time = document.createElement("time");
     time.dateTime = event.createdAt;
-    time.textContent = new Date(event.createdAt).toLocaleTimeString(state.lang, { timeZone: state.settings.timezone });
+    time.textContent = clock(event.createdAt);
     li.append(kind, pts, time);
     $("feed").prepend(li);
     while ($("feed").children.length > FEED_MAX) $("feed").lastElementChild.remove();
