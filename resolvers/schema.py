@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
 from resolvers.catalog import CatalogMutation, CatalogQuery
@@ -40,6 +41,9 @@ MUTATIONS: tuple[type, ...] = (
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
 ENTITIES: tuple[type, ...] = (Member, Gift)
+# Storefronts send the same few documents over and over: parse and validate each once
+# per process (bounded LRU, so unique documents from a client cannot grow memory).
+DOCUMENT_CACHE_SIZE = 512
 
 
 class GatewaySchema(strawberry.federation.Schema):
@@ -53,7 +57,12 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
-        extensions=[MaskUnexpectedErrors, MetricsExtension],
+        extensions=[
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            MaskUnexpectedErrors,
+            MetricsExtension,
+        ],
         execution_context_class=SharedEventExecutor,
     )
 
