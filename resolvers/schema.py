@@ -6,14 +6,17 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
+from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.extensions import MetricsExtension
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.notifications import NotificationMutation, NotificationQuery
 from resolvers.partner_links import PartnerLinkMutation, PartnerLinkQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
@@ -22,7 +25,16 @@ from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery, PartnerLinkQuery)
+QUERIES: tuple[type, ...] = (
+    ProgramQuery,
+    MemberQuery,
+    ProgramAdminQuery,
+    CatalogQuery,
+    PartnerQuery,
+    NotificationQuery,
+    AnalyticsQuery,
+    PartnerLinkQuery,
+)
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
     PointsMutation,
@@ -30,9 +42,14 @@ MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
     PartnerMutation,
     PartnerLinkMutation,
+    NotificationMutation,
+    AnalyticsMutation,
 )
-SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
+# Storefronts send the same few documents over and over: parse and validate each once
+# per process (bounded LRU, so unique documents from a client cannot grow memory).
+DOCUMENT_CACHE_SIZE = 512
 
 
 class GatewaySchema(strawberry.federation.Schema):
@@ -46,7 +63,12 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
-        extensions=[MaskUnexpectedErrors, MetricsExtension],
+        extensions=[
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            MaskUnexpectedErrors,
+            MetricsExtension,
+        ],
         execution_context_class=SharedEventExecutor,
     )
 
