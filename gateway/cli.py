@@ -74,6 +74,7 @@ def serve(
             log_level="info",
             lifespan="on",
             access_log=settings.access_log_enabled,
+            ws_per_message_deflate=settings.ws_per_message_deflate,
         )
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
     )
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    ws_per_message_deflate: bool = Field(
+        default=False,
+        description="Compress WebSocket messages (permessage-deflate). Off: small JSON events gain little, and "
+        "every connection would hold its own zlib state and compress each event once per subscriber.",
+    )
     access_log: bool | None = Field(
         default=None, description="uvicorn's per-request access log; unset: on in development, off in production."
     )

@@ -124,6 +124,8 @@ class LedgerTx:
     idempotency_key: str | None = None
     members: dict[str, Document] = field(default_factory=dict)
     entries: list[Document] = field(default_factory=list)
+    # What the steps of one transaction share (a partner read once for a batch of its events).
+    scratch: dict[Any, Any] = field(default_factory=dict)
 
     async def member(self, member_id: str, *, settle: bool = False) -> Document:
         """Lock the member for this transaction and settle what is due; returns its document.
@@ -563,6 +565,60 @@ class Ledger:
         result = await self.db.transaction(attempt)
         record_committed(attempts[-1].entries)
         return {**result, "replayed": False}
+
+    async def transact_many(self, steps: list[tuple[Work, Idempotency]]) -> list[Document]:
+        """Several idempotent operations in ONE transaction, in order; each keeps its own
+        idempotency record, so each replays on its own later. Steps already recorded are
+        replayed from their records and not run again.
+
+        All or nothing: if any step fails (a DomainError, a concurrent duplicate), nothing of
+        the others commits either and the error propagates; a caller that wants each
+        operation to stand alone then applies them one by one (``transact``).
+        """
+        steps = [(work, idempotency.validated()) for work, idempotency in steps]
+        recorded = {
+            record["_id"]: record
+            async for record in self.db.idempotency.find({"_id": {"$in": [i.record_id for _, i in steps]}})
+        }
+        results: list[Document | None] = []
+        pending: list[tuple[int, Work, Idempotency]] = []
+        for index, (work, idempotency) in enumerate(steps):
+            record = recorded.get(idempotency.record_id)
+            if record is None:
+                results.append(None)
+                pending.append((index, work, idempotency))
+                continue
+            if record["fingerprint"] != idempotency.fingerprint:
+                raise IdempotencyConflict(
+                    "This idempotencyKey was already used for a different request", idempotencyKey=idempotency.key
+                )
+            results.append({**record["result"], "replayed": True})
+        if not pending:
+            return [r for r in results if r is not None]
+        attempts: list[LedgerTx] = []
+
+        async def attempt(session: AsyncClientSession) -> list[Document]:
+            program = await load_program(self.db, session=session)
+            tx = LedgerTx(self.db, session, program, self.clock.now())
+            attempts.append(tx)
+            done: list[Document] = []
+            for _, work, idempotency in pending:
+                tx.idempotency_key = idempotency.key
+                done.append(await work(tx))
+            await self.db.idempotency.insert_many(
+                [
+                    {"_id": i.record_id, "fingerprint": i.fingerprint, "result": result, "createdAt": tx.now}
+                    for (_, _, i), result in zip(pending, done, strict=True)
+                ],
+                session=session,
+            )
+            return done
+
+        done = await self.db.transaction(attempt)
+        record_committed(attempts[-1].entries)
+        for (index, _, _), result in zip(pending, done, strict=True):
+            results[index] = {**result, "replayed": False}
+        return [r for r in results if r is not None]
 
     async def settle(self, member_id: str) -> list[Document]:
         """Release and expire what is due for one member; returns the entries written."""
