@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -344,9 +344,10 @@ class LedgerTx:
             async for d in cursor
         ]
         takes, _ = allocate(lots, points)
-        for take in takes:
-            await self.db.lots.update_one(
-                {"_id": take.lot_id}, {"$inc": {"remaining": -take.points}}, session=self.session
+        if takes:  # every lot taken from, in one round trip
+            await self.db.lots.bulk_write(
+                [UpdateOne({"_id": t.lot_id}, {"$inc": {"remaining": -t.points}}) for t in takes],
+                session=self.session,
             )
         return [{"lotId": t.lot_id, "points": t.points} for t in takes]
 
@@ -517,14 +518,14 @@ class Ledger:
         if idempotency is None:
             return await self._run(work, None)
         idempotency = idempotency.validated()
-        replay = await self._replay(idempotency)
-        if replay is not None:
-            return replay
+        # No read before the work: a first request (nearly all of them) pays nothing for its
+        # key. The record is written in the same transaction as the work, so a repeat either
+        # meets the unique key (its work rolled back with it) or is refused by a rule the first
+        # request changed (ALREADY_DEDUCTED, OUT_OF_STOCK...): only then is the record read,
+        # and a recorded request replays its first result (or is a conflict) instead.
         try:
             return await self._run(work, idempotency)
-        except DuplicateKeyError as exc:
-            if "idempotency" not in str(exc):
-                raise
+        except (DuplicateKeyError, DomainError):
             replay = await self._replay(idempotency)
             if replay is None:
                 raise
