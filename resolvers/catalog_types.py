@@ -19,9 +19,7 @@ from resolvers.enums import graphql_enum
 
 EligibilityReason = graphql_enum(rules.Reason, "EligibilityReason", "Why a member cannot redeem a gift now.")
 GiftStatus = graphql_enum(rules.Status, "GiftStatus", "Where a gift stands now (from its flag, window and stock).")
-LimitPeriod = graphql_enum(
-    Period, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
-)
+LimitPeriod = graphql_enum(Period, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone.")
 
 
 # Domain value → GraphQL enum member, looked up rather than built per gift.

@@ -362,11 +362,14 @@ class Partners:
 
     # --- operations ---------------------------------------------------------------
 
-    def _work(self, partner_id: str, command: PartnerCommand) -> Callable[[LedgerTx], Awaitable[Document]]:
-        """The ledger work of one operation; the partner is read once per transaction."""
+    def _work(
+        self, partner_id: str, command: PartnerCommand, known: Document | None = None
+    ) -> Callable[[LedgerTx], Awaitable[Document]]:
+        """The ledger work of one operation. The partner is the document the caller already
+        read (authentication, the consumer's signature check) or read once per transaction."""
 
         async def work(tx: LedgerTx) -> Document:
-            partner = tx.scratch.get(("partner", partner_id))
+            partner = known or tx.scratch.get(("partner", partner_id))
             if partner is None:
                 partner = tx.scratch[("partner", partner_id)] = await self.get(partner_id, session=tx.session)
             if not partner.get("active", True):
@@ -379,7 +382,7 @@ class Partners:
         return work
 
     async def apply_batch(
-        self, partner_id: str, commands: list[PartnerCommand]
+        self, partner_id: str, commands: list[PartnerCommand], *, partner: Document | None = None
     ) -> list[tuple[Document, bool] | DomainError]:
         """Apply several operations of one partner (the events of one member, in order) in one
         transaction; each stays idempotent on its own. If any of them cannot apply, the batch
@@ -389,7 +392,7 @@ class Partners:
         if len(commands) > 1:
             try:
                 valid = [c.validated() for c in commands]
-                steps = [(self._work(partner_id, c), c.idempotency(partner_id)) for c in valid]
+                steps = [(self._work(partner_id, c, partner), c.idempotency(partner_id)) for c in valid]
                 results = await self.ledger.transact_many(steps)
                 return [(r, bool(r.pop("replayed", False))) for r in results]
             except (DomainError, DuplicateKeyError):
@@ -397,15 +400,20 @@ class Partners:
         outcomes: list[tuple[Document, bool] | DomainError] = []
         for command in commands:
             try:
-                outcomes.append(await self.apply(partner_id, command))
+                outcomes.append(await self.apply(partner_id, command, partner=partner))
             except DomainError as exc:
                 outcomes.append(exc)
         return outcomes
 
-    async def apply(self, partner_id: str, command: PartnerCommand) -> tuple[Document, bool]:
-        """Apply one operation at most once per (partner, event id); returns it and whether it was a replay."""
+    async def apply(
+        self, partner_id: str, command: PartnerCommand, *, partner: Document | None = None
+    ) -> tuple[Document, bool]:
+        """Apply one operation at most once per (partner, event id); returns it and whether it was a replay.
+        ``partner``: the partner's document when the caller already holds it (it must be ``partner_id``'s)."""
         command = command.validated()
-        work = self._work(partner_id, command)
+        if partner is not None and partner["_id"] != partner_id:
+            raise ValueError("the partner document given is not the partner's")
+        work = self._work(partner_id, command, partner)
         idempotency = command.idempotency(partner_id)
         try:
             result = await self.ledger.transact(work, idempotency=idempotency)

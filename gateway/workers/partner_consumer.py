@@ -260,7 +260,7 @@ class PartnerEventConsumer:
                         run and (run[0][1].partnerId != item.partnerId or len(run) >= self.batch_size)
                     )
                     if flush and run:
-                        for (done, _), outcome in zip(run, await self._apply_run(run), strict=True):
+                        for (done, _), outcome in zip(run, await self._apply_run(run, partners), strict=True):
                             if outcome is not None:
                                 await reject(done, outcome)
                         run = []
@@ -288,11 +288,16 @@ class PartnerEventConsumer:
         if not hmac.compare_digest(expected, event.signature.lower()):
             raise Rejected("BAD_SIGNATURE", "signature does not match the partner's signing secret")
 
-    async def _apply_run(self, run: list[tuple[ConsumerRecord, PartnerEvent]]) -> list[Rejected | None]:
-        """Apply consecutive events of one partner; the outcome of each (None: applied or replayed)."""
+    async def _apply_run(
+        self, run: list[tuple[ConsumerRecord, PartnerEvent]], partners: dict[str, Document | None]
+    ) -> list[Rejected | None]:
+        """Apply consecutive events of one partner; the outcome of each (None: applied or replayed).
+        ``partners``: the documents the batch's signature checks read, reused by the transaction."""
         commands = [event.command() for _, event in run]
         outcomes: list[Rejected | None] = []
-        for outcome in await self.partners.apply_batch(run[0][1].partnerId, commands):
+        partner_id = run[0][1].partnerId
+        known = partners.get(partner_id)
+        for outcome in await self.partners.apply_batch(partner_id, commands, partner=known):
             if isinstance(outcome, DomainError):
                 outcomes.append(Rejected(outcome.code, outcome.message))
                 continue
