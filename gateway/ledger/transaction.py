@@ -31,6 +31,7 @@ from gateway.core.metrics import record_committed
 from gateway.domain.expiry import expiry_for
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.domain.program import Program
+from gateway.store import idempotency as idempotency_store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import load_program
 
@@ -532,7 +533,7 @@ class Ledger:
             return replay
 
     async def _replay(self, idempotency: Idempotency) -> Document | None:
-        record = await self.db.idempotency.find_one({"_id": idempotency.record_id})
+        record = await idempotency_store.find_record(self.db, idempotency.record_id)
         if record is None:
             return None
         if record["fingerprint"] != idempotency.fingerprint:
@@ -552,14 +553,17 @@ class Ledger:
             attempts.append(tx)
             result = await work(tx)
             if idempotency is not None:
-                await self.db.idempotency.insert_one(
-                    {
-                        "_id": idempotency.record_id,
-                        "fingerprint": idempotency.fingerprint,
-                        "result": result,
-                        "createdAt": tx.now,
-                    },
-                    session=session,
+                await idempotency_store.insert_records(
+                    self.db,
+                    [
+                        {
+                            "_id": idempotency.record_id,
+                            "fingerprint": idempotency.fingerprint,
+                            "result": result,
+                            "createdAt": tx.now,
+                        }
+                    ],
+                    session,
                 )
             return result
 
@@ -577,10 +581,7 @@ class Ledger:
         operation to stand alone then applies them one by one (``transact``).
         """
         steps = [(work, idempotency.validated()) for work, idempotency in steps]
-        recorded = {
-            record["_id"]: record
-            async for record in self.db.idempotency.find({"_id": {"$in": [i.record_id for _, i in steps]}})
-        }
+        recorded = await idempotency_store.find_records(self.db, [i.record_id for _, i in steps])
         results: list[Document | None] = []
         pending: list[tuple[int, Work, Idempotency]] = []
         for index, (work, idempotency) in enumerate(steps):
@@ -606,12 +607,13 @@ class Ledger:
             for _, work, idempotency in pending:
                 tx.idempotency_key = idempotency.key
                 done.append(await work(tx))
-            await self.db.idempotency.insert_many(
+            await idempotency_store.insert_records(
+                self.db,
                 [
                     {"_id": i.record_id, "fingerprint": i.fingerprint, "result": result, "createdAt": tx.now}
                     for (_, _, i), result in zip(pending, done, strict=True)
                 ],
-                session=session,
+                session,
             )
             return done
 
