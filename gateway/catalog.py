@@ -5,6 +5,11 @@ instant from its ``listed`` flag, listing window and stock (see ``domain.catalog
 a gift at zero stock is off sale without anyone flipping a flag, and a restock puts it
 back. Stock only moves with ``$inc`` (redemptions take it inside their transaction), so
 an admin edit never overwrites a concurrent sale.
+
+Admin edits are compare-and-set on the gift's ``version`` (raised by every edit, not
+by stock moves): an edit that merges onto the stored gift is re-applied when another
+edit saved first, so concurrent admins never lose a change, and an edit sent with
+``expectedVersion`` gets CONFLICT instead when the gift changed since that version.
 """
 
 from __future__ import annotations
@@ -21,12 +26,24 @@ from pymongo import ReturnDocument
 from gateway.clock import Clock, as_utc
 from gateway.db import Database, Document
 from gateway.domain.catalog import GiftRules, LimitPeriod, Limits, Offer, default_min_tier, limit_since, tier_rank
-from gateway.errors import BadInput, DomainError, NotFound
+from gateway.errors import BadInput, Conflict, DomainError, NotFound
 from gateway.program import Program
 
 URL = re.compile(r"^https?://\S+$")
 MAX_POINTS = 100_000_000
 MAX_FEN = 10_000_000_000
+MAX_ATTEMPTS = 50
+
+
+def version_of(doc: Document) -> int:
+    """A gift's edit version; gifts stored before versioning count as 0."""
+    return int(doc.get("version", 0))
+
+
+def _at_version(gift_id: str, version: int) -> Document:
+    if version == 0:
+        return {"_id": gift_id, "$or": [{"version": 0}, {"version": {"$exists": False}}]}
+    return {"_id": gift_id, "version": version}
 
 
 def gift_not_found(gift_id: str) -> NotFound:
@@ -215,20 +232,45 @@ class Catalog:
             "stock": stock,
             "redeemed": 0,
             "offer": None,
+            "version": 1,
             "createdAt": now,
             "updatedAt": now,
         }
         await self.db["gifts"].insert_one(doc)
         return doc
 
-    async def update(self, gift_id: str, changes: dict[str, Any], program: Program) -> Document:
+    async def update(
+        self, gift_id: str, changes: dict[str, Any], program: Program, *, expected_version: int | None = None
+    ) -> Document:
         """Apply ``changes`` (GiftSpec field names) on top of the stored gift, validating the result."""
-        current = await self.get(gift_id)
         unknown = set(changes) - {f.name for f in dataclasses.fields(GiftSpec)}
         if unknown:
             raise BadInput(f"unknown gift fields: {sorted(unknown)}")
-        spec = dataclasses.replace(spec_of(current), **changes).validated(program)
-        return await self._set(gift_id, spec.fields())
+
+        def edit(current: Document) -> Document:
+            return dataclasses.replace(spec_of(current), **changes).validated(program).fields()
+
+        return await self._edit(gift_id, edit, expected_version)
+
+    async def _edit(self, gift_id: str, edit: Any, expected_version: int | None) -> Document:
+        """Read, compute the fields to set from what was read, save only if nobody saved in between."""
+        for _ in range(MAX_ATTEMPTS):
+            current = await self.get(gift_id)
+            version = version_of(current)
+            if expected_version is not None and expected_version != version:
+                raise Conflict(
+                    f"Gift {gift_id!r} changed (version {version}, you edited version {expected_version}); "
+                    "reload and retry",
+                    currentVersion=version,
+                )
+            doc = await self.db["gifts"].find_one_and_update(
+                _at_version(gift_id, version),
+                {"$set": {**edit(current), "updatedAt": self.clock.now()}, "$inc": {"version": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return doc
+        raise Conflict(f"Gift {gift_id!r} is being changed by others; retry")
 
     async def restock(self, gift_id: str, quantity: int) -> Document:
         """Add stock; a sold-out gift is back on sale the moment this commits."""
@@ -245,15 +287,18 @@ class Catalog:
 
     async def set_listed(self, gift_id: str, listed: bool) -> Document:
         """List now (dropping a start time still in the future, or an end already past) or unlist."""
-        current = await self.get(gift_id)
         now = self.clock.now()
-        fields: Document = {"listed": listed}
-        if listed:
-            if current.get("listFrom") and as_utc(current["listFrom"]) > now:
-                fields["listFrom"] = None
-            if current.get("listUntil") and as_utc(current["listUntil"]) <= now:
-                fields["listUntil"] = None
-        return await self._set(gift_id, fields)
+
+        def edit(current: Document) -> Document:
+            fields: Document = {"listed": listed}
+            if listed:
+                if current.get("listFrom") and as_utc(current["listFrom"]) > now:
+                    fields["listFrom"] = None
+                if current.get("listUntil") and as_utc(current["listUntil"]) <= now:
+                    fields["listUntil"] = None
+            return fields
+
+        return await self._edit(gift_id, edit, None)
 
     async def schedule(self, gift_id: str, starts_at: datetime, ends_at: datetime | None, program: Program) -> Document:
         """定时上架: on sale from ``starts_at`` until ``ends_at`` (open-ended if None)."""
@@ -316,7 +361,7 @@ class Catalog:
     async def _set(self, gift_id: str, fields: Document) -> Document:
         doc = await self.db["gifts"].find_one_and_update(
             {"_id": gift_id},
-            {"$set": {**fields, "updatedAt": self.clock.now()}},
+            {"$set": {**fields, "updatedAt": self.clock.now()}, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:

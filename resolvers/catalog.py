@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -180,10 +180,20 @@ class CatalogMutation:
         return Gift.of(await info.context.services.catalog.create(spec, input.stock, program, input.id))
 
     @strawberry.mutation(description="Admins: change a gift's details, price, permission or limits.")
-    async def update_gift(self, info: Info, id: strawberry.ID, input: UpdateGiftInput) -> Gift:
+    async def update_gift(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: UpdateGiftInput,
+        expected_version: Annotated[
+            int | None,
+            strawberry.argument(description="The gift version this edit is based on; CONFLICT if it changed since."),
+        ] = None,
+    ) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
         program = await info.context.program()
-        return Gift.of(await info.context.services.catalog.update(str(id), input.changes(), program))
+        catalog = info.context.services.catalog
+        return Gift.of(await catalog.update(str(id), input.changes(), program, expected_version=expected_version))
 
     @strawberry.mutation(description="Admins: add stock; a sold-out gift is back on sale at once.")
     async def restock_gift(self, info: Info, id: strawberry.ID, quantity: int) -> Gift:

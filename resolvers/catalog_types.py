@@ -9,7 +9,7 @@ import strawberry
 
 from dataloaders.catalog import gift_loader, usage_loader
 from gateway.auth import Role, require_role
-from gateway.catalog import limits_of, rules_of
+from gateway.catalog import limits_of, rules_of, version_of
 from gateway.clock import as_utc
 from gateway.db import Document
 from gateway.domain import catalog as rules
@@ -73,6 +73,9 @@ class Gift:
     limits: GiftLimits
     list_price: GiftPrice = strawberry.field(description="The regular price, ignoring offers.")
     created_at: datetime
+    version: int = strawberry.field(
+        description="Raised by every admin edit (not by stock moves); send it as updateGift's expectedVersion."
+    )
     doc: strawberry.Private[Document]
     member_id: strawberry.Private[str | None]
 
@@ -97,6 +100,7 @@ class Gift:
             ),
             list_price=GiftPrice(points=doc["points"], cash=doc["cash"], on_offer=False),
             created_at=as_utc(doc["createdAt"]),
+            version=version_of(doc),
             doc=doc,
             member_id=member_id,
         )

@@ -320,9 +320,7 @@ class ProgramAdminMutation:
         policy = changes.get("tier_policy")
         if policy is not None and policy.get("validity_days") == 0:
             policy["validity_days"] = None
-        program, version = await update_program(
-            info.context.services.db, changes, expected_version=expected_version
-        )
+        program, version = await update_program(info.context.services.db, changes, expected_version=expected_version)
         info.context.remember_program(program)
         return ProgramConfig.of(program, version)
 

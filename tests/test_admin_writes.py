@@ -32,7 +32,7 @@ async def test_renaming_a_tier_keeps_its_code_for_members_and_gifts(gql, admin):
     gift = await create_gift(gql, admin, minTier="VIP")
     renamed = [dict(t, name="Gold 金卡") if t["code"] == "VIP" else t for t in DEFAULT_TIERS]
     await gql.ok(UPDATE_TIERS, {"tiers": renamed}, token=admin)
-    seen = await gql.ok("query { member(id: \"vip\") { tier { code name } } }", token=admin)
+    seen = await gql.ok('query { member(id: "vip") { tier { code name } } }', token=admin)
     assert seen["member"]["tier"] == {"code": "VIP", "name": "Gold 金卡"}
     assert (await gql.ok(GIFT_TIER, {"id": gift["id"]}, token=admin))["gift"]["minTier"] == "VIP"
 
@@ -148,3 +148,59 @@ async def test_tier_edits_race_with_settings_edits_without_losing_either(gql, ad
     program = (await gql.ok(PROGRAM, token=admin))["program"]
     assert [t["name"] for t in program["tiers"]] == [f"{t['name']} v2" for t in DEFAULT_TIERS]
     assert program["pendingDays"] == 2 and 1 <= program["earning"]["checkInPoints"] <= 5
+
+
+UPDATE_GIFT = """
+mutation($id: ID!, $i: UpdateGiftInput!, $v: Int) {
+  updateGift(id: $id, input: $i, expectedVersion: $v) { version }
+}"""
+GIFT = "query($id: ID!) { gift(id: $id) { version name description category listPrice { points } minTier "
+GIFT += "costPrice imageUrl listed startsAt limits { perOrder } } }"
+
+
+async def test_concurrent_gift_edits_all_land(gql, admin):
+    gift = await create_gift(gql, admin)
+    edits = [
+        {"name": "iPhone 6 Plus"},
+        {"description": "A phone"},
+        {"category": "electronics"},
+        {"points": 1800},
+        {"minTier": "VIP"},
+        {"costPrice": 330_000},
+        {"imageUrl": "https://img.example/p.png"},
+        {"limits": {"perOrder": 2}},
+    ]
+    await asyncio.gather(
+        *(gql.ok(UPDATE_GIFT, {"id": gift["id"], "i": change}, token=admin) for change in edits),
+        gql.ok(
+            'mutation($id: ID!) { scheduleGift(id: $id, startsAt: "2026-01-01T00:00:00Z") { id } }',
+            {"id": gift["id"]},
+            token=admin,
+        ),
+    )
+    seen = (await gql.ok(GIFT, {"id": gift["id"]}, token=admin))["gift"]
+    assert seen == {
+        "version": 1 + len(edits) + 1,
+        "name": "iPhone 6 Plus",
+        "description": "A phone",
+        "category": "electronics",
+        "listPrice": {"points": 1800},
+        "minTier": "VIP",
+        "costPrice": 330_000,
+        "imageUrl": "https://img.example/p.png",
+        "listed": True,
+        "startsAt": "2026-01-01T00:00:00+00:00",
+        "limits": {"perOrder": 2},
+    }
+
+
+async def test_a_gift_edit_of_a_stale_version_is_refused(gql, admin):
+    gift = await create_gift(gql, admin)
+    version = (await gql.ok(GIFT, {"id": gift["id"]}, token=admin))["gift"]["version"]
+    await gql.ok(UPDATE_GIFT, {"id": gift["id"], "i": {"points": 1600}, "v": version}, token=admin)
+    body = await gql(UPDATE_GIFT, {"id": gift["id"], "i": {"points": 1700}, "v": version}, token=admin)
+    assert body["errors"][0]["extensions"] == {"code": "CONFLICT", "currentVersion": version + 1}
+    assert (await gql.ok(GIFT, {"id": gift["id"]}, token=admin))["gift"]["listPrice"]["points"] == 1600
+    await gql.ok("mutation($id: ID!) { restockGift(id: $id, quantity: 5) { id } }", {"id": gift["id"]}, token=admin)
+    again = await gql.ok(UPDATE_GIFT, {"id": gift["id"], "i": {"points": 1700}, "v": version + 1}, token=admin)
+    assert again["updateGift"]["version"] == version + 2  # stock moves leave the version alone
