@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway import program as cfg
-from gateway.auth import Role, require_role
-from gateway.errors import BadInput
-from gateway.program_admin import update_program, update_tiers
-from gateway.program_store import load_versioned
+from gateway.domain import program as cfg
+from gateway.core.auth import Role, require_role
+from gateway.core.errors import BadInput
+from gateway.features.program_admin import update_program, update_tiers
+from gateway.store.program import load_versioned
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
 from resolvers.program_types import Tier
