@@ -7,16 +7,13 @@ whatever N is.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.core.clock import as_utc
+from gateway.domain.catalog import UsageKey
+from gateway.features.catalog import units_ordered
 from gateway.store.mongo import Document
-
-UsageKey = tuple[str, str, datetime]
 
 
 def gift_loader(services: Any) -> DataLoader[str, Document | None]:
@@ -33,20 +30,6 @@ def usage_loader(services: Any) -> DataLoader[UsageKey, int]:
     """(memberId, giftId, window start) → units ordered since then, cancelled orders excluded."""
 
     async def load(keys: list[UsageKey]) -> list[int]:
-        members = sorted({k[0] for k in keys})
-        gifts = sorted({k[1] for k in keys})
-        cursor = services.db["redemptions"].find(
-            {
-                "memberId": {"$in": members},
-                "giftId": {"$in": gifts},
-                "status": {"$ne": "CANCELLED"},
-                "createdAt": {"$gte": min(k[2] for k in keys)},
-            },
-            {"memberId": 1, "giftId": 1, "quantity": 1, "createdAt": 1},
-        )
-        orders: dict[tuple[str, str], list[tuple[datetime, int]]] = defaultdict(list)
-        async for order in cursor:
-            orders[(order["memberId"], order["giftId"])].append((as_utc(order["createdAt"]), order["quantity"]))
-        return [sum(q for at, q in orders[(m, g)] if at >= since) for m, g, since in keys]
+        return await units_ordered(services.db, keys)
 
     return DataLoader(load_fn=load)

@@ -9,11 +9,9 @@ import strawberry
 
 from dataloaders.catalog import gift_loader, usage_loader
 from gateway.core.auth import Role, require_role
-from gateway.features.catalog import limits_of, rules_of, version_of
 from gateway.core.clock import as_utc
-from gateway.store.mongo import Document
 from gateway.domain import catalog as rules
-from gateway.features.catalog import limits_of, rules_of
+from gateway.features.catalog import limits_of, rules_of, version_of
 from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.enums import graphql_enum

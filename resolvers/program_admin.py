@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway.domain import program as cfg
 from gateway.core.auth import Role, require_role
 from gateway.core.errors import BadInput
+from gateway.domain import program as cfg
 from gateway.features.program_admin import update_program, update_tiers
 from gateway.store.program import load_versioned
 from resolvers.context import Info

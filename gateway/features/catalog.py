@@ -21,13 +21,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
-
 from gateway.core.clock import Clock, as_utc
-from gateway.core.errors import BadInput, DomainError, NotFound
-from gateway.domain.catalog import GiftRules, LimitPeriod, Limits, Offer, default_min_tier, limit_since, tier_rank
 from gateway.core.errors import BadInput, Conflict, DomainError, NotFound
+from gateway.domain.catalog import (
+    GiftRules,
+    LimitPeriod,
+    Limits,
+    Offer,
+    UsageKey,
+    default_min_tier,
+    limit_since,
+    tier_rank,
+    units_in_windows,
+)
 from gateway.domain.program import Program
+from gateway.store import gifts
+from gateway.store import redemptions as redemptions_store
+from gateway.store.mongo import Database, Document
 
 URL = re.compile(r"^https?://\S+$")
 MAX_POINTS = 100_000_000
@@ -38,12 +48,6 @@ MAX_ATTEMPTS = 50
 def version_of(doc: Document) -> int:
     """A gift's edit version; gifts stored before versioning count as 0."""
     return int(doc.get("version", 0))
-
-
-def _at_version(gift_id: str, version: int) -> Document:
-    if version == 0:
-        return {"_id": gift_id, "$or": [{"version": 0}, {"version": {"$exists": False}}]}
-    return {"_id": gift_id, "version": version}
 
 
 def gift_not_found(gift_id: str) -> NotFound:
@@ -174,23 +178,6 @@ def rules_of(doc: Document) -> GiftRules:
     )
 
 
-def offered_query(now: datetime) -> Document:
-    """MongoDB filter for gifts on sale at ``now``: listed, inside the window, in stock."""
-    return {
-        "listed": True,
-        "stock": {"$gt": 0},
-        "$and": [
-            {"$or": [{"listFrom": None}, {"listFrom": {"$lte": now}}]},
-            {"$or": [{"listUntil": None}, {"listUntil": {"$gt": now}}]},
-        ],
-    }
-
-
-def visible_query(now: datetime) -> Document:
-    """Gifts a storefront may show: listed and not ended (on sale, coming soon, or sold out)."""
-    return {"listed": True, "$or": [{"listUntil": None}, {"listUntil": {"$gt": now}}]}
-
-
 def gift_cursor(doc: Document) -> str:
     """Position of a gift in the storefront order: creation time, then id."""
     return f"{as_utc(doc['createdAt']).isoformat()}|{doc['_id']}"
@@ -213,13 +200,13 @@ class Catalog:
         self.clock = clock
 
     async def get(self, gift_id: str, session: Any = None) -> Document:
-        doc = await self.db["gifts"].find_one({"_id": gift_id}, session=session)
+        doc = await gifts.find(self.db, gift_id, session)
         if doc is None:
             raise gift_not_found(gift_id)
         return doc
 
     async def get_many(self, gift_ids: list[str]) -> dict[str, Document]:
-        return {d["_id"]: d async for d in self.db["gifts"].find({"_id": {"$in": list(set(gift_ids))}})}
+        return await gifts.find_many(self.db, gift_ids)
 
     async def create(self, spec: GiftSpec, stock: int, program: Program, gift_id: str | None = None) -> Document:
         spec = spec.validated(program)
@@ -236,7 +223,7 @@ class Catalog:
             "createdAt": now,
             "updatedAt": now,
         }
-        await self.db["gifts"].insert_one(doc)
+        await gifts.insert(self.db, doc)
         return doc
 
     async def update(
@@ -263,11 +250,7 @@ class Catalog:
                     "reload and retry",
                     currentVersion=version,
                 )
-            doc = await self.db["gifts"].find_one_and_update(
-                _at_version(gift_id, version),
-                {"$set": {**edit(current), "updatedAt": self.clock.now()}, "$inc": {"version": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
+            doc = await gifts.set_at_version(self.db, gift_id, version, edit(current), self.clock.now())
             if doc is not None:
                 return doc
         raise Conflict(f"Gift {gift_id!r} is being changed by others; retry")
@@ -276,11 +259,7 @@ class Catalog:
         """Add stock; a sold-out gift is back on sale the moment this commits."""
         if not 1 <= quantity <= MAX_POINTS:
             raise BadInput("quantity must be positive", field="quantity")
-        doc = await self.db["gifts"].find_one_and_update(
-            {"_id": gift_id},
-            {"$inc": {"stock": quantity}, "$set": {"updatedAt": self.clock.now()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        doc = await gifts.add_stock(self.db, gift_id, quantity, self.clock.now())
         if doc is None:
             raise gift_not_found(gift_id)
         return doc
@@ -322,8 +301,7 @@ class Catalog:
         ``redeemed`` is raised in the same transaction as every sale, so the filtered
         delete cannot slip between a redemption's check and its commit.
         """
-        result = await self.db["gifts"].delete_one({"_id": gift_id, "redeemed": 0})
-        if result.deleted_count:
+        if await gifts.delete_unredeemed(self.db, gift_id):
             return
         await self.get(gift_id)
         raise DomainError("This gift has been redeemed; unlist it instead of deleting it", code="GIFT_HAS_REDEMPTIONS")
@@ -342,28 +320,14 @@ class Catalog:
         if include_unlisted:
             query: Document = {}
         elif offered_only:
-            query = offered_query(now)
+            query = gifts.offered_query(now)
         else:
-            query = visible_query(now)
-        if category is not None:
-            query["category"] = category
-        if after is not None:
-            created, gift_id = parse_gift_cursor(after)
-            query = {
-                "$and": [
-                    query,
-                    {"$or": [{"createdAt": {"$gt": created}}, {"createdAt": created, "_id": {"$gt": gift_id}}]},
-                ]
-            }
-        cursor = self.db["gifts"].find(query).sort([("createdAt", 1), ("_id", 1)]).limit(first + 1)
-        return [d async for d in cursor]
+            query = gifts.visible_query(now)
+        position = parse_gift_cursor(after) if after is not None else None
+        return await gifts.page(self.db, query=query, category=category, after=position, limit=first + 1)
 
     async def _set(self, gift_id: str, fields: Document) -> Document:
-        doc = await self.db["gifts"].find_one_and_update(
-            {"_id": gift_id},
-            {"$set": {**fields, "updatedAt": self.clock.now()}, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
+        doc = await gifts.set_fields(self.db, gift_id, fields, self.clock.now())
         if doc is None:
             raise gift_not_found(gift_id)
         return doc
@@ -378,21 +342,26 @@ async def used_in_window(
     gift then counts only its own window. Gifts without a per-member limit count 0.
     """
     since = {d["_id"]: limit_since(rules_of(d), now, timezone) for d in gift_docs}
-    limited = {gid: start for gid, start in since.items() if start is not None}
+    limited = [(member_id, gid, start) for gid, start in since.items() if start is not None]
     used = dict.fromkeys(since, 0)
-    if not limited:
-        return used
-    cursor = db["redemptions"].find(
-        {
-            "memberId": member_id,
-            "giftId": {"$in": list(limited)},
-            "status": {"$ne": "CANCELLED"},
-            "createdAt": {"$gte": min(limited.values())},
-        },
-        {"giftId": 1, "quantity": 1, "createdAt": 1},
+    for (_, gift_id, _), units in zip(limited, await units_ordered(db, limited, session=session), strict=True):
+        used[gift_id] = units
+    return used
+
+
+async def units_ordered(db: Database, keys: list[UsageKey], *, session: Any = None) -> list[int]:
+    """For each (member, gift, window start): units ordered since then, cancelled orders excluded.
+
+    One query for any number of keys (the request's usage loader and a redemption's
+    limit check both count this way).
+    """
+    if not keys:
+        return []
+    orders = await redemptions_store.orders_since(
+        db,
+        member_ids=sorted({k[0] for k in keys}),
+        gift_ids=sorted({k[1] for k in keys}),
+        since=min(k[2] for k in keys),
         session=session,
     )
-    async for order in cursor:
-        if as_utc(order["createdAt"]) >= limited[order["giftId"]]:
-            used[order["giftId"]] += order["quantity"]
-    return used
+    return units_in_windows([(o["memberId"], o["giftId"], as_utc(o["createdAt"]), o["quantity"]) for o in orders], keys)

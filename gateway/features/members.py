@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
-
 from gateway.core.clock import Clock
 from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.ledger_rules import NEVER_DUE
 from gateway.domain.program import Program
 from gateway.domain.tiers import tier_for
+from gateway.store import members as members_store
+from gateway.store.members import DuplicateMember
 from gateway.store.mongo import Database, Document
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -137,14 +136,13 @@ class Members:
         self.clock = clock
 
     async def get(self, member_id: str, session: Any = None) -> Document:
-        doc = await self.db.members.find_one({"_id": member_id}, session=session)
+        doc = await members_store.find(self.db, member_id, session)
         if doc is None:
             raise member_not_found(member_id)
         return doc
 
     async def get_many(self, member_ids: list[str]) -> dict[str, Document]:
-        cursor = self.db.members.find({"_id": {"$in": list(set(member_ids))}})
-        return {doc["_id"]: doc async for doc in cursor}
+        return await members_store.find_many(self.db, member_ids)
 
     async def register(self, registration: Registration, program: Program) -> Document:
         """Explicit registration (seed 000 also joins members on first purchase)."""
@@ -156,24 +154,20 @@ class Members:
         if referrer is not None:
             if referrer == doc["_id"]:
                 raise BadInput("A member cannot refer themselves", field="referrerId")
-            if await self.db.members.count_documents({"_id": referrer}, session=session) == 0:
+            if not await members_store.exists(self.db, referrer, session):
                 raise member_not_found(referrer)
         try:
-            await self.db.members.insert_one(doc, session=session)
-        except DuplicateKeyError as exc:
-            field = "email" if "email" in str(exc) else "id"
+            await members_store.insert(self.db, doc, session)
+        except DuplicateMember as exc:
             raise DomainError(
-                f"A member with this {field} already exists", code="ALREADY_EXISTS", field=field
+                f"A member with this {exc.field} already exists", code="ALREADY_EXISTS", field=exc.field
             ) from None
         return doc
 
     async def set_paid_member(self, member_id: str, paid: bool) -> Document:
         """Paid membership (付费会员) is bought outside the gateway; an admin records it here."""
-        doc = await self.db.members.find_one_and_update(
-            {"_id": member_id},
-            {"$set": {"paidMember": paid, "paidMemberSince": self.clock.now() if paid else None}},
-            return_document=ReturnDocument.AFTER,
-        )
+        fields = {"paidMember": paid, "paidMemberSince": self.clock.now() if paid else None}
+        doc = await members_store.set_fields(self.db, member_id, fields)
         if doc is None:
             raise member_not_found(member_id)
         return doc
@@ -187,16 +181,14 @@ class Members:
         first settings cannot both pass it.
         """
         fields = update.validated(self.clock.now().date())
-        query: Document = {"_id": member_id}
+        only_if: Document = {}
         if "birthday" in fields and not by_admin:
-            query["$or"] = [{"birthday": None}, {"birthday": fields["birthday"]}]
+            only_if["$or"] = [{"birthday": None}, {"birthday": fields["birthday"]}]
         try:
-            doc = await self.db.members.find_one_and_update(
-                query,
-                {"$set": {**fields, "profileUpdatedAt": self.clock.now()}},
-                return_document=ReturnDocument.AFTER,
+            doc = await members_store.set_fields(
+                self.db, member_id, {**fields, "profileUpdatedAt": self.clock.now()}, only_if=only_if
             )
-        except DuplicateKeyError:
+        except DuplicateMember:
             raise DomainError("A member with this email already exists", code="ALREADY_EXISTS", field="email") from None
         if doc is None:
             await self.get(member_id)  # MEMBER_NOT_FOUND

@@ -25,9 +25,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from gateway.store.mongo import Database, Document
 from gateway.core.errors import BadInput, Conflict, DomainError
-from gateway.domain.program import Program
+from gateway.domain.program import Program, Tier
+from gateway.store import gifts as gifts_store
+from gateway.store import members as members_store
+from gateway.store.mongo import Database
 from gateway.store.program import StaleProgram, load_versioned, replace_program
 
 MAX_ATTEMPTS = 50
@@ -119,8 +121,8 @@ async def update_tiers(
         for tier in removed:
             replacement = replacements.get(tier.code)
             if replacement is None:
-                members = await db.members.count_documents({"tier": tier.code}, session=session)
-                gifts = await db["gifts"].count_documents({"minTier": tier.code}, session=session)
+                members = await members_store.count_in_tier(db, tier.code, session)
+                gifts = await gifts_store.count_requiring_tier(db, tier.code, session)
                 if members or gifts:
                     raise DomainError(
                         f"Tier {tier.code!r} is held by {members} members and required by {gifts} gifts; "
@@ -146,28 +148,16 @@ async def update_tiers(
     raise Conflict("The program is being changed by others; retry")
 
 
-async def _move_tier(db: Database, session: Any, code: str, target: Any, before: Program, now: datetime) -> None:
+async def _move_tier(db: Database, session: Any, code: str, target: Tier, before: Program, now: datetime) -> None:
     """Members holding ``code`` and gifts requiring it move to ``target`` (inside the caller's transaction)."""
-    await db["gifts"].update_many(
-        {"minTier": code}, {"$set": {"minTier": target.code, "updatedAt": now}, "$inc": {"version": 1}}, session=session
-    )
+    await gifts_store.move_min_tier(db, code, target.code, now, session)
     old = next(t for t in before.tiers if t.code == code)
-    direction = "UP" if target.threshold > old.threshold else "DOWN"
-    batch: list[Document] = []
-    async for member in db.members.find({"tier": code}, {"_id": 1}, session=session):
-        batch.append(
-            {
-                "memberId": member["_id"],
-                "fromTier": code,
-                "toTier": target.code,
-                "direction": direction,
-                "reason": f"Tier {code} removed; moved to {target.code}",
-                "at": now,
-            }
-        )
-        if len(batch) >= 1000:
-            await db["tier_changes"].insert_many(batch, session=session)
-            batch = []
-    if batch:
-        await db["tier_changes"].insert_many(batch, session=session)
-    await db.members.update_many({"tier": code}, {"$set": {"tier": target.code, "tierSince": now}}, session=session)
+    await members_store.move_tier(
+        db,
+        code,
+        target.code,
+        direction="UP" if target.threshold > old.threshold else "DOWN",
+        reason=f"Tier {code} removed; moved to {target.code}",
+        now=now,
+        session=session,
+    )
