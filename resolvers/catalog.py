@@ -11,7 +11,7 @@ from gateway.core.auth import Role, require_member_access, require_principal, re
 from gateway.core.errors import BadInput
 from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
 from gateway.domain.catalog import Limits
-from gateway.features.catalog import GiftSpec, gift_cursor, gift_not_found
+from gateway.features.catalog import GiftSpec, gift_cursor, gift_not_found, visible_to
 from gateway.features.redemptions import RedeemRequest
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info
@@ -134,7 +134,7 @@ class CatalogQuery:
         )
         return connection([Gift.of(d, member_id) for d in docs], size, lambda gift: gift_cursor(gift.doc))
 
-    @strawberry.field(description="One gift; unlisted gifts only for admins.")
+    @strawberry.field(description="One gift; unlisted gifts only for admins (else GIFT_NOT_FOUND).")
     async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
@@ -143,7 +143,7 @@ class CatalogQuery:
             await info.context.load_member(member_id)
             await info.context.program()
         doc = await info.context.services.catalog.get(str(id))
-        if not doc["listed"] and not _is_admin(info):
+        if not visible_to(doc, info.context.principal):
             raise gift_not_found(str(id))
         return Gift.of(doc, member_id)
 

@@ -11,7 +11,7 @@ from dataloaders.catalog import gift_loader, usage_loader
 from gateway.core.auth import Role, require_role
 from gateway.core.clock import as_utc
 from gateway.domain import catalog as rules
-from gateway.features.catalog import limits_of, rules_of, version_of
+from gateway.features.catalog import gift_not_found, limits_of, rules_of, version_of, visible_to
 from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
@@ -107,7 +107,11 @@ class Gift:
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Gift:
-        return cls.of(await info.context.services.catalog.get(str(id)))
+        """Federation ``_entities``: batched like Member's, and visible only as ``gift(id)`` is."""
+        doc = await info.context.loader("catalog.gift", gift_loader).load(str(id))
+        if doc is None or not visible_to(doc, info.context.principal):
+            raise gift_not_found(str(id))
+        return cls.of(doc)
 
     @strawberry.field(description="What a redemption costs at this instant (the offer price inside its window).")
     def price(self, info: Info) -> GiftPrice:

@@ -203,11 +203,13 @@ def eligibility(
     return Eligibility(True)
 
 
-def storefront_visible(gift: GiftRules, now: datetime) -> bool:
-    """The catalog's visibility rule for anyone but an admin: listed and not ended (on sale,
-    coming soon or sold out). Everything that shows a gift to such a caller (the mall page,
-    ``gift(id)``, federation ``_entities``, ``giftStockChanged``) applies this one rule."""
-    return gift.listed and (gift.list_until is None or as_utc(gift.list_until) > now)
+def storefront_visible(listed: bool) -> bool:
+    """The catalog's visibility rule for anyone but an admin: a gift the operator unlisted does
+    not exist for them. A listed gift stays reachable by id whatever its window or stock says
+    (its status tells SCHEDULED, SOLD_OUT or ENDED); the mall's list also leaves out ended ones.
+    Everything that shows a gift to such a caller (``gift(id)``, federation ``_entities``,
+    ``giftStockChanged``, the mall page) applies this rule."""
+    return listed
 
 
 UsageKey = tuple[str, str, datetime]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateway.core.auth import Principal, Role
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, Conflict, DomainError, NotFound
 from gateway.domain.catalog import (
@@ -31,6 +32,7 @@ from gateway.domain.catalog import (
     UsageKey,
     default_min_tier,
     limit_since,
+    storefront_visible,
     tier_rank,
     units_in_windows,
 )
@@ -176,6 +178,14 @@ def rules_of(doc: Document) -> GiftRules:
         limits=limits_of(doc),
         offer=Offer(points=offer["points"], starts_at=offer["startsAt"], ends_at=offer["endsAt"]) if offer else None,
     )
+
+
+def visible_to(doc: Document, principal: Principal | None) -> bool:
+    """Whether ``principal`` may see this gift at all: admins see every gift, anyone else only
+    what the storefront shows (``domain.catalog.storefront_visible``)."""
+    if principal is not None and principal.role is Role.ADMIN:
+        return True
+    return storefront_visible(doc.get("listed") is True)
 
 
 def gift_cursor(doc: Document) -> str:
