@@ -288,6 +288,9 @@ MATRIX: dict[str, Row] = {
         outcomes(admin=OK, member_self="ALREADY_EXISTS", member_other="ALREADY_EXISTS"),
         _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
     ),
+    "Mutation.updateProfile": Row(
+        'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }', SELF_OR_ADMIN
+    ),
     "Mutation.setPaidMembership": Row(
         'mutation { setPaidMembership(memberId: "alice", paid: true) { id } }', ADMIN_ONLY
     ),
