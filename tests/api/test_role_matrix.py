@@ -234,6 +234,25 @@ TIERS = [
         "canRedeemGifts": True,
         "benefits": [],
     },
+    # Codes are stable ids: alice holds SUPREME_VIP, so the tier list keeps every code in use.
+    {
+        "code": "VIP",
+        "name": "VIP",
+        "threshold": 200_000,
+        "pricePercent": 90,
+        "earnMultiplierPercent": 120,
+        "canRedeemGifts": True,
+        "benefits": [],
+    },
+    {
+        "code": "SUPREME_VIP",
+        "name": "Supreme VIP",
+        "threshold": 500_000,
+        "pricePercent": 86,
+        "earnMultiplierPercent": 150,
+        "canRedeemGifts": True,
+        "benefits": [],
+    },
 ]
 PARTNER_INPUT = {
     "name": "New",
