@@ -24,19 +24,19 @@ from typing import Any
 from gateway.core.auth import Principal, Role
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, Conflict, DomainError, NotFound
+from gateway.domain.calendar import Period
 from gateway.domain.catalog import (
     GiftRules,
-    LimitPeriod,
     Limits,
     Offer,
     UsageKey,
     default_min_tier,
     limit_since,
     storefront_visible,
-    tier_rank,
     units_in_windows,
 )
 from gateway.domain.program import Program
+from gateway.domain.tiers import tier_rank
 from gateway.store import gifts
 from gateway.store import redemptions as redemptions_store
 from gateway.store.mongo import Database, Document
@@ -159,7 +159,7 @@ def limits_of(doc: Document) -> Limits:
     raw = doc.get("limits") or {}
     period = raw.get("period")
     return Limits(
-        per_member=raw.get("perMember"), period=LimitPeriod(period) if period else None, per_order=raw.get("perOrder")
+        per_member=raw.get("perMember"), period=Period(period) if period else None, per_order=raw.get("perOrder")
     )
 
 
