@@ -26,11 +26,13 @@ from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, Conflict, DomainError, NotFound
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import (
+    Eligibility,
     GiftRules,
     Limits,
     Offer,
     UsageKey,
     default_min_tier,
+    eligibility,
     limit_since,
     storefront_visible,
     units_in_windows,
@@ -324,9 +326,10 @@ class Catalog:
         category: str | None,
         offered_only: bool,
         include_unlisted: bool,
+        now: datetime | None = None,
     ) -> list[Document]:
-        """``first + 1`` gifts in creation order (ties by id) after the cursor."""
-        now = self.clock.now()
+        """``first + 1`` gifts in creation order (ties by id) after the cursor, as on sale at ``now``."""
+        now = now or self.clock.now()
         if include_unlisted:
             query: Document = {}
         elif offered_only:
@@ -375,3 +378,34 @@ async def units_ordered(db: Database, keys: list[UsageKey], *, session: Any = No
         session=session,
     )
     return units_in_windows([(o["memberId"], o["giftId"], as_utc(o["createdAt"]), o["quantity"]) for o in orders], keys)
+
+
+async def eligibilities(
+    db: Database,
+    member: Document,
+    gift_docs: list[Document],
+    program: Program,
+    now: datetime,
+    *,
+    quantity: int = 1,
+    session: Any = None,
+) -> dict[str, Eligibility]:
+    """Can ``member`` redeem ``quantity`` of each gift at ``now``? One query for the whole page.
+
+    The one assembly of the eligibility rule's inputs: the storefront asks it for a page of
+    gifts, a redemption for its one gift inside its transaction, so the two never disagree.
+    """
+    used = await used_in_window(db, member["_id"], gift_docs, now, program.timezone, session=session)
+    tier, available = member["tier"], member["balances"]["available"]
+    return {
+        doc["_id"]: eligibility(
+            rules_of(doc),
+            member_tier=tier,
+            available_points=available,
+            used_in_window=used[doc["_id"]],
+            quantity=quantity,
+            now=now,
+            tiers=program.tiers,
+        )
+        for doc in gift_docs
+    }
