@@ -32,11 +32,8 @@ async def add_growth(tx: LedgerTx, member_id: str, points: int, *, reason: str, 
         return
     member = await tx.member(member_id)
     member["growth"] = member.get("growth", 0) + points
-    await tx.db.members.update_one({"_id": member_id}, {"$inc": {"growth": points}}, session=tx.session)
-    await tx.db["growth_events"].insert_one(
-        {"memberId": member_id, "points": points, "reason": reason, "source": source, "at": tx.now},
-        session=tx.session,
-    )
+    event = {"points": points, "reason": reason, "source": source, "at": tx.now}
+    await members_store.add_growth(tx.db, member_id, event, tx.session)
 
 
 async def qualifying_value(db: Database, member: Document, program: Program, now: datetime, session: Any) -> int:
@@ -81,21 +78,15 @@ async def reevaluate(tx: LedgerTx, member_id: str, *, reason: str, allow_down: b
     direction = "UP" if target_rank > current_rank else "DOWN"
     member["tier"] = target.code
     member["tierSince"] = tx.now
-    await tx.db.members.update_one(
-        {"_id": member_id}, {"$set": {"tier": target.code, "tierSince": tx.now}}, session=tx.session
-    )
-    await tx.db["tier_changes"].insert_one(
-        {
-            "memberId": member_id,
-            "fromTier": current,
-            "toTier": target.code,
-            "direction": direction,
-            "reason": reason,
-            "value": value,
-            "at": tx.now,
-        },
-        session=tx.session,
-    )
+    change = {
+        "fromTier": current,
+        "toTier": target.code,
+        "direction": direction,
+        "reason": reason,
+        "value": value,
+        "at": tx.now,
+    }
+    await members_store.set_tier(tx.db, member_id, change, tx.session)
     return TierChange(from_tier=current, to_tier=target.code, direction=direction)
 
 

@@ -1,4 +1,5 @@
-"""Members repository: member documents (``members``) and their tier history (``tier_changes``).
+"""Members repository: member documents (``members``), their tier history (``tier_changes``)
+and growth events (``growth_events``).
 
 Balances, ``ledgerSeq``, ``debt`` and ``nextDueAt`` are written only by the ledger
 (``gateway.ledger``); this module owns everything else about a member.
@@ -17,6 +18,7 @@ from gateway.store.mongo import Database, Document
 
 MEMBERS = "members"
 TIER_CHANGES = "tier_changes"
+GROWTH_EVENTS = "growth_events"
 
 
 class DuplicateMember(Exception):
@@ -111,3 +113,17 @@ async def move_tier(
         moved += len(batch)
     await db[MEMBERS].update_many({"tier": code}, {"$set": {"tier": target, "tierSince": now}}, session=session)
     return moved
+
+
+async def set_tier(db: Database, member_id: str, change: Document, session: Any = None) -> None:
+    """Move a member to ``change["toTier"]`` and record the change (both in the caller's transaction)."""
+    await db[MEMBERS].update_one(
+        {"_id": member_id}, {"$set": {"tier": change["toTier"], "tierSince": change["at"]}}, session=session
+    )
+    await db[TIER_CHANGES].insert_one({"memberId": member_id, **change}, session=session)
+
+
+async def add_growth(db: Database, member_id: str, event: Document, session: Any = None) -> None:
+    """Raise the member's growth value by ``event["points"]`` and keep the event (for windows)."""
+    await db[MEMBERS].update_one({"_id": member_id}, {"$inc": {"growth": event["points"]}}, session=session)
+    await db[GROWTH_EVENTS].insert_one({"memberId": member_id, **event}, session=session)
