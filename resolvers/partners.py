@@ -157,7 +157,7 @@ async def _operate(info: Info, type: OperationType, input: object) -> PartnerOpe
     """Every partner mutation: the calling partner applies the command its input carries."""
     who = require_role(info.context.principal, Role.PARTNER)
     command = PartnerCommand.from_request(type, input)
-    op, replayed = await info.context.services.partner_operations.apply(who.subject, command)
+    op, replayed = await info.context.services.partner_operations.apply(who.subject, command, partner=who.partner)
     return PartnerOperationResult(operation=PartnerOperation.of(op), replayed=replayed)
 
 

@@ -57,7 +57,8 @@ async def partner_exists(db: Database, partner_id: str) -> bool:
 
 
 async def find_partner_by_key_hash(db: Database, key_hash: str) -> Document | None:
-    return await db[PARTNERS].find_one({"apiKeyHash": key_hash}, {"_id": 1, "active": 1})
+    """The whole partner: authentication hands it on, so an operation need not read it again."""
+    return await db[PARTNERS].find_one({"apiKeyHash": key_hash})
 
 
 async def all_partners(db: Database) -> list[Document]:

@@ -17,7 +17,7 @@ async def principal_from_api_key(db: Database, api_key: str) -> Principal:
         raise Unauthenticated("Unknown API key")
     if not is_active(partner):
         raise Unauthenticated("Partner is not active")
-    return Principal(role=Role.PARTNER, subject=partner["_id"])
+    return Principal(role=Role.PARTNER, subject=partner["_id"], partner=partner)
 
 
 async def authenticate(headers: Mapping[str, str], *, db: Database, jwt_secret: str) -> Principal | None:
