@@ -18,7 +18,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.domain.analytics import EARN_KINDS, MEMBER_ACTIVITY_KINDS, Range, seal_boundary, segment_switch
+from gateway.domain.analytics import (
+    EARN_KINDS,
+    MEMBER_ACTIVITY_KINDS,
+    Range,
+    local_date,
+    seal_boundary,
+    segment_switch,
+)
 from gateway.store.mongo import Database, Document
 
 DAILY = "analytics_daily"
@@ -229,7 +236,10 @@ class AnalyticsStore:
             days["$lte"] = last_day
         if days:
             rows_match["day"] = days
-        rows = await self._run(DAILY, [{"$match": rows_match}, _regroup(key)])
+        # Only days before the seal: another replica may be sealing later days right now, and
+        # those come from the tail, so nothing is counted twice.
+        sealed_days = {"$match": {"day": {"$lt": _day_key(sealed, timezone)}}}
+        rows = await self._run(DAILY, [{"$match": rows_match}, sealed_days, _regroup(key)])
         if until > sealed:
             tail = await self._run(
                 "ledger",
@@ -245,7 +255,8 @@ class AnalyticsStore:
 
     async def cohort_rows(self, *, sealed: datetime, timezone: str) -> list[Document]:
         """What became of each issue month's points so far: rollups plus the live tail."""
-        rows = await self._run(COHORTS, [cohort_group("$_id.cohort")])
+        sealed_days = {"$match": {"_id.day": {"$lt": _day_key(sealed, timezone)}}}
+        rows = await self._run(COHORTS, [sealed_days, cohort_group("$_id.cohort")])
         rows += await self._run(
             "ledger",
             [
@@ -377,6 +388,10 @@ class AnalyticsStore:
                 {"listed": True, "points": {"$gt": 0}}, {"costPrice": 1, "cash": 1, "points": 1}
             )
         ]
+
+
+def _day_key(instant: datetime, timezone: str) -> str:
+    return local_date(instant, timezone).isoformat()
 
 
 def _utc(value: datetime) -> datetime:
