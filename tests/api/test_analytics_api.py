@@ -187,6 +187,12 @@ async def test_a_single_month_grows_against_the_month_before_and_opens_with_its_
     report = (await gql.ok(POINTS, {"from": "2026-02-01", "to": "2026-02-28"}, token=admin))["pointsAnalytics"]
     (feb,) = report["months"]
     assert feb["issuedGrowth"] == -1.0 and feb["redeemed"] == 530 and feb["liabilityPoints"] == 0
+    # From mid-January: January's days 15..31 (daily rollups), February and March (monthly ones).
+    partial = (await gql.ok(POINTS, {"from": "2026-01-15", "to": "2026-03-31"}, token=admin))["pointsAnalytics"]
+    jan, feb, _ = partial["months"]
+    assert (jan["issued"], jan["reversed"], jan["liabilityPoints"]) == (90, 200, 1390)
+    assert (feb["redeemed"], feb["expired"]) == (530, 820)
+    assert partial["totals"]["issued"] == 690
     march = (await gql.ok(POINTS, {"from": "2026-03-01", "to": "2026-03-31"}, token=admin))["pointsAnalytics"]
     assert march["months"][0]["liabilityPoints"] == 500
     assert march["liability"]["pendingPoints"] == 300
