@@ -1,4 +1,4 @@
-"""Reconciliation: balances must equal the ledger, and the lots must back the balances."""
+"""Reconciliation: balances must equal the ledger, and the lots and holds must back the balances."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ async def audit_member(db: Database, member: Document) -> list[Mismatch]:
         due = lot_due_at(lot)
         if due_bound is not None and due is not None and as_utc(due) < as_utc(due_bound):
             problems.append(f"nextDueAt {due_bound} is later than lot {lot['_id']} falls due ({due})")
+    on_hold = 0
+    async for hold in db.holds.find({"memberId": member_id, "status": "HELD"}, {"points": 1, "lots": 1}):
+        on_hold += hold["points"]
+        if sum(take["points"] for take in hold["lots"]) != hold["points"]:
+            problems.append(f"hold {hold['_id']} holds {hold['points']} points but took a different sum from lots")
+    if on_hold != balances.get("held", 0):
+        problems.append(f"held is {balances.get('held', 0)} but open holds hold {on_hold}")
     if held["PENDING"] != balances.get("pending", 0):
         problems.append(f"pending is {balances.get('pending', 0)} but pending lots hold {held['PENDING']}")
     expected_available = held["AVAILABLE"] - member.get("debt", 0)

@@ -41,11 +41,20 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
     ],
     "idempotency": [IndexModel([("createdAt", ASCENDING)])],
+    "holds": [
+        IndexModel([("memberId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)]),
+    ],
     "gifts": [IndexModel([("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "redemptions": [
         IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
         IndexModel([("giftId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel(
+            [("paymentReference", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"paymentReference": {"$type": "string"}},
+        ),
     ],
     "purchases": [
         IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True),
@@ -94,6 +103,10 @@ class Database:
     @property
     def lots(self) -> AsyncCollection:
         return self.db["lots"]
+
+    @property
+    def holds(self) -> AsyncCollection:
+        return self.db["holds"]
 
     @property
     def idempotency(self) -> AsyncCollection:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.catalog import Catalog
     from gateway.engagement import Engagement
     from gateway.hub import Hub
+    from gateway.paid_membership import PaidMemberships
     from gateway.partners import Partners
     from gateway.purchases import Purchases
     from gateway.redemptions import Redemptions
@@ -51,7 +52,13 @@ class Services:
     def engagement(self) -> Engagement:
         from gateway.engagement import Engagement
 
-        return Engagement(self.db, self.clock, self.ledger)
+        return Engagement(self.db, self.clock, self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+
+    @cached_property
+    def paid_memberships(self) -> PaidMemberships:
+        from gateway.paid_membership import PaidMemberships
+
+        return PaidMemberships(self.db, self.clock, self.ledger)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -63,7 +70,7 @@ class Services:
     def redemptions(self) -> Redemptions:
         from gateway.redemptions import Redemptions
 
-        return Redemptions(self.db, self.ledger)
+        return Redemptions(self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes)
 
     @cached_property
     def partners(self) -> Partners:

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
         description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
     )
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    checkout_hold_minutes: float = Field(
+        default=30.0, gt=0, description="Points deducted at checkout stay on hold this long, then are released."
+    )
+    payment_timeout_minutes: float = Field(
+        default=30.0, gt=0, description="A points + cash redemption not paid within this is cancelled."
+    )
+    hold_sweep_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often a gateway releases holds and unpaid redemptions past their time."
+    )
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
     @classmethod

@@ -17,9 +17,14 @@ Worker = Callable[[Services], Awaitable[None]]
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     from gateway.expiry_job import expiry_worker
+    from gateway.holds_sweeper import holds_worker
     from gateway.streams import watch_changes
 
-    found: list[tuple[str, Worker]] = [("points-expiry", expiry_worker), ("change-watcher", watch_changes)]
+    found: list[tuple[str, Worker]] = [
+        ("points-expiry", expiry_worker),
+        ("hold-sweeper", holds_worker),
+        ("change-watcher", watch_changes),
+    ]
     if services.settings.kafka_bootstrap_servers:
         from gateway.partner_consumer import partner_events_worker
         from gateway.relay import run_relay

@@ -8,9 +8,30 @@ import strawberry
 
 from gateway.clock import as_utc
 from gateway.db import Document
+from gateway.domain.membership import Plan, Term
 from gateway.engagement import BenefitUsage
 from gateway.expiry_job import ExpiringPoints as ExpiringLot
+from resolvers.enums import graphql_enum
 from resolvers.program_types import Benefit
+
+PaidMembershipPlan = graphql_enum(Plan, "PaidMembershipPlan", "MONTHLY (1 month), QUARTERLY (3), YEARLY (12).")
+
+
+@strawberry.type(description="A paid-membership term: [startsAt, endsAt); renewals extend endsAt.")
+class PaidMembership:
+    plan: PaidMembershipPlan  # type: ignore[valid-type]
+    starts_at: datetime
+    ends_at: datetime = strawberry.field(description="Exclusive: the multiplier stops at this instant.")
+    active: bool
+
+    @classmethod
+    def of(cls, term: Term, now: datetime) -> PaidMembership:
+        return cls(
+            plan=PaidMembershipPlan(term.plan.value),
+            starts_at=as_utc(term.starts_at),
+            ends_at=as_utc(term.ends_at),
+            active=term.active_at(now),
+        )
 
 
 @strawberry.type(description="A tier benefit and, for quota benefits, this period's usage.")

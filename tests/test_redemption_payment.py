@@ -15,7 +15,7 @@ mutation($id: ID!, $ref: String!, $amount: Int!) {{
   confirmRedemptionPayment(id: $id, paymentReference: $ref, amount: $amount) {{ {ORDER_FIELDS} }}
 }}"""
 ORDER = f"query($id: ID!) {{ redemption(id: $id) {{ {ORDER_FIELDS} }} }}"
-BALANCES = 'query($id: ID!) { member(id: $id) { points { available held spent } } }'
+BALANCES = "query($id: ID!) { member(id: $id) { points { available held spent } } }"
 
 
 async def balances(gql, admin, member_id):
