@@ -6,10 +6,10 @@ from datetime import date
 
 import strawberry
 
-from gateway.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.errors import Forbidden
 from gateway.domain.membership import Plan
-from gateway.errors import Forbidden
-from gateway.members import Registration
+from gateway.features.members import Registration
 from resolvers.context import Info
 from resolvers.member_types import Member
 from resolvers.points_types import PaidMembershipPlan

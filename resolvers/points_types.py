@@ -6,11 +6,11 @@ from datetime import date, datetime
 
 import strawberry
 
-from gateway.clock import as_utc
-from gateway.db import Document
+from gateway.core.clock import as_utc
 from gateway.domain.membership import Plan, Term
-from gateway.engagement import BenefitUsage
-from gateway.expiry_job import ExpiringPoints as ExpiringLot
+from gateway.features.engagement import BenefitUsage
+from gateway.features.expiry import ExpiringPoints as ExpiringLot
+from gateway.store.mongo import Document
 from resolvers.enums import graphql_enum
 from resolvers.program_types import Benefit
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gateway.domain.earning import max_deduction_points
-from gateway.program import DeductionRules
+from gateway.domain.program import DeductionRules
 
 
 class HoldStatus(StrEnum):

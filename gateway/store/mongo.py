@@ -1,0 +1,171 @@
+"""MongoDB access: the collections, their indexes and the transaction runner."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+T = TypeVar("T")
+Document = dict[str, Any]
+
+TRANSIENT = "TransientTransactionError"
+UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "members": [
+        IndexModel([("email", ASCENDING)], unique=True, partialFilterExpression={"email": {"$type": "string"}}),
+        IndexModel([("tier", ASCENDING)]),
+        IndexModel([("registeredAt", DESCENDING)]),
+    ],
+    "ledger": [
+        IndexModel([("memberId", ASCENDING), ("seq", DESCENDING)], unique=True),
+        IndexModel([("createdAt", ASCENDING)]),
+        IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
+        IndexModel([("restoredFrom", ASCENDING)], sparse=True),
+    ],
+    "lots": [
+        IndexModel([("memberId", ASCENDING), ("expiresAt", ASCENDING)]),
+        IndexModel([("remaining", ASCENDING), ("expiresAt", ASCENDING)]),
+        IndexModel([("state", ASCENDING), ("availableAt", ASCENDING)]),
+        IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
+    ],
+    "idempotency": [IndexModel([("createdAt", ASCENDING)])],
+    "holds": [
+        IndexModel([("memberId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)]),
+    ],
+    "gifts": [IndexModel([("createdAt", ASCENDING), ("_id", ASCENDING)])],
+    "redemptions": [
+        IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
+        IndexModel([("giftId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel(
+            [("paymentReference", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"paymentReference": {"$type": "string"}},
+        ),
+    ],
+    "purchases": [
+        IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True),
+        IndexModel([("memberId", ASCENDING), ("paidAt", DESCENDING)]),
+    ],
+    "deductions": [IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True)],
+    "benefit_usages": [IndexModel([("memberId", ASCENDING), ("code", ASCENDING), ("period", ASCENDING)])],
+    "growth_events": [IndexModel([("memberId", ASCENDING), ("at", DESCENDING)])],
+    "partners": [
+        IndexModel(
+            [("apiKeyHash", ASCENDING)], unique=True, partialFilterExpression={"apiKeyHash": {"$type": "string"}}
+        )
+    ],
+    "partner_links": [
+        IndexModel([("partnerId", ASCENDING), ("partnerMemberRef", ASCENDING)], unique=True),
+        IndexModel([("memberId", ASCENDING)]),
+    ],
+    "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
+    "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
+    "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
+}
+
+
+def create_client(uri: str, **options: Any) -> AsyncMongoClient:
+    return AsyncMongoClient(uri, tz_aware=True, **options)
+
+
+class Database:
+    """One database of the gateway; every service reaches MongoDB through it."""
+
+    def __init__(self, client: AsyncMongoClient, name: str) -> None:
+        self.client = client
+        self.db: AsyncDatabase = client.get_database(name)
+
+    def __getitem__(self, name: str) -> AsyncCollection:
+        return self.db[name]
+
+    @property
+    def members(self) -> AsyncCollection:
+        return self.db["members"]
+
+    @property
+    def ledger(self) -> AsyncCollection:
+        return self.db["ledger"]
+
+    @property
+    def lots(self) -> AsyncCollection:
+        return self.db["lots"]
+
+    @property
+    def idempotency(self) -> AsyncCollection:
+        return self.db["idempotency"]
+
+    @property
+    def program(self) -> AsyncCollection:
+        return self.db["program"]
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def ensure_indexes(self) -> None:
+        for name, models in INDEXES.items():
+            await self.db[name].create_indexes(models)
+
+    async def transaction(
+        self,
+        work: Callable[[AsyncClientSession], Awaitable[T]],
+        *,
+        max_seconds: float = 60.0,
+    ) -> T:
+        """Run ``work`` in a transaction, retrying transient conflicts with jittered backoff.
+
+        Concurrent writers of one member document meet as write conflicts; each
+        retry waits a little longer so a crowd of spenders drains instead of
+        spinning. Anything that is not a transient error (a DomainError, say)
+        aborts the transaction and propagates unchanged.
+        """
+        deadline = time.monotonic() + max_seconds
+        attempt = 0
+        async with self.client.start_session() as session:
+            while True:
+                attempt += 1
+                try:
+                    await session.start_transaction(
+                        read_concern=ReadConcern("snapshot"),
+                        write_concern=WriteConcern("majority"),
+                    )
+                    try:
+                        result = await work(session)
+                    except BaseException:
+                        if session.in_transaction:
+                            await session.abort_transaction()
+                        raise
+                    await self._commit(session, deadline)
+                    return result
+                except (OperationFailure, ConnectionFailure) as exc:
+                    if not exc.has_error_label(TRANSIENT) or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
+
+    @staticmethod
+    async def _commit(session: AsyncClientSession, deadline: float) -> None:
+        while True:
+            try:
+                await session.commit_transaction()
+                return
+            except (OperationFailure, ConnectionFailure) as exc:
+                if exc.has_error_label(UNKNOWN_COMMIT) and time.monotonic() < deadline:
+                    continue
+                raise
