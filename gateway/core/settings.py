@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     hold_sweep_interval_seconds: float = Field(
         default=30.0, gt=0, description="How often a gateway releases holds and unpaid redemptions past their time."
     )
+    access_log: bool | None = Field(
+        default=None, description="uvicorn's per-request access log; unset: on in development, off in production."
+    )
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
     @classmethod
@@ -62,6 +65,14 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
+
+    @property
+    def access_log_enabled(self) -> bool:
+        """A line per request is formatted and written on the event loop of every request;
+        in production /metrics and the application logs say what an operator needs, so it is opt-in."""
+        if self.access_log is not None:
+            return self.access_log
+        return self.environment is Environment.DEVELOPMENT
 
     @property
     def graphiql_enabled(self) -> bool:
