@@ -15,6 +15,7 @@ from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.extensions import MetricsExtension
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.notifications import NotificationMutation, NotificationQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
@@ -22,8 +23,22 @@ from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation, CatalogMutation, PartnerMutation)
+QUERIES: tuple[type, ...] = (
+    ProgramQuery,
+    MemberQuery,
+    ProgramAdminQuery,
+    CatalogQuery,
+    PartnerQuery,
+    NotificationQuery,
+)
+MUTATIONS: tuple[type, ...] = (
+    MemberMutation,
+    PointsMutation,
+    ProgramAdminMutation,
+    CatalogMutation,
+    PartnerMutation,
+    NotificationMutation,
+)
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
 ENTITIES: tuple[type, ...] = (Member, Gift)
 # Storefronts send the same few documents over and over: parse and validate each once

@@ -55,6 +55,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             partialFilterExpression={"paymentReference": {"$type": "string"}},
         ),
+        IndexModel([("status", ASCENDING), ("fulfilledAt", ASCENDING)]),
     ],
     "purchases": [
         IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True),
@@ -75,6 +76,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
     "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
+    "tier_changes": [IndexModel([("at", ASCENDING)])],
+    "notifications": [
+        IndexModel([("status", ASCENDING), ("nextAttemptAt", ASCENDING)]),
+        IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
+    ],
 }
 
 
