@@ -107,7 +107,7 @@ async def test_any_sequence_keeps_ledger_and_balances_reconciled(
         assert balances["pending"] >= 0 and balances["held"] >= 0
         assert balances["available"] >= 0 or allow_negative
     async for deduction in db["deductions"].find({"memberId": member_id}):
-        hold = await db.holds.find_one({"_id": deduction["holdId"]})
+        hold = await db["holds"].find_one({"_id": deduction["holdId"]})
         assert hold["status"] == deduction["status"]
         settled = await db.ledger.count_documents({"holdId": hold["_id"]})
         assert settled == (0 if hold["status"] == "HELD" else 1)  # posted or voided once, never both
