@@ -15,6 +15,7 @@ CODES: dict[str, str] = {
     "ALREADY_EXISTS": "the id or unique field is taken",
     "NOT_FOUND": "the thing asked for does not exist (or is not visible to the caller)",
     "INVALID_STATE": "the object's state does not allow this transition",
+    "CONFLICT": "an admin edit named a version (expectedVersion) that is no longer current; reload and retry",
     # members and points
     "MEMBER_NOT_FOUND": "no member with that id",
     "INSUFFICIENT_POINTS": "not enough available points",
@@ -32,6 +33,8 @@ CODES: dict[str, str] = {
     "HOLD_ALREADY_POSTED": "the held points were already spent",
     "HOLD_ALREADY_VOIDED": "the held points were already released",
     "NOT_A_PAID_MEMBER": "the member holds no running paid membership",
+    "BIRTHDAY_LOCKED": "a member's recorded birthday is changed only by an admin",
+    "TIER_IN_USE": "a removed tier is held by members or required by gifts and no replacement was named",
     # points mall
     "GIFT_NOT_FOUND": "no gift with that id (or not listed for this caller)",
     "GIFT_HAS_REDEMPTIONS": "a redeemed gift is unlisted, not deleted",
@@ -51,6 +54,7 @@ CODES: dict[str, str] = {
     "PARTNER_LIMIT_EXCEEDED": "the partner's daily limit would be exceeded",
     "PARTNER_OPERATION_NOT_FOUND": "no operation of this partner with that event id",
     "ALREADY_REVERSED": "the partner operation was already reversed",
+    "REVERSAL_WINDOW_CLOSED": "the partner's reversal window for that operation has closed",
     "CONVERSION_TOO_SMALL": "the conversion yields no whole point after rate and fee",
     # streams and Kafka
     "STREAM_UNAVAILABLE": "live events are not available on this gateway now",

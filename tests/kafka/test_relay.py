@@ -173,6 +173,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "hold-sweeper",
         "change-watcher",
         "notifications",
+        "tier-reevaluation",
     ]
     services.settings = kafka_settings
     assert [name for name, _ in workers_for(services)] == [
@@ -180,6 +181,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "hold-sweeper",
         "change-watcher",
         "notifications",
+        "tier-reevaluation",
         "partner-events",
         "balance-relay",
     ]
