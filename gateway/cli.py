@@ -22,6 +22,32 @@ T = TypeVar("T")
 app = typer.Typer(help="GraphQL federated loyalty gateway.", no_args_is_help=True, add_completion=False)
 
 
+def package_version() -> str:
+    """The installed distribution's version (the wheel's metadata), or the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("loyalty-gateway")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"loyalty-gateway {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """GraphQL federated loyalty gateway."""
+
+
 def fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
@@ -71,6 +97,38 @@ def serve(
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:
         raise fail(str(exc)) from None
+
+
+@app.command()
+def probe(
+    path: Annotated[str, typer.Option(help="Path to GET on this gateway.")] = "/readyz",
+    host: Annotated[str, typer.Option(help="Address to ask (the gateway's own by default).")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (LOYALTY_PORT).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 2.0,
+) -> None:
+    """Exit 0 if the gateway answers PATH with 200 (the container healthcheck: no curl in a slim image)."""
+    import urllib.error
+    import urllib.request
+
+    if not path.startswith("/"):
+        raise fail("--path must start with /")
+    if port is None:
+        try:
+            port = load_settings().port
+        except SettingsError as exc:
+            raise fail(str(exc)) from None
+    target = f"http://{host}:{port}{path}"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        typer.echo(f"{target}: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"{target}: {status}")
+    if status != 200:
+        raise typer.Exit(code=1)
 
 
 @app.command()
