@@ -7,12 +7,12 @@ from typing import Any
 
 import strawberry
 
-from gateway.auth import Role, require_member_access, require_principal, require_role
-from gateway.catalog import GiftSpec, gift_cursor, gift_not_found
+from gateway.core.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.errors import BadInput
 from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
 from gateway.domain.catalog import Limits
-from gateway.errors import BadInput
-from gateway.redemptions import RedeemRequest
+from gateway.features.catalog import GiftSpec, gift_cursor, gift_not_found
+from gateway.features.redemptions import RedeemRequest
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info
 from resolvers.pagination import Connection, connection, decode_cursor, page_size

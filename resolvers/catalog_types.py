@@ -8,11 +8,11 @@ from enum import Enum
 import strawberry
 
 from dataloaders.catalog import gift_loader, usage_loader
-from gateway.auth import Role, require_role
-from gateway.catalog import limits_of, rules_of
-from gateway.clock import as_utc
-from gateway.db import Document
+from gateway.core.auth import Role, require_role
+from gateway.core.clock import as_utc
 from gateway.domain import catalog as rules
+from gateway.features.catalog import limits_of, rules_of
+from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
 

@@ -7,9 +7,9 @@ import logging
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from gateway.errors import DomainError
+from gateway.core.errors import DomainError
 
-log = logging.getLogger("gateway.errors")
+log = logging.getLogger("gateway.core.errors")
 
 
 def is_unexpected(error: GraphQLError) -> bool:

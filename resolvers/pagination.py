@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from gateway.errors import BadInput
+from gateway.core.errors import BadInput
 
 T = TypeVar("T")
 MAX_PAGE = 100

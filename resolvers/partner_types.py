@@ -6,10 +6,10 @@ from datetime import datetime
 
 import strawberry
 
-from gateway.clock import as_utc
-from gateway.db import Document
+from gateway.core.clock import as_utc
 from gateway.domain.exchange import Direction
-from gateway.partners import OperationType
+from gateway.features.partners import OperationType
+from gateway.store.mongo import Document
 
 PartnerOperationType = strawberry.enum(OperationType, name="PartnerOperationType", description="A partner operation.")
 ConversionDirection = strawberry.enum(Direction, name="ConversionDirection", description="Which way a conversion goes.")

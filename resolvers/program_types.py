@@ -6,7 +6,7 @@ from enum import Enum
 
 import strawberry
 
-from gateway import program as cfg
+from gateway.domain import program as cfg
 
 
 @strawberry.enum

@@ -8,10 +8,10 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
 
-from gateway.metrics import MetricsExtension
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
+from resolvers.extensions import MetricsExtension
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.partners import PartnerMutation, PartnerQuery

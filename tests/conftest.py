@@ -11,14 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import Role, mint_token
-from gateway.clock import FrozenClock
-from gateway.db import Database, create_client
-from gateway.embedded_mongo import EmbeddedMongo
+from gateway.core.auth import Role, mint_token
+from gateway.core.clock import FrozenClock
+from gateway.core.settings import Settings
 from gateway.services import Services
-from gateway.settings import Settings
-from tests.services import TansuBroker
+from gateway.store.embedded_mongod import EmbeddedMongo
+from gateway.store.mongo import Database, create_client
+from gateway.web.app import create_app
+from tests.support.services import TansuBroker
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
 START = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # a Monday, 12:00 in Asia/Shanghai

@@ -13,8 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from gateway.clock import as_utc
-from gateway.program import Tier
+from gateway.core.clock import as_utc
+from gateway.domain.program import Tier
 
 
 class Reason(StrEnum):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.program import DeductionRules, EarnCap, EarningRules, GrowthRules, Period, Tier
+from gateway.domain.program import DeductionRules, EarnCap, EarningRules, GrowthRules, Period, Tier
 
 
 def local_date(instant: datetime, timezone: str) -> date:

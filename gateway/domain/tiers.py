@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.program import Benefit, Program, Tier, TierBasis
+from gateway.domain.program import Benefit, Program, Tier, TierBasis
 
 
 def tier_for(value: int, tiers: tuple[Tier, ...]) -> Tier:

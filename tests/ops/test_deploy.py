@@ -113,7 +113,7 @@ def test_replica_set_init_names_every_mongo_service(compose: dict[str, Any]) -> 
 
 
 def test_kafka_init_creates_the_topics_the_gateway_uses(compose: dict[str, Any]) -> None:
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
 
     script = "\n".join(compose["services"]["kafka-init"]["command"])
     defaults = Settings()

@@ -68,7 +68,7 @@ def test_the_wheel_installs_and_its_console_script_runs(tmp_path: Path) -> None:
 
 
 def test_probe_reports_an_unreachable_gateway_with_exit_1() -> None:
-    from gateway.embedded_mongo import free_port
+    from gateway.store.embedded_mongod import free_port
 
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "probe", "--port", str(free_port())],
