@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.events.hub import Hub
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
+    from gateway.features.imports import Importer
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -77,3 +78,10 @@ class Services:
         from gateway.events.hub import Hub
 
         return Hub(self.settings.subscriber_queue_size)
+
+    @cached_property
+    def importer(self) -> Importer:
+        """Operator CSV imports (members, gifts, grants) through the services above."""
+        from gateway.features.imports import Importer
+
+        return Importer(self.db, self.clock, self.members, self.catalog, self.engagement)
