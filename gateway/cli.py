@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -16,7 +15,8 @@ import typer
 from gateway.core.auth import Role, mint_token
 from gateway.core.clock import SystemClock
 from gateway.core.errors import DomainError
-from gateway.core.settings import Settings, SettingsError, load_settings
+from gateway.core.logs import configure_logging
+from gateway.core.settings import Environment, Settings, SettingsError, load_settings
 from gateway.services import Services
 from gateway.store.embedded_mongod import EmbeddedMongoError
 
@@ -55,6 +55,13 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def setup_logging(settings: Settings) -> None:
+    """JSON lines in production, readable lines in development (LOYALTY_LOG_FORMAT overrides)."""
+    configure_logging(
+        settings.log_format, production=settings.environment is Environment.PRODUCTION, level=settings.log_level
+    )
+
+
 def settings_or_exit(**overrides: object) -> Settings:
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -91,11 +98,26 @@ def serve(
     from gateway.web.server import GatewayServer
 
     settings = settings_or_exit(host=host, port=port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings)
     app_ = create_app(settings, demo=demo)
+    if settings.otel_exporter_otlp_endpoint:
+        from gateway.web.tracing import TracingUnavailable, enable_tracing
+
+        try:
+            enable_tracing(app_, settings)
+        except TracingUnavailable as exc:
+            raise fail(str(exc)) from None
     typer.echo(f"loyalty-gateway on http://{settings.host}:{settings.port}/graphql", err=True)
     try:
-        config = uvicorn.Config(app_, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+        config = uvicorn.Config(
+            app_,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # keep the structured logging configured above
+            access_log=False,  # the request id middleware logs one line per request instead
+            lifespan="on",
+        )
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:
         raise fail(str(exc)) from None
@@ -218,7 +240,7 @@ def consume_partner_events(
     settings = settings_or_exit()
     if not settings.kafka_bootstrap_servers:
         raise fail("LOYALTY_KAFKA_BOOTSTRAP_SERVERS is not set")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings)
 
     async def work(services: Services) -> str:
         stats = await PartnerEventConsumer(services).run(idle_exit=idle_exit)

@@ -70,7 +70,10 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 
 def create_client(uri: str, **options: Any) -> AsyncMongoClient:
-    return AsyncMongoClient(uri, tz_aware=True, **options)
+    from gateway.store.pool_metrics import PoolMetrics
+
+    listeners = [*options.pop("event_listeners", []), PoolMetrics()]
+    return AsyncMongoClient(uri, tz_aware=True, event_listeners=listeners, **options)
 
 
 class Database:
