@@ -372,6 +372,7 @@ def _error_report_path(path: Path, errors: Path | None) -> Path:
 
 
 def _write_error_report(target: Path, failures: list[Any], columns: list[str]) -> None:
+    """The per-row report: every failed row of the run, those before an interruption included."""
     import csv
 
     with target.open("w", newline="", encoding="utf-8") as out:
@@ -411,21 +412,23 @@ def _import(kind_name: str, path: Path, dry_run: bool, batch: str | None, errors
             )
 
     target = _error_report_path(path, errors)
+    columns = list(COLUMNS[kind].all)
     try:
         report = run_operator(settings_or_exit(), work)
     except typer.Exit:
         partial = report_holder.get("report")
         if partial is not None and partial.failures:
-            _write_error_report(target, partial.failures, list(COLUMNS[kind].all))
+            _write_error_report(target, partial.failures, columns)
         raise
     typer.echo(("dry run: " if dry_run else "") + report.summary())
-    if report.failures:
-        _write_error_report(target, report.failures, list(COLUMNS[kind].all))
+    failed = len(report.failures)  # a resumed run includes the failures before the interruption
+    if failed:
+        _write_error_report(target, report.failures, columns)
         for failure in report.failures[:20]:
             typer.echo(f"line {failure.line}: {failure.code}: {failure.message}", err=True)
         if len(report.failures) > 20:
             typer.echo(f"... and {len(report.failures) - 20} more", err=True)
-        typer.echo(f"{len(report.failures)} rows failed; the good rows were applied. Report: {target}", err=True)
+        typer.echo(f"{failed} rows failed; the good rows were applied. Report: {target}", err=True)
         raise typer.Exit(code=EXIT_ROWS_FAILED)
     if target.exists() and not dry_run:
         target.unlink()  # a stale report from an earlier run of this file would mislead

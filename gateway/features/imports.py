@@ -130,6 +130,11 @@ def _same_member(doc: dict[str, Any], reg: Registration) -> bool:
     )
 
 
+def _failure_records(report: ImportReport) -> list[dict[str, Any]]:
+    """What the checkpoint keeps of each failed row, so a resumed run reports them all again."""
+    return [{"line": f.line, "code": f.code, "message": f.message} for f in report.failures]
+
+
 class Importer:
     def __init__(self, db: Database, clock: Clock, members: Members, catalog: Catalog, engagement: Engagement) -> None:
         self.db = db
@@ -163,6 +168,11 @@ class Importer:
                     start_line = run["nextLine"]
                     report.resumed_from = start_line
                     report.counts.update(run.get("counts") or {})
+                    raw_by_line = {parsed.line: parsed.raw for parsed in rows}
+                    report.failures.extend(
+                        RowOutcome(f["line"], "failed", raw_by_line.get(f["line"], {}), f["code"], f["message"])
+                        for f in run.get("failures") or []
+                    )
                 else:
                     report.restarted = True
             await save_run(
@@ -172,6 +182,7 @@ class Importer:
                 fingerprint=digest,
                 next_line=start_line,
                 counts=dict(report.counts),
+                failures=_failure_records(report),
                 finished=False,
                 now=clock.now(),
                 started=report.resumed_from is None,
@@ -216,6 +227,7 @@ class Importer:
             fingerprint=digest,
             next_line=next_line,
             counts=dict(report.counts),
+            failures=_failure_records(report),
             finished=finished,
             now=self.clock.now(),
         )

@@ -31,6 +31,7 @@ async def save_run(
     fingerprint: str,
     next_line: int,
     counts: dict[str, int],
+    failures: list[dict[str, Any]],
     finished: bool,
     now: datetime,
     started: bool = False,
@@ -42,6 +43,7 @@ async def save_run(
             "fingerprint": fingerprint,
             "nextLine": next_line,
             "counts": counts,
+            "failures": failures,
             "finished": finished,
             "updatedAt": now,
         }

@@ -250,8 +250,11 @@ async def test_an_interrupted_grant_import_resumes_and_grants_every_row_exactly_
     db = db_of(mongo)
     members, per_member = 40, 30
     await seed_members(operator, members)
-    rows = "".join(f"m-{i % members:03d},7,Bulk bonus\n" for i in range(members * per_member))
-    path = operator.file("bulk.csv", "member_id,points,reason\n" + rows)
+    good = [f"m-{i % members:03d},7,Bulk bonus\n" for i in range(members * per_member)]
+    # a bad row before the interruption (line 3) and one after it (the last line)
+    rows = good[:1] + ["m-404,7,Bulk bonus\n"] + good[1:] + ["m-000,seven,Bulk bonus\n"]
+    path = operator.file("bulk.csv", "member_id,points,reason\n" + "".join(rows))
+    last_line = len(rows) + 1
 
     process = operator.start("import", "grants", str(path))
     checkpoint = await wait_for_checkpoint(db, "grants:bulk", 60, process)
@@ -260,22 +263,27 @@ async def test_an_interrupted_grant_import_resumes_and_grants_every_row_exactly_
     stopped = await db.import_runs.find_one({"_id": "grants:bulk"})
     assert not stopped["finished"]
     assert stopped["nextLine"] >= checkpoint["nextLine"]
+    assert [f["line"] for f in stopped["failures"]] == [3]
     granted_before = await db.ledger.count_documents({})
     assert granted_before < members * per_member, "interrupted part-way"
     if sig is signal.SIGTERM:
         assert process.returncode == 130
         assert "interrupted: run the same command again to resume" in stderr
-        assert stopped["nextLine"] == granted_before + 2, "a graceful stop checkpoints the last finished row"
+        assert stopped["nextLine"] == granted_before + 3, "a graceful stop checkpoints the last finished row"
 
     resumed = operator("import", "grants", str(path))
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 1, resumed.stderr
     assert f"resuming at line {stopped['nextLine']}" in resumed.stderr
+    assert "2 rows failed; the good rows were applied" in resumed.stderr
+    report = error_report(path.with_name("bulk.csv.errors.csv"))
+    assert [(r["line"], r["code"]) for r in report] == [("3", "MEMBER_NOT_FOUND"), (str(last_line), "MALFORMED_ROW")]
     assert await db.ledger.count_documents({}) == members * per_member
     async for member in db.members.find():
         assert member["balances"]["available"] == 7 * per_member, member["_id"]
     final = await db.import_runs.find_one({"_id": "grants:bulk"})
-    assert final["finished"] and final["nextLine"] == members * per_member + 2
-    assert sum(final["counts"].values()) >= members * per_member
+    assert final["finished"] and final["nextLine"] == last_line + 1
+    assert final["counts"]["failed"] == 2
+    assert sum(final["counts"].values()) >= len(rows)
     assert operator("audit").returncode == 0
 
 
