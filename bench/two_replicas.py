@@ -183,11 +183,16 @@ async def main(ops: int, concurrency: int, subscriptions: int) -> None:
                     await client.post(
                         f"{replicas[i % 2].url}/graphql", json=body, headers={"Authorization": f"Bearer {admin}"}
                     )
-                await workload(client, [r.url for r in replicas], min(ops, 300), concurrency, admin)  # warm both
-                one = await workload(client, [replicas[0].url], ops, concurrency, admin)
-                two = await workload(client, [r.url for r in replicas], ops, concurrency, admin)
-                loaded = [rss_mib(r.process.pid) for r in replicas]
-                per_sub = await subscription_cost(replicas[1], subscriptions) if subscriptions else float("nan")
+            # A fresh client per phase: keep-alive connections idle for a whole phase are closed by
+            # uvicorn, and a reused dead one would count as an error of the next phase.
+            phases: list[dict[str, Any]] = []
+            both = [r.url for r in replicas]
+            for urls, count in ((both, min(ops, 300)), ([replicas[0].url], ops), (both, ops)):  # warm-up, one, two
+                async with httpx.AsyncClient(timeout=60, limits=limits) as phase_client:
+                    phases.append(await workload(phase_client, urls, count, concurrency, admin))
+            _, one, two = phases
+            loaded = [rss_mib(r.process.pid) for r in replicas]
+            per_sub = await subscription_cost(replicas[1], subscriptions) if subscriptions else float("nan")
         finally:
             for replica in replicas:
                 replica.stop()

@@ -115,8 +115,9 @@ def serve(
             port=settings.port,
             log_level=settings.log_level.lower(),
             log_config=None,  # keep the structured logging configured above
-            access_log=False,  # the request id middleware logs one line per request instead
             lifespan="on",
+            # uvicorn's own line per request; the request id middleware logs its structured line regardless
+            access_log=settings.access_log_enabled,
         )
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:

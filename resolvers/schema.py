@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
 from resolvers.catalog import CatalogMutation, CatalogQuery
@@ -25,6 +26,9 @@ QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, Catal
 MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation, CatalogMutation, PartnerMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
 ENTITIES: tuple[type, ...] = (Member, Gift)
+# Storefronts send the same few documents over and over: parse and validate each once
+# per process (bounded LRU, so unique documents from a client cannot grow memory).
+DOCUMENT_CACHE_SIZE = 512
 
 
 class GatewaySchema(strawberry.federation.Schema):
@@ -38,7 +42,12 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
-        extensions=[MaskUnexpectedErrors, MetricsExtension],
+        extensions=[
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            MaskUnexpectedErrors,
+            MetricsExtension,
+        ],
         execution_context_class=SharedEventExecutor,
     )
 

@@ -28,10 +28,6 @@ class Principal:
     role: Role
     subject: str
 
-    @property
-    def partner_id(self) -> str | None:
-        return self.subject if self.role is Role.PARTNER else None
-
 
 def mint_token(secret: str, *, role: Role, subject: str, now: datetime, ttl: timedelta) -> str:
     claims = {"sub": subject, "role": role.value, "iat": now, "exp": now + ttl}

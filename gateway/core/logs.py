@@ -138,13 +138,11 @@ def configure_logging(fmt: str = "auto", *, production: bool = False, level: str
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # uvicorn's own handlers would print a second, differently formatted copy; its access log is
-    # replaced by our request log line, which carries the request id.
+    # uvicorn's own handlers would print a second, differently formatted copy of its lines.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("pymongo").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     structlog.configure(

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         default=None, description="OTLP/HTTP endpoint; set (with the tracing extra installed) to turn tracing on."
     )
     otel_service_name: str = "loyalty-gateway"
+    access_log: bool | None = Field(
+        default=None, description="uvicorn's per-request access log; unset: on in development, off in production."
+    )
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", "otel_exporter_otlp_endpoint", mode="before")
     @classmethod
@@ -65,6 +68,14 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
+
+    @property
+    def access_log_enabled(self) -> bool:
+        """A line per request is formatted and written on the event loop of every request;
+        in production /metrics and the application logs say what an operator needs, so it is opt-in."""
+        if self.access_log is not None:
+            return self.access_log
+        return self.environment is Environment.DEVELOPMENT
 
     @property
     def graphiql_enabled(self) -> bool:

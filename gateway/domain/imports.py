@@ -29,6 +29,8 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from gateway.domain.calendar import Period
+
 T = TypeVar("T")
 ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_LINE = 10_000
@@ -273,8 +275,8 @@ def gift_row(raw: dict[str, str]) -> GiftRow:
             "list_until": lambda: _instant(raw, "list_until"),
         }
     )
-    if not errors and values["period"] not in (None, "DAY", "WEEK", "MONTH"):
-        errors.append(f"period: {values['period']!r} is not DAY, WEEK or MONTH")
+    if not errors and values["period"] is not None and values["period"] not in set(Period):
+        errors.append(f"period: {values['period']!r} is not one of {', '.join(Period)}")
     if errors:
         raise RowError("", "; ".join(errors))
     return GiftRow(**values)

@@ -27,7 +27,8 @@ from pymongo.errors import PyMongoError
 
 from gateway.core.auth import Principal, Role
 from gateway.core.errors import DomainError
-from gateway.domain.catalog import LimitPeriod, Limits
+from gateway.domain.calendar import Period
+from gateway.domain.catalog import Limits
 from gateway.domain.imports import GiftRow, GrantRow, ImportKind, MemberRow, ParsedRow, fingerprint, parse
 from gateway.features.catalog import GiftSpec, spec_of
 from gateway.features.members import Registration
@@ -100,7 +101,7 @@ def gift_spec(row: GiftRow) -> GiftSpec:
         min_tier=row.min_tier,
         limits=Limits(
             per_member=row.per_member,
-            period=LimitPeriod(row.period) if row.period else None,
+            period=Period(row.period) if row.period else None,
             per_order=row.per_order,
         ),
         listed=row.listed,
