@@ -158,6 +158,21 @@ def get_logger(name: str) -> Any:
     return structlog.stdlib.get_logger(name)
 
 
+def _route_through_stdlib() -> None:
+    """Before ``configure_logging`` runs (tests, an app embedding the gateway), structlog lines go to
+    the standard library's handlers, whatever they are, instead of structlog's default print()."""
+    if not structlog.is_configured():
+        structlog.configure(
+            processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
+
+
+_route_through_stdlib()
+
+
 # -- the request's log record ------------------------------------------------------------------
 
 _REQUEST: ContextVar[MutableMapping[str, Any] | None] = ContextVar("loyalty_request_log", default=None)

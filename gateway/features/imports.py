@@ -157,6 +157,7 @@ class Importer:
     ) -> ImportReport:
         """Import ``text`` (a CSV file's content); HeaderError when the file as a whole is unusable."""
         batch = batch_name(batch)
+        self._dry_members = set()  # members a dry run would have created so far (referrers later in the file)
         rows = parse(kind, text)
         report = ImportReport(kind=kind, batch=batch, dry_run=dry_run, rows=len(rows))
         db, clock = self.db, self.clock
