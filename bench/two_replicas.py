@@ -37,7 +37,9 @@ import httpx
 from websockets.asyncio.client import connect
 
 from gateway.core.auth import Role, mint_token
+from gateway.features.audit import audit_all
 from gateway.store.embedded_mongod import EmbeddedMongo, free_port
+from gateway.store.mongo import Database, create_client
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 MEMBERS = 200
@@ -193,6 +195,14 @@ async def main(ops: int, concurrency: int, subscriptions: int) -> None:
             _, one, two = phases
             loaded = [rss_mib(r.process.pid) for r in replicas]
             per_sub = await subscription_cost(replicas[1], subscriptions) if subscriptions else float("nan")
+            grants_sent = sum(sum(1 for i in range(p["ops"]) if i % 10 < 3) for p in phases)
+            client = create_client(uri)
+            try:
+                db = Database(client, "bench")
+                grants_booked = await db.ledger.count_documents({"kind": "GRANT"})
+                mismatches = await audit_all(db)
+            finally:
+                await client.close()
         finally:
             for replica in replicas:
                 replica.stop()
@@ -207,6 +217,7 @@ async def main(ops: int, concurrency: int, subscriptions: int) -> None:
     print(f"throughput ratio two/one: {two['throughput'] / one['throughput']:.2f}")
     idle_text, loaded_text = (", ".join(f"{m:.0f} MiB" for m in values) for values in (idle, loaded))
     print(f"replica RSS idle: {idle_text}; after load: {loaded_text}")
+    print(f"grants sent {grants_sent}, ledger GRANT entries {grants_booked}, audit mismatches {len(mismatches)}")
     if subscriptions:
         print(f"memory per open subscription ({subscriptions} open): {per_sub:.1f} KiB")
 

@@ -174,3 +174,15 @@ def test_every_gateway_variable_in_the_compose_file_is_a_real_setting(compose: d
         assert set(env) <= known, set(env) - known
         values = {k.removeprefix("LOYALTY_").lower(): v for k, v in env.items() if "${" not in str(v)}
         Settings(**values)  # every literal value parses
+
+
+def test_the_image_copies_every_package_the_wheel_ships() -> None:
+    import tomllib
+
+    text = (ROOT / "Dockerfile").read_text()
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pattern in packages:
+        name = pattern.rstrip("*")
+        assert re.search(rf"^COPY {name} \./{name}$", text, re.M), f"the build stage does not copy {name}/"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "README.md" not in ignored and "pyproject.toml" not in ignored
