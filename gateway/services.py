@@ -20,9 +20,11 @@ from gateway.store.mongo import Database
 
 if TYPE_CHECKING:
     from gateway.events.hub import Hub
+    from gateway.features.analytics import Analytics
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
     from gateway.features.imports import Importer
+    from gateway.features.notifications import Notifications
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -73,6 +75,15 @@ class Services:
         return Partners(self.db, self.clock, self.ledger)
 
     @cached_property
+    def notifications(self) -> Notifications:
+        from gateway.features.notifications import Notifications
+
+        topic = self.settings.kafka_notification_topic if self.settings.kafka_bootstrap_servers else None
+        return Notifications(
+            self.db, self.clock, max_attempts=self.settings.notification_max_attempts, kafka_topic=topic
+        )
+
+    @cached_property
     def hub(self) -> Hub:
         """The one fan-out hub of this gateway process, fed by its change-stream watcher."""
         from gateway.events.hub import Hub
@@ -85,3 +96,9 @@ class Services:
         from gateway.features.imports import Importer
 
         return Importer(self.db, self.clock, self.members, self.catalog, self.engagement)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        from gateway.features.analytics import Analytics
+
+        return Analytics(self.db, self.clock)

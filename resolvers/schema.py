@@ -9,12 +9,14 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
+from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.extensions import MetricsExtension
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.notifications import NotificationMutation, NotificationQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
@@ -22,9 +24,25 @@ from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation, CatalogMutation, PartnerMutation)
-SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
+QUERIES: tuple[type, ...] = (
+    ProgramQuery,
+    MemberQuery,
+    ProgramAdminQuery,
+    CatalogQuery,
+    PartnerQuery,
+    NotificationQuery,
+    AnalyticsQuery,
+)
+MUTATIONS: tuple[type, ...] = (
+    MemberMutation,
+    PointsMutation,
+    ProgramAdminMutation,
+    CatalogMutation,
+    PartnerMutation,
+    NotificationMutation,
+    AnalyticsMutation,
+)
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
 # Storefronts send the same few documents over and over: parse and validate each once
 # per process (bounded LRU, so unique documents from a client cannot grow memory).

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
     )
+    notification_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often due member notifications are recorded and delivered."
+    )
+    notification_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Delivery attempts (with backoff) before a notification is dead-lettered."
+    )
+    kafka_notification_topic: str = "loyalty.notifications"
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: JSON lines in production, readable lines in development."

@@ -18,6 +18,7 @@ from gateway.core.settings import Settings
 from gateway.demo.seed import seed_demo
 from gateway.runtime import open_services, prepare
 from gateway.services import Services
+from gateway.web.dashboard import routes as dashboard_routes
 from gateway.web.graphql_view import GatewayGraphQL
 from gateway.web.metrics import metrics_endpoint
 from gateway.web.request_id import RequestIdMiddleware
@@ -83,6 +84,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            *dashboard_routes,
         ],
         lifespan=lifespan,
         middleware=[Middleware(RequestIdMiddleware)],
