@@ -292,7 +292,16 @@ class Analytics:
         reports = []
         for partner in await self.store.partners():
             totals = totals_from_ledger_rows(grouped.get(partner["_id"], []))
-            money = settlement_money(totals, partner.get("settlementMilliFenPerPoint", 0) or 0)
+            # Priced at the partner's current rate; partner statements price each operation at its recorded rate.
+            priced = settlement_money({partner.get("settlementMilliFenPerPoint", 0) or 0: totals})
+            money = {
+                "fundedByPartnerMilliFen": priced.funded_by_partner_milli_fen,
+                "owedToPartnerMilliFen": priced.owed_to_partner_milli_fen,
+                "netMilliFen": priced.net_milli_fen,
+                "fundedByPartnerFen": priced.funded_by_partner_fen,
+                "owedToPartnerFen": priced.owed_to_partner_fen,
+                "netFen": priced.net_fen,
+            }
             reports.append(PartnerReport(partner["_id"], partner.get("name", ""), totals, money))
         return sorted(reports, key=lambda r: (-abs(r.totals.net_points), r.partner_id))
 
