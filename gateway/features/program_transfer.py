@@ -18,7 +18,7 @@ from gateway.domain.config_diff import Change, diff
 from gateway.domain.program import Program
 from gateway.features.program_admin import update_program, updated_program
 from gateway.store.mongo import Database
-from gateway.store.program import load_program
+from gateway.store.program import load_versioned
 
 HEADER = (
     "# loyalty-gateway program configuration (import with: loyalty-gateway program import FILE)\n"
@@ -45,6 +45,7 @@ def parse_program_yaml(text: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ProgramImport:
     current: Program
+    version: int
     proposed: Program
     changes: list[Change]
     data: dict[str, Any]
@@ -55,7 +56,7 @@ async def plan_import(db: Database, text: str) -> ProgramImport:
     data = parse_program_yaml(text)
     if "tiers" not in data:
         raise BadInput("the file must list the program's tiers (export one to start from)")
-    current = await load_program(db)
+    current, version = await load_versioned(db)
     try:
         Program.model_validate(data)  # the whole program: a missing or unknown field is an error
     except ValueError as exc:
@@ -65,8 +66,10 @@ async def plan_import(db: Database, text: str) -> ProgramImport:
         raise BadInput(f"Invalid program: {reasons or exc}") from None
     proposed = updated_program(current, data)
     changes = diff(current.model_dump(mode="json"), proposed.model_dump(mode="json"))
-    return ProgramImport(current, proposed, changes, data)
+    return ProgramImport(current, version, proposed, changes, data)
 
 
 async def apply_import(db: Database, plan: ProgramImport) -> Program:
-    return await update_program(db, plan.data)
+    """Save the planned program, unless someone changed it since the diff was shown (CONFLICT)."""
+    program, _version = await update_program(db, plan.data, expected_version=plan.version)
+    return program
