@@ -15,7 +15,10 @@ Definitions (also in docs/analytics.md):
 - adjusted  = operator deductions (negative grants, kind ADJUSTMENT): spent, but not redemptions.
 - expired   = points that expired (``expired`` deltas), booked when the expiry is posted.
 
-So for any set of entries: Δ(available + pending) = issued − reversed − redeemed − adjusted − expired.
+"Pending" here is every point a member holds but cannot spend now: the return window's pending
+points and the points held at checkout or for an unpaid order (two-phase holds). So for any set
+of entries: Δ(available + pending + held) = issued − reversed − redeemed − adjusted − expired,
+and liability = available + pending + held.
 """
 
 from __future__ import annotations
@@ -433,6 +436,6 @@ def entry_flows(kind: str, change: Mapping[str, int]) -> Flows:
             spent_out=max(-spent, 0),
             expired=change.get("expired", 0),
             available=change.get("available", 0),
-            pending=change.get("pending", 0),
+            pending=change.get("pending", 0) + change.get("held", 0),
         ),
     )

@@ -64,7 +64,9 @@ def flow_group(key: Document) -> Document:
             "spent_out": {"$sum": _negated_positive("$delta.spent")},
             "expired": {"$sum": "$delta.expired"},
             "available": {"$sum": "$delta.available"},
-            "pending": {"$sum": "$delta.pending"},
+            # not spendable now but still the member's: the return window, and points held at
+            # checkout or for an unpaid order (they come back if the hold is voided)
+            "pending": {"$sum": {"$add": [{"$ifNull": ["$delta.pending", 0]}, {"$ifNull": ["$delta.held", 0]}]}},
             "fee": {"$sum": {"$ifNull": ["$fee", 0]}},
             "count": {"$sum": 1},
         }

@@ -271,7 +271,8 @@ async def test_rollups_and_the_live_tail_agree_with_balances(
     clock.set(at("2026-04-05T04:00:00"))
     sealed = (await gql.ok(POINTS, q2, token=admin))["pointsAnalytics"]
     assert live["months"][3]["issued"] == sealed["months"][3]["issued"] == 7
-    pipeline = [{"$group": {"_id": None, "a": {"$sum": "$balances.available"}, "p": {"$sum": "$balances.pending"}}}]
+    pending = {"$add": ["$balances.pending", {"$ifNull": ["$balances.held", 0]}]}
+    pipeline = [{"$group": {"_id": None, "a": {"$sum": "$balances.available"}, "p": {"$sum": pending}}}]
     held = await (await services.db.members.aggregate(pipeline)).to_list()
     assert sealed["liability"]["availablePoints"] + sealed["liability"]["pendingPoints"] == held[0]["a"] + held[0]["p"]
     totals = sealed["totals"]
@@ -319,3 +320,21 @@ async def test_settings_change_the_cost_per_point_and_the_advice(
     await gql.ok(SETTINGS, {"i": {"costPerPointMilliFen": None}}, token=admin)
     report = (await gql.ok(POINTS, Q1, token=admin))["pointsAnalytics"]
     assert report["liability"]["costPerPointSource"] == "CATALOG"
+
+
+async def test_points_held_at_checkout_stay_in_the_liability_until_posted(
+    gql: GraphQLClient, admin: str, services: Services, clock: Any
+) -> None:
+    """A two-phase deduction's hold moves points from available to held: still owed, not redeemed."""
+    clock.set(at("2026-05-10T04:00:00"))
+    await register(gql, admin, "H")
+    await grant(gql, admin, "H", 1000, "g-h1")
+    deduct = {"memberId": "H", "orderId": "o-h", "orderAmount": 10_000, "points": 200, "idempotencyKey": "dh"}
+    await gql.ok(DEDUCT, {"input": deduct}, token=admin)
+    may = {"from": "2026-05-01", "to": "2026-05-31"}
+    report = (await gql.ok(POINTS, may, token=admin))["pointsAnalytics"]
+    assert report["liability"]["availablePoints"] == 800 and report["liability"]["pendingPoints"] == 200
+    assert report["liability"]["points"] == 1000 and report["totals"]["redeemed"] == 0
+    await post_checkout_hold(services, "H", "o-h")
+    report = (await gql.ok(POINTS, may, token=admin))["pointsAnalytics"]
+    assert report["liability"]["points"] == 800 and report["totals"]["redeemed"] == 200
