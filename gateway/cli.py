@@ -13,7 +13,7 @@ import typer
 
 from gateway.auth import Role, mint_token
 from gateway.clock import SystemClock
-from gateway.embedded_mongo import EmbeddedMongoError
+from gateway.embedded_mongo import DataDirLock, EmbeddedMongoError
 from gateway.errors import DomainError
 from gateway.services import Services
 from gateway.settings import Settings, SettingsError, load_settings
@@ -63,6 +63,11 @@ def serve(
     from gateway.server import GatewayServer
 
     settings = settings_or_exit(host=host, port=port)
+    if not settings.mongodb_uri:
+        try:  # refuse before uvicorn starts, so the operator reads one line instead of a traceback
+            DataDirLock(settings.data_dir).check_free()
+        except EmbeddedMongoError as exc:
+            raise fail(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app_ = create_app(settings, demo=demo)
     typer.echo(f"loyalty-gateway on http://{settings.host}:{settings.port}/graphql", err=True)

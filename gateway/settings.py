@@ -40,6 +40,18 @@ class Settings(BaseSettings):
         ge=1,
         description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
     )
+    mongodb_timeout_ms: int = Field(
+        default=2000,
+        ge=100,
+        description="Server selection timeout: how long a request waits for an unreachable MongoDB "
+        "before it fails with SERVICE_UNAVAILABLE.",
+    )
+    embedded_mongod_max_restarts: int = Field(
+        default=5, ge=0, description="Restarts of a dying embedded mongod before /healthz fails."
+    )
+    embedded_mongod_restart_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="First pause before restarting the embedded mongod; doubles each time."
+    )
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
