@@ -38,6 +38,18 @@ class BadInput(DomainError):
     code = "BAD_USER_INPUT"
 
 
+UNAVAILABLE_MESSAGE = (
+    "The service is temporarily unavailable; retry shortly (a mutation retried with the same "
+    "idempotencyKey applies at most once)"
+)
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (MongoDB) cannot be reached: retry later; nothing was half-applied."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
 class IdempotencyConflict(DomainError):
     code = "IDEMPOTENCY_CONFLICT"
 

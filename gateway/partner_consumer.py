@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -200,6 +200,7 @@ class PartnerEventConsumer:
         self.max_records = max_records
         self.consumer_options = consumer_options or {}
         self.stats = ConsumeStats()
+        self.status: dict[str, Any] = {}
 
     async def run(self, *, idle_exit: float | None = None) -> ConsumeStats:
         """Consume until cancelled, or until no message arrived for ``idle_exit`` seconds."""
@@ -234,9 +235,16 @@ class PartnerEventConsumer:
                 continue
             idle_since = time.monotonic()
             self.stats.batches += 1
+            self.status["lastBatchAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             # All partitions of the batch at once: a message key lives on one partition, so
             # grouping by key across them keeps every ordering Kafka promises.
             await self.process([r for records in batch.values() for r in records], producer)
+            self.status.update(
+                read=self.stats.read,
+                applied=self.stats.applied,
+                replayed=self.stats.replayed,
+                deadLettered=self.stats.dead_lettered,
+            )
             try:
                 await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
             except CommitFailedError as exc:
@@ -344,4 +352,8 @@ async def partner_events_worker(services: Services) -> None:
 
     ``services.extras["partner_consumer"]`` may hold PartnerEventConsumer options (embedding, tests).
     """
-    await PartnerEventConsumer(services, **services.extras.get("partner_consumer", {})).run()
+    from gateway.workers import worker_state
+
+    consumer = PartnerEventConsumer(services, **services.extras.get("partner_consumer", {}))
+    consumer.status = worker_state(services, "partner-events").detail
+    await consumer.run()

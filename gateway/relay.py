@@ -121,6 +121,7 @@ class BalanceRelay:
         self.lease = Lease(db, BALANCE_RELAY, owner or new_owner(), self.ttl)
         self.holding = asyncio.Event()
         self.published = 0
+        self.status: dict[str, Any] = {"holdingLease": False, "published": 0}
 
     async def run(self) -> None:
         """Until cancelled: hold the lease and publish, or wait to take it over."""
@@ -133,10 +134,13 @@ class BalanceRelay:
                     await asyncio.sleep(self.ttl / 3)
                     continue
                 log.info("balance relay %s holds the lease", self.lease.owner)
+                self.status["holdingLease"] = True
                 await self._publish(producer, lease)
                 self.holding.clear()
+                self.status["holdingLease"] = False
                 log.warning("balance relay %s lost the lease", self.lease.owner)
         finally:
+            self.status["holdingLease"] = False
             await producer.stop()
 
     async def _publish(self, producer: Any, lease: Document) -> None:
@@ -170,6 +174,7 @@ class BalanceRelay:
                         ]
                         await asyncio.gather(*sent)  # every event acknowledged before the position moves
                         self.published += len(batch)
+                        self.status.update(published=self.published, lastPublishedAt=_iso(datetime.now(UTC)))
                     position = stream.resume_token
                     now = asyncio.get_running_loop().time()
                     if batch or position != published or now - renewed > self.ttl / 3:
@@ -255,4 +260,10 @@ async def ensure_topic(settings: Any, topic: str, partitions: int = 3) -> None:
 
 async def run_relay(services: Any) -> None:
     """The worker (started only when LOYALTY_KAFKA_BOOTSTRAP_SERVERS is set)."""
-    await BalanceRelay(services.db, services.settings).run()
+    from gateway.workers import worker_state
+
+    relay = BalanceRelay(services.db, services.settings)
+    relay.status = worker_state(services, "balance-relay").detail
+    relay.status.update(holdingLease=False, published=relay.status.get("published", 0))
+    relay.published = relay.status["published"]
+    await relay.run()

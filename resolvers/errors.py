@@ -7,7 +7,8 @@ import logging
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from gateway.errors import DomainError
+from gateway.db import is_unavailable
+from gateway.errors import UNAVAILABLE_MESSAGE, DomainError
 
 log = logging.getLogger("gateway.errors")
 
@@ -25,6 +26,16 @@ class MaskUnexpectedErrors(MaskErrors):
         super().__init__(should_mask_error=is_unexpected, error_message="Internal server error")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if error.original_error is not None and is_unavailable(error.original_error):
+            # An outage is not a bug: the client is told to retry, with a code it can act on.
+            return GraphQLError(
+                UNAVAILABLE_MESSAGE,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                extensions={"code": "SERVICE_UNAVAILABLE"},
+            )
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked
@@ -32,5 +43,7 @@ class MaskUnexpectedErrors(MaskErrors):
 
 def log_unexpected(errors: list[GraphQLError]) -> None:
     for error in errors:
-        if is_unexpected(error):
+        if error.original_error is not None and is_unavailable(error.original_error):
+            log.warning("MongoDB unavailable in %s: %s", error.path, type(error.original_error).__name__)
+        elif is_unexpected(error):
             log.error("Unexpected error in %s", error.path, exc_info=error.original_error)
