@@ -21,12 +21,14 @@ from pymongo import ReturnDocument
 from gateway.clock import Clock, as_utc
 from gateway.db import Database, Document
 from gateway.domain.catalog import GiftRules, LimitPeriod, Limits, Offer, default_min_tier, limit_since, tier_rank
+from gateway.domain.money import MAX_ORDER_FEN, amount_problem
+from gateway.domain.text import unsafe_character
 from gateway.errors import BadInput, DomainError, NotFound
 from gateway.program import Program
 
 URL = re.compile(r"^https?://\S+$")
 MAX_POINTS = 100_000_000
-MAX_FEN = 10_000_000_000
+MAX_FEN = MAX_ORDER_FEN
 
 
 def gift_not_found(gift_id: str) -> NotFound:
@@ -58,6 +60,8 @@ class GiftSpec:
         name, category = self.name.strip(), self.category.strip()
         if not 1 <= len(name) <= 120:
             raise BadInput("name must be 1 to 120 characters", field="name")
+        if bad := unsafe_character(name, single_line=True):
+            raise BadInput(f"name must be one line without control characters ({bad})", field="name")
         if not 1 <= len(category) <= 40:
             raise BadInput("category must be 1 to 40 characters", field="category")
         if len(self.description) > 4000:
@@ -65,11 +69,11 @@ class GiftSpec:
         if self.image_url is not None and not URL.match(self.image_url):
             raise BadInput("imageUrl must be an http(s) URL", field="imageUrl")
         if not 0 <= self.cost_price <= MAX_FEN:
-            raise BadInput("costPrice must be a non-negative amount of fen", field="costPrice")
+            raise BadInput(f"costPrice {amount_problem(self.cost_price, allow_zero=True)}", field="costPrice")
         if not 1 <= self.points <= MAX_POINTS:
             raise BadInput("points must be positive (a gift always costs points)", field="points")
         if not 0 <= self.cash <= MAX_FEN:
-            raise BadInput("cash must be a non-negative amount of fen", field="cash")
+            raise BadInput(f"cash {amount_problem(self.cash, allow_zero=True)}", field="cash")
         if self.cash > self.cost_price:
             raise BadInput("the cash part cannot exceed the cost price", field="cash")
         min_tier = self.min_tier or default_min_tier(program.tiers)

@@ -13,8 +13,9 @@ from gateway.auth import Principal
 from gateway.clock import Clock
 from gateway.db import Database, Document
 from gateway.domain import earning as rules
+from gateway.domain.money import amount_problem
 from gateway.earning import earn_by_rule
-from gateway.errors import BadInput, DomainError
+from gateway.errors import BadInput, DomainError, quote
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.program import Benefit, Program
 from gateway.purchases import ORDER_ID
@@ -111,7 +112,7 @@ class Engagement:
             points = tx.program.earning.behaviours.get(event)
             if points is None:
                 known = ", ".join(sorted(tx.program.earning.behaviours))
-                raise BadInput(f"Unknown behaviour event {event!r} (known: {known})", field="event")
+                raise BadInput(f"Unknown behaviour event {quote(event)} (known: {known})", field="event")
             await tx.member(member_id)
             earned = await earn_by_rule(
                 tx,
@@ -174,6 +175,8 @@ class Engagement:
     ) -> Document:
         if not ORDER_ID.match(order_id):
             raise BadInput("orderId must be 1 to 100 letters, digits or _.:#/-", field="orderId")
+        if problem := amount_problem(order_amount):
+            raise BadInput(f"orderAmount {problem}", field="orderAmount")
         idem = Idempotency.for_caller(
             principal,
             key,
@@ -194,7 +197,9 @@ class Engagement:
                 {"memberId": member_id, "orderId": order_id}, session=tx.session
             ):
                 raise DomainError(
-                    f"Points were already deducted on order {order_id!r}", code="ALREADY_DEDUCTED", orderId=order_id
+                    f"Points were already deducted on order {quote(order_id)}",
+                    code="ALREADY_DEDUCTED",
+                    orderId=order_id,
                 )
             entry = await tx.spend(
                 member_id,
@@ -259,9 +264,11 @@ class Engagement:
             tier = tx.program.tier(member["tier"])
             benefit = next((b for b in tier.benefits if b.code == code), None)
             if benefit is None:
-                raise BenefitNotAvailable(f"Tier {tier.code} has no benefit {code!r}", tier=tier.code, benefit=code)
+                raise BenefitNotAvailable(
+                    f"Tier {tier.code} has no benefit {quote(code)}", tier=tier.code, benefit=code
+                )
             if benefit.quota is None:
-                raise BadInput(f"Benefit {code!r} has no quota to consume", field="code")
+                raise BadInput(f"Benefit {quote(code)} has no quota to consume", field="code")
             today = rules.local_date(tx.now, tx.program.timezone)
             period = rules.period_key(today, benefit.quota.period)
             used = await tx.db["benefit_usages"].count_documents(

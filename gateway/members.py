@@ -14,12 +14,11 @@ from pymongo.errors import DuplicateKeyError
 from gateway.clock import Clock
 from gateway.db import Database, Document
 from gateway.domain.ledger_rules import NEVER_DUE
+from gateway.domain.text import is_email, is_phone, unsafe_character
 from gateway.domain.tiers import tier_for
 from gateway.errors import BadInput, DomainError, member_not_found
 from gateway.program import Program
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PHONE = re.compile(r"^\+?[0-9][0-9 -]{5,19}$")
 ZERO_BALANCES = {"available": 0, "pending": 0, "lifetimeEarned": 0, "spent": 0, "expired": 0}
 
 
@@ -40,9 +39,11 @@ class Registration:
         name = self.display_name.strip()
         if not 1 <= len(name) <= 80:
             raise BadInput("displayName must be 1 to 80 characters", field="displayName")
-        if self.email is not None and not EMAIL.match(self.email):
+        if bad := unsafe_character(name, single_line=True):
+            raise BadInput(f"displayName must be one line without control characters ({bad})", field="displayName")
+        if self.email is not None and not is_email(self.email):
             raise BadInput("email is not a valid address", field="email")
-        if self.phone is not None and not PHONE.match(self.phone):
+        if self.phone is not None and not is_phone(self.phone):
             raise BadInput("phone is not a valid number", field="phone")
         if self.birthday is not None and not date(1900, 1, 1) <= self.birthday <= today:
             raise BadInput("birthday must be a past date", field="birthday")

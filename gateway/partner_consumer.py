@@ -34,7 +34,7 @@ from pymongo.errors import BulkWriteError
 
 from gateway.db import Document
 from gateway.domain.exchange import Direction
-from gateway.errors import DomainError
+from gateway.errors import DomainError, quote
 from gateway.partners import OperationType, PartnerCommand, Partners
 from gateway.services import Services
 from gateway.settings import Settings
@@ -293,9 +293,9 @@ class PartnerEventConsumer:
             partners[event.partnerId] = await self.services.db["partners"].find_one({"_id": event.partnerId})
         partner = partners[event.partnerId]
         if partner is None:
-            raise Rejected("PARTNER_NOT_FOUND", f"unknown partner {event.partnerId!r}")
+            raise Rejected("PARTNER_NOT_FOUND", f"unknown partner {quote(event.partnerId)}")
         if not partner.get("active", True):
-            raise Rejected("PARTNER_INACTIVE", f"partner {event.partnerId!r} is not active")
+            raise Rejected("PARTNER_INACTIVE", f"partner {quote(event.partnerId)} is not active")
         expected = sign(event.model_dump(mode="json"), partner["signingSecret"])
         if not hmac.compare_digest(expected, event.signature.lower()):
             raise Rejected("BAD_SIGNATURE", "signature does not match the partner's signing secret")

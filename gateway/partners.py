@@ -35,7 +35,9 @@ from gateway.domain.exchange import (
     convert,
     settlement_money,
 )
-from gateway.errors import BadInput, DomainError, Forbidden, NotFound, member_not_found
+from gateway.domain.money import amount_problem
+from gateway.domain.text import unsafe_character
+from gateway.errors import BadInput, DomainError, Forbidden, NotFound, member_not_found, quote
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.program_store import load_program
 
@@ -56,7 +58,7 @@ class OperationType(StrEnum):
 
 
 def partner_not_found(partner_id: str) -> NotFound:
-    return NotFound(f"Partner {partner_id!r} not found", code="PARTNER_NOT_FOUND")
+    return NotFound(f"Partner {quote(partner_id)} not found", code="PARTNER_NOT_FOUND")
 
 
 def new_signing_secret() -> str:
@@ -101,6 +103,8 @@ class PartnerTerms:
             name = self.name.strip()
             if not 1 <= len(name) <= 120:
                 raise BadInput("name must be 1 to 120 characters", field="name")
+            if bad := unsafe_character(name, single_line=True):
+                raise BadInput(f"name must be one line without control characters ({bad})", field="name")
             doc["name"] = name
         if self.currency_name is not None:
             currency = self.currency_name.strip()
@@ -171,10 +175,10 @@ class PartnerCommand:
                 raise BadInput("give exactly one of points or amount", field="points")
         elif self.type in (OperationType.BURN, OperationType.CONVERT) and self.points is None:
             raise BadInput("points is required", field="points")
-        for name in ("points", "amount"):
-            value = getattr(self, name)
-            if value is not None and not 1 <= value <= 1_000_000_000:
-                raise BadInput(f"{name} must be from 1 to 1,000,000,000", field=name)
+        if self.points is not None and not 1 <= self.points <= 1_000_000_000:
+            raise BadInput("points must be from 1 to 1,000,000,000", field="points")
+        if self.amount is not None and (problem := amount_problem(self.amount)):
+            raise BadInput(f"amount {problem}", field="amount")
         if self.type is OperationType.CONVERT and self.direction is None:
             raise BadInput("direction is required", field="direction")
         if self.type is OperationType.REVERSE and not self.original_event_id:
@@ -355,7 +359,7 @@ class Partners:
             )
         ]
         if not links:
-            raise Forbidden(f"Member {member_ref!r} is not linked to this partner", code="MEMBER_NOT_LINKED")
+            raise Forbidden(f"Member {quote(member_ref)} is not linked to this partner", code="MEMBER_NOT_LINKED")
         by_ref = [doc for doc in links if doc["partnerMemberRef"] == member_ref]
         return (by_ref or links)[0]["memberId"]
 
@@ -458,7 +462,7 @@ class Partners:
         original = await tx.db[OPERATIONS].find_one({"_id": original_id}, session=tx.session)
         if original is None:
             raise NotFound(
-                f"This partner has no operation with eventId {command.original_event_id!r}",
+                f"This partner has no operation with eventId {quote(command.original_event_id)}",
                 code="PARTNER_OPERATION_NOT_FOUND",
             )
         if original["type"] == OperationType.REVERSE:

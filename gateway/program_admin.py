@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from gateway.db import Database
-from gateway.errors import BadInput
+from gateway.errors import BadInput, quote
 from gateway.program import Program
 from gateway.program_store import load_program, save_program
 
@@ -40,10 +40,10 @@ def updated_program(program: Program, changes: dict[str, Any]) -> Program:
     try:
         ZoneInfo(result.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise BadInput(f"Unknown timezone {result.timezone!r}", field="timezone") from None
+        raise BadInput(f"Unknown timezone {quote(result.timezone)}", field="timezone") from None
     for event in result.earning.behaviours:
         if not event or not event.replace("_", "").isalnum() or not event.isupper():
-            raise BadInput(f"Behaviour event {event!r} must be UPPER_SNAKE_CASE", field="behaviours")
+            raise BadInput(f"Behaviour event {quote(event)} must be UPPER_SNAKE_CASE", field="behaviours")
     if any(points < 0 for points in result.earning.behaviours.values()):
         raise BadInput("Behaviour points must not be negative", field="behaviours")
     if any(not 0 <= d <= 6 for d in result.earning.member_day_weekdays):

@@ -26,14 +26,15 @@ from gateway.domain.earning import (
     purchase_growth,
     purchase_points,
 )
+from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.earning import earn_by_rule
-from gateway.errors import BadInput, DomainError, member_not_found
+from gateway.errors import BadInput, DomainError, member_not_found, quote
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.members import Members, Registration, new_member_document
 from gateway.tiering import add_growth, reevaluate
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_.:#/-]{1,100}$")
-MAX_AMOUNT = 10**11  # ¥1,000,000,000: anything larger is a typo, not a purchase
+MAX_AMOUNT = MAX_ORDER_FEN  # ¥1,000,000: anything larger is a typo, not a purchase
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -53,7 +54,7 @@ class PurchaseRequest:
         if not ORDER_ID.match(self.order_id):
             raise BadInput("orderId must be 1 to 100 letters, digits or _.:#/-", field="orderId")
         if not 0 < self.amount <= MAX_AMOUNT:
-            raise BadInput("amount must be a positive number of fen", field="amount")
+            raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
         if self.paid_at is not None and as_utc(self.paid_at) > now + CLOCK_SKEW:
             raise BadInput("paidAt is in the future", field="paidAt")
         return self
@@ -67,7 +68,7 @@ class RefundRequest:
 
     def validated(self) -> RefundRequest:
         if not 0 < self.amount <= MAX_AMOUNT:
-            raise BadInput("amount must be a positive number of fen", field="amount")
+            raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
         return self
 
 
@@ -117,7 +118,7 @@ class Purchases:
             {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
         ):
             raise OrderAlreadyRecorded(
-                f"Order {request.order_id!r} is already recorded for this member", orderId=request.order_id
+                f"Order {quote(request.order_id)} is already recorded for this member", orderId=request.order_id
             )
         paid_at = as_utc(request.paid_at) if request.paid_at else tx.now
         day = local_date(paid_at, program.timezone)
@@ -165,7 +166,7 @@ class Purchases:
             await tx.db["purchases"].insert_one(purchase, session=tx.session)
         except DuplicateKeyError:
             raise OrderAlreadyRecorded(
-                f"Order {request.order_id!r} is already recorded for this member", orderId=request.order_id
+                f"Order {quote(request.order_id)} is already recorded for this member", orderId=request.order_id
             ) from None
         member["lifetimeSpend"] = member.get("lifetimeSpend", 0) + request.amount
         member["purchaseCount"] = member.get("purchaseCount", 0) + 1
@@ -236,7 +237,7 @@ class Purchases:
         )
         if purchase is None:
             raise DomainError(
-                f"Order {request.order_id!r} is not recorded for this member",
+                f"Order {quote(request.order_id)} is not recorded for this member",
                 code="ORDER_NOT_FOUND",
                 orderId=request.order_id,
             )

@@ -11,8 +11,8 @@ from gateway.auth import Role, require_member_access, require_principal, require
 from gateway.catalog import GiftSpec, gift_cursor, gift_not_found
 from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
 from gateway.domain.catalog import Limits
-from gateway.errors import BadInput
-from gateway.redemptions import RedeemRequest
+from gateway.errors import BadInput, Forbidden
+from gateway.redemptions import RedeemRequest, redemption_not_found
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
@@ -149,9 +149,13 @@ class CatalogQuery:
 
     @strawberry.field(description="A redemption order: its member or an admin.")
     async def redemption(self, info: Info, id: strawberry.ID) -> Redemption:
-        require_principal(info.context.principal)
+        who = require_principal(info.context.principal)
         doc = await info.context.services.redemptions.get(str(id))
-        require_member_access(info.context.principal, doc["memberId"])
+        try:
+            require_member_access(who, doc["memberId"])
+        except Forbidden:
+            # Someone else's order answers exactly like a missing one: ids cannot be probed.
+            raise redemption_not_found(str(id)) from None
         return Redemption.of(doc)
 
 
