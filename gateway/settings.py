@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     embedded_mongod_restart_backoff_seconds: float = Field(
         default=1.0, gt=0, description="First pause before restarting the embedded mongod; doubles each time."
     )
+    router_secret: SecretStr | None = Field(
+        default=None, description="Shared secret the federation router sends in X-Router-Secret."
+    )
+    federation_router_only: bool | None = Field(
+        default=None,
+        description="Only the router (X-Router-Secret) may query _entities/_service; unset means on in production.",
+    )
+    max_entities_per_request: int = Field(default=100, ge=1, description="Representations one _entities may take.")
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
@@ -65,6 +73,12 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
+
+    @property
+    def federation_router_only_effective(self) -> bool:
+        if self.federation_router_only is None:
+            return self.environment is Environment.PRODUCTION
+        return self.federation_router_only
 
     @property
     def graphiql_enabled(self) -> bool:
