@@ -32,9 +32,9 @@ import httpx
 from bson import ObjectId
 from websockets.asyncio.client import ClientConnection, connect
 
-from gateway.auth import Role, mint_token
-from gateway.db import Database, create_client
-from gateway.embedded_mongo import EmbeddedMongo, free_port
+from gateway.core.auth import Role, mint_token
+from gateway.store.embedded_mongod import EmbeddedMongo, free_port
+from gateway.store.mongo import Database, create_client
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 QUERY = "subscription { pointsActivity { id kind points availableDelta pendingDelta sourceType createdAt } }"

@@ -18,15 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.audit import audit_all
-from gateway.auth import Principal, Role
-from gateway.clock import SystemClock
-from gateway.db import Database, create_client
-from gateway.embedded_mongo import EmbeddedMongo
-from gateway.engagement import Engagement
-from gateway.errors import DomainError
-from gateway.ledger import Ledger
+from gateway.core.auth import Principal, Role
+from gateway.core.clock import SystemClock
+from gateway.core.errors import DomainError
+from gateway.features.audit import audit_all
+from gateway.features.engagement import Engagement
+from gateway.ledger.transaction import Ledger
 from gateway.runtime import prepare
+from gateway.store.embedded_mongod import EmbeddedMongo
+from gateway.store.mongo import Database, create_client
 
 OPERATOR = Principal(Role.ADMIN, "bench")
 

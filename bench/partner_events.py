@@ -24,18 +24,19 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from gateway.clock import SystemClock
-from gateway.db import Database, create_client
+from gateway.core.clock import SystemClock
+from gateway.core.settings import Settings
 from gateway.domain.exchange import Rate
-from gateway.embedded_mongo import EmbeddedMongo
-from gateway.members import Registration, new_member_document
-from gateway.partner_consumer import PartnerEventConsumer, new_producer, signed_event
-from gateway.partners import PartnerTerms
-from gateway.program import DEFAULT_PROGRAM
+from gateway.domain.program import DEFAULT_PROGRAM
+from gateway.events.kafka import new_producer
+from gateway.features.members import Registration, new_member_document
+from gateway.features.partners import PartnerTerms
 from gateway.runtime import prepare
 from gateway.services import Services
-from gateway.settings import Settings
-from tests.services import TansuBroker
+from gateway.store.embedded_mongod import EmbeddedMongo
+from gateway.store.mongo import Database, create_client
+from gateway.workers.partner_consumer import PartnerEventConsumer, signed_event
+from tests.support.services import TansuBroker
 
 FAST_JOIN = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
 

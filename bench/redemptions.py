@@ -26,19 +26,19 @@ from pathlib import Path
 
 import httpx
 
-from gateway.app import create_app
-from gateway.auth import Principal, Role, mint_token
-from gateway.catalog import GiftSpec
-from gateway.clock import SystemClock
-from gateway.db import Database, create_client
-from gateway.embedded_mongo import EmbeddedMongo
-from gateway.ledger import EntryKind, LedgerTx, Source
-from gateway.members import Registration, new_member_document
-from gateway.program import DEFAULT_PROGRAM
-from gateway.redemptions import RedeemRequest, new_order_id
+from gateway.core.auth import Principal, Role, mint_token
+from gateway.core.clock import SystemClock
+from gateway.core.settings import Settings
+from gateway.domain.program import DEFAULT_PROGRAM
+from gateway.features.catalog import GiftSpec
+from gateway.features.members import Registration, new_member_document
+from gateway.features.redemptions import RedeemRequest, new_order_id
+from gateway.ledger.transaction import EntryKind, LedgerTx, Source
 from gateway.runtime import prepare
 from gateway.services import Services
-from gateway.settings import Settings
+from gateway.store.embedded_mongod import EmbeddedMongo
+from gateway.store.mongo import Database, create_client
+from gateway.web.app import create_app
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 MEMBERS = 32

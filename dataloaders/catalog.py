@@ -13,8 +13,8 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.clock import as_utc
-from gateway.db import Document
+from gateway.core.clock import as_utc
+from gateway.store.mongo import Document
 
 UsageKey = tuple[str, str, datetime]
 

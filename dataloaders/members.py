@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from strawberry.dataloader import DataLoader
 
-from gateway.db import Document
-from gateway.members import Members
+from gateway.features.members import Members
+from gateway.store.mongo import Document
 
 
 def member_loader(members: Members) -> DataLoader[str, Document | None]:

@@ -11,12 +11,12 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from gateway.auth import Role, mint_token
-from gateway.clock import SystemClock
-from gateway.embedded_mongo import DataDirLock, EmbeddedMongoError
-from gateway.errors import DomainError
+from gateway.core.auth import Role, mint_token
+from gateway.core.clock import SystemClock
+from gateway.core.errors import DomainError
+from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.services import Services
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.store.embedded_mongod import DataDirLock, EmbeddedMongoError
 
 T = TypeVar("T")
 app = typer.Typer(help="GraphQL federated loyalty gateway.", no_args_is_help=True, add_completion=False)
@@ -59,8 +59,8 @@ def serve(
     """Serve GraphQL on /graphql (HTTP and WebSocket), /healthz, /readyz and /metrics."""
     import uvicorn
 
-    from gateway.app import create_app
-    from gateway.server import GatewayServer
+    from gateway.web.app import create_app
+    from gateway.web.server import GatewayServer
 
     settings = settings_or_exit(host=host, port=port)
     if not settings.mongodb_uri:
@@ -110,7 +110,7 @@ def export_schema() -> None:
 @app.command("seed-demo")
 def seed_demo_command() -> None:
     """Load demo members across all tiers (safe to run twice)."""
-    from gateway.demo import seed_demo
+    from gateway.demo.seed import seed_demo
 
     typer.echo(with_services(settings_or_exit(), seed_demo), err=True)
 
@@ -118,7 +118,7 @@ def seed_demo_command() -> None:
 @app.command("expire-points")
 def expire_points_command() -> None:
     """Expire due points lots and release closed return windows (safe to run concurrently)."""
-    from gateway.expiry_job import expire_points
+    from gateway.features.expiry import expire_points
 
     report = with_services(settings_or_exit(), lambda s: expire_points(s.db, s.ledger))
     typer.echo(str(report))
@@ -131,7 +131,7 @@ def expire_points_command() -> None:
 @app.command("reevaluate-tiers")
 def reevaluate_tiers_command() -> None:
     """Re-evaluate every member's tier over the program's rolling validity window (downgrades too)."""
-    from gateway.tiering import reevaluate_all
+    from gateway.features.tiering import reevaluate_all
 
     report = with_services(settings_or_exit(), lambda s: reevaluate_all(s.db, s.ledger))
     typer.echo(f"re-evaluated {report.members} members: {report.upgraded} up, {report.downgraded} down")
@@ -140,7 +140,7 @@ def reevaluate_tiers_command() -> None:
 @app.command("audit")
 def audit_command() -> None:
     """Check every member's balances against the ledger and lots; exit 1 if anything mismatches."""
-    from gateway.audit import audit_all
+    from gateway.features.audit import audit_all
 
     mismatches = with_services(settings_or_exit(), lambda s: audit_all(s.db))
     for mismatch in mismatches:
@@ -158,7 +158,7 @@ def consume_partner_events(
     ] = None,
 ) -> None:
     """Apply partner events from Kafka (LOYALTY_KAFKA_BOOTSTRAP_SERVERS); bad ones go to the dead-letter topic."""
-    from gateway.partner_consumer import PartnerEventConsumer
+    from gateway.workers.partner_consumer import PartnerEventConsumer
 
     settings = settings_or_exit()
     if not settings.kafka_bootstrap_servers:

@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 
 from pymongo.errors import ConnectionFailure
 
-from gateway.clock import Clock, SystemClock
-from gateway.db import Database, create_client
-from gateway.embedded_mongo import EmbeddedMongo
-from gateway.program_store import seed_program
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.settings import Settings
 from gateway.services import Services
-from gateway.settings import Settings
+from gateway.store.embedded_mongod import EmbeddedMongo
+from gateway.store.mongo import Database, create_client
+from gateway.store.program import seed_program
 
 log = logging.getLogger(__name__)
 

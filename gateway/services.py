@@ -12,19 +12,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from gateway.clock import Clock, SystemClock
-from gateway.db import Database
-from gateway.ledger import Ledger
-from gateway.members import Members
-from gateway.settings import Settings
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.settings import Settings
+from gateway.features.members import Members
+from gateway.ledger.transaction import Ledger
+from gateway.store.mongo import Database
 
 if TYPE_CHECKING:
-    from gateway.catalog import Catalog
-    from gateway.engagement import Engagement
-    from gateway.hub import Hub
-    from gateway.partners import Partners
-    from gateway.purchases import Purchases
-    from gateway.redemptions import Redemptions
+    from gateway.events.hub import Hub
+    from gateway.features.catalog import Catalog
+    from gateway.features.engagement import Engagement
+    from gateway.features.partners import Partners
+    from gateway.features.purchases import Purchases
+    from gateway.features.redemptions import Redemptions
 
 
 @dataclass
@@ -43,37 +43,37 @@ class Services:
 
     @cached_property
     def purchases(self) -> Purchases:
-        from gateway.purchases import Purchases
+        from gateway.features.purchases import Purchases
 
         return Purchases(self.db, self.clock, self.ledger, self.members)
 
     @cached_property
     def engagement(self) -> Engagement:
-        from gateway.engagement import Engagement
+        from gateway.features.engagement import Engagement
 
         return Engagement(self.db, self.clock, self.ledger)
 
     @cached_property
     def catalog(self) -> Catalog:
-        from gateway.catalog import Catalog
+        from gateway.features.catalog import Catalog
 
         return Catalog(self.db, self.clock)
 
     @cached_property
     def redemptions(self) -> Redemptions:
-        from gateway.redemptions import Redemptions
+        from gateway.features.redemptions import Redemptions
 
         return Redemptions(self.db, self.ledger)
 
     @cached_property
     def partners(self) -> Partners:
-        from gateway.partners import Partners
+        from gateway.features.partners import Partners
 
         return Partners(self.db, self.clock, self.ledger)
 
     @cached_property
     def hub(self) -> Hub:
         """The one fan-out hub of this gateway process, fed by its change-stream watcher."""
-        from gateway.hub import Hub
+        from gateway.events.hub import Hub
 
         return Hub(self.settings.subscriber_queue_size)

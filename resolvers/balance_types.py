@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from gateway.db import Document
+from gateway.store.mongo import Document
 
 
 @strawberry.type(description="Points balances, derived from the ledger.")

@@ -7,14 +7,15 @@ from typing import Any
 
 import strawberry
 
-from gateway.auth import Role, require_member_access, require_principal, require_role
-from gateway.catalog import GiftSpec, gift_cursor, gift_not_found
-from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
+from gateway.core.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.errors import BadInput, Forbidden
+from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
-from gateway.errors import BadInput, Forbidden
-from gateway.redemptions import RedeemRequest, redemption_not_found
+from gateway.features.catalog import GiftSpec, gift_cursor, gift_not_found
+from gateway.features.redemptions import RedeemRequest, redemption_not_found
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info
+from resolvers.enums import to_domain
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 
 
@@ -27,7 +28,7 @@ class GiftLimitsInput:
     def limits(self) -> Limits:
         return Limits(
             per_member=self.per_member,
-            period=DomainLimitPeriod(self.period.value) if self.period else None,
+            period=to_domain(Period, self.period) if self.period else None,
             per_order=self.per_order,
         )
 
@@ -154,8 +155,10 @@ class CatalogQuery:
         try:
             require_member_access(who, doc["memberId"])
         except Forbidden:
-            # Someone else's order answers exactly like a missing one: ids cannot be probed.
-            raise redemption_not_found(str(id)) from None
+            if who.role is Role.MEMBER:
+                # Another member's order answers exactly like a missing one: ids cannot be probed.
+                raise redemption_not_found(str(id)) from None
+            raise
         return Redemption.of(doc)
 
 

@@ -11,12 +11,12 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from dataloaders.members import member_loader
-from gateway.auth import Principal
-from gateway.db import Document
-from gateway.errors import DomainError, member_not_found
-from gateway.program import Program
-from gateway.program_store import load_program
+from gateway.core.auth import Principal
+from gateway.core.errors import DomainError, member_not_found
+from gateway.domain.program import Program
 from gateway.services import Services
+from gateway.store.mongo import Document
+from gateway.store.program import load_program
 
 
 @dataclass

@@ -7,10 +7,10 @@ import logging
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from gateway.db import is_unavailable
-from gateway.errors import UNAVAILABLE_MESSAGE, DomainError
+from gateway.core.errors import UNAVAILABLE_MESSAGE, DomainError
+from gateway.store.mongo import is_unavailable
 
-log = logging.getLogger("gateway.errors")
+log = logging.getLogger("gateway.core.errors")
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -26,8 +26,8 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from gateway.errors import BadInput
-from gateway.settings import Settings
+from gateway.core.errors import BadInput
+from gateway.core.settings import Settings
 
 ROUTER_HEADER = "x-router-secret"
 ENTRY_POINTS = {"_entities", "_service"}

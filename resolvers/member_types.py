@@ -6,10 +6,10 @@ from datetime import date, datetime
 
 import strawberry
 
-from gateway.clock import as_utc
-from gateway.db import Document
+from gateway.core.clock import as_utc
+from gateway.core.errors import BadInput
 from gateway.domain.tiers import next_tier
-from gateway.errors import BadInput
+from gateway.store.mongo import Document
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
 from resolvers.context import Info
@@ -54,7 +54,7 @@ class Member:
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member:
-        from gateway.auth import require_member_access
+        from gateway.core.auth import require_member_access
 
         require_member_access(info.context.principal, str(id))
         return cls.of(await info.context.load_member(str(id)))
@@ -79,7 +79,7 @@ class Member:
 
     async def _qualifying_value(self, info: Info) -> int:
         """Lifetime spend or growth, or only what falls inside the program's rolling validity window."""
-        from gateway.tiering import qualifying_value
+        from gateway.features.tiering import qualifying_value
 
         services = info.context.services
         return await qualifying_value(services.db, self.doc, await info.context.program(), services.clock.now(), None)
@@ -118,7 +118,7 @@ class Member:
 
     @strawberry.field(description="Points expiring within the next `days` days, grouped by expiry instant.")
     async def expiring_points(self, info: Info, days: int = 30) -> ExpiringPoints:
-        from gateway.expiry_job import expiring_points
+        from gateway.features.expiry import expiring_points
 
         if not 1 <= days <= 3660:
             raise BadInput("days must be between 1 and 3660", field="days")
@@ -137,19 +137,12 @@ class Member:
 
     @strawberry.field(description="The member's recorded orders, newest first.")
     async def purchases(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Purchase]:
-        from bson import ObjectId
-        from bson.errors import InvalidId
+        from gateway.store.purchases import purchases_page
 
         size = page_size(first)
-        query: Document = {"memberId": self.doc["_id"]}
-        position = decode_cursor(after)
-        if position is not None:
-            try:
-                query["_id"] = {"$lt": ObjectId(position)}
-            except InvalidId:
-                raise BadInput("after is not a valid cursor", field="after") from None
-        cursor = info.context.services.db["purchases"].find(query).sort("_id", -1).limit(size + 1)
-        items = [Purchase.of(doc) async for doc in cursor]
+        db = info.context.services.db
+        docs = await purchases_page(db, self.doc["_id"], before=decode_cursor(after), size=size + 1)
+        items = [Purchase.of(doc) for doc in docs]
         return connection(items, size, lambda item: item.position)
 
     @strawberry.field(description="Partner accounts the member linked: the partners that may act for them.")

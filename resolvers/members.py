@@ -6,9 +6,9 @@ from datetime import date
 
 import strawberry
 
-from gateway.auth import Role, require_member_access, require_principal, require_role
-from gateway.errors import Forbidden, quote
-from gateway.members import Registration
+from gateway.core.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.errors import Forbidden, quote
+from gateway.features.members import Registration
 from resolvers.context import Info
 from resolvers.member_types import Member
 

@@ -8,8 +8,8 @@ from typing import Generic, TypeVar
 
 import strawberry
 
+from gateway.core.errors import BadInput
 from gateway.domain.text import unsafe_character
-from gateway.errors import BadInput
 
 T = TypeVar("T")
 MAX_PAGE = 100

@@ -7,13 +7,14 @@ from typing import Annotated
 
 import strawberry
 
-from gateway.auth import Principal, Role, require_member_access, require_principal, require_role
-from gateway.clock import as_utc
+from gateway.core.auth import Principal, Role, require_member_access, require_principal, require_role
+from gateway.core.clock import as_utc
+from gateway.core.errors import BadInput, Forbidden
 from gateway.domain.exchange import AccrualRate as DomainAccrualRate
 from gateway.domain.exchange import Direction, Fee, Rate
-from gateway.errors import BadInput, Forbidden
-from gateway.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement
+from gateway.features.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement
 from resolvers.context import Info
+from resolvers.enums import to_domain
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import (
     ConversionDirection,
@@ -344,7 +345,7 @@ class PartnerMutation:
                 input.event_id,
                 input.member_ref,
                 points=input.points,
-                direction=Direction(input.direction),
+                direction=to_domain(Direction, input.direction),
                 occurred_at=input.occurred_at,
             ),
         )

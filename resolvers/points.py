@@ -13,10 +13,10 @@ from typing import Any
 
 import strawberry
 
-from gateway.auth import Role, require_member_access, require_role
-from gateway.clock import as_utc
-from gateway.db import Document
-from gateway.purchases import PurchaseRequest, RefundRequest
+from gateway.core.auth import Role, require_member_access, require_role
+from gateway.core.clock import as_utc
+from gateway.features.purchases import PurchaseRequest, RefundRequest
+from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.member_types import Member

@@ -6,10 +6,10 @@ from datetime import date, datetime
 
 import strawberry
 
-from gateway.clock import as_utc
-from gateway.db import Document
-from gateway.engagement import BenefitUsage
-from gateway.expiry_job import ExpiringPoints as ExpiringLot
+from gateway.core.clock import as_utc
+from gateway.features.engagement import BenefitUsage
+from gateway.features.expiry import ExpiringPoints as ExpiringLot
+from gateway.store.mongo import Document
 from resolvers.program_types import Benefit
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import strawberry
 
-from gateway import program as cfg
-from gateway.auth import Role, require_role
-from gateway.program_admin import update_program
+from gateway.core.auth import Role, require_role
+from gateway.domain import program as cfg
+from gateway.features.program_admin import update_program
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
 from resolvers.program_types import Tier

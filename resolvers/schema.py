@@ -10,10 +10,10 @@ from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
-from gateway.metrics import MetricsExtension
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
+from resolvers.extensions import MetricsExtension
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.input_guard import InputTextGuard
 from resolvers.member_types import Member

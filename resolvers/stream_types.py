@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from gateway.clock import as_utc
-from gateway.db import Document
+from gateway.core.clock import as_utc
+from gateway.store.mongo import Document
 from resolvers.balance_types import PointBalances
 from resolvers.ledger_types import LedgerEntry, LedgerEntryKind
 from resolvers.shared_events import SharedEvent

@@ -1,4 +1,4 @@
-"""Subscription root fields: thin wrappers over gateway.streams with per-subscription auth.
+"""Subscription root fields: thin wrappers over gateway.events.streams with per-subscription auth.
 
 Authorization runs before the stream starts, so a refused subscription gets a
 graphql-transport-ws ``error`` message with ``extensions.code`` (FORBIDDEN,
@@ -11,9 +11,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
-from gateway.auth import Role, require_member_access, require_role
-from gateway.hub import Closer
-from gateway.streams import ACTIVITY, balance_entries, gift_topic, live_changes, redemption_topic, tier_topic
+from gateway.core.auth import Role, require_member_access, require_role
+from gateway.events.hub import Closer
+from gateway.events.streams import ACTIVITY, balance_entries, gift_topic, live_changes, redemption_topic, tier_topic
 from resolvers.context import Info
 from resolvers.stream_types import BalanceEvent, GiftStockEvent, PointsActivity, RedemptionEvent, TierChangeEvent
 

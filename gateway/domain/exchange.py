@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from math import gcd
 
-from gateway.errors import BadInput, DomainError
+from gateway.core.errors import BadInput, DomainError
 
 BASIS_POINTS = 10_000
 MILLI = 1_000

@@ -6,7 +6,7 @@ import calendar
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.program import ExpiryMode, ExpiryPolicy
+from gateway.domain.program import ExpiryMode, ExpiryPolicy
 
 
 def expiry_for(earned_at: datetime, policy: ExpiryPolicy, timezone: str) -> datetime | None:

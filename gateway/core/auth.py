@@ -1,0 +1,81 @@
+"""Who is calling: JWT bearer tokens for people, API keys for partners."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import jwt
+
+from gateway.core.errors import Forbidden, Unauthenticated, quote
+
+ALGORITHM = "HS256"
+API_KEY_PREFIX = "lgk_"
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    ADMIN = "admin"
+    DASHBOARD = "dashboard"
+    PARTNER = "partner"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    subject: str
+
+
+def mint_token(secret: str, *, role: Role, subject: str, now: datetime, ttl: timedelta) -> str:
+    claims = {"sub": subject, "role": role.value, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> Principal:
+    """Verify signature and expiry; a partner never authenticates with a JWT."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("Token has expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise Unauthenticated(f"Invalid token: {exc}") from None
+    try:
+        role = Role(str(claims.get("role")))
+    except ValueError:
+        raise Unauthenticated("Token has an unknown role") from None
+    if role is Role.PARTNER:
+        raise Unauthenticated("Partners authenticate with X-Api-Key")
+    return Principal(role=role, subject=str(claims["sub"]))
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """API keys are high-entropy random strings, so a plain SHA-256 is enough to store."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def require_principal(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise Unauthenticated("Authentication required")
+    return principal
+
+
+def require_role(principal: Principal | None, *roles: Role) -> Principal:
+    who = require_principal(principal)
+    if who.role not in roles:
+        raise Forbidden(f"Role {quote(who.role.value)} may not do this")
+    return who
+
+
+def require_member_access(principal: Principal | None, member_id: str) -> Principal:
+    """Admins see every member; a member sees only themselves."""
+    who = require_principal(principal)
+    if who.role is Role.ADMIN or (who.role is Role.MEMBER and who.subject == member_id):
+        return who
+    raise Forbidden("Not allowed to access this member")

@@ -1,0 +1,1 @@
+"""Demo data for `serve --demo` and `seed-demo`."""

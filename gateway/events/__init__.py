@@ -1,0 +1,1 @@
+"""Live events: the in-process hub, the change-stream watcher and the event streams."""

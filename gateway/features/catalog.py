@@ -1,0 +1,359 @@
+"""The gift catalog (积分商城): gifts, their stock, listing windows, limits and flash offers.
+
+Gifts live in the ``gifts`` collection. Whether a gift is on sale is derived at every
+instant from its ``listed`` flag, listing window and stock (see ``domain.catalog.status``):
+a gift at zero stock is off sale without anyone flipping a flag, and a restock puts it
+back. Stock only moves with ``$inc`` (redemptions take it inside their transaction), so
+an admin edit never overwrites a concurrent sale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from gateway.core.clock import Clock, as_utc
+from gateway.core.errors import BadInput, DomainError, NotFound
+from gateway.domain.calendar import Period
+from gateway.domain.catalog import GiftRules, Limits, Offer, default_min_tier, limit_since
+from gateway.domain.money import MAX_ORDER_FEN, amount_problem
+from gateway.domain.program import Program
+from gateway.domain.text import unsafe_character
+from gateway.domain.tiers import tier_rank
+from gateway.store.mongo import Database, Document
+
+URL = re.compile(r"^https?://\S+$")
+MAX_POINTS = 100_000_000
+MAX_FEN = MAX_ORDER_FEN
+
+
+def gift_not_found(gift_id: str) -> NotFound:
+    return NotFound(f"Gift {gift_id!r} not found", code="GIFT_NOT_FOUND")
+
+
+def new_gift_id() -> str:
+    return "gift_" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class GiftSpec:
+    """Everything an operator sets on a gift except stock, which only moves by increments."""
+
+    name: str
+    category: str
+    cost_price: int
+    points: int
+    cash: int = 0
+    description: str = ""
+    image_url: str | None = None
+    min_tier: str | None = None
+    limits: Limits = Limits()
+    listed: bool = True
+    list_from: datetime | None = None
+    list_until: datetime | None = None
+
+    def validated(self, program: Program) -> GiftSpec:
+        name, category = self.name.strip(), self.category.strip()
+        if not 1 <= len(name) <= 120:
+            raise BadInput("name must be 1 to 120 characters", field="name")
+        if bad := unsafe_character(name, single_line=True):
+            raise BadInput(f"name must be one line without control characters ({bad})", field="name")
+        if not 1 <= len(category) <= 40:
+            raise BadInput("category must be 1 to 40 characters", field="category")
+        if len(self.description) > 4000:
+            raise BadInput("description must be at most 4000 characters", field="description")
+        if self.image_url is not None and not URL.match(self.image_url):
+            raise BadInput("imageUrl must be an http(s) URL", field="imageUrl")
+        if not 0 <= self.cost_price <= MAX_FEN:
+            raise BadInput(f"costPrice {amount_problem(self.cost_price, allow_zero=True)}", field="costPrice")
+        if not 1 <= self.points <= MAX_POINTS:
+            raise BadInput("points must be positive (a gift always costs points)", field="points")
+        if not 0 <= self.cash <= MAX_FEN:
+            raise BadInput(f"cash {amount_problem(self.cash, allow_zero=True)}", field="cash")
+        if self.cash > self.cost_price:
+            raise BadInput("the cash part cannot exceed the cost price", field="cash")
+        min_tier = self.min_tier or default_min_tier(program.tiers)
+        if tier_rank(min_tier, program.tiers) is None:
+            known = ", ".join(t.code for t in program.tiers)
+            raise BadInput(f"minTier must be one of the program's tiers ({known})", field="minTier")
+        limits = self.limits
+        if (limits.per_member is None) != (limits.period is None):
+            raise BadInput("a per-member limit needs both a count and a period", field="limits")
+        for value, field in ((limits.per_member, "perMember"), (limits.per_order, "perOrder")):
+            if value is not None and value < 1:
+                raise BadInput(f"{field} must be at least 1", field=field)
+        if self.list_from and self.list_until and as_utc(self.list_until) <= as_utc(self.list_from):
+            raise BadInput("the listing must end after it starts", field="endsAt")
+        return dataclasses.replace(
+            self,
+            name=name,
+            category=category,
+            min_tier=min_tier,
+            list_from=as_utc(self.list_from) if self.list_from else None,
+            list_until=as_utc(self.list_until) if self.list_until else None,
+        )
+
+    def fields(self) -> Document:
+        """The stored fields this spec owns."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "imageUrl": self.image_url,
+            "category": self.category,
+            "costPrice": self.cost_price,
+            "points": self.points,
+            "cash": self.cash,
+            "minTier": self.min_tier,
+            "limits": {
+                "perMember": self.limits.per_member,
+                "period": str(self.limits.period) if self.limits.period else None,
+                "perOrder": self.limits.per_order,
+            },
+            "listed": self.listed,
+            "listFrom": self.list_from,
+            "listUntil": self.list_until,
+        }
+
+
+def spec_of(doc: Document) -> GiftSpec:
+    return GiftSpec(
+        name=doc["name"],
+        category=doc["category"],
+        cost_price=doc["costPrice"],
+        points=doc["points"],
+        cash=doc["cash"],
+        description=doc.get("description", ""),
+        image_url=doc.get("imageUrl"),
+        min_tier=doc["minTier"],
+        limits=limits_of(doc),
+        listed=doc["listed"],
+        list_from=doc.get("listFrom"),
+        list_until=doc.get("listUntil"),
+    )
+
+
+def limits_of(doc: Document) -> Limits:
+    raw = doc.get("limits") or {}
+    period = raw.get("period")
+    return Limits(
+        per_member=raw.get("perMember"), period=Period(period) if period else None, per_order=raw.get("perOrder")
+    )
+
+
+def rules_of(doc: Document) -> GiftRules:
+    """The rule view of a stored gift."""
+    offer = doc.get("offer")
+    return GiftRules(
+        points=doc["points"],
+        cash=doc["cash"],
+        cost_price=doc["costPrice"],
+        stock=doc["stock"],
+        listed=doc["listed"],
+        list_from=doc.get("listFrom"),
+        list_until=doc.get("listUntil"),
+        min_tier=doc["minTier"],
+        limits=limits_of(doc),
+        offer=Offer(points=offer["points"], starts_at=offer["startsAt"], ends_at=offer["endsAt"]) if offer else None,
+    )
+
+
+def offered_query(now: datetime) -> Document:
+    """MongoDB filter for gifts on sale at ``now``: listed, inside the window, in stock."""
+    return {
+        "listed": True,
+        "stock": {"$gt": 0},
+        "$and": [
+            {"$or": [{"listFrom": None}, {"listFrom": {"$lte": now}}]},
+            {"$or": [{"listUntil": None}, {"listUntil": {"$gt": now}}]},
+        ],
+    }
+
+
+def visible_query(now: datetime) -> Document:
+    """Gifts a storefront may show: listed and not ended (on sale, coming soon, or sold out)."""
+    return {"listed": True, "$or": [{"listUntil": None}, {"listUntil": {"$gt": now}}]}
+
+
+def gift_cursor(doc: Document) -> str:
+    """Position of a gift in the storefront order: creation time, then id."""
+    return f"{as_utc(doc['createdAt']).isoformat()}|{doc['_id']}"
+
+
+def parse_gift_cursor(value: str) -> tuple[datetime, str]:
+    created, sep, gift_id = value.partition("|")
+    try:
+        instant = datetime.fromisoformat(created)
+    except ValueError:
+        instant = None
+    if not sep or instant is None:
+        raise BadInput("after is not a valid cursor", field="after")
+    return as_utc(instant), gift_id
+
+
+class Catalog:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def get(self, gift_id: str, session: Any = None) -> Document:
+        doc = await self.db["gifts"].find_one({"_id": gift_id}, session=session)
+        if doc is None:
+            raise gift_not_found(gift_id)
+        return doc
+
+    async def get_many(self, gift_ids: list[str]) -> dict[str, Document]:
+        return {d["_id"]: d async for d in self.db["gifts"].find({"_id": {"$in": list(set(gift_ids))}})}
+
+    async def create(self, spec: GiftSpec, stock: int, program: Program, gift_id: str | None = None) -> Document:
+        spec = spec.validated(program)
+        if not 0 <= stock <= MAX_POINTS:
+            raise BadInput("stock must be a non-negative count", field="stock")
+        now = self.clock.now()
+        doc = {
+            "_id": gift_id or new_gift_id(),
+            **spec.fields(),
+            "stock": stock,
+            "redeemed": 0,
+            "offer": None,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        await self.db["gifts"].insert_one(doc)
+        return doc
+
+    async def update(self, gift_id: str, changes: dict[str, Any], program: Program) -> Document:
+        """Apply ``changes`` (GiftSpec field names) on top of the stored gift, validating the result."""
+        current = await self.get(gift_id)
+        unknown = set(changes) - {f.name for f in dataclasses.fields(GiftSpec)}
+        if unknown:
+            raise BadInput(f"unknown gift fields: {sorted(unknown)}")
+        spec = dataclasses.replace(spec_of(current), **changes).validated(program)
+        return await self._set(gift_id, spec.fields())
+
+    async def restock(self, gift_id: str, quantity: int) -> Document:
+        """Add stock; a sold-out gift is back on sale the moment this commits."""
+        if not 1 <= quantity <= MAX_POINTS:
+            raise BadInput("quantity must be positive", field="quantity")
+        doc = await self.db["gifts"].find_one_and_update(
+            {"_id": gift_id},
+            {"$inc": {"stock": quantity}, "$set": {"updatedAt": self.clock.now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise gift_not_found(gift_id)
+        return doc
+
+    async def set_listed(self, gift_id: str, listed: bool) -> Document:
+        """List now (dropping a start time still in the future, or an end already past) or unlist."""
+        current = await self.get(gift_id)
+        now = self.clock.now()
+        fields: Document = {"listed": listed}
+        if listed:
+            if current.get("listFrom") and as_utc(current["listFrom"]) > now:
+                fields["listFrom"] = None
+            if current.get("listUntil") and as_utc(current["listUntil"]) <= now:
+                fields["listUntil"] = None
+        return await self._set(gift_id, fields)
+
+    async def schedule(self, gift_id: str, starts_at: datetime, ends_at: datetime | None, program: Program) -> Document:
+        """定时上架: on sale from ``starts_at`` until ``ends_at`` (open-ended if None)."""
+        return await self.update(gift_id, {"listed": True, "list_from": starts_at, "list_until": ends_at}, program)
+
+    async def set_offer(self, gift_id: str, points: int, starts_at: datetime, ends_at: datetime) -> Document:
+        """限时兑换: a special points price in force for starts_at <= now < ends_at; replaces any offer."""
+        if not 1 <= points <= MAX_POINTS:
+            raise BadInput("offer points must be positive", field="points")
+        if as_utc(ends_at) <= as_utc(starts_at):
+            raise BadInput("the offer must end after it starts", field="endsAt")
+        offer = {"points": points, "startsAt": as_utc(starts_at), "endsAt": as_utc(ends_at)}
+        return await self._set(gift_id, {"offer": offer})
+
+    async def clear_offer(self, gift_id: str) -> Document:
+        return await self._set(gift_id, {"offer": None})
+
+    async def delete(self, gift_id: str) -> None:
+        """Only a gift nobody ever redeemed may go: orders keep pointing at their gift.
+
+        ``redeemed`` is raised in the same transaction as every sale, so the filtered
+        delete cannot slip between a redemption's check and its commit.
+        """
+        result = await self.db["gifts"].delete_one({"_id": gift_id, "redeemed": 0})
+        if result.deleted_count:
+            return
+        await self.get(gift_id)
+        raise DomainError("This gift has been redeemed; unlist it instead of deleting it", code="GIFT_HAS_REDEMPTIONS")
+
+    async def page(
+        self,
+        *,
+        first: int,
+        after: str | None,
+        category: str | None,
+        offered_only: bool,
+        include_unlisted: bool,
+    ) -> list[Document]:
+        """``first + 1`` gifts in creation order (ties by id) after the cursor."""
+        now = self.clock.now()
+        if include_unlisted:
+            query: Document = {}
+        elif offered_only:
+            query = offered_query(now)
+        else:
+            query = visible_query(now)
+        if category is not None:
+            query["category"] = category
+        if after is not None:
+            created, gift_id = parse_gift_cursor(after)
+            query = {
+                "$and": [
+                    query,
+                    {"$or": [{"createdAt": {"$gt": created}}, {"createdAt": created, "_id": {"$gt": gift_id}}]},
+                ]
+            }
+        cursor = self.db["gifts"].find(query).sort([("createdAt", 1), ("_id", 1)]).limit(first + 1)
+        return [d async for d in cursor]
+
+    async def _set(self, gift_id: str, fields: Document) -> Document:
+        doc = await self.db["gifts"].find_one_and_update(
+            {"_id": gift_id},
+            {"$set": {**fields, "updatedAt": self.clock.now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise gift_not_found(gift_id)
+        return doc
+
+
+async def used_in_window(
+    db: Database, member_id: str, gift_docs: list[Document], now: datetime, timezone: str, session: Any = None
+) -> dict[str, int]:
+    """Units of each gift the member ordered (not cancelled) inside that gift's limit window.
+
+    One query for any number of gifts: the earliest window start bounds it, each
+    gift then counts only its own window. Gifts without a per-member limit count 0.
+    """
+    since = {d["_id"]: limit_since(rules_of(d), now, timezone) for d in gift_docs}
+    limited = {gid: start for gid, start in since.items() if start is not None}
+    used = dict.fromkeys(since, 0)
+    if not limited:
+        return used
+    cursor = db["redemptions"].find(
+        {
+            "memberId": member_id,
+            "giftId": {"$in": list(limited)},
+            "status": {"$ne": "CANCELLED"},
+            "createdAt": {"$gte": min(limited.values())},
+        },
+        {"giftId": 1, "quantity": 1, "createdAt": 1},
+        session=session,
+    )
+    async for order in cursor:
+        if as_utc(order["createdAt"]) >= limited[order["giftId"]]:
+            used[order["giftId"]] += order["quantity"]
+    return used

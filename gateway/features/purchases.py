@@ -1,0 +1,312 @@
+"""Purchases and refunds: spend, growth, tier and the points an order earns (and gives back).
+
+One order is one ``purchases`` document (order id unique per member) that
+remembers what it paid, what it earned, which lot holds those points and how
+much has been refunded, so a refund takes back exactly its share. Everything a
+purchase or refund changes (member, purchase, lots, ledger, tier change,
+idempotency record) is one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pymongo.errors import DuplicateKeyError
+
+from gateway.core.auth import Principal
+from gateway.core.clock import Clock, as_utc
+from gateway.core.errors import BadInput, DomainError, member_not_found, quote
+from gateway.domain.calendar import local_date
+from gateway.domain.earning import (
+    is_birthday,
+    is_member_day,
+    proportional_take_back,
+    purchase_growth,
+    purchase_points,
+)
+from gateway.domain.money import MAX_ORDER_FEN, amount_problem
+from gateway.features.members import Members, Registration, new_member_document
+from gateway.features.rule_earning import earn_by_rule
+from gateway.features.tiering import add_growth, reevaluate
+from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.store.mongo import Database, Document
+
+ORDER_ID = re.compile(r"^[A-Za-z0-9_.:#/-]{1,100}$")
+MAX_AMOUNT = MAX_ORDER_FEN  # ¥1,000,000: anything larger is a typo, not a purchase
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class OrderAlreadyRecorded(DomainError):
+    code = "ORDER_ALREADY_RECORDED"
+
+
+@dataclass(frozen=True)
+class PurchaseRequest:
+    member_id: str
+    order_id: str
+    amount: int
+    paid_at: datetime | None = None
+    display_name: str | None = None
+
+    def validated(self, now: datetime) -> PurchaseRequest:
+        if not ORDER_ID.match(self.order_id):
+            raise BadInput("orderId must be 1 to 100 letters, digits or _.:#/-", field="orderId")
+        if not 0 < self.amount <= MAX_AMOUNT:
+            raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
+        if self.paid_at is not None and as_utc(self.paid_at) > now + CLOCK_SKEW:
+            raise BadInput("paidAt is in the future", field="paidAt")
+        return self
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    member_id: str
+    order_id: str
+    amount: int
+
+    def validated(self) -> RefundRequest:
+        if not 0 < self.amount <= MAX_AMOUNT:
+            raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
+        return self
+
+
+class Purchases:
+    def __init__(self, db: Database, clock: Clock, ledger: Ledger, members: Members) -> None:
+        self.db = db
+        self.clock = clock
+        self.ledger = ledger
+        self.members = members
+
+    async def record(self, principal: Principal, request: PurchaseRequest, key: str) -> Document:
+        """Record a paid order: join if needed, add spend and growth, re-tier, earn pending points."""
+        request = request.validated(self.clock.now())
+        idem = Idempotency.for_caller(
+            principal,
+            key,
+            "recordPurchase",
+            memberId=request.member_id,
+            orderId=request.order_id,
+            amount=request.amount,
+            paidAt=as_utc(request.paid_at).isoformat() if request.paid_at else None,
+        )
+
+        async def work(tx: LedgerTx) -> Document:
+            return await self._record(tx, request)
+
+        return await self.ledger.transact(work, idempotency=idem)
+
+    async def _join_if_needed(self, tx: LedgerTx, request: PurchaseRequest) -> bool:
+        exists = await tx.db.members.count_documents({"_id": request.member_id}, session=tx.session)
+        if exists:
+            return False
+        if not tx.program.implicit_join_on_purchase:
+            raise member_not_found(request.member_id)
+        name = request.display_name or f"Member {request.member_id}"
+        registration = Registration(display_name=name[:80], member_id=request.member_id).validated(tx.now.date())
+        doc = new_member_document(registration, tx.program, tx.now)
+        doc["joinedBy"] = "PURCHASE"
+        await self.members.insert(doc, session=tx.session)
+        return True
+
+    async def _record(self, tx: LedgerTx, request: PurchaseRequest) -> Document:
+        program = tx.program
+        joined = await self._join_if_needed(tx, request)
+        member = await tx.member(request.member_id)
+        if await tx.db["purchases"].count_documents(
+            {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
+        ):
+            raise OrderAlreadyRecorded(
+                f"Order {quote(request.order_id)} is already recorded for this member", orderId=request.order_id
+            )
+        paid_at = as_utc(request.paid_at) if request.paid_at else tx.now
+        day = local_date(paid_at, program.timezone)
+        birthday = datetime.fromisoformat(member["birthday"]).date() if member.get("birthday") else None
+        tier_before = member.get("tier", program.tiers[0].code)
+        earning = purchase_points(
+            request.amount,
+            program.earning,
+            program.tier(tier_before),
+            member_day=is_member_day(day, program.earning),
+            birthday=is_birthday(day, birthday),
+            paid_member=bool(member.get("paidMember")),
+        )
+        available_at = paid_at + timedelta(days=program.pending_days)
+        source = Source("ORDER", request.order_id)
+        earned = await earn_by_rule(
+            tx,
+            request.member_id,
+            "PURCHASE",
+            earning.points,
+            kind=EntryKind.PURCHASE,
+            reason=f"Purchase {request.order_id}",
+            source=source,
+            available_at=available_at,
+            extra={"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
+        )
+        first_purchase = not member.get("purchaseCount")
+        growth = purchase_growth(request.amount, program.growth)
+        purchase: Document = {
+            "memberId": request.member_id,
+            "orderId": request.order_id,
+            "amount": request.amount,
+            "refunded": 0,
+            "paidAt": paid_at,
+            "recordedAt": tx.now,
+            "pointsEarned": earned.points,
+            "pointsRequested": earned.requested,
+            "pointsTakenBack": 0,
+            "lotIds": [t["lotId"] for t in earned.entry["lots"]] if earned.entry else [],
+            "entryId": earned.entry["_id"] if earned.entry else None,
+            "growth": growth,
+            "growthTakenBack": 0,
+        }
+        try:
+            await tx.db["purchases"].insert_one(purchase, session=tx.session)
+        except DuplicateKeyError:
+            raise OrderAlreadyRecorded(
+                f"Order {quote(request.order_id)} is already recorded for this member", orderId=request.order_id
+            ) from None
+        member["lifetimeSpend"] = member.get("lifetimeSpend", 0) + request.amount
+        member["purchaseCount"] = member.get("purchaseCount", 0) + 1
+        await tx.db.members.update_one(
+            {"_id": request.member_id},
+            {"$inc": {"lifetimeSpend": request.amount, "purchaseCount": 1}, "$min": {"firstPurchaseAt": paid_at}},
+            session=tx.session,
+        )
+        await add_growth(tx, request.member_id, growth, reason="Purchase", source=source.document())
+        change = await reevaluate(tx, request.member_id, reason=f"Purchase {request.order_id}", allow_down=False)
+        entry_ids = [earned.entry["_id"]] if earned.entry else []
+        referral = None
+        if first_purchase and member.get("referrerId"):
+            referral = await self._reward_referrer(tx, member, available_at)
+            if referral is not None:
+                entry_ids.append(referral["_id"])
+        return {
+            "purchaseId": purchase["_id"],
+            "memberId": request.member_id,
+            "orderId": request.order_id,
+            "joined": joined,
+            "points": earned.points,
+            "capped": earned.capped,
+            "availableAt": available_at,
+            "tierBefore": tier_before,
+            "tierAfter": change.to_tier if change else tier_before,
+            "entryIds": entry_ids,
+        }
+
+    async def _reward_referrer(self, tx: LedgerTx, member: Document, available_at: datetime) -> Document | None:
+        """推荐奖励: the referrer earns once, on the referred member's first purchase, pending like it."""
+        referrer_id = member["referrerId"]
+        if not await tx.db.members.count_documents({"_id": referrer_id}, session=tx.session):
+            return None
+        earned = await earn_by_rule(
+            tx,
+            referrer_id,
+            "REFERRAL",
+            tx.program.earning.referral_points,
+            kind=EntryKind.REFERRAL,
+            reason=f"Referred {member['_id']} made a first purchase",
+            source=Source("REFERRAL", member["_id"]),
+            available_at=available_at,
+        )
+        return earned.entry
+
+    async def refund(self, principal: Principal, request: RefundRequest, key: str) -> Document:
+        """Refund all or part of an order: take back its share of points, spend and growth; re-tier."""
+        request = request.validated()
+        idem = Idempotency.for_caller(
+            principal,
+            key,
+            "refundPurchase",
+            memberId=request.member_id,
+            orderId=request.order_id,
+            amount=request.amount,
+        )
+
+        async def work(tx: LedgerTx) -> Document:
+            return await self._refund(tx, request)
+
+        return await self.ledger.transact(work, idempotency=idem)
+
+    async def _refund(self, tx: LedgerTx, request: RefundRequest) -> Document:
+        member = await tx.member(request.member_id)
+        purchase = await tx.db["purchases"].find_one(
+            {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
+        )
+        if purchase is None:
+            raise DomainError(
+                f"Order {quote(request.order_id)} is not recorded for this member",
+                code="ORDER_NOT_FOUND",
+                orderId=request.order_id,
+            )
+        refundable = purchase["amount"] - purchase["refunded"]
+        if request.amount > refundable:
+            raise BadInput(
+                f"Only {refundable} fen of this order can still be refunded", field="amount", refundable=refundable
+            )
+        points = proportional_take_back(
+            purchase["pointsEarned"], purchase["amount"], purchase["refunded"], request.amount
+        )
+        growth = proportional_take_back(purchase["growth"], purchase["amount"], purchase["refunded"], request.amount)
+        source = Source("ORDER", request.order_id)
+        entry = None
+        if points:
+            entry = await tx.take_back(
+                request.member_id,
+                points,
+                lot_ids=purchase["lotIds"],
+                kind=EntryKind.REFUND,
+                reason=f"Refund of {request.amount} fen on {request.order_id}",
+                source=source,
+                extra={"refundAmount": request.amount},
+            )
+        returned_entry = await self._return_deducted_points(tx, request, purchase)
+        await tx.db["purchases"].update_one(
+            {"_id": purchase["_id"]},
+            {"$inc": {"refunded": request.amount, "pointsTakenBack": points, "growthTakenBack": growth}},
+            session=tx.session,
+        )
+        member["lifetimeSpend"] = member.get("lifetimeSpend", 0) - request.amount
+        await tx.db.members.update_one(
+            {"_id": request.member_id}, {"$inc": {"lifetimeSpend": -request.amount}}, session=tx.session
+        )
+        await add_growth(tx, request.member_id, -growth, reason="Refund", source=source.document())
+        tier_before = member["tier"]
+        change = await reevaluate(tx, request.member_id, reason=f"Refund on {request.order_id}", allow_down=True)
+        return {
+            "purchaseId": purchase["_id"],
+            "memberId": request.member_id,
+            "orderId": request.order_id,
+            "points": points,
+            "shortfall": entry.get("shortfall", 0) if entry else 0,
+            "pointsReturned": -returned_entry["delta"]["spent"] if returned_entry else 0,
+            "tierBefore": tier_before,
+            "tierAfter": change.to_tier if change else tier_before,
+            "entryIds": [e["_id"] for e in (entry, returned_entry) if e],
+        }
+
+    async def _return_deducted_points(
+        self, tx: LedgerTx, request: RefundRequest, purchase: Document
+    ) -> Document | None:
+        """Points the member paid with at checkout (积分抵扣) come back with the refund, in the
+        same share as the money: the refunded part of the order, cumulatively, into the
+        lots they were taken from (original expiry)."""
+        deduction = await tx.db["deductions"].find_one(
+            {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
+        )
+        if deduction is None:
+            return None
+        share = proportional_take_back(deduction["points"], purchase["amount"], purchase["refunded"], request.amount)
+        if share == 0:
+            return None
+        spend_entry = await tx.entry(deduction["entryId"])
+        return await tx.restore(
+            request.member_id,
+            spend_entry,
+            points=share,
+            kind=EntryKind.DEDUCTION_RETURN,
+            reason=f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
+            source=Source("ORDER", request.order_id),
+        )

@@ -1,0 +1,125 @@
+"""Tiers over time: growth value, re-evaluation on spend/refund, and the rolling-window job.
+
+A member's tier follows ``program.tier_policy.basis`` (lifetime spend or growth
+value). Without ``validity_days`` the qualifying value is the lifetime total;
+with it, only what happened inside the rolling window counts (spend from the
+``purchases`` collection, growth from ``growth_events``), so a member who stops
+buying is downgraded by ``loyalty-gateway reevaluate-tiers``. Purchases only
+ever move a tier up; refunds and the scheduled re-evaluation may move it down.
+Every change is one ``tier_changes`` document, written in the same transaction
+as the member update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.domain.program import Program, TierBasis
+from gateway.domain.tiers import lifetime_value, tier_for
+from gateway.ledger.transaction import Ledger, LedgerTx
+from gateway.store.mongo import Database, Document
+
+
+async def add_growth(tx: LedgerTx, member_id: str, points: int, *, reason: str, source: Document) -> None:
+    """Growth value (成长值) accrues, is recorded per event (for windows), and is never spent."""
+    if points == 0:
+        return
+    member = await tx.member(member_id)
+    member["growth"] = member.get("growth", 0) + points
+    await tx.db.members.update_one({"_id": member_id}, {"$inc": {"growth": points}}, session=tx.session)
+    await tx.db["growth_events"].insert_one(
+        {"memberId": member_id, "points": points, "reason": reason, "source": source, "at": tx.now},
+        session=tx.session,
+    )
+
+
+async def qualifying_value(db: Database, member: Document, program: Program, now: datetime, session: Any) -> int:
+    """The value the tier is judged on: lifetime, or inside the rolling validity window."""
+    basis = program.tier_policy.basis
+    days = program.tier_policy.validity_days
+    if days is None:
+        return lifetime_value(program, lifetime_spend=member.get("lifetimeSpend", 0), growth=member.get("growth", 0))
+    since = now - timedelta(days=days)
+    if basis is TierBasis.GROWTH:
+        pipeline = [
+            {"$match": {"memberId": member["_id"], "at": {"$gt": since}}},
+            {"$group": {"_id": None, "v": {"$sum": "$points"}}},
+        ]
+        rows = await (await db["growth_events"].aggregate(pipeline, session=session)).to_list()
+    else:
+        pipeline = [
+            {"$match": {"memberId": member["_id"], "paidAt": {"$gt": since}}},
+            {"$group": {"_id": None, "v": {"$sum": {"$subtract": ["$amount", "$refunded"]}}}},
+        ]
+        rows = await (await db["purchases"].aggregate(pipeline, session=session)).to_list()
+    return max(rows[0]["v"], 0) if rows else 0
+
+
+@dataclass(frozen=True)
+class TierChange:
+    from_tier: str
+    to_tier: str
+    direction: str
+
+
+async def reevaluate(tx: LedgerTx, member_id: str, *, reason: str, allow_down: bool) -> TierChange | None:
+    """Move the (locked) member to the tier their qualifying value reaches; record the change."""
+    member = await tx.member(member_id)
+    program = tx.program
+    value = await qualifying_value(tx.db, member, program, tx.now, tx.session)
+    target = tier_for(value, program.tiers)
+    ranks = {t.code: i for i, t in enumerate(program.tiers)}
+    current = member.get("tier", program.tiers[0].code)
+    current_rank = ranks.get(current, -1)
+    target_rank = ranks[target.code]
+    if target_rank == current_rank or (target_rank < current_rank and not allow_down):
+        return None
+    direction = "UP" if target_rank > current_rank else "DOWN"
+    member["tier"] = target.code
+    member["tierSince"] = tx.now
+    await tx.db.members.update_one(
+        {"_id": member_id}, {"$set": {"tier": target.code, "tierSince": tx.now}}, session=tx.session
+    )
+    await tx.db["tier_changes"].insert_one(
+        {
+            "memberId": member_id,
+            "fromTier": current,
+            "toTier": target.code,
+            "direction": direction,
+            "reason": reason,
+            "value": value,
+            "at": tx.now,
+        },
+        session=tx.session,
+    )
+    return TierChange(from_tier=current, to_tier=target.code, direction=direction)
+
+
+@dataclass(frozen=True)
+class ReevaluationReport:
+    members: int
+    upgraded: int
+    downgraded: int
+
+
+async def reevaluate_all(db: Database, ledger: Ledger) -> ReevaluationReport:
+    """Re-evaluate every member over the rolling window (``loyalty-gateway reevaluate-tiers``).
+
+    Each member is its own transaction, so a long run never holds a big lock and a
+    concurrent purchase simply serializes with that member's re-evaluation.
+    """
+    members = up = down = 0
+    async for doc in db.members.find({}, {"_id": 1}):
+        member_id = doc["_id"]
+
+        async def work(tx: LedgerTx, member_id: str = member_id) -> Document:
+            change = await reevaluate(tx, member_id, reason="Periodic re-evaluation", allow_down=True)
+            return {"direction": change.direction if change else None}
+
+        result = await ledger.transact(work)
+        members += 1
+        up += result["direction"] == "UP"
+        down += result["direction"] == "DOWN"
+    return ReevaluationReport(members=members, upgraded=up, downgraded=down)

@@ -1,0 +1,1 @@
+"""The points ledger: unit of work, idempotency and posting of immutable entries."""

@@ -1,0 +1,579 @@
+"""The points ledger: immutable entries, lots, and balances that always reconcile.
+
+Every change to a member's points happens inside ``Ledger.transact``: one MongoDB
+transaction that first locks the member document (so concurrent writers of the
+same member serialize instead of losing updates), settles what is due (pending
+lots whose return window closed become available, lots past expiry expire),
+then moves points. Other writes that belong to the same business action
+(stock, orders, idempotency records) go in the same transaction via
+``tx.session``, so a change is either wholly applied or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from gateway.core.auth import Principal
+from gateway.core.clock import Clock, as_utc
+from gateway.core.errors import BadInput, DomainError, IdempotencyConflict, member_not_found
+from gateway.core.metrics import record_committed
+from gateway.domain.expiry import expiry_for
+from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
+from gateway.domain.program import Program
+from gateway.store.mongo import Database, Document
+from gateway.store.program import load_program
+
+
+class EntryKind(StrEnum):
+    PURCHASE = "PURCHASE"
+    CHECK_IN = "CHECK_IN"
+    REFERRAL = "REFERRAL"
+    BEHAVIOUR = "BEHAVIOUR"
+    GRANT = "GRANT"
+    ADJUSTMENT = "ADJUSTMENT"
+    RELEASE = "RELEASE"
+    EXPIRE = "EXPIRE"
+    REFUND = "REFUND"
+    DEDUCTION = "DEDUCTION"
+    DEDUCTION_RETURN = "DEDUCTION_RETURN"
+    REDEMPTION = "REDEMPTION"
+    REDEMPTION_CANCEL = "REDEMPTION_CANCEL"
+    PARTNER_ACCRUE = "PARTNER_ACCRUE"
+    PARTNER_BURN = "PARTNER_BURN"
+    PARTNER_REVERSE = "PARTNER_REVERSE"
+    PARTNER_CONVERT_IN = "PARTNER_CONVERT_IN"
+    PARTNER_CONVERT_OUT = "PARTNER_CONVERT_OUT"
+
+
+class LotState(StrEnum):
+    PENDING = "PENDING"
+    AVAILABLE = "AVAILABLE"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a change came from: an order, a rule, an operator, a partner, a redemption."""
+
+    type: str
+    id: str
+    partner_id: str | None = None
+
+    def document(self) -> Document:
+        doc: Document = {"type": self.type, "id": self.id}
+        if self.partner_id is not None:
+            doc["partnerId"] = self.partner_id
+        return doc
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's promise that repeating ``key`` means repeating the same request.
+
+    ``scope`` names the caller (so two clients' keys never collide); ``payload``
+    is what the request asked for, compared on replay.
+    """
+
+    scope: str
+    key: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def for_caller(cls, principal: Principal, key: str, operation: str, **payload: Any) -> Idempotency:
+        """Keys are scoped to the caller; the operation name is part of what must match."""
+        return cls(
+            scope=f"{principal.role.value}:{principal.subject}", key=key, payload={"operation": operation, **payload}
+        )
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.scope}:{self.key}"
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(orjson.dumps(self.payload, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+    def validated(self) -> Idempotency:
+        if not 1 <= len(self.key) <= 200:
+            raise BadInput("idempotencyKey must be 1 to 200 characters", field="idempotencyKey")
+        return self
+
+
+class InsufficientPoints(DomainError):
+    code = "INSUFFICIENT_POINTS"
+
+
+@dataclass
+class LedgerTx:
+    """One transaction's handle on the ledger. Lock a member before moving their points."""
+
+    db: Database
+    session: AsyncClientSession
+    program: Program
+    now: datetime
+    idempotency_key: str | None = None
+    members: dict[str, Document] = field(default_factory=dict)
+    entries: list[Document] = field(default_factory=list)
+
+    async def member(self, member_id: str, *, settle: bool = False) -> Document:
+        """Lock the member for this transaction and settle what is due; returns its document.
+
+        The settle queries run only once ``nextDueAt`` has come, or when ``settle``
+        asks for them (the expiry job, which finds due lots from the lots themselves).
+        """
+        if member_id in self.members:
+            return self.members[member_id]
+        doc = await self.db.members.find_one_and_update(
+            {"_id": member_id},
+            {"$inc": {"lockVersion": 1}},
+            return_document=ReturnDocument.AFTER,
+            session=self.session,
+        )
+        if doc is None:
+            raise member_not_found(member_id)
+        doc.setdefault("debt", 0)
+        self.members[member_id] = doc
+        due = doc.get("nextDueAt")
+        if settle or due is None or as_utc(due) <= self.now:
+            await self._release_due(member_id)
+            await self._expire_due(member_id)
+            await self._recompute_due(member_id)
+        return doc
+
+    async def earn(
+        self,
+        member_id: str,
+        points: int,
+        *,
+        kind: EntryKind,
+        reason: str,
+        source: Source,
+        available_at: datetime | None = None,
+        extra: Document | None = None,
+    ) -> Document:
+        """Credit a new lot, expiring per the program; pending until ``available_at`` if that is in the future."""
+        if points <= 0:
+            raise BadInput("points to earn must be positive", field="points")
+        await self.member(member_id)
+        expiry = expiry_for(self.now, self.program.expiry, self.program.timezone)
+        pending = available_at is not None and available_at > self.now
+        self._lower_due(member_id, available_at if pending else None, expiry)
+        lot_id = ObjectId()
+        change = (
+            delta(pending=points, lifetimeEarned=points) if pending else delta(available=points, lifetimeEarned=points)
+        )
+        entry = await self._post(
+            member_id,
+            kind,
+            change,
+            reason,
+            source,
+            lots=[{"lotId": lot_id, "points": points}],
+            extra={"expiresAt": expiry, "availableAt": available_at if pending else self.now, **(extra or {})},
+        )
+        lot = {
+            "_id": lot_id,
+            "memberId": member_id,
+            "entryId": entry["_id"],
+            "source": source.document(),
+            "points": points,
+            "remaining": points,
+            "state": LotState.PENDING if pending else LotState.AVAILABLE,
+            "availableAt": available_at if pending else self.now,
+            "expiresAt": expiry,
+            "createdAt": self.now,
+        }
+        if not pending:
+            lot["remaining"] -= await self._pay_debt(member_id, points)
+        await self.db.lots.insert_one(lot, session=self.session)
+        return entry
+
+    async def spend(
+        self,
+        member_id: str,
+        points: int,
+        *,
+        kind: EntryKind,
+        reason: str,
+        source: Source,
+        extra: Document | None = None,
+    ) -> Document:
+        """Consume available points, soonest-expiring lots first; never below zero."""
+        if points <= 0:
+            raise BadInput("points to spend must be positive", field="points")
+        member = await self.member(member_id)
+        available = member["balances"]["available"]
+        if available < points:
+            raise InsufficientPoints(
+                f"Member has {max(available, 0)} available points, {points} needed",
+                available=max(available, 0),
+                requested=points,
+            )
+        takes = await self._consume(member_id, points, {"state": LotState.AVAILABLE})
+        return await self._post(
+            member_id, kind, delta(available=-points, spent=points), reason, source, lots=takes, extra=extra
+        )
+
+    async def take_back(
+        self,
+        member_id: str,
+        points: int,
+        *,
+        lot_ids: list[Any],
+        kind: EntryKind,
+        reason: str,
+        source: Source,
+        extra: Document | None = None,
+    ) -> Document:
+        """Reverse earning (a refund): from the lots it created first, then from other
+        available points; what is still missing becomes debt if the program allows
+        negative balances, else it is recorded on the entry as ``shortfall``.
+        """
+        if points <= 0:
+            raise BadInput("points to take back must be positive", field="points")
+        member = await self.member(member_id)
+        pending_takes = await self._consume(member_id, points, {"_id": {"$in": lot_ids}, "state": LotState.PENDING})
+        from_pending = sum(t["points"] for t in pending_takes)
+        own_takes = await self._consume(
+            member_id, points - from_pending, {"_id": {"$in": lot_ids}, "state": LotState.AVAILABLE}
+        )
+        other_takes = await self._consume(
+            member_id, points - from_pending - sum(t["points"] for t in own_takes), {"state": LotState.AVAILABLE}
+        )
+        from_available = sum(t["points"] for t in own_takes + other_takes)
+        missing = points - from_pending - from_available
+        debt = missing if self.program.allow_negative_balance else 0
+        if debt:
+            member["debt"] += debt
+            await self.db.members.update_one({"_id": member_id}, {"$inc": {"debt": debt}}, session=self.session)
+        taken = from_pending + from_available + debt
+        change = delta(pending=-from_pending, available=-(from_available + debt), lifetimeEarned=-taken)
+        return await self._post(
+            member_id,
+            kind,
+            change,
+            reason,
+            source,
+            lots=pending_takes + own_takes + other_takes,
+            extra={**(extra or {}), "requested": points, "shortfall": missing - debt},
+        )
+
+    async def restore(
+        self,
+        member_id: str,
+        spend_entry: Document,
+        *,
+        kind: EntryKind,
+        reason: str,
+        source: Source,
+        points: int | None = None,
+        extra: Document | None = None,
+    ) -> Document:
+        """Undo a spend, wholly or ``points`` of it: the points go back to the lots they
+        came from, keeping their original expiry. Lots that expired in the meantime give
+        their share back as expired (those points would have expired anyway). What earlier
+        restores of the same spend returned is read from the ledger, so repeated partial
+        restores never return more than was spent.
+        """
+        await self.member(member_id)
+        already: dict[object, int] = {}
+        async for earlier in self.db.ledger.find(
+            {"memberId": member_id, "restoredFrom": spend_entry["_id"]}, {"lots": 1}, session=self.session
+        ):
+            for take in earlier["lots"]:
+                already[take["lotId"]] = already.get(take["lotId"], 0) + take["points"]
+        takes = [Take(t["lotId"], t["points"]) for t in spend_entry["lots"]]
+        try:
+            back = give_back(takes, already, points)
+        except ValueError as exc:
+            raise DomainError(str(exc), code="NOTHING_TO_RESTORE") from None
+        lots = {
+            lot["_id"]: lot
+            async for lot in self.db.lots.find({"_id": {"$in": [t.lot_id for t in back]}}, session=self.session)
+        }
+        returned, lapsed = 0, 0
+        for take in back:
+            lot = lots[take.lot_id]
+            if lot["expiresAt"] is not None and as_utc(lot["expiresAt"]) <= self.now:
+                lapsed += take.points
+                continue
+            returned += take.points
+            self._lower_due(member_id, lot["expiresAt"])
+            await self.db.lots.update_one(
+                {"_id": lot["_id"]}, {"$inc": {"remaining": take.points}}, session=self.session
+            )
+        back_docs = [{"lotId": t.lot_id, "points": t.points} for t in back]
+        if returned:
+            await self._pay_debt(member_id, returned, lot_takes=back_docs)
+        change = delta(available=returned, spent=-(returned + lapsed), expired=lapsed)
+        return await self._post(
+            member_id,
+            kind,
+            change,
+            reason,
+            source,
+            lots=back_docs,
+            extra={**(extra or {}), "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
+        )
+
+    async def entry(self, entry_id: Any) -> Document:
+        """A ledger entry that an order or operation refers to; it must exist."""
+        found = await self.db.ledger.find_one({"_id": entry_id}, session=self.session)
+        if found is None:
+            raise LookupError(f"ledger entry {entry_id!r} is referenced but missing")
+        return found
+
+    async def _consume(self, member_id: str, points: int, query: Document) -> list[Document]:
+        if points <= 0:
+            return []
+        cursor = self.db.lots.find({"memberId": member_id, "remaining": {"$gt": 0}, **query}, session=self.session)
+        lots = [
+            Lot(id=d["_id"], remaining=d["remaining"], expires_at=d["expiresAt"], created_at=d["createdAt"])
+            async for d in cursor
+        ]
+        takes, _ = allocate(lots, points)
+        for take in takes:
+            await self.db.lots.update_one(
+                {"_id": take.lot_id}, {"$inc": {"remaining": -take.points}}, session=self.session
+            )
+        return [{"lotId": t.lot_id, "points": t.points} for t in takes]
+
+    async def _pay_debt(self, member_id: str, points: int, lot_takes: list[Document] | None = None) -> int:
+        """Newly available points first repay debt left by refunds; returns what was repaid."""
+        member = self.members[member_id]
+        repay = min(member["debt"], points)
+        if repay:
+            member["debt"] -= repay
+            await self.db.members.update_one({"_id": member_id}, {"$inc": {"debt": -repay}}, session=self.session)
+            if lot_takes is not None:
+                await self._consume(member_id, repay, {"_id": {"$in": [t["lotId"] for t in lot_takes]}})
+        return repay
+
+    async def _release_due(self, member_id: str) -> None:
+        """Pending lots whose return window has closed become available (one entry each)."""
+        due = self.db.lots.find(
+            {"memberId": member_id, "state": LotState.PENDING, "availableAt": {"$lte": self.now}},
+            session=self.session,
+        )
+        async for lot in due:
+            await self.db.lots.update_one(
+                {"_id": lot["_id"]}, {"$set": {"state": LotState.AVAILABLE}}, session=self.session
+            )
+            points = lot["remaining"]
+            if points:
+                await self._post(
+                    member_id,
+                    EntryKind.RELEASE,
+                    delta(pending=-points, available=points),
+                    "Return window closed",
+                    Source("LOT", str(lot["_id"])),
+                    lots=[{"lotId": lot["_id"], "points": points}],
+                )
+                repaid = await self._pay_debt(member_id, points)
+                if repaid:
+                    await self.db.lots.update_one(
+                        {"_id": lot["_id"]}, {"$inc": {"remaining": -repaid}}, session=self.session
+                    )
+
+    async def _expire_due(self, member_id: str) -> None:
+        """Available lots past their expiry lose what is left of them (one entry each)."""
+        due = self.db.lots.find(
+            {
+                "memberId": member_id,
+                "state": LotState.AVAILABLE,
+                "remaining": {"$gt": 0},
+                "expiresAt": {"$ne": None, "$lte": self.now},
+            },
+            session=self.session,
+        )
+        async for lot in due:
+            points = lot["remaining"]
+            await self.db.lots.update_one(
+                {"_id": lot["_id"], "remaining": points},
+                {"$set": {"remaining": 0, "expired": points}},
+                session=self.session,
+            )
+            await self._post(
+                member_id,
+                EntryKind.EXPIRE,
+                delta(available=-points, expired=points),
+                "Points expired",
+                Source("LOT", str(lot["_id"])),
+                lots=[{"lotId": lot["_id"], "points": points}],
+                extra={"expiredAt": lot["expiresAt"]},
+            )
+
+    def _lower_due(self, member_id: str, *instants: datetime | None) -> None:
+        """Keep ``nextDueAt`` a lower bound of when anything of the member can fall due.
+
+        While it lies in the future, locking the member skips the settle queries
+        (nothing can be due); ``_post`` writes it with the balances.
+        """
+        member = self.members[member_id]
+        for instant in instants:
+            if instant is not None and (member.get("nextDueAt") is None or instant < as_utc(member["nextDueAt"])):
+                member["nextDueAt"] = instant
+
+    async def _recompute_due(self, member_id: str) -> None:
+        """After settling: the earliest release or expiry still ahead (or never)."""
+        pipeline: list[Document] = [
+            {
+                "$match": {
+                    "memberId": member_id,
+                    "$or": [
+                        {"state": LotState.PENDING},
+                        {"state": LotState.AVAILABLE, "remaining": {"$gt": 0}, "expiresAt": {"$ne": None}},
+                    ],
+                }
+            },
+            {
+                "$group": {
+                    "_id": None,
+                    "at": {
+                        "$min": {
+                            "$cond": [
+                                {"$eq": ["$state", LotState.PENDING]},
+                                {"$min": ["$availableAt", "$expiresAt"]},
+                                "$expiresAt",
+                            ]
+                        }
+                    },
+                }
+            },
+        ]
+        rows = await (await self.db.lots.aggregate(pipeline, session=self.session)).to_list()
+        due = rows[0]["at"] if rows and rows[0]["at"] is not None else NEVER_DUE
+        self.members[member_id]["nextDueAt"] = due
+        await self.db.members.update_one({"_id": member_id}, {"$set": {"nextDueAt": due}}, session=self.session)
+
+    async def _post(
+        self,
+        member_id: str,
+        kind: EntryKind,
+        change: dict[str, int],
+        reason: str,
+        source: Source,
+        *,
+        lots: list[Document],
+        extra: Document | None = None,
+    ) -> Document:
+        member = self.members[member_id]
+        member["ledgerSeq"] = member.get("ledgerSeq", 0) + 1
+        member["balances"] = apply_delta(member["balances"], change)
+        entry: Document = {
+            "_id": ObjectId(),
+            "memberId": member_id,
+            "seq": member["ledgerSeq"],
+            "kind": str(kind),
+            "points": net_points(change),
+            "delta": change,
+            "reason": reason,
+            "source": source.document(),
+            "lots": lots,
+            "balancesAfter": member["balances"],
+            "createdAt": self.now,
+            "idempotencyKey": self.idempotency_key,
+            **(extra or {}),
+        }
+        await self.db.members.update_one(
+            {"_id": member_id},
+            {
+                "$inc": {"ledgerSeq": 1, **{f"balances.{k}": v for k, v in change.items() if v}},
+                "$set": {"nextDueAt": member.get("nextDueAt")},
+            },
+            session=self.session,
+        )
+        await self.db.ledger.insert_one(entry, session=self.session)
+        self.entries.append(entry)
+        return entry
+
+
+Work = Callable[[LedgerTx], Awaitable[Document]]
+
+
+class Ledger:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def transact(self, work: Work, *, idempotency: Idempotency | None = None) -> Document:
+        """Run ``work`` in one transaction; with ``idempotency``, at most once per key.
+
+        ``work`` returns a small document (ids of what it made) that is stored with
+        the idempotency record, so a replay returns the original result.
+        """
+        if idempotency is None:
+            return await self._run(work, None)
+        idempotency = idempotency.validated()
+        replay = await self._replay(idempotency)
+        if replay is not None:
+            return replay
+        try:
+            return await self._run(work, idempotency)
+        except DuplicateKeyError as exc:
+            if "idempotency" not in str(exc):
+                raise
+            replay = await self._replay(idempotency)
+            if replay is None:
+                raise
+            return replay
+
+    async def _replay(self, idempotency: Idempotency) -> Document | None:
+        record = await self.db.idempotency.find_one({"_id": idempotency.record_id})
+        if record is None:
+            return None
+        if record["fingerprint"] != idempotency.fingerprint:
+            raise IdempotencyConflict(
+                "This idempotencyKey was already used for a different request", idempotencyKey=idempotency.key
+            )
+        return {**record["result"], "replayed": True}
+
+    async def _run(self, work: Work, idempotency: Idempotency | None) -> Document:
+        attempts: list[LedgerTx] = []
+
+        async def attempt(session: AsyncClientSession) -> Document:
+            program = await load_program(self.db, session=session)
+            tx = LedgerTx(
+                self.db, session, program, self.clock.now(), idempotency_key=idempotency.key if idempotency else None
+            )
+            attempts.append(tx)
+            result = await work(tx)
+            if idempotency is not None:
+                await self.db.idempotency.insert_one(
+                    {
+                        "_id": idempotency.record_id,
+                        "fingerprint": idempotency.fingerprint,
+                        "result": result,
+                        "createdAt": tx.now,
+                    },
+                    session=session,
+                )
+            return result
+
+        result = await self.db.transaction(attempt)
+        record_committed(attempts[-1].entries)
+        return {**result, "replayed": False}
+
+    async def settle(self, member_id: str) -> list[Document]:
+        """Release and expire what is due for one member; returns the entries written."""
+
+        async def work(tx: LedgerTx) -> Document:
+            await tx.member(member_id, settle=True)
+            return {"entryIds": [e["_id"] for e in tx.entries]}
+
+        result = await self.transact(work)
+        return await self.entries(result["entryIds"])
+
+    async def entries(self, entry_ids: list[Any]) -> list[Document]:
+        found = {e["_id"]: e async for e in self.db.ledger.find({"_id": {"$in": entry_ids}})}
+        return [found[i] for i in entry_ids if i in found]

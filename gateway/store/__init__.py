@@ -1,0 +1,1 @@
+"""The only layer that names a MongoDB collection: the client, repositories, the embedded mongod."""

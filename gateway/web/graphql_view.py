@@ -1,0 +1,243 @@
+"""Strawberry's ASGI view, fitted to the GraphQL over HTTP specification and our auth."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
+
+from gateway.core.errors import UNAVAILABLE_MESSAGE, DomainError, ServiceUnavailable
+from gateway.services import Services
+from gateway.store.mongo import is_unavailable
+from gateway.web.authenticate import authenticate
+from resolvers.context import Context
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+RETRY_AFTER_SECONDS = 2
+
+
+def negotiate(accept: str | None) -> str:
+    """Prefer application/graphql-response+json when the client accepts it.
+
+    Without an Accept header the spec says to answer as application/json,
+    which is also what older clients understand.
+    """
+    if not accept:
+        return JSON
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media == GRAPHQL_RESPONSE:
+            return GRAPHQL_RESPONSE
+        if media in (JSON, "application/*", "*/*"):
+            return JSON
+    return JSON
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Parse and validation errors happen before execution: they carry no path."""
+    errors = result.errors or []
+    return bool(errors) and result.data is None and all(e.path is None for e in errors)
+
+
+@dataclass
+class SocketContext(Context):
+    """The context of one WebSocket connection, shared by all its subscriptions."""
+
+    connection_params: dict[str, Any] = field(default_factory=dict)
+    closing: asyncio.Task[None] | None = None
+
+    def close_soon(self, code: int, reason: str) -> asyncio.Task[None]:
+        """Send a close frame without making the caller (the hub) wait for the client."""
+        if self.closing is None:
+            self.closing = asyncio.create_task(self._close(code, reason))
+        return self.closing
+
+    async def _close(self, code: int, reason: str) -> None:
+        websocket: WebSocket = self.request
+        with contextlib.suppress(Exception):
+            await websocket.close(code=code, reason=reason)
+
+
+def _credentials(params: dict[str, Any], websocket: WebSocket) -> dict[str, str]:
+    """connection_init payload keys (any case), falling back to the upgrade request's headers."""
+    found = {str(k).lower(): str(v) for k, v in params.items() if isinstance(v, str)}
+    for name in ("authorization", "x-api-key"):
+        if name not in found and name in websocket.headers:
+            found[name] = websocket.headers[name]
+    return found
+
+
+class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
+    async def send_json(self, message: Any) -> None:
+        """Once we closed a connection (slow subscriber, shutdown), its other operations'
+        late messages are dropped instead of failing on the closed socket."""
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        try:
+            await super().send_json(message)
+        except Exception:
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                raise
+
+
+class GatewayGraphQL(GraphQL[Context, None]):
+    services: Services
+    websocket_adapter_class = GatewayWebSocketAdapter  # type: ignore[assignment]
+
+    def __init__(self, **kwargs: Any) -> None:
+        from resolvers.schema import schema
+
+        kwargs.setdefault("subscription_protocols", ("graphql-transport-ws",))
+        super().__init__(schema, **kwargs)
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry's run, with two refusals answered as GraphQL errors instead of a 500:
+        a body that is not a JSON object (400), and MongoDB unreachable outside any resolver (503)."""
+        try:
+            return await super().run(request, context, root_value)
+        except RequestRefused as exc:
+            return _error_response(exc.reason, exc.code, exc.status_code)
+        except Exception as exc:
+            if isinstance(request, WebSocket) or not is_unavailable(exc):
+                raise
+            return _error_response(
+                UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE", 503, {"retry-after": str(RETRY_AFTER_SECONDS)}
+            )
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A GraphQL request body is a JSON object (or a batch: an array of objects)."""
+        parsed = super().parse_json(data)
+        if isinstance(parsed, dict) or (isinstance(parsed, list) and all(isinstance(i, dict) for i in parsed)):
+            return parsed
+        raise RequestRefused(400, "The request must be a JSON object with a query", "BAD_REQUEST")
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        if isinstance(request, WebSocket):
+            # Subscriptions authenticate in connection_init (see on_ws_connect).
+            return SocketContext(services=self.services, principal=None, request=request, response=response)
+        try:
+            principal = await authenticate(request.headers, db=self.services.db, jwt_secret=self.services.jwt_secret)
+            auth_error = None
+        except DomainError as exc:
+            principal, auth_error = None, exc
+        except Exception as exc:  # an API key is looked up in MongoDB: it may be unreachable
+            if not is_unavailable(exc):
+                raise
+            principal, auth_error = None, ServiceUnavailable(UNAVAILABLE_MESSAGE)
+        return Context(
+            services=self.services,
+            principal=principal,
+            request=request,
+            response=response,
+            auth_error=auth_error,
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate the connection once, from the connection_init payload.
+
+        ``{"Authorization": "Bearer <jwt>"}`` (or ``{"X-Api-Key": ...}``); without
+        credentials the connection is anonymous. Bad credentials close it with 4403.
+        """
+        assert isinstance(context, SocketContext)
+        credentials = _credentials(context.connection_params or {}, context.request)
+        try:
+            context.principal = await authenticate(
+                credentials, db=self.services.db, jwt_secret=self.services.jwt_secret
+            )
+        except DomainError as exc:
+            raise ConnectionRejectionError({"code": exc.code}) from None
+        return UNSET
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        response = await super().get_sub_response(request)
+        request.state.sub_response = response
+        return response
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: Any,
+        context: Context,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        if context.auth_error is not None:
+            return ExecutionResult(data=None, errors=[_auth_error(context.auth_error)])
+        try:
+            return await super().execute_operation(
+                request=request,
+                request_adapter=request_adapter,
+                request_data=request_data,
+                context=context,
+                root_value=root_value,
+                sub_response=sub_response,
+            )
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError) and request_adapter.method == "GET":
+                # GraphQL over HTTP: a mutation sent with GET is 405, with Allow: POST.
+                raise HTTPException(405, exc.reason) from exc
+            raise
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        media = negotiate(request.headers.get("accept"))
+        sub_response: Response = request.state.sub_response
+        sub_response.headers["content-type"] = media
+        if is_request_error(result):
+            response.pop("data", None)
+            if media == GRAPHQL_RESPONSE:
+                sub_response.status_code = _request_error_status(result)
+        if _codes(result) & {"SERVICE_UNAVAILABLE"}:
+            sub_response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+            if media == GRAPHQL_RESPONSE:
+                sub_response.status_code = 503
+        return response
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        media = sub_response.headers.get("content-type", JSON)
+        del sub_response.headers["content-type"]
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = media
+        return response
+
+
+class RequestRefused(HTTPException):
+    """A request refused before GraphQL execution, answered as a GraphQL error with a code."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+
+
+def _error_response(message: str, code: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status, headers=headers
+    )
+
+
+def _auth_error(error: DomainError) -> GraphQLError:
+    return GraphQLError(error.message, extensions=error.extensions)
+
+
+def _codes(result: ExecutionResult) -> set[object]:
+    return {(e.extensions or {}).get("code") for e in result.errors or []}
+
+
+def _request_error_status(result: ExecutionResult) -> int:
+    codes = _codes(result)
+    return 401 if "UNAUTHENTICATED" in codes else 400

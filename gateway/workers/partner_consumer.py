@@ -1,0 +1,333 @@
+"""Partner events from Kafka: verify, apply exactly once, dead-letter what cannot apply.
+
+Each message on ``settings.kafka_partner_topic`` is one JSON partner event (schema
+and signing in docs/partners.md). The consumer reads a batch, applies its events
+through ``Partners.apply`` (the same code and idempotency key space as GraphQL),
+sends the ones that cannot apply to ``settings.kafka_dead_letter_topic`` with the
+reason, and only then commits the batch's offsets. A crash or cancellation
+anywhere before the commit means the batch is read again: events already applied
+replay as no-ops through their idempotency records, so nothing is lost and nothing
+applies twice. Events with the same Kafka message key (partners key by member) are
+applied in order, as Kafka delivers them; different keys are applied concurrently.
+Unkeyed events keep their order per (partnerId, memberRef).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import CommitFailedError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pymongo.errors import BulkWriteError
+
+from gateway.core.errors import DomainError, quote
+from gateway.domain.exchange import Direction
+from gateway.events.kafka import ensure_topics, new_producer
+from gateway.features.partners import OperationType, PartnerCommand, Partners
+from gateway.services import Services
+from gateway.store.mongo import Document
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "loyalty-gateway-partner-events"
+DEAD_LETTERS = "partner_dead_letters"
+SIGNED_FIELDS = (
+    "partnerId",
+    "eventId",
+    "type",
+    "memberRef",
+    "points",
+    "amount",
+    "direction",
+    "originalEventId",
+    "occurredAt",
+)
+
+
+def canonical(event: Mapping[str, Any]) -> bytes:
+    """The bytes a partner signs: the SIGNED_FIELDS values in that order, one per line.
+
+    A missing or null field is an empty string; integers are written in decimal;
+    strings exactly as sent. UTF-8, lines joined by "\\n", no trailing newline.
+    """
+    parts = []
+    for name in SIGNED_FIELDS:
+        value = event.get(name)
+        parts.append("" if value is None else str(value))
+    return "\n".join(parts).encode()
+
+
+def sign(event: Mapping[str, Any], secret: str) -> str:
+    """HMAC-SHA256 of ``canonical(event)`` keyed with the partner's signing secret, lowercase hex."""
+    return hmac.new(secret.encode(), canonical(event), hashlib.sha256).hexdigest()
+
+
+def signed_event(secret: str, **fields: Any) -> bytes:
+    """A ready-to-publish event (used by tests, the bench and the docs' example)."""
+    event = {k: v for k, v in fields.items() if v is not None}
+    event["signature"] = sign(event, secret)
+    return orjson.dumps(event)
+
+
+class PartnerEvent(BaseModel):
+    """The JSON schema of a partner event (strict: integers must be JSON integers)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    partnerId: str
+    eventId: str
+    type: OperationType
+    memberRef: str
+    points: int | None = None
+    amount: int | None = None
+    direction: Direction | None = None
+    originalEventId: str | None = None
+    occurredAt: str
+    signature: str
+
+    @field_validator("occurredAt")
+    @classmethod
+    def _iso_instant(cls, value: str) -> str:
+        at = datetime.fromisoformat(value)
+        if at.tzinfo is None:
+            raise ValueError("occurredAt must be an ISO 8601 instant with an offset, e.g. 2026-03-02T04:00:00Z")
+        return value
+
+    def command(self) -> PartnerCommand:
+        return PartnerCommand(
+            type=self.type,
+            event_id=self.eventId,
+            member_ref=self.memberRef,
+            points=self.points,
+            amount=self.amount,
+            direction=self.direction,
+            original_event_id=self.originalEventId,
+            occurred_at=datetime.fromisoformat(self.occurredAt),
+        )
+
+
+class Rejected(Exception):
+    """An event that cannot apply: it goes to the dead-letter topic with ``code`` and ``reason``."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def parse(value: bytes | None) -> PartnerEvent:
+    if value is None:
+        raise Rejected("BAD_JSON", "empty message")
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("BAD_JSON", f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise Rejected("INVALID_EVENT", "an event must be a JSON object")
+    try:
+        return PartnerEvent.model_validate_json(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "event"
+        raise Rejected("INVALID_EVENT", f"{where}: {first['msg']}") from None
+
+
+@dataclass
+class ConsumeStats:
+    read: int = 0
+    applied: int = 0
+    replayed: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class PartnerEventConsumer:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        group_id: str = GROUP_ID,
+        concurrency: int = 32,
+        max_records: int = 500,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        settings = services.settings
+        if not settings.kafka_bootstrap_servers:
+            raise DomainError("LOYALTY_KAFKA_BOOTSTRAP_SERVERS is not set", code="KAFKA_NOT_CONFIGURED")
+        self.services = services
+        self.settings = settings
+        self.partners: Partners = services.partners
+        self.group_id = group_id
+        self.concurrency = concurrency
+        self.max_records = max_records
+        self.consumer_options = consumer_options or {}
+        self.stats = ConsumeStats()
+        self.status: dict[str, Any] = {}
+
+    async def run(self, *, idle_exit: float | None = None) -> ConsumeStats:
+        """Consume until cancelled, or until no message arrived for ``idle_exit`` seconds."""
+        await ensure_topics(self.settings, self.settings.kafka_partner_topic, self.settings.kafka_dead_letter_topic)
+        consumer = AIOKafkaConsumer(
+            self.settings.kafka_partner_topic,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **self.consumer_options,
+        )
+        producer = new_producer(self.settings)
+        await producer.start()
+        try:
+            await consumer.start()
+            try:
+                await self._loop(consumer, producer, idle_exit)
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+        return self.stats
+
+    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, idle_exit: float | None) -> None:
+        idle_since = time.monotonic()
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+            if not batch:
+                if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+                    return
+                continue
+            idle_since = time.monotonic()
+            self.stats.batches += 1
+            self.status["lastBatchAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            # All partitions of the batch at once: a message key lives on one partition, so
+            # grouping by key across them keeps every ordering Kafka promises.
+            await self.process([r for records in batch.values() for r in records], producer)
+            self.status.update(
+                read=self.stats.read,
+                applied=self.stats.applied,
+                replayed=self.stats.replayed,
+                deadLettered=self.stats.dead_lettered,
+            )
+            try:
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            except CommitFailedError as exc:
+                # A rebalance moved a partition; its new owner re-reads and replays harmlessly.
+                log.warning("offset commit failed: %r", exc)
+
+    async def process(self, records: list[ConsumerRecord], producer: AIOKafkaProducer) -> None:
+        """Apply a batch; returns once every event is applied or its dead letter is acked."""
+        self.stats.read += len(records)
+        partners: dict[str, Document | None] = {}
+        groups: dict[tuple[Any, ...], list[tuple[ConsumerRecord, PartnerEvent | Rejected]]] = {}
+        for record in records:
+            try:
+                event = parse(record.value)
+                await self._verify(event, partners)
+                key: tuple[Any, ...] = (
+                    ("key", record.topic, record.partition, record.key)
+                    if record.key
+                    else ("ref", event.partnerId, event.memberRef)
+                )
+                item: PartnerEvent | Rejected = event
+            except Rejected as rejected:
+                key, item = ("rejected", record.topic, record.partition, record.offset), rejected
+            groups.setdefault(key, []).append((record, item))
+        dead: list[tuple[asyncio.Future[Any], Document]] = []
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def run_group(items: list[tuple[ConsumerRecord, PartnerEvent | Rejected]]) -> None:
+            async with limit:
+                for record, item in items:
+                    outcome = await self._apply(item) if isinstance(item, PartnerEvent) else item
+                    if isinstance(outcome, Rejected):
+                        sent = await self._dead_letter(record, outcome, producer)
+                        if sent is not None:
+                            dead.append(sent)
+
+        async with asyncio.TaskGroup() as tasks:
+            for items in groups.values():
+                tasks.create_task(run_group(items))
+        if dead:
+            await asyncio.gather(*(future for future, _ in dead))
+            await self._remember_dead_letters([letter for _, letter in dead])
+
+    async def _verify(self, event: PartnerEvent, partners: dict[str, Document | None]) -> None:
+        if event.partnerId not in partners:
+            partners[event.partnerId] = await self.services.db["partners"].find_one({"_id": event.partnerId})
+        partner = partners[event.partnerId]
+        if partner is None:
+            raise Rejected("PARTNER_NOT_FOUND", f"unknown partner {quote(event.partnerId)}")
+        if not partner.get("active", True):
+            raise Rejected("PARTNER_INACTIVE", f"partner {quote(event.partnerId)} is not active")
+        expected = sign(event.model_dump(mode="json"), partner["signingSecret"])
+        if not hmac.compare_digest(expected, event.signature.lower()):
+            raise Rejected("BAD_SIGNATURE", "signature does not match the partner's signing secret")
+
+    async def _apply(self, event: PartnerEvent) -> Rejected | None:
+        try:
+            _, replayed = await self.partners.apply(event.partnerId, event.command())
+        except DomainError as exc:
+            return Rejected(exc.code, exc.message)
+        if replayed:
+            self.stats.replayed += 1
+        else:
+            self.stats.applied += 1
+        return None
+
+    async def _dead_letter(
+        self, record: ConsumerRecord, rejected: Rejected, producer: AIOKafkaProducer
+    ) -> tuple[asyncio.Future[Any], Document] | None:
+        """Send one dead letter (not awaited here); skipped when a previous run already sent it."""
+        letter_id = f"{record.topic}:{record.partition}:{record.offset}"
+        if await self.services.db[DEAD_LETTERS].count_documents({"_id": letter_id}, limit=1):
+            return None
+        self.stats.dead_lettered += 1
+        self.stats.reasons[rejected.code] = self.stats.reasons.get(rejected.code, 0) + 1
+        value = record.value or b""
+        letter = {
+            "id": letter_id,
+            "reasonCode": rejected.code,
+            "reason": rejected.reason,
+            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+            "original": value.decode("utf-8", errors="replace"),
+            "originalBase64": base64.b64encode(value).decode(),
+            "deadLetteredAt": self.services.clock.now().isoformat(),
+        }
+        record_doc = {**letter, "at": self.services.clock.now()}
+        log.info("dead-lettering %s: %s %s", letter_id, rejected.code, rejected.reason)
+        future = await producer.send(self.settings.kafka_dead_letter_topic, orjson.dumps(letter), key=record.key)
+        return future, record_doc
+
+    async def _remember_dead_letters(self, letters: list[Document]) -> None:
+        """Record acked dead letters so a re-read after a crash does not send them again."""
+        docs = [
+            {"_id": letter["id"], "reasonCode": letter["reasonCode"], "reason": letter["reason"], "at": letter["at"]}
+            for letter in letters
+        ]
+        try:
+            await self.services.db[DEAD_LETTERS].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # duplicates from a concurrent re-read are fine
+            log.debug("dead letter records: %r", exc)
+
+
+async def partner_events_worker(services: Services) -> None:
+    """The in-gateway consumer (runs when LOYALTY_KAFKA_BOOTSTRAP_SERVERS is set).
+
+    ``services.extras["partner_consumer"]`` may hold PartnerEventConsumer options (embedding, tests).
+    """
+    from gateway.workers.supervisor import worker_state
+
+    consumer = PartnerEventConsumer(services, **services.extras.get("partner_consumer", {}))
+    consumer.status = worker_state(services, "partner-events").detail
+    await consumer.run()

@@ -1,0 +1,88 @@
+"""A storefront page for one member costs a fixed number of MongoDB round trips, whatever its size."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+
+from gateway.core.auth import Role
+from gateway.domain.calendar import Period
+from gateway.domain.catalog import Limits
+from gateway.domain.program import DEFAULT_PROGRAM
+from gateway.features.catalog import GiftSpec
+from gateway.services import Services
+from gateway.store.mongo import Database, create_client
+from gateway.web.app import create_app
+from tests.conftest import JWT_SECRET, GraphQLClient, token
+from tests.support.ledger_helpers import add_member, earn
+
+PAGE = """query($first: Int!, $memberId: String) {
+  gifts(first: $first, memberId: $memberId) {
+    edges { node { id name stock status price { points cash onOffer } eligibility { canRedeem reason } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+class CommandCounter(CommandListener):
+    """Counts every command the client sends to MongoDB."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        self.commands.append(event.command_name)
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(mongo_uri: str, db: Database, settings: Any, clock: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """A gateway whose MongoDB client reports every command, on the test's database."""
+    counter = CommandCounter()
+    client = create_client(mongo_uri, event_listeners=[counter])
+    services = Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET)
+    app = create_app(settings, services=services, run_workers=False)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
+    ):
+        yield GraphQLClient(http), counter, services
+    await client.close()
+
+
+async def test_a_page_for_one_member_costs_a_fixed_number_of_round_trips(counted):
+    gql, counter, services = counted
+    catalog = services.catalog
+    for i in range(60):
+        limits = Limits(per_member=3, period=Period.WEEK) if i % 2 else Limits()
+        spec = GiftSpec(name=f"Gift {i}", category="misc", cost_price=10_000, points=100 + i, limits=limits)
+        await catalog.create(spec, stock=i % 7, program=DEFAULT_PROGRAM)
+    await add_member(services, "shopper")
+    await services.db.members.update_one({"_id": "shopper"}, {"$set": {"tier": "SENIOR"}})
+    await earn(services.ledger, "shopper", 130)
+    shopper = token(Role.MEMBER, "shopper")
+
+    async def cost(first: int) -> tuple[int, list[dict[str, Any]]]:
+        counter.commands.clear()
+        data = await gql.ok(PAGE, {"first": first, "memberId": "shopper"}, token=shopper)
+        return len(counter.commands), [e["node"] for e in data["gifts"]["edges"]]
+
+    small, small_page = await cost(5)
+    large, large_page = await cost(50)
+    assert len(small_page) == 5 and len(large_page) == 50
+    # the page, the program, the member, their recent orders of the limited gifts
+    assert small == large == 4, counter.commands
+    reasons = {node["eligibility"]["reason"] for node in large_page}
+    assert reasons == {None, "INSUFFICIENT_POINTS"}
+    public = (await gql.ok(PAGE, {"first": 3}))["gifts"]["edges"]
+    assert [e["node"]["eligibility"] for e in public] == [None, None, None]

@@ -1,0 +1,527 @@
+"""Who may run what: one table, every root field of the schema × every kind of caller.
+
+``MATRIX`` declares, for every query, mutation and subscription, the outcome each caller gets:
+``OK`` (no error at all) or the ``extensions.code`` of the first error. The test is generated
+from the schema: it fails when an operation has no row, when a row names an operation the schema
+no longer has, when a row lacks a caller, and when a role of ``gateway.core.auth.Role`` has no caller.
+
+Adding an operation: add its row (document, variables, expected outcome per caller).
+Adding a role: add a ``Caller`` to ``CALLERS`` and its outcome to every row (``outcomes()``
+defaults make that one keyword for most rows).
+
+Queries and mutations go through HTTP with the caller's real credentials. Subscriptions run
+through graphql-core's ``subscribe`` on the real schema with a WebSocket connection's context:
+authorization happens before the stream starts, so a refused subscription is an ExecutionResult
+with errors and an allowed one is a live stream (closed at once), with no waiting for events.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from graphql import ExecutionResult, parse, subscribe
+
+from gateway.core.auth import Principal, Role
+from gateway.services import Services
+from resolvers.schema import schema
+from tests.conftest import GraphQLClient, token
+from tests.support.catalog_helpers import create_gift, member_with
+from tests.support.partner_helpers import add_partner
+
+OK = "OK"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+FORBIDDEN = "FORBIDDEN"
+
+ANONYMOUS = "anonymous"
+MEMBER_SELF = "member_self"
+MEMBER_OTHER = "member_other"
+PARTNER_OWN = "partner_own"
+PARTNER_OTHER = "partner_other"
+DASHBOARD = "dashboard"
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A kind of caller; ``role`` None is anonymous."""
+
+    name: str
+    role: Role | None
+    description: str
+
+
+CALLERS: tuple[Caller, ...] = (
+    Caller(ANONYMOUS, None, "no credentials"),
+    Caller(MEMBER_SELF, Role.MEMBER, "member alice, acting on alice"),
+    Caller(MEMBER_OTHER, Role.MEMBER, "member bob, acting on alice"),
+    Caller(PARTNER_OWN, Role.PARTNER, "partner 'own' (alice linked to it), acting on itself / alice"),
+    Caller(PARTNER_OTHER, Role.PARTNER, "partner 'rival', acting on partner 'own' / alice"),
+    Caller(DASHBOARD, Role.DASHBOARD, "a dashboard token"),
+    Caller(ADMIN, Role.ADMIN, "an operator"),
+)
+CALLER_NAMES = tuple(c.name for c in CALLERS)
+
+
+def outcomes(default: str = FORBIDDEN, *, anonymous: str = UNAUTHENTICATED, **per_caller: str) -> dict[str, str]:
+    """Every caller's outcome: ``default`` unless named (anonymous defaults to UNAUTHENTICATED)."""
+    unknown = set(per_caller) - set(CALLER_NAMES)
+    assert not unknown, f"unknown callers {unknown}"
+    return {name: per_caller.get(name, anonymous if name == ANONYMOUS else default) for name in CALLER_NAMES}
+
+
+PUBLIC = outcomes(OK, anonymous=OK)
+ADMIN_ONLY = outcomes(admin=OK)
+SELF_OR_ADMIN = outcomes(member_self=OK, admin=OK)
+OWN_PARTNER_OR_ADMIN = outcomes(partner_own=OK, admin=OK)
+AGGREGATES = outcomes(dashboard=OK, admin=OK)
+# Another member's order answers like a missing one, so its id cannot be probed (issue 16).
+MEMBERS_OWN_ORDER = outcomes(member_self=OK, admin=OK, member_other="REDEMPTION_NOT_FOUND")
+
+
+@dataclass
+class World:
+    """The data every row runs against: alice (linked to partner 'own'), bob, a gift, an order."""
+
+    services: Services
+    gql: GraphQLClient
+    admin: str
+    alice: str = "alice"
+    bob: str = "bob"
+    gift_id: str = ""
+    redemption_id: str = ""
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    keys: itertools.count = field(default_factory=itertools.count)
+
+    def key(self, caller: str) -> str:
+        """A fresh id or idempotency key, so every caller's attempt is a new operation."""
+        return f"{caller}-{next(self.keys)}"
+
+    async def new_gift(self, **fields: Any) -> str:
+        return (await create_gift(self.gql, self.admin, listed=True, stock=1000, points=100, **fields))["id"]
+
+    async def new_redemption(self) -> str:
+        body = await self.gql.ok(
+            "mutation($input: RedeemGiftInput!) { redeemGift(input: $input) { id } }",
+            {
+                "input": {
+                    "memberId": self.alice,
+                    "giftId": self.gift_id,
+                    "quantity": 1,
+                    "cashPaid": 0,
+                    "idempotencyKey": self.key("setup"),
+                }
+            },
+            token=self.admin,
+        )
+        return body["redeemGift"]["id"]
+
+    async def accrue_as_own(self, event_id: str) -> None:
+        await self.gql.ok(
+            "mutation($input: PartnerAccrueInput!) { partnerAccrue(input: $input) { replayed } }",
+            {"input": {"eventId": event_id, "memberRef": "alice-ref", "points": 10}},
+            api_key=self.credentials[PARTNER_OWN]["api_key"],
+        )
+
+
+async def build_world(services: Services, gql: GraphQLClient) -> World:
+    admin = token(Role.ADMIN, "admin-1")
+    world = World(services=services, gql=gql, admin=admin)
+    await member_with(services, "alice", points=100_000, tier="SUPREME_VIP")
+    await member_with(services, "bob", points=100_000, tier="SUPREME_VIP")
+    own = await add_partner(services, "own")
+    rival = await add_partner(services, "rival")
+    await services.partners.link("alice", "own", "alice-ref")
+    world.gift_id = await world.new_gift()
+    world.redemption_id = await world.new_redemption()
+    world.credentials = {
+        ANONYMOUS: {},
+        MEMBER_SELF: {"token": token(Role.MEMBER, "alice")},
+        MEMBER_OTHER: {"token": token(Role.MEMBER, "bob")},
+        PARTNER_OWN: {"api_key": own.api_key},
+        PARTNER_OTHER: {"api_key": rival.api_key},
+        DASHBOARD: {"token": token(Role.DASHBOARD, "dash-1")},
+        ADMIN: {"token": admin},
+    }
+    await world.accrue_as_own("own-seed-event")
+    return world
+
+
+Variables = Callable[[World, str], Awaitable[dict[str, Any]]]
+
+
+def fixed(**values: Any) -> Variables:
+    async def make(world: World, caller: str) -> dict[str, Any]:
+        return dict(values)
+
+    return make
+
+
+@dataclass(frozen=True)
+class Row:
+    document: str
+    expect: dict[str, str]
+    variables: Variables = fixed()
+
+
+async def _alice(world: World, caller: str) -> dict[str, Any]:
+    return {"memberId": world.alice}
+
+
+async def _gift(world: World, caller: str) -> dict[str, Any]:
+    return {"id": world.gift_id}
+
+
+async def _fresh_gift(world: World, caller: str) -> dict[str, Any]:
+    return {"id": await world.new_gift()}
+
+
+async def _fresh_redemption(world: World, caller: str) -> dict[str, Any]:
+    return {"id": await world.new_redemption()}
+
+
+def _with_key(build: Callable[[World, str, str], dict[str, Any]]) -> Variables:
+    async def make(world: World, caller: str) -> dict[str, Any]:
+        return build(world, caller, world.key(caller))
+
+    return make
+
+
+async def _refund(world: World, caller: str) -> dict[str, Any]:
+    order = world.key(caller)
+    await world.gql.ok(
+        "mutation($input: RecordPurchaseInput!) { recordPurchase(input: $input) { points } }",
+        {"input": {"memberId": world.alice, "orderId": order, "amount": 10_000, "idempotencyKey": order}},
+        token=world.admin,
+    )
+    return {"input": {"memberId": world.alice, "orderId": order, "amount": 10_000, "idempotencyKey": order + "-r"}}
+
+
+async def _check_in(world: World, caller: str) -> dict[str, Any]:
+    # Once per day per member: each caller that may check in targets a member of its own.
+    target = world.alice if caller != ADMIN else world.bob
+    return {"memberId": target, "key": world.key(caller)}
+
+
+async def _link(world: World, caller: str) -> dict[str, Any]:
+    target = world.bob if caller == ADMIN else world.alice
+    return {"memberId": target, "partnerId": "rival", "ref": world.key(caller)}
+
+
+async def _reverse(world: World, caller: str) -> dict[str, Any]:
+    original = world.key("original")
+    await world.accrue_as_own(original)
+    return {"input": {"eventId": world.key(caller), "originalEventId": original}}
+
+
+TIERS = [
+    {
+        "code": "MEMBER",
+        "name": "Member",
+        "threshold": 100,
+        "pricePercent": 98,
+        "earnMultiplierPercent": 100,
+        "canRedeemGifts": False,
+        "benefits": [],
+    },
+    {
+        "code": "SENIOR",
+        "name": "Senior",
+        "threshold": 38_000,
+        "pricePercent": 95,
+        "earnMultiplierPercent": 100,
+        "canRedeemGifts": True,
+        "benefits": [],
+    },
+]
+PARTNER_INPUT = {
+    "name": "New",
+    "currencyName": "new points",
+    "rate": {"partnerPoints": 10, "coalitionPoints": 1},
+    "feeBasisPoints": 0,
+    "feeFixedPoints": 0,
+    "settlementMilliFenPerPoint": 1000,
+    "active": True,
+}
+
+MATRIX: dict[str, Row] = {
+    # ---- queries
+    "Query._entities": Row(
+        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }",
+        SELF_OR_ADMIN,
+        fixed(r=[{"__typename": "Member", "id": "alice"}]),
+    ),
+    "Query._service": Row("{ _service { sdl } }", PUBLIC),
+    "Query.tiers": Row("{ tiers { code } }", PUBLIC),
+    "Query.member": Row("query($id: ID!) { member(id: $id) { id } }", SELF_OR_ADMIN, fixed(id="alice")),
+    "Query.me": Row("{ me { id } }", outcomes(member_self=OK, member_other=OK)),
+    "Query.program": Row("{ program { name } }", ADMIN_ONLY),
+    "Query.gifts": Row(
+        "query($memberId: String) { gifts(first: 5, memberId: $memberId) { edges { node { id } } } }",
+        SELF_OR_ADMIN,
+        _alice,
+    ),
+    "Query.gift": Row(
+        "query($id: ID!, $m: String) { gift(id: $id, memberId: $m) { id eligibility { canRedeem } } }",
+        SELF_OR_ADMIN,
+        lambda w, c: fixed(id=w.gift_id, m=w.alice)(w, c),
+    ),
+    "Query.redemption": Row(
+        "query($id: ID!) { redemption(id: $id) { id } }",
+        MEMBERS_OWN_ORDER,
+        lambda w, c: fixed(id=w.redemption_id)(w, c),
+    ),
+    "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
+    "Query.partner": Row('query { partner(id: "own") { id } }', OWN_PARTNER_OR_ADMIN),
+    # A partner always asks about its own events (partnerId is ignored): the rival gets null, not own's event.
+    "Query.partnerOperation": Row(
+        'query { partnerOperation(eventId: "own-seed-event", partnerId: "own") { eventId } }',
+        outcomes(partner_own=OK, partner_other=OK, admin=OK),
+    ),
+    "Query.partnerStatement": Row(
+        'query { partnerStatement(partnerId: "own", from: "2026-01-01T00:00:00Z", to: "2026-12-01T00:00:00Z") '
+        "{ reconciled } }",
+        OWN_PARTNER_OR_ADMIN,
+    ),
+    # ---- mutations
+    "Mutation.registerMember": Row(
+        "mutation($input: RegisterMemberInput!) { registerMember(input: $input) { id } }",
+        outcomes(admin=OK, member_self="ALREADY_EXISTS", member_other="ALREADY_EXISTS"),
+        _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
+    ),
+    "Mutation.setPaidMembership": Row(
+        'mutation { setPaidMembership(memberId: "alice", paid: true) { id } }', ADMIN_ONLY
+    ),
+    "Mutation.recordPurchase": Row(
+        "mutation($input: RecordPurchaseInput!) { recordPurchase(input: $input) { points } }",
+        ADMIN_ONLY,
+        _with_key(lambda w, c, k: {"input": {"memberId": "alice", "orderId": k, "amount": 100, "idempotencyKey": k}}),
+    ),
+    "Mutation.refundPurchase": Row(
+        "mutation($input: RefundPurchaseInput!) { refundPurchase(input: $input) { pointsReturned } }",
+        ADMIN_ONLY,
+        _refund,
+    ),
+    "Mutation.checkIn": Row(
+        "mutation($memberId: ID!, $key: String) { checkIn(memberId: $memberId, idempotencyKey: $key) { points } }",
+        SELF_OR_ADMIN,
+        _check_in,
+    ),
+    "Mutation.recordBehaviour": Row(
+        'mutation($key: String!) { recordBehaviour(memberId: "alice", event: "REVIEW", idempotencyKey: $key) '
+        "{ points } }",
+        ADMIN_ONLY,
+        _with_key(lambda w, c, k: {"key": k}),
+    ),
+    "Mutation.grantPoints": Row(
+        "mutation($input: GrantPointsInput!) { grantPoints(input: $input) { points } }",
+        ADMIN_ONLY,
+        _with_key(
+            lambda w, c, k: {"input": {"memberId": "alice", "points": 10, "reason": "matrix", "idempotencyKey": k}}
+        ),
+    ),
+    "Mutation.deductPointsAtCheckout": Row(
+        "mutation($input: DeductPointsInput!) { deductPointsAtCheckout(input: $input) { points } }",
+        SELF_OR_ADMIN,
+        _with_key(
+            lambda w, c, k: {
+                "input": {"memberId": "alice", "orderId": k, "orderAmount": 100_000, "points": 100, "idempotencyKey": k}
+            }
+        ),
+    ),
+    "Mutation.consumeBenefit": Row(
+        'mutation($m: ID!, $key: String!) { consumeBenefit(memberId: $m, code: "FREE_SHIPPING", idempotencyKey: $key) '
+        "{ used } }",
+        SELF_OR_ADMIN,
+        # Free shipping is once a month: the admin uses bob's, after alice used hers.
+        _with_key(lambda w, c, k: {"m": w.bob if c == ADMIN else w.alice, "key": k}),
+    ),
+    "Mutation.updateEarningRules": Row(
+        "mutation { updateEarningRules(input: {checkInPoints: 7}) { name } }", ADMIN_ONLY
+    ),
+    "Mutation.updateProgram": Row('mutation { updateProgram(input: {name: "Renamed"}) { name } }', ADMIN_ONLY),
+    "Mutation.updateTiers": Row(
+        "mutation($tiers: [TierInput!]!) { updateTiers(tiers: $tiers) { name } }", ADMIN_ONLY, fixed(tiers=TIERS)
+    ),
+    "Mutation.createGift": Row(
+        "mutation($input: CreateGiftInput!) { createGift(input: $input) { id } }",
+        ADMIN_ONLY,
+        fixed(
+            input={
+                "name": "Mug",
+                "category": "home",
+                "costPrice": 1000,
+                "points": 50,
+                "cash": 0,
+                "stock": 5,
+                "description": "A mug",
+                "listed": True,
+            }
+        ),
+    ),
+    "Mutation.updateGift": Row(
+        'mutation($id: ID!) { updateGift(id: $id, input: {name: "Renamed"}) { id } }', ADMIN_ONLY, _gift
+    ),
+    "Mutation.restockGift": Row("mutation($id: ID!) { restockGift(id: $id, quantity: 1) { id } }", ADMIN_ONLY, _gift),
+    "Mutation.listGift": Row("mutation($id: ID!) { listGift(id: $id) { id } }", ADMIN_ONLY, _gift),
+    "Mutation.unlistGift": Row("mutation($id: ID!) { unlistGift(id: $id) { id } }", ADMIN_ONLY, _gift),
+    "Mutation.scheduleGift": Row(
+        'mutation($id: ID!) { scheduleGift(id: $id, startsAt: "2027-01-01T00:00:00Z") { id } }', ADMIN_ONLY, _gift
+    ),
+    "Mutation.setGiftOffer": Row(
+        'mutation($id: ID!) { setGiftOffer(id: $id, input: {points: 50, startsAt: "2026-03-01T00:00:00Z", '
+        'endsAt: "2026-04-01T00:00:00Z"}) { id } }',
+        ADMIN_ONLY,
+        _gift,
+    ),
+    "Mutation.clearGiftOffer": Row("mutation($id: ID!) { clearGiftOffer(id: $id) { id } }", ADMIN_ONLY, _gift),
+    "Mutation.deleteGift": Row("mutation($id: ID!) { deleteGift(id: $id) }", ADMIN_ONLY, _fresh_gift),
+    "Mutation.redeemGift": Row(
+        "mutation($input: RedeemGiftInput!) { redeemGift(input: $input) { id } }",
+        SELF_OR_ADMIN,
+        _with_key(
+            lambda w, c, k: {
+                "input": {"memberId": "alice", "giftId": w.gift_id, "quantity": 1, "cashPaid": 0, "idempotencyKey": k}
+            }
+        ),
+    ),
+    "Mutation.fulfillRedemption": Row(
+        "mutation($id: ID!) { fulfillRedemption(id: $id) { id } }", ADMIN_ONLY, _fresh_redemption
+    ),
+    "Mutation.cancelRedemption": Row(
+        "mutation($id: ID!) { cancelRedemption(id: $id) { id } }", MEMBERS_OWN_ORDER, _fresh_redemption
+    ),
+    "Mutation.createPartner": Row(
+        "mutation($input: CreatePartnerInput!) { createPartner(input: $input) { apiKey } }",
+        ADMIN_ONLY,
+        _with_key(lambda w, c, k: {"input": {**PARTNER_INPUT, "id": k}}),
+    ),
+    "Mutation.rotatePartnerKey": Row('mutation { rotatePartnerKey(id: "rival") { apiKey } }', outcomes(admin=OK)),
+    "Mutation.updatePartner": Row('mutation { updatePartner(id: "own", input: {name: "Own"}) { id } }', ADMIN_ONLY),
+    "Mutation.linkPartnerAccount": Row(
+        "mutation($memberId: ID!, $partnerId: ID!, $ref: String!) "
+        "{ linkPartnerAccount(memberId: $memberId, partnerId: $partnerId, partnerMemberRef: $ref) { partnerId } }",
+        SELF_OR_ADMIN,
+        _link,
+    ),
+    "Mutation.unlinkPartnerAccount": Row(
+        'mutation { unlinkPartnerAccount(memberId: "alice", partnerId: "own") }', SELF_OR_ADMIN
+    ),
+    "Mutation.partnerAccrue": Row(
+        "mutation($input: PartnerAccrueInput!) { partnerAccrue(input: $input) { replayed } }",
+        outcomes(partner_own=OK, partner_other="MEMBER_NOT_LINKED"),
+        _with_key(lambda w, c, k: {"input": {"eventId": k, "memberRef": "alice-ref", "points": 10}}),
+    ),
+    "Mutation.partnerBurn": Row(
+        "mutation($input: PartnerBurnInput!) { partnerBurn(input: $input) { replayed } }",
+        outcomes(partner_own=OK, partner_other="MEMBER_NOT_LINKED"),
+        _with_key(lambda w, c, k: {"input": {"eventId": k, "memberRef": "alice-ref", "points": 1}}),
+    ),
+    "Mutation.partnerReverse": Row(
+        "mutation($input: PartnerReverseInput!) { partnerReverse(input: $input) { replayed } }",
+        outcomes(partner_own=OK, partner_other="PARTNER_OPERATION_NOT_FOUND"),
+        _reverse,
+    ),
+    "Mutation.convertPartnerPoints": Row(
+        "mutation($input: ConvertPartnerPointsInput!) { convertPartnerPoints(input: $input) { replayed } }",
+        outcomes(partner_own=OK, partner_other="MEMBER_NOT_LINKED"),
+        _with_key(
+            lambda w, c, k: {
+                "input": {"eventId": k, "memberRef": "alice-ref", "direction": "PARTNER_TO_COALITION", "points": 100}
+            }
+        ),
+    ),
+    # ---- subscriptions
+    "Subscription.balanceChanged": Row(
+        "subscription($memberId: String!) { balanceChanged(memberId: $memberId) { position } }", SELF_OR_ADMIN, _alice
+    ),
+    "Subscription.pointsActivity": Row("subscription { pointsActivity { id } }", AGGREGATES),
+    "Subscription.tierChanged": Row(
+        "subscription($memberId: String!) { tierChanged(memberId: $memberId) { memberId } }", SELF_OR_ADMIN, _alice
+    ),
+    "Subscription.redemptionUpdated": Row(
+        "subscription($memberId: String!) { redemptionUpdated(memberId: $memberId) { memberId } }",
+        SELF_OR_ADMIN,
+        _alice,
+    ),
+    "Subscription.giftStockChanged": Row(
+        "subscription($giftId: String!) { giftStockChanged(giftId: $giftId) { giftId } }",
+        PUBLIC,
+        lambda w, c: fixed(giftId=w.gift_id)(w, c),
+    ),
+}
+
+
+def schema_operations() -> set[str]:
+    names = set()
+    for root in (schema._schema.query_type, schema._schema.mutation_type, schema._schema.subscription_type):
+        if root is not None:
+            names.update(f"{root.name}.{field_name}" for field_name in root.fields)
+    return names
+
+
+def test_every_operation_has_a_row_and_every_row_an_operation() -> None:
+    operations = schema_operations()
+    missing = sorted(operations - MATRIX.keys())
+    stale = sorted(MATRIX.keys() - operations)
+    assert not missing, f"operations without a row in tests/api/test_role_matrix.py MATRIX: {missing}"
+    assert not stale, f"rows for operations the schema no longer has: {stale}"
+
+
+def test_every_row_names_every_caller_and_every_role_has_a_caller() -> None:
+    incomplete = {op: sorted(set(CALLER_NAMES) - row.expect.keys()) for op, row in MATRIX.items()}
+    assert not {op: lacking for op, lacking in incomplete.items() if lacking}
+    roles_without_caller = set(Role) - {caller.role for caller in CALLERS}
+    assert not roles_without_caller, f"add a Caller (and a column to every row) for roles {roles_without_caller}"
+
+
+def _code(errors: list[dict[str, Any]] | None) -> str:
+    if not errors:
+        return OK
+    return str((errors[0].get("extensions") or {}).get("code", errors[0].get("message")))
+
+
+async def _principal(world: World, caller: str) -> Principal | None:
+    from gateway.web.authenticate import authenticate
+
+    credentials = world.credentials[caller]
+    headers = {}
+    if "token" in credentials:
+        headers["authorization"] = f"Bearer {credentials['token']}"
+    if "api_key" in credentials:
+        headers["x-api-key"] = credentials["api_key"]
+    return await authenticate(headers, db=world.services.db, jwt_secret=world.services.jwt_secret)
+
+
+async def _subscription_outcome(world: World, caller: str, row: Row, variables: dict[str, Any]) -> str:
+    from gateway.web.graphql_view import SocketContext
+
+    context = SocketContext(services=world.services, principal=await _principal(world, caller))
+    result = await subscribe(schema._schema, parse(row.document), context_value=context, variable_values=variables)
+    if isinstance(result, ExecutionResult):
+        return _code([error.formatted for error in result.errors or []])
+    await result.aclose()  # type: ignore[attr-defined]
+    return OK
+
+
+@pytest.mark.parametrize("operation", sorted(MATRIX))
+async def test_role_matrix(operation: str, services: Services, gql: GraphQLClient) -> None:
+    row = MATRIX[operation]
+    world = await build_world(services, gql)
+    actual: dict[str, str] = {}
+    for caller in CALLER_NAMES:
+        variables = await row.variables(world, caller)
+        if operation.startswith("Subscription."):
+            actual[caller] = await _subscription_outcome(world, caller, row, variables)
+        else:
+            body = await gql(row.document, variables, **world.credentials[caller])
+            actual[caller] = _code(body.get("errors"))
+    wrong = {
+        caller: f"expected {row.expect[caller]}, got {actual[caller]}"
+        for caller in CALLER_NAMES
+        if actual[caller] != row.expect[caller]
+    }
+    assert not wrong, f"{operation}: {wrong}"

@@ -1,0 +1,86 @@
+"""The layout's rule that import-linter cannot see: only ``gateway/store/`` names a MongoDB collection.
+
+A collection is reached through a ``Database`` (``db["gifts"]``, ``db[PARTNERS]``, ``self.db.members``).
+Outside the store, code calls a repository function instead. ``STILL_TO_MOVE`` is a ratchet: the
+places that predate the rule, per file. It may only shrink; a new raw query anywhere fails this test.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKED = ("gateway", "resolvers", "dataloaders")
+COLLECTION_PROPERTIES = {"members", "ledger", "lots", "idempotency", "program"}
+
+STILL_TO_MOVE: dict[str, int] = {
+    "dataloaders/catalog.py": 1,
+    "gateway/demo/catalog.py": 1,
+    "gateway/demo/partners.py": 1,
+    "gateway/demo/seed.py": 1,
+    "gateway/events/streams.py": 1,
+    "gateway/features/audit.py": 3,
+    "gateway/features/catalog.py": 8,
+    "gateway/features/engagement.py": 6,
+    "gateway/features/expiry.py": 2,
+    "gateway/features/members.py": 5,
+    "gateway/features/partners.py": 21,
+    "gateway/features/purchases.py": 9,
+    "gateway/features/redemptions.py": 9,
+    "gateway/features/rule_earning.py": 1,
+    "gateway/features/tiering.py": 7,
+    "gateway/ledger/transaction.py": 22,
+    "gateway/web/authenticate.py": 1,
+    "gateway/workers/partner_consumer.py": 3,
+    "gateway/workers/relay.py": 3,
+    "resolvers/member_types.py": 1,
+}
+
+
+def _names_database(node: ast.expr) -> bool:
+    """``db``, ``self.db``, ``services.db``, ``tx.db``..."""
+    return (isinstance(node, ast.Name) and node.id == "db") or (isinstance(node, ast.Attribute) and node.attr == "db")
+
+
+def _names_collection(node: ast.AST) -> bool:
+    if isinstance(node, ast.Subscript):
+        return _names_database(node.value)
+    if isinstance(node, ast.Attribute):
+        return node.attr in COLLECTION_PROPERTIES and _names_database(node.value)
+    return False
+
+
+def collection_accesses(source: str) -> int:
+    return sum(1 for node in ast.walk(ast.parse(source)) if _names_collection(node))
+
+
+def offenders() -> Counter[str]:
+    found: Counter[str] = Counter()
+    for package in CHECKED:
+        for path in (ROOT / package).rglob("*.py"):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative.startswith("gateway/store/"):
+                continue
+            count = collection_accesses(path.read_text())
+            if count:
+                found[relative] = count
+    return found
+
+
+def test_the_detector_sees_every_way_of_naming_a_collection() -> None:
+    source = 'db["gifts"].find()\nself.db[PARTNERS]\nservices.db.members\ntx.db.ledger\nprogram.members\n'
+    assert collection_accesses(source) == 4
+
+
+def test_only_the_store_names_collections() -> None:
+    found = offenders()
+    grown = {path: count for path, count in found.items() if count > STILL_TO_MOVE.get(path, 0)}
+    assert not grown, f"raw collection access outside gateway/store/ (use a repository there): {grown}"
+
+
+def test_the_ratchet_only_lists_what_is_still_there() -> None:
+    found = offenders()
+    stale = {path: allowed for path, allowed in STILL_TO_MOVE.items() if found.get(path, 0) < allowed}
+    assert not stale, f"these moved to the store: lower STILL_TO_MOVE to {dict(found)}"
