@@ -60,7 +60,7 @@ def worker_states(services: Services) -> dict[str, dict[str, Any]]:
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     from gateway.events.streams import watch_changes
-    from gateway.workers.supervisor.expiry import expiry_worker
+    from gateway.workers.expiry import expiry_worker
 
     found: list[tuple[str, Worker]] = [("points-expiry", expiry_worker), ("change-watcher", watch_changes)]
     if services.settings.kafka_bootstrap_servers:
