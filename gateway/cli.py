@@ -72,7 +72,14 @@ def serve(
     app_ = create_app(settings, demo=demo)
     typer.echo(f"loyalty-gateway on http://{settings.host}:{settings.port}/graphql", err=True)
     try:
-        config = uvicorn.Config(app_, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+        config = uvicorn.Config(
+            app_,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            lifespan="on",
+            access_log=settings.access_log_enabled,
+        )
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:
         raise fail(str(exc)) from None

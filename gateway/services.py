@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.events.hub import Hub
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
+    from gateway.features.notifications import Notifications
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -70,6 +71,15 @@ class Services:
         from gateway.features.partners import Partners
 
         return Partners(self.db, self.clock, self.ledger)
+
+    @cached_property
+    def notifications(self) -> Notifications:
+        from gateway.features.notifications import Notifications
+
+        topic = self.settings.kafka_notification_topic if self.settings.kafka_bootstrap_servers else None
+        return Notifications(
+            self.db, self.clock, max_attempts=self.settings.notification_max_attempts, kafka_topic=topic
+        )
 
     @cached_property
     def hub(self) -> Hub:

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
 from strawberry.types import Info
@@ -18,6 +19,7 @@ from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.input_guard import InputTextGuard
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.notifications import NotificationMutation, NotificationQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
@@ -25,10 +27,27 @@ from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation, CatalogMutation, PartnerMutation)
+QUERIES: tuple[type, ...] = (
+    ProgramQuery,
+    MemberQuery,
+    ProgramAdminQuery,
+    CatalogQuery,
+    PartnerQuery,
+    NotificationQuery,
+)
+MUTATIONS: tuple[type, ...] = (
+    MemberMutation,
+    PointsMutation,
+    ProgramAdminMutation,
+    CatalogMutation,
+    PartnerMutation,
+    NotificationMutation,
+)
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
 ENTITIES: tuple[type, ...] = (Member, Gift)
+# Storefronts send the same few documents over and over: parse and validate each once
+# per process (bounded LRU, so unique documents from a client cannot grow memory).
+DOCUMENT_CACHE_SIZE = 512
 
 
 class GatewaySchema(strawberry.federation.Schema):
@@ -50,7 +69,14 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
-        extensions=[MaskUnexpectedErrors, MetricsExtension, RouterOnlyFederation, InputTextGuard],
+        extensions=[
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            MaskUnexpectedErrors,
+            MetricsExtension,
+            RouterOnlyFederation,
+            InputTextGuard,
+        ],
         execution_context_class=SharedEventExecutor,
     )
 

@@ -50,4 +50,3 @@ CODES: dict[str, str] = {
     "STREAM_UNAVAILABLE": "live events are not available on this gateway now",
     "KAFKA_NOT_CONFIGURED": "the operation needs Kafka and none is configured",
 }
-

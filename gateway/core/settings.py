@@ -60,7 +60,17 @@ class Settings(BaseSettings):
         description="Only the router (X-Router-Secret) may query _entities/_service; unset means on in production.",
     )
     max_entities_per_request: int = Field(default=100, ge=1, description="Representations one _entities may take.")
+    notification_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often due member notifications are recorded and delivered."
+    )
+    notification_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Delivery attempts (with backoff) before a notification is dead-lettered."
+    )
+    kafka_notification_topic: str = "loyalty.notifications"
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    access_log: bool | None = Field(
+        default=None, description="uvicorn's per-request access log; unset: on in development, off in production."
+    )
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
     @classmethod
@@ -79,6 +89,14 @@ class Settings(BaseSettings):
         if self.federation_router_only is None:
             return self.environment is Environment.PRODUCTION
         return self.federation_router_only
+
+    @property
+    def access_log_enabled(self) -> bool:
+        """A line per request is formatted and written on the event loop of every request;
+        in production /metrics and the application logs say what an operator needs, so it is opt-in."""
+        if self.access_log is not None:
+            return self.access_log
+        return self.environment is Environment.DEVELOPMENT
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -18,8 +18,8 @@ from enum import StrEnum
 
 from gateway.core.auth import Principal, Role
 from gateway.core.errors import BadInput, DomainError, NotFound, quote
-from gateway.domain.catalog import Reason, eligibility, price_at
-from gateway.features.catalog import gift_not_found, rules_of, used_in_window
+from gateway.domain.catalog import Reason, price_at
+from gateway.features.catalog import eligibilities, gift_not_found, rules_of
 from gateway.ledger.transaction import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Source
 from gateway.store.mongo import Database, Document
 
@@ -117,16 +117,10 @@ class Redemptions:
                     raise gift_not_found(req.gift_id)
             member = await tx.member(req.member_id)
             rules = rules_of(gift)
-            used = await used_in_window(tx.db, req.member_id, [gift], tx.now, tx.program.timezone, session=tx.session)
-            verdict = eligibility(
-                rules,
-                member_tier=member["tier"],
-                available_points=member["balances"]["available"],
-                used_in_window=used[req.gift_id],
-                quantity=req.quantity,
-                now=tx.now,
-                tiers=tx.program.tiers,
+            verdicts = await eligibilities(
+                tx.db, member, [gift], tx.program, tx.now, quantity=req.quantity, session=tx.session
             )
+            verdict = verdicts[req.gift_id]
             if verdict.reason is not None:
                 raise refused(verdict.reason)  # aborts the transaction: the stock taken goes back
             if not taken:

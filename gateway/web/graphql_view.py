@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -59,6 +62,7 @@ class SocketContext(Context):
 
     connection_params: dict[str, Any] = field(default_factory=dict)
     closing: asyncio.Task[None] | None = None
+    fixed_instant = False
 
     def close_soon(self, code: int, reason: str) -> asyncio.Task[None]:
         """Send a close frame without making the caller (the hub) wait for the client."""
@@ -81,14 +85,23 @@ def _credentials(params: dict[str, Any], websocket: WebSocket) -> dict[str, str]
     return found
 
 
+def encode_json(data: object) -> bytes:
+    """orjson: several times faster than ``json.dumps``; non-ASCII is sent as UTF-8, not escaped."""
+    return orjson.dumps(data, default=str)
+
+
 class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
     async def send_json(self, message: Any) -> None:
         """Once we closed a connection (slow subscriber, shutdown), its other operations'
-        late messages are dropped instead of failing on the closed socket."""
+        late messages are dropped instead of failing on the closed socket.
+        graphql-transport-ws messages are text frames, so the orjson bytes go out as text."""
         if self.ws.application_state == WebSocketState.DISCONNECTED:
             return
         try:
-            await super().send_json(message)
+            await self.ws.send_text(encode_json(message).decode())
+        except WebSocketDisconnect as exc:
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                raise WebSocketDisconnected from exc
         except Exception:
             if self.ws.application_state != WebSocketState.DISCONNECTED:
                 raise
@@ -124,6 +137,18 @@ class GatewayGraphQL(GraphQL[Context, None]):
         if isinstance(parsed, dict) or (isinstance(parsed, list) and all(isinstance(i, dict) for i in parsed)):
             return parsed
         raise RequestRefused(400, "The request must be a JSON object with a query", "BAD_REQUEST")
+
+    def encode_json(self, data: object) -> bytes:
+        return encode_json(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson refuses a lone surrogate escape ("\ud800"); the standard parser reads it, so
+            # the input guard can answer BAD_USER_INPUT for that field. Truly broken JSON fails
+            # here again and stays a 400.
+            return json.loads(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):

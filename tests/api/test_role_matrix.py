@@ -275,6 +275,9 @@ MATRIX: dict[str, Row] = {
         lambda w, c: fixed(id=w.redemption_id)(w, c),
     ),
     "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
+    "Query.notificationSettings": Row("{ notificationSettings { expiringReminderDays } }", ADMIN_ONLY),
+    "Query.notificationWebhooks": Row("{ notificationWebhooks { id } }", ADMIN_ONLY),
+    "Query.notifications": Row("{ notifications(first: 5) { edges { node { id } } } }", ADMIN_ONLY),
     "Query.partner": Row('query { partner(id: "own") { id } }', OWN_PARTNER_OR_ADMIN),
     # A partner always asks about its own events (partnerId is ignored): the rival gets null, not own's event.
     "Query.partnerOperation": Row(
@@ -434,6 +437,17 @@ MATRIX: dict[str, Row] = {
             }
         ),
     ),
+    "Mutation.updateNotificationSettings": Row(
+        "mutation { updateNotificationSettings(expiringReminderDays: [30, 7]) { expiringReminderDays } }", ADMIN_ONLY
+    ),
+    "Mutation.addNotificationWebhook": Row(
+        'mutation { addNotificationWebhook(url: "https://hooks.example.com/loyalty") { secret } }', ADMIN_ONLY
+    ),
+    # Nothing to remove or retry in the world: the admin passes authorization and gets NOT_FOUND.
+    "Mutation.removeNotificationWebhook": Row(
+        'mutation { removeNotificationWebhook(id: "whk_none") { id } }', outcomes(admin="NOT_FOUND")
+    ),
+    "Mutation.retryNotification": Row('mutation { retryNotification(id: "none") { id } }', outcomes(admin="NOT_FOUND")),
     # ---- subscriptions
     "Subscription.balanceChanged": Row(
         "subscription($memberId: String!) { balanceChanged(memberId: $memberId) { position } }", SELF_OR_ADMIN, _alice
