@@ -177,6 +177,7 @@ GARBAGE_CURSORS = [
 ]
 CONNECTIONS = {
     ("Query", "gifts"): "query($after: String) { gifts(after: $after) { edges { cursor } } }",
+    ("Query", "notifications"): "query($after: String) { notifications(after: $after) { edges { cursor } } }",
     ("Member", "ledger"): 'query($after: String) { member(id: "m1") { ledger(after: $after) { edges { cursor } } } }',
     ("Member", "redemptions"): (
         'query($after: String) { member(id: "m1") { redemptions(after: $after) { edges { cursor } } } }'
