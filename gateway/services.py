@@ -20,6 +20,7 @@ from gateway.store.mongo import Database
 
 if TYPE_CHECKING:
     from gateway.events.hub import Hub
+    from gateway.features.analytics import Analytics
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
     from gateway.features.notifications import Notifications
@@ -87,3 +88,9 @@ class Services:
         from gateway.events.hub import Hub
 
         return Hub(self.settings.subscriber_queue_size)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        from gateway.features.analytics import Analytics
+
+        return Analytics(self.db, self.clock)

@@ -11,6 +11,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
+from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
@@ -34,6 +35,7 @@ QUERIES: tuple[type, ...] = (
     CatalogQuery,
     PartnerQuery,
     NotificationQuery,
+    AnalyticsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
@@ -42,8 +44,9 @@ MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
     PartnerMutation,
     NotificationMutation,
+    AnalyticsMutation,
 )
-SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
 # Storefronts send the same few documents over and over: parse and validate each once
 # per process (bounded LRU, so unique documents from a client cannot grow memory).

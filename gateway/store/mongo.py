@@ -74,6 +74,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
+    "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }
 
 

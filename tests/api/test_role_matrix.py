@@ -437,6 +437,21 @@ MATRIX: dict[str, Row] = {
             }
         ),
     ),
+    # ---- operator analytics (docs/analytics.md)
+    "Query.pointsAnalytics": Row(
+        'query { pointsAnalytics(from: "2026-01-01", to: "2026-03-31") { totals { issued } } }', AGGREGATES
+    ),
+    "Query.memberAnalytics": Row(
+        'query { memberAnalytics(from: "2026-01-01", to: "2026-03-31") { byTier { members } } }', AGGREGATES
+    ),
+    "Query.topGifts": Row('query { topGifts(from: "2026-01-01", to: "2026-03-31") { points } }', AGGREGATES),
+    "Query.partnerAnalytics": Row(
+        'query { partnerAnalytics(from: "2026-01-01", to: "2026-03-31") { netPoints } }', AGGREGATES
+    ),
+    "Query.analyticsSettings": Row("{ analyticsSettings { timezone } }", AGGREGATES),
+    "Mutation.updateAnalyticsSettings": Row(
+        "mutation { updateAnalyticsSettings(input: {adviceLowPercent: 40}) { adviceLowPercent } }", ADMIN_ONLY
+    ),
     "Mutation.updateNotificationSettings": Row(
         "mutation { updateNotificationSettings(expiringReminderDays: [30, 7]) { expiringReminderDays } }", ADMIN_ONLY
     ),
@@ -453,6 +468,7 @@ MATRIX: dict[str, Row] = {
         "subscription($memberId: String!) { balanceChanged(memberId: $memberId) { position } }", SELF_OR_ADMIN, _alice
     ),
     "Subscription.pointsActivity": Row("subscription { pointsActivity { id } }", AGGREGATES),
+    "Subscription.analyticsUpdated": Row("subscription { analyticsUpdated { entries } }", AGGREGATES),
     "Subscription.tierChanged": Row(
         "subscription($memberId: String!) { tierChanged(memberId: $memberId) { memberId } }", SELF_OR_ADMIN, _alice
     ),
