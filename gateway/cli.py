@@ -79,6 +79,7 @@ def serve(
             log_level="info",
             lifespan="on",
             access_log=settings.access_log_enabled,
+            ws_per_message_deflate=settings.ws_per_message_deflate,
         )
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:
@@ -141,7 +142,7 @@ def reevaluate_tiers_command() -> None:
     from gateway.features.tiering import reevaluate_all
 
     report = with_services(settings_or_exit(), lambda s: reevaluate_all(s.db, s.ledger))
-    typer.echo(f"re-evaluated {report.members} members: {report.upgraded} up, {report.downgraded} down")
+    typer.echo(str(report))
 
 
 @app.command("audit")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import jwt
 
@@ -27,6 +28,9 @@ class Role(StrEnum):
 class Principal:
     role: Role
     subject: str
+    # A partner's own document, as authentication read it: its operations reuse it
+    # instead of reading it again (not part of the caller's identity).
+    partner: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def mint_token(secret: str, *, role: Role, subject: str, now: datetime, ttl: timedelta) -> str:

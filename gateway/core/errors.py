@@ -69,5 +69,11 @@ class IdempotencyConflict(DomainError):
     code = "IDEMPOTENCY_CONFLICT"
 
 
+class Conflict(DomainError):
+    """An admin write named a version that is no longer current: re-read and retry."""
+
+    code = "CONFLICT"
+
+
 def member_not_found(member_id: str) -> NotFound:
     return NotFound(f"Member {quote(member_id)} not found", code="MEMBER_NOT_FOUND")

@@ -75,6 +75,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
+    "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }
 
 

@@ -10,6 +10,11 @@ replay as no-ops through their idempotency records, so nothing is lost and nothi
 applies twice. Events with the same Kafka message key (partners key by member) are
 applied in order, as Kafka delivers them; different keys are applied concurrently.
 Unkeyed events keep their order per (partnerId, memberRef).
+
+Consecutive events of one key and partner (up to ``batch_size``) apply in ONE MongoDB
+transaction (``Partners.apply_batch``), each with its own idempotency record. If any of
+them cannot apply, that transaction is dropped and the events apply one by one, so each
+refusal is dead-lettered on its own and the others still apply.
 """
 
 from __future__ import annotations
@@ -161,6 +166,7 @@ class PartnerEventConsumer:
         group_id: str = GROUP_ID,
         concurrency: int = 32,
         max_records: int = 500,
+        batch_size: int = 50,
         consumer_options: dict[str, Any] | None = None,
     ) -> None:
         settings = services.settings
@@ -172,6 +178,7 @@ class PartnerEventConsumer:
         self.group_id = group_id
         self.concurrency = concurrency
         self.max_records = max_records
+        self.batch_size = batch_size  # events of one member applied in one transaction, at most
         self.consumer_options = consumer_options or {}
         self.stats = ConsumeStats()
         self.status: dict[str, Any] = {}
@@ -246,14 +253,29 @@ class PartnerEventConsumer:
         dead: list[tuple[asyncio.Future[Any], Document]] = []
         limit = asyncio.Semaphore(self.concurrency)
 
+        async def reject(record: ConsumerRecord, rejected: Rejected) -> None:
+            sent = await self._dead_letter(record, rejected, producer)
+            if sent is not None:
+                dead.append(sent)
+
         async def run_group(items: list[tuple[ConsumerRecord, PartnerEvent | Rejected]]) -> None:
+            """One key's events in order: consecutive events of one partner apply as one
+            transaction (``Partners.apply_batch``); each is still dead-lettered on its own."""
             async with limit:
-                for record, item in items:
-                    outcome = await self._apply(item) if isinstance(item, PartnerEvent) else item
-                    if isinstance(outcome, Rejected):
-                        sent = await self._dead_letter(record, outcome, producer)
-                        if sent is not None:
-                            dead.append(sent)
+                run: list[tuple[ConsumerRecord, PartnerEvent]] = []
+                for record, item in [*items, (None, None)]:
+                    flush = not isinstance(item, PartnerEvent) or (
+                        run and (run[0][1].partnerId != item.partnerId or len(run) >= self.batch_size)
+                    )
+                    if flush and run:
+                        for (done, _), outcome in zip(run, await self._apply_run(run, partners), strict=True):
+                            if outcome is not None:
+                                await reject(done, outcome)
+                        run = []
+                    if isinstance(item, PartnerEvent):
+                        run.append((record, item))
+                    elif isinstance(item, Rejected):
+                        await reject(record, item)
 
         async with asyncio.TaskGroup() as tasks:
             for items in groups.values():
@@ -274,16 +296,26 @@ class PartnerEventConsumer:
         if not hmac.compare_digest(expected, event.signature.lower()):
             raise Rejected("BAD_SIGNATURE", "signature does not match the partner's signing secret")
 
-    async def _apply(self, event: PartnerEvent) -> Rejected | None:
-        try:
-            _, replayed = await self.partners.apply(event.partnerId, event.command())
-        except DomainError as exc:
-            return Rejected(exc.code, exc.message)
-        if replayed:
-            self.stats.replayed += 1
-        else:
-            self.stats.applied += 1
-        return None
+    async def _apply_run(
+        self, run: list[tuple[ConsumerRecord, PartnerEvent]], partners: dict[str, Document | None]
+    ) -> list[Rejected | None]:
+        """Apply consecutive events of one partner; the outcome of each (None: applied or replayed).
+        ``partners``: the documents the batch's signature checks read, reused by the transaction."""
+        commands = [event.command() for _, event in run]
+        outcomes: list[Rejected | None] = []
+        partner_id = run[0][1].partnerId
+        known = partners.get(partner_id)
+        for outcome in await self.partners.apply_batch(partner_id, commands, partner=known):
+            if isinstance(outcome, DomainError):
+                outcomes.append(Rejected(outcome.code, outcome.message))
+                continue
+            _, replayed = outcome
+            if replayed:
+                self.stats.replayed += 1
+            else:
+                self.stats.applied += 1
+            outcomes.append(None)
+        return outcomes
 
     async def _dead_letter(
         self, record: ConsumerRecord, rejected: Rejected, producer: AIOKafkaProducer
