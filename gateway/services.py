@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from gateway.features.analytics import Analytics
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
+    from gateway.features.imports import Importer
     from gateway.features.notifications import Notifications
+    from gateway.features.paid_membership import PaidMemberships
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -53,7 +55,13 @@ class Services:
     def engagement(self) -> Engagement:
         from gateway.features.engagement import Engagement
 
-        return Engagement(self.db, self.clock, self.ledger)
+        return Engagement(self.db, self.clock, self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+
+    @cached_property
+    def paid_memberships(self) -> PaidMemberships:
+        from gateway.features.paid_membership import PaidMemberships
+
+        return PaidMemberships(self.db, self.clock, self.ledger)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -65,7 +73,7 @@ class Services:
     def redemptions(self) -> Redemptions:
         from gateway.features.redemptions import Redemptions
 
-        return Redemptions(self.db, self.ledger)
+        return Redemptions(self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes)
 
     @cached_property
     def partners(self) -> Partners:
@@ -88,6 +96,13 @@ class Services:
         from gateway.events.hub import Hub
 
         return Hub(self.settings.subscriber_queue_size)
+
+    @cached_property
+    def importer(self) -> Importer:
+        """Operator CSV imports (members, gifts, grants) through the services above."""
+        from gateway.features.imports import Importer
+
+        return Importer(self.db, self.clock, self.members, self.catalog, self.engagement)
 
     @cached_property
     def analytics(self) -> Analytics:

@@ -42,11 +42,20 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
     ],
     "idempotency": [IndexModel([("createdAt", ASCENDING)])],
+    "holds": [
+        IndexModel([("memberId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)]),
+    ],
     "gifts": [IndexModel([("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "redemptions": [
         IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
         IndexModel([("giftId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel(
+            [("paymentReference", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"paymentReference": {"$type": "string"}},
+        ),
         IndexModel([("status", ASCENDING), ("fulfilledAt", ASCENDING)]),
     ],
     "purchases": [
@@ -95,7 +104,10 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def create_client(uri: str, **options: Any) -> AsyncMongoClient:
-    return AsyncMongoClient(uri, tz_aware=True, **options)
+    from gateway.store.pool_metrics import PoolMetrics
+
+    listeners = [*options.pop("event_listeners", []), PoolMetrics()]
+    return AsyncMongoClient(uri, tz_aware=True, event_listeners=listeners, **options)
 
 
 class Database:

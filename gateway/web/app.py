@@ -7,11 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from gateway.core.clock import Clock
+from gateway.core.metrics import OPERATION_NAMES
 from gateway.core.settings import Settings
 from gateway.demo.seed import seed_demo
 from gateway.runtime import open_services, prepare
@@ -19,6 +21,7 @@ from gateway.services import Services
 from gateway.web.dashboard import routes as dashboard_routes
 from gateway.web.graphql_view import GatewayGraphQL
 from gateway.web.metrics import metrics_endpoint
+from gateway.web.request_id import RequestIdMiddleware
 from gateway.workers.supervisor import running_workers, worker_states
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,8 @@ def create_app(
             body["workers"] = worker_states(active)
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    return Starlette(
+    OPERATION_NAMES.limit = settings.metrics_operation_names
+    application = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
@@ -90,4 +94,6 @@ def create_app(
             *dashboard_routes,
         ],
         lifespan=lifespan,
+        middleware=[Middleware(RequestIdMiddleware)],
     )
+    return application

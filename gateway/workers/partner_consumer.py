@@ -32,11 +32,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pymongo.errors import BulkWriteError
 
 from gateway.core.errors import DomainError, quote
+from gateway.core.metrics import DEAD_LETTERS as DEAD_LETTERED
+from gateway.core.metrics import PARTNER_APPLIED, PARTNER_LAG
 from gateway.domain.exchange import Direction
 from gateway.events.kafka import ensure_topics, new_producer
 from gateway.features.partners import OperationType, PartnerCommand, Partners
@@ -211,6 +213,7 @@ class PartnerEventConsumer:
         while True:
             batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
             if not batch:
+                await record_lag(consumer)
                 if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     return
                 continue
@@ -231,6 +234,7 @@ class PartnerEventConsumer:
             except CommitFailedError as exc:
                 # A rebalance moved a partition; its new owner re-reads and replays harmlessly.
                 log.warning("offset commit failed: %r", exc)
+            await record_lag(consumer)
 
     async def process(self, records: list[ConsumerRecord], producer: AIOKafkaProducer) -> None:
         """Apply a batch; returns once every event is applied or its dead letter is acked."""
@@ -314,6 +318,7 @@ class PartnerEventConsumer:
                 self.stats.replayed += 1
             else:
                 self.stats.applied += 1
+            PARTNER_APPLIED.labels("replayed" if replayed else "applied").inc()
             outcomes.append(None)
         return outcomes
 
@@ -339,6 +344,8 @@ class PartnerEventConsumer:
         record_doc = {**letter, "at": self.services.clock.now()}
         log.info("dead-lettering %s: %s %s", letter_id, rejected.code, rejected.reason)
         future = await producer.send(self.settings.kafka_dead_letter_topic, orjson.dumps(letter), key=record.key)
+        DEAD_LETTERED.labels(rejected.code).inc()
+        PARTNER_APPLIED.labels("dead_lettered").inc()
         return future, record_doc
 
     async def _remember_dead_letters(self, letters: list[Document]) -> None:
@@ -351,6 +358,20 @@ class PartnerEventConsumer:
             await self.services.db[DEAD_LETTERS].insert_many(docs, ordered=False)
         except BulkWriteError as exc:  # duplicates from a concurrent re-read are fine
             log.debug("dead letter records: %r", exc)
+
+
+async def record_lag(consumer: AIOKafkaConsumer) -> None:
+    """Messages on this consumer's partitions past its position (the partner-consumer lag gauge)."""
+    lag = 0
+    try:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - await consumer.position(tp))
+    except KafkaError as exc:  # a rebalance in progress: keep the last value
+        log.debug("partner consumer lag not measured: %r", exc)
+        return
+    PARTNER_LAG.set(lag)
 
 
 async def partner_events_worker(services: Services) -> None:

@@ -23,6 +23,7 @@ from bson import ObjectId
 from pymongo.errors import OperationFailure, PyMongoError
 
 from gateway.core.clock import as_utc
+from gateway.core.metrics import RELAY_HOLDING, RELAY_LAG, RELAY_PUBLISHED
 from gateway.events.kafka import ensure_topics, new_producer
 from gateway.store.leases import Lease, new_owner
 from gateway.store.mongo import Database, Document
@@ -110,6 +111,7 @@ class BalanceRelay:
                     if not await self.lease.renew(published):
                         return
                 self.holding.set()
+                RELAY_HOLDING.set(1)
                 renewed = asyncio.get_running_loop().time()
                 while True:
                     batch: list[Document] = []
@@ -130,6 +132,11 @@ class BalanceRelay:
                         await asyncio.gather(*sent)  # every event acknowledged before the position moves
                         self.published += len(batch)
                         self.status.update(published=self.published, lastPublishedAt=_iso(datetime.now(UTC)))
+                        RELAY_PUBLISHED.inc(len(batch))
+                        newest = as_utc(batch[-1]["fullDocument"]["createdAt"])
+                        RELAY_LAG.set(max(0.0, (datetime.now(UTC) - newest).total_seconds()))
+                    else:
+                        RELAY_LAG.set(0)  # nothing waiting: caught up
                     position = stream.resume_token
                     now = asyncio.get_running_loop().time()
                     if batch or position != published or now - renewed > self.ttl / 3:
@@ -139,6 +146,7 @@ class BalanceRelay:
         finally:
             # Graceful stop (or error): store the last fully published position and let another relay in.
             self.holding.clear()
+            RELAY_HOLDING.set(0)
             try:
                 await asyncio.shield(self.lease.release(published))
             except (PyMongoError, asyncio.CancelledError):
