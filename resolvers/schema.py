@@ -21,6 +21,7 @@ from resolvers.input_guard import InputTextGuard
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.notifications import NotificationMutation, NotificationQuery
+from resolvers.partner_links import PartnerLinkMutation, PartnerLinkQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
@@ -36,6 +37,7 @@ QUERIES: tuple[type, ...] = (
     PartnerQuery,
     NotificationQuery,
     AnalyticsQuery,
+    PartnerLinkQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
@@ -43,6 +45,7 @@ MUTATIONS: tuple[type, ...] = (
     ProgramAdminMutation,
     CatalogMutation,
     PartnerMutation,
+    PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
 )

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     )
     kafka_notification_topic: str = "loyalty.notifications"
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    partner_link_code_ttl_seconds: int = Field(
+        default=600, ge=60, le=86_400, description="How long a member's one-time partner link code stays valid."
+    )
     checkout_hold_minutes: float = Field(
         default=30.0, gt=0, description="Points deducted at checkout stay on hold this long, then are released."
     )

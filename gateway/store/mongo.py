@@ -74,6 +74,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("partnerId", ASCENDING), ("partnerMemberRef", ASCENDING)], unique=True),
         IndexModel([("memberId", ASCENDING)]),
     ],
+    "partner_link_codes": [
+        IndexModel([("codeHash", ASCENDING)], unique=True),
+        IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
+    ],
+    "partner_link_events": [
+        IndexModel([("memberId", ASCENDING), ("at", DESCENDING)]),
+        IndexModel([("partnerId", ASCENDING), ("at", DESCENDING)]),
+    ],
     "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
     "partner_dead_letters": [IndexModel([("at", ASCENDING)])],

@@ -136,7 +136,7 @@ async def build_world(services: Services, gql: GraphQLClient) -> World:
     await member_with(services, "bob", points=100_000, tier="SUPREME_VIP")
     own = await add_partner(services, "own")
     rival = await add_partner(services, "rival")
-    await services.partners.link("alice", "own", "alice-ref")
+    await services.partner_links.link(Principal(Role.ADMIN, "setup"), "alice", "own", "alice-ref")
     world.gift_id = await world.new_gift()
     world.redemption_id = await world.new_redemption()
     world.credentials = {
@@ -260,6 +260,11 @@ async def _link(world: World, caller: str) -> dict[str, Any]:
     return {"memberId": target, "partnerId": "rival", "ref": world.key(caller)}
 
 
+async def _link_code(world: World, caller: str) -> dict[str, Any]:
+    code, _ = await world.services.partner_links.create_code(world.bob, "own")
+    return {"code": code, "ref": world.key(caller)}
+
+
 async def _reverse(world: World, caller: str) -> dict[str, Any]:
     original = world.key("original")
     await world.accrue_as_own(original)
@@ -343,6 +348,7 @@ MATRIX: dict[str, Row] = {
         lambda w, c: fixed(id=w.redemption_id)(w, c),
     ),
     "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
+    "Query.partnerLinkEvents": Row('{ partnerLinkEvents(memberId: "alice") { action } }', ADMIN_ONLY),
     "Query.notificationSettings": Row("{ notificationSettings { expiringReminderDays } }", ADMIN_ONLY),
     "Query.notificationWebhooks": Row("{ notificationWebhooks { id } }", ADMIN_ONLY),
     "Query.notifications": Row("{ notifications(first: 5) { edges { node { id } } } }", ADMIN_ONLY),
@@ -496,8 +502,18 @@ MATRIX: dict[str, Row] = {
     "Mutation.linkPartnerAccount": Row(
         "mutation($memberId: ID!, $partnerId: ID!, $ref: String!) "
         "{ linkPartnerAccount(memberId: $memberId, partnerId: $partnerId, partnerMemberRef: $ref) { partnerId } }",
-        SELF_OR_ADMIN,
+        ADMIN_ONLY,
         _link,
+    ),
+    "Mutation.createPartnerLinkCode": Row(
+        'mutation { createPartnerLinkCode(memberId: "alice", partnerId: "rival") { code } }', outcomes(member_self=OK)
+    ),
+    # Codes belong to one partner: another partner's redemption is refused like an unknown code.
+    "Mutation.redeemPartnerLinkCode": Row(
+        "mutation($code: String!, $ref: String!) { redeemPartnerLinkCode(code: $code, partnerMemberRef: $ref) "
+        "{ partnerId } }",
+        outcomes(partner_own=OK, partner_other="LINK_CODE_INVALID"),
+        _link_code,
     ),
     "Mutation.unlinkPartnerAccount": Row(
         'mutation { unlinkPartnerAccount(memberId: "alice", partnerId: "own") }', SELF_OR_ADMIN
