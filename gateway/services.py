@@ -9,6 +9,7 @@ the feature modules import this one for their own type hints.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from gateway.features.engagement import Engagement
     from gateway.features.imports import Importer
     from gateway.features.notifications import Notifications
+    from gateway.features.paid_membership import PaidMemberships
+    from gateway.features.partner_links import PartnerLinks
+    from gateway.features.partner_operations import PartnerOperations
+    from gateway.features.partner_statements import PartnerStatements
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -54,7 +59,13 @@ class Services:
     def engagement(self) -> Engagement:
         from gateway.features.engagement import Engagement
 
-        return Engagement(self.db, self.clock, self.ledger)
+        return Engagement(self.db, self.clock, self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+
+    @cached_property
+    def paid_memberships(self) -> PaidMemberships:
+        from gateway.features.paid_membership import PaidMemberships
+
+        return PaidMemberships(self.db, self.clock, self.ledger)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -66,13 +77,32 @@ class Services:
     def redemptions(self) -> Redemptions:
         from gateway.features.redemptions import Redemptions
 
-        return Redemptions(self.db, self.ledger)
+        return Redemptions(self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes)
 
     @cached_property
     def partners(self) -> Partners:
         from gateway.features.partners import Partners
 
-        return Partners(self.db, self.clock, self.ledger)
+        return Partners(self.db, self.clock)
+
+    @cached_property
+    def partner_links(self) -> PartnerLinks:
+        from gateway.features.partner_links import PartnerLinks
+
+        ttl = timedelta(seconds=self.settings.partner_link_code_ttl_seconds)
+        return PartnerLinks(self.db, self.clock, self.partners, self.members, ttl)
+
+    @cached_property
+    def partner_operations(self) -> PartnerOperations:
+        from gateway.features.partner_operations import PartnerOperations
+
+        return PartnerOperations(self.db, self.clock, self.ledger)
+
+    @cached_property
+    def partner_statements(self) -> PartnerStatements:
+        from gateway.features.partner_statements import PartnerStatements
+
+        return PartnerStatements(self.db, self.partners)
 
     @cached_property
     def notifications(self) -> Notifications:
