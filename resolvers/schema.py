@@ -7,13 +7,17 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
+from strawberry.types import Info
 
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.extensions import MetricsExtension
+from resolvers.federation import RouterOnlyFederation, check_representations
+from resolvers.input_guard import InputTextGuard
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.notifications import NotificationMutation, NotificationQuery
@@ -56,6 +60,14 @@ class GatewaySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_unexpected(errors)
 
+    def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
+        """Strawberry's, behind the checks of resolvers/federation.py (count, __typename, key types)."""
+        entity_types = {t.__strawberry_definition__.name for t in ENTITIES}  # type: ignore[attr-defined]
+        checked = check_representations(info, representations, {n: n for n in entity_types})
+        valid: list[Any] = [r for r in checked if isinstance(r, dict)]
+        resolved = iter(super().entities_resolver(info, valid))
+        return [next(resolved) if isinstance(r, dict) else r for r in checked]
+
 
 def build_schema() -> GatewaySchema:
     return GatewaySchema(
@@ -68,6 +80,8 @@ def build_schema() -> GatewaySchema:
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
             MaskUnexpectedErrors,
             MetricsExtension,
+            RouterOnlyFederation,
+            InputTextGuard,
         ],
         execution_context_class=SharedEventExecutor,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.core.errors import BadInput, DomainError
 from gateway.domain.exchange import Direction
+from gateway.domain.money import amount_problem
 
 COMMAND_FIELDS = ("event_id", "member_ref", "points", "amount", "direction", "original_event_id", "occurred_at")
 
@@ -68,10 +69,10 @@ class PartnerCommand:
                 raise BadInput("give exactly one of points or amount", field="points")
         elif self.type in (OperationType.BURN, OperationType.CONVERT) and self.points is None:
             raise BadInput("points is required", field="points")
-        for name in ("points", "amount"):
-            value = getattr(self, name)
-            if value is not None and not 1 <= value <= 1_000_000_000:
-                raise BadInput(f"{name} must be from 1 to 1,000,000,000", field=name)
+        if self.points is not None and not 1 <= self.points <= 1_000_000_000:
+            raise BadInput("points must be from 1 to 1,000,000,000", field="points")
+        if self.amount is not None and (problem := amount_problem(self.amount)):
+            raise BadInput(f"amount {problem}", field="amount")
         if self.type is OperationType.CONVERT and self.direction is None:
             raise BadInput("direction is required", field="direction")
         if self.type is OperationType.REVERSE and not self.original_event_id:

@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.core.errors import BadInput, DomainError
 from gateway.domain.exchange import AccrualRate, Fee, Rate
+from gateway.domain.text import unsafe_character
 
 PARTNER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 LIMIT_FIELDS = {"ACCRUE": "dailyAccruePoints", "BURN": "dailyBurnPoints", "CONVERT": "dailyConvertPoints"}
@@ -62,6 +63,8 @@ class PartnerTerms:
             name = self.name.strip()
             if not 1 <= len(name) <= 120:
                 raise BadInput("name must be 1 to 120 characters", field="name")
+            if bad := unsafe_character(name, single_line=True):
+                raise BadInput(f"name must be one line without control characters ({bad})", field="name")
             doc["name"] = name
         if self.currency_name is not None:
             currency = self.currency_name.strip()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.core.auth import hash_api_key, new_api_key
 from gateway.core.clock import Clock
-from gateway.core.errors import DomainError, NotFound
+from gateway.core.errors import DomainError, NotFound, quote
 from gateway.domain.partner_commands import daily_usage
 from gateway.domain.partner_terms import LIMIT_FIELDS, PartnerTerms, check_partner_id
 from gateway.store import partners as store
@@ -25,7 +25,7 @@ SIGNING_SECRET_PREFIX = "lgs_"
 
 
 def partner_not_found(partner_id: str) -> NotFound:
-    return NotFound(f"Partner {partner_id!r} not found", code="PARTNER_NOT_FOUND")
+    return NotFound(f"Partner {quote(partner_id)} not found", code="PARTNER_NOT_FOUND")
 
 
 def new_signing_secret() -> str:

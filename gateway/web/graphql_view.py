@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -21,13 +22,15 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway.core.errors import DomainError
+from gateway.core.errors import UNAVAILABLE_MESSAGE, DomainError, ServiceUnavailable
 from gateway.services import Services
+from gateway.store.mongo import is_unavailable
 from gateway.web.authenticate import authenticate
 from resolvers.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+RETRY_AFTER_SECONDS = 2
 
 
 def negotiate(accept: str | None) -> str:
@@ -114,11 +117,38 @@ class GatewayGraphQL(GraphQL[Context, None]):
         kwargs.setdefault("subscription_protocols", ("graphql-transport-ws",))
         super().__init__(schema, **kwargs)
 
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry's run, with two refusals answered as GraphQL errors instead of a 500:
+        a body that is not a JSON object (400), and MongoDB unreachable outside any resolver (503)."""
+        try:
+            return await super().run(request, context, root_value)
+        except RequestRefused as exc:
+            return _error_response(exc.reason, exc.code, exc.status_code)
+        except Exception as exc:
+            if isinstance(request, WebSocket) or not is_unavailable(exc):
+                raise
+            return _error_response(
+                UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE", 503, {"retry-after": str(RETRY_AFTER_SECONDS)}
+            )
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A GraphQL request body is a JSON object (or a batch: an array of objects)."""
+        parsed = super().parse_json(data)
+        if isinstance(parsed, dict) or (isinstance(parsed, list) and all(isinstance(i, dict) for i in parsed)):
+            return parsed
+        raise RequestRefused(400, "The request must be a JSON object with a query", "BAD_REQUEST")
+
     def encode_json(self, data: object) -> bytes:
         return encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson refuses a lone surrogate escape ("\ud800"); the standard parser reads it, so
+            # the input guard can answer BAD_USER_INPUT for that field. Truly broken JSON fails
+            # here again and stays a 400.
+            return json.loads(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):
@@ -129,6 +159,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
             auth_error = None
         except DomainError as exc:
             principal, auth_error = None, exc
+        except Exception as exc:  # an API key is looked up in MongoDB: it may be unreachable
+            if not is_unavailable(exc):
+                raise
+            principal, auth_error = None, ServiceUnavailable(UNAVAILABLE_MESSAGE)
         return Context(
             services=self.services,
             principal=principal,
@@ -193,6 +227,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
             response.pop("data", None)
             if media == GRAPHQL_RESPONSE:
                 sub_response.status_code = _request_error_status(result)
+        if _codes(result) & {"SERVICE_UNAVAILABLE"}:
+            sub_response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+            if media == GRAPHQL_RESPONSE:
+                sub_response.status_code = 503
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
@@ -203,10 +241,28 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return response
 
 
+class RequestRefused(HTTPException):
+    """A request refused before GraphQL execution, answered as a GraphQL error with a code."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+
+
+def _error_response(message: str, code: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status, headers=headers
+    )
+
+
 def _auth_error(error: DomainError) -> GraphQLError:
     return GraphQLError(error.message, extensions=error.extensions)
 
 
+def _codes(result: ExecutionResult) -> set[object]:
+    return {(e.extensions or {}).get("code") for e in result.errors or []}
+
+
 def _request_error_status(result: ExecutionResult) -> int:
-    codes = {(e.extensions or {}).get("code") for e in result.errors or []}
+    codes = _codes(result)
     return 401 if "UNAUTHENTICATED" in codes else 400

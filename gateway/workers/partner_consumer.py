@@ -24,7 +24,7 @@ import base64
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -154,6 +154,7 @@ class PartnerEventConsumer:
         self.batch_size = batch_size  # events of one member applied in one transaction, at most
         self.consumer_options = consumer_options or {}
         self.stats = ConsumeStats()
+        self.status: dict[str, Any] = {}
 
     async def run(self, *, idle_exit: float | None = None) -> ConsumeStats:
         """Consume until cancelled, or until no message arrived for ``idle_exit`` seconds."""
@@ -189,9 +190,16 @@ class PartnerEventConsumer:
                 continue
             idle_since = time.monotonic()
             self.stats.batches += 1
+            self.status["lastBatchAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             # All partitions of the batch at once: a message key lives on one partition, so
             # grouping by key across them keeps every ordering Kafka promises.
             await self.process([r for records in batch.values() for r in records], producer)
+            self.status.update(
+                read=self.stats.read,
+                applied=self.stats.applied,
+                replayed=self.stats.replayed,
+                deadLettered=self.stats.dead_lettered,
+            )
             try:
                 await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
             except CommitFailedError as exc:
@@ -338,4 +346,8 @@ async def partner_events_worker(services: Services) -> None:
 
     ``services.extras["partner_consumer"]`` may hold PartnerEventConsumer options (embedding, tests).
     """
-    await PartnerEventConsumer(services, **services.extras.get("partner_consumer", {})).run()
+    from gateway.workers.supervisor import worker_state
+
+    consumer = PartnerEventConsumer(services, **services.extras.get("partner_consumer", {}))
+    consumer.status = worker_state(services, "partner-events").detail
+    await consumer.run()

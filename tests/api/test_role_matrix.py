@@ -80,6 +80,8 @@ ADMIN_ONLY = outcomes(admin=OK)
 SELF_OR_ADMIN = outcomes(member_self=OK, admin=OK)
 OWN_PARTNER_OR_ADMIN = outcomes(partner_own=OK, admin=OK)
 AGGREGATES = outcomes(dashboard=OK, admin=OK)
+# Another member's order answers like a missing one, so its id cannot be probed (issue 16).
+MEMBERS_OWN_ORDER = outcomes(member_self=OK, admin=OK, member_other="REDEMPTION_NOT_FOUND")
 
 
 @dataclass
@@ -342,7 +344,7 @@ MATRIX: dict[str, Row] = {
     ),
     "Query.redemption": Row(
         "query($id: ID!) { redemption(id: $id) { id } }",
-        outcomes(member_self=OK, admin=OK, payments=OK),
+        outcomes(member_self=OK, admin=OK, payments=OK, member_other="REDEMPTION_NOT_FOUND"),
         lambda w, c: fixed(id=w.redemption_id)(w, c),
     ),
     "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
@@ -488,7 +490,7 @@ MATRIX: dict[str, Row] = {
         "mutation($id: ID!) { fulfillRedemption(id: $id) { id } }", ADMIN_ONLY, _fresh_redemption
     ),
     "Mutation.cancelRedemption": Row(
-        "mutation($id: ID!) { cancelRedemption(id: $id) { id } }", SELF_OR_ADMIN, _fresh_redemption
+        "mutation($id: ID!) { cancelRedemption(id: $id) { id } }", MEMBERS_OWN_ORDER, _fresh_redemption
     ),
     "Mutation.createPartner": Row(
         "mutation($input: CreatePartnerInput!) { createPartner(input: $input) { apiKey } }",
