@@ -277,23 +277,28 @@ class Analytics:
 
     async def partners(self, span: Range) -> list[PartnerReport]:
         rows = await self._rows(
-            "partner", span, {"partner": "$_id.partnerId", "kind": "$_id.kind", "reverses": "$_id.reverses"}
+            "partner",
+            span,
+            {"partner": "$_id.partnerId", "kind": "$_id.kind", "reverses": "$_id.reverses", "rate": "$_id.rate"},
         )
         grouped: dict[str, list[Document]] = defaultdict(list)
+        by_rate: dict[tuple[str, int | None], list[Document]] = defaultdict(list)
         for row in rows:
-            grouped[row["_id"]["partner"]].append(
-                {
-                    "_id": {"kind": row["_id"]["kind"], "reverses": row["_id"]["reverses"]},
-                    "earned": row["earned_in"] - row["earned_out"],
-                    "spent": row["spent_in"] - row["spent_out"],
-                    "fee": row["fee"],
-                }
-            )
+            by_rate[(row["_id"]["partner"], row["_id"].get("rate"))].append(row)
+            grouped[row["_id"]["partner"]].append(_settlement_row(row))
         reports = []
         for partner in await self.store.partners():
             totals = totals_from_ledger_rows(grouped.get(partner["_id"], []))
-            # Priced at the partner's current rate; partner statements price each operation at its recorded rate.
-            priced = settlement_money({partner.get("settlementMilliFenPerPoint", 0) or 0: totals})
+            # Each operation is priced at the rate recorded on it, as partner statements do; entries
+            # from before rates were recorded take the partner's current rate.
+            current = partner.get("settlementMilliFenPerPoint", 0) or 0
+            per_rate: dict[int, SettlementTotals] = defaultdict(SettlementTotals)
+            for (partner_id, rate), rate_rows in by_rate.items():
+                if partner_id == partner["_id"]:
+                    per_rate[current if rate is None else rate] += totals_from_ledger_rows(
+                        [_settlement_row(r) for r in rate_rows]
+                    )
+            priced = settlement_money(dict(per_rate))
             money = {
                 "fundedByPartnerMilliFen": priced.funded_by_partner_milli_fen,
                 "owedToPartnerMilliFen": priced.owed_to_partner_milli_fen,
@@ -310,3 +315,13 @@ def _is_previous(candidate: str, month: str) -> bool:
     first = parse_month(month)
     before = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
     return parse_month(candidate) == before
+
+
+def _settlement_row(row: Document) -> Document:
+    """A partner rollup row in the shape the settlement maths reads (as a statement's ledger rows)."""
+    return {
+        "_id": {"kind": row["_id"]["kind"], "reverses": row["_id"]["reverses"]},
+        "earned": row["earned_in"] - row["earned_out"],
+        "spent": row["spent_in"] - row["spent_out"],
+        "fee": row["fee"],
+    }

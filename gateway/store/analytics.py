@@ -91,7 +91,12 @@ SHAPES: dict[str, tuple[Document, Document]] = {
     ),
     "partner": (
         {"source.type": "PARTNER"},
-        {"partnerId": "$source.partnerId", "reverses": {"$ifNull": ["$reversesKind", None]}},
+        {
+            "partnerId": "$source.partnerId",
+            "reverses": {"$ifNull": ["$reversesKind", None]},
+            # the money-per-point rate recorded on the operation (None before rates were recorded)
+            "rate": {"$ifNull": ["$settlementMilliFenPerPoint", None]},
+        },
     ),
 }
 

@@ -338,3 +338,14 @@ async def test_points_held_at_checkout_stay_in_the_liability_until_posted(
     await post_checkout_hold(services, "H", "o-h")
     report = (await gql.ok(POINTS, may, token=admin))["pointsAnalytics"]
     assert report["liability"]["points"] == 800 and report["totals"]["redeemed"] == 200
+
+
+async def test_partner_money_keeps_the_rate_each_operation_was_made_at(
+    gql: GraphQLClient, dataset: dict[str, Any], admin: str, services: Services
+) -> None:
+    """Like partner statements: a later rate change does not re-price operations already made."""
+    before = (await gql.ok(PARTNERS, Q1, token=admin))["partnerAnalytics"]
+    await services.db["partners"].update_one({"_id": "p"}, {"$set": {"settlementMilliFenPerPoint": 5_000}})
+    after = (await gql.ok(PARTNERS, Q1, token=admin))["partnerAnalytics"]
+    assert after == before
+    assert (after[0]["fundedByPartnerFen"], after[0]["owedToPartnerFen"]) == (50, 30)
