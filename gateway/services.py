@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.events.hub import Hub
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
+    from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -70,6 +71,18 @@ class Services:
         from gateway.features.partners import Partners
 
         return Partners(self.db, self.clock, self.ledger)
+
+    @cached_property
+    def rate_limits(self) -> RateLimiter:
+        from gateway.features.guard import RateLimiter
+
+        return RateLimiter(self.db, self.clock, self.settings.rate_limits)
+
+    @cached_property
+    def persisted_queries(self) -> PersistedQueries:
+        from gateway.features.guard import PersistedQueries
+
+        return PersistedQueries(self.db, self.clock)
 
     @cached_property
     def hub(self) -> Hub:

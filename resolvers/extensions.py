@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
+from gateway.core.hardening import OperationLimits
 from gateway.core.metrics import DURATION, ERRORS, OPERATIONS
+from resolvers.operation_limits import INTROSPECTION_FIELDS, check
 
 
 def error_codes(errors: Iterable[GraphQLError]) -> list[str]:
@@ -37,3 +40,124 @@ def _operation_type(context: Any) -> str:
         return str(context.operation_type.value)
     except Exception:  # no document, or no operation by that name: a request error
         return "unknown"
+
+
+# ---- operation limits, request error codes, introspection (docs/hardening.md)
+
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+
+
+def limits_of(execution_context: Any) -> OperationLimits:
+    """The limits of the gateway serving this operation (defaults when run without one)."""
+    services = getattr(execution_context.context, "services", None)
+    settings = getattr(services, "settings", None)
+    return settings.operation_limits if settings is not None else OperationLimits()
+
+
+def _principal_role(execution_context: Any) -> str | None:
+    principal = getattr(execution_context.context, "principal", None)
+    return str(principal.role.value) if principal is not None else None
+
+
+def _python_texts(error: BaseException) -> list[str]:
+    """Texts of the non-GraphQL exceptions behind an error (a scalar's ValueError, say)."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if not isinstance(current, GraphQLError) and str(current):
+            texts.append(str(current))
+        stack.extend([getattr(current, "original_error", None), current.__cause__, current.__context__])
+    return texts
+
+
+def sanitise(error: GraphQLError, *, hide_suggestions: bool) -> None:
+    """Drop Python exception text (and, with introspection off, schema hints) from a client's message."""
+    message = error.message
+    for text in _python_texts(error):
+        message = message.replace(text, "")
+    if hide_suggestions:
+        message = _SUGGESTION.sub("", message)
+    if message != error.message:
+        error.message = re.sub(r"[\s.;:,]+$", "", message) + "."
+
+
+def _code(error: GraphQLError, code: str) -> None:
+    if not (error.extensions or {}).get("code"):
+        error.extensions = {**(error.extensions or {}), "code": code}
+
+
+class TokenLimit(MaxTokensLimiter):
+    """Strawberry's MaxTokensLimiter with the gateway's configured limit: lexing stops at the limit."""
+
+    def __init__(self) -> None:
+        super().__init__(max_token_count=OperationLimits().max_tokens)
+
+    def on_operation(self) -> Iterator[None]:
+        self.max_token_count = limits_of(self.execution_context).max_tokens
+        yield from super().on_operation()
+
+
+class OperationGuard(SchemaExtension):
+    """Refuses an operation over the limits before it is validated or run, and codes request errors.
+
+    The limits are checked in ``on_validate`` before graphql-core's own rules run (so a document
+    of 1,000 aliases never reaches the quadratic overlapping-fields rule); a refusal sets the
+    request errors and nothing executes. Parse, validation and variable-coercion errors get
+    GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED and BAD_USER_INPUT, as Apollo Server does.
+    List it before MaskUnexpectedErrors and after any validation cache.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or []:
+            too_long = "tokens. Parsing aborted" in error.message
+            _code(error, TOO_MANY_TOKENS if too_long else PARSE_FAILED)
+            sanitise(error, hide_suggestions=False)
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        limits = limits_of(context)
+        if context.graphql_document is not None and context.pre_execution_errors is None:
+            allowed = INTROSPECTION_FIELDS if limits.introspection else frozenset()
+            if _principal_role(context) == "admin":
+                allowed = allowed | {"_service"}  # a supergraph composition job reads the SDL as admin
+            errors = check(
+                context.schema._schema,
+                context.graphql_document,
+                context.variables,
+                limits,
+                introspection_allowed=allowed,
+            )
+            if errors:
+                context.pre_execution_errors = errors
+        yield
+        for error in context.pre_execution_errors or []:
+            _code(error, VALIDATION_FAILED)
+            sanitise(error, hide_suggestions=not limits.introspection)
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        self._finish(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        self._finish(result)
+        yield
+
+    def _finish(self, result: Any) -> None:
+        errors = getattr(result, "errors", None) or []
+        hide = not limits_of(self.execution_context).introspection
+        for error in errors:
+            if error.path is None:
+                _code(error, BAD_USER_INPUT)  # variables that do not coerce, before any field ran
+                sanitise(error, hide_suggestions=hide)
+            elif error.original_error is None:
+                _code(error, "INTERNAL_SERVER_ERROR")  # graphql-core's own, e.g. null in a non-null field

@@ -11,7 +11,7 @@ from strawberry.tools import merge_types
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
-from resolvers.extensions import MetricsExtension
+from resolvers.extensions import MetricsExtension, OperationGuard, TokenLimit
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
@@ -38,7 +38,7 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
-        extensions=[MaskUnexpectedErrors, MetricsExtension],
+        extensions=[TokenLimit, OperationGuard, MaskUnexpectedErrors, MetricsExtension],
         execution_context_class=SharedEventExecutor,
     )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import jwt
@@ -27,6 +27,8 @@ class Role(StrEnum):
 class Principal:
     role: Role
     subject: str
+    # When the credential stops being valid (a token's exp); a WebSocket closes then (4403).
+    expires_at: datetime | None = field(default=None, compare=False)
 
     @property
     def partner_id(self) -> str | None:
@@ -52,7 +54,7 @@ def decode_token(secret: str, token: str) -> Principal:
         raise Unauthenticated("Token has an unknown role") from None
     if role is Role.PARTNER:
         raise Unauthenticated("Partners authenticate with X-Api-Key")
-    return Principal(role=role, subject=str(claims["sub"]))
+    return Principal(role=role, subject=str(claims["sub"]), expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def new_api_key() -> str:

@@ -43,8 +43,26 @@ CODES: dict[str, str] = {
     "PARTNER_OPERATION_NOT_FOUND": "no operation of this partner with that event id",
     "ALREADY_REVERSED": "the partner operation was already reversed",
     "CONVERSION_TOO_SMALL": "the conversion yields no whole point after rate and fee",
+    # request limits and abuse protection (docs/hardening.md)
+    "GRAPHQL_PARSE_FAILED": "the document does not parse",
+    "GRAPHQL_VALIDATION_FAILED": "the document is not valid against the schema",
+    "TOO_MANY_TOKENS": "the document has more lexical tokens than LOYALTY_MAX_TOKENS",
+    "QUERY_TOO_DEEP": "fields nest deeper than LOYALTY_MAX_QUERY_DEPTH",
+    "QUERY_TOO_COMPLEX": "the operation may produce more objects than LOYALTY_MAX_QUERY_COST",
+    "TOO_MANY_ALIASES": "more aliases than LOYALTY_MAX_ALIASES",
+    "TOO_MANY_ROOT_FIELDS": "more top-level fields than LOYALTY_MAX_ROOT_FIELDS",
+    "TOO_MANY_DIRECTIVES": "more directives than LOYALTY_MAX_DIRECTIVES",
+    "PAGE_SIZE_TOO_LARGE": "a connection's first is over LOYALTY_MAX_PAGE_SIZE",
+    "PAYLOAD_TOO_LARGE": "the HTTP body is over LOYALTY_MAX_BODY_BYTES (status 413)",
+    "VARIABLES_TOO_LARGE": "the variables are over LOYALTY_MAX_VARIABLES_BYTES",
+    "INTROSPECTION_DISABLED": "introspection (and _service) is off on this gateway",
+    "RATE_LIMITED": "too many requests or failed credentials in the window (status 429, Retry-After)",
+    "TOO_MANY_SUBSCRIPTIONS": "over the live subscriptions allowed per connection or per member",
+    "PERSISTED_QUERY_NOT_FOUND": "no operation registered under that sha256Hash: send the query with it",
+    "PERSISTED_QUERY_NOT_IN_LIST": "this caller may run allow-listed (registered) operations only",
+    "PERSISTED_QUERY_HASH_MISMATCH": "the sha256Hash is not the hash of the query sent",
+    "PERSISTED_QUERY_INVALID": "extensions.persistedQuery is not version 1 with a 64-hex sha256Hash",
     # streams and Kafka
     "STREAM_UNAVAILABLE": "live events are not available on this gateway now",
     "KAFKA_NOT_CONFIGURED": "the operation needs Kafka and none is configured",
 }
-

@@ -17,6 +17,7 @@ from gateway.demo.seed import seed_demo
 from gateway.runtime import open_services, prepare
 from gateway.services import Services
 from gateway.web.graphql_view import GatewayGraphQL
+from gateway.web.limits import middleware as limit_middleware
 from gateway.web.metrics import metrics_endpoint
 from gateway.workers.supervisor import running_workers
 
@@ -81,4 +82,5 @@ def create_app(
             Route("/metrics", metrics_endpoint),
         ],
         lifespan=lifespan,
+        middleware=limit_middleware(settings),
     )
