@@ -28,13 +28,14 @@ from gateway.core.clock import SystemClock
 from gateway.core.settings import Settings
 from gateway.domain.exchange import Rate
 from gateway.domain.program import DEFAULT_PROGRAM
+from gateway.events.kafka import new_producer
 from gateway.features.members import Registration, new_member_document
 from gateway.features.partners import PartnerTerms
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.store.embedded_mongod import EmbeddedMongo
 from gateway.store.mongo import Database, create_client
-from gateway.workers.partner_consumer import PartnerEventConsumer, new_producer, signed_event
+from gateway.workers.partner_consumer import PartnerEventConsumer, signed_event
 from tests.support.services import TansuBroker
 
 FAST_JOIN = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}

@@ -9,12 +9,13 @@ import strawberry
 
 from gateway.core.auth import Role, require_member_access, require_principal, require_role
 from gateway.core.errors import BadInput
-from gateway.domain.catalog import LimitPeriod as DomainLimitPeriod
+from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
 from gateway.features.catalog import GiftSpec, gift_cursor, gift_not_found
 from gateway.features.redemptions import RedeemRequest
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info
+from resolvers.enums import to_domain
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 
 
@@ -27,7 +28,7 @@ class GiftLimitsInput:
     def limits(self) -> Limits:
         return Limits(
             per_member=self.per_member,
-            period=DomainLimitPeriod(self.period.value) if self.period else None,
+            period=to_domain(Period, self.period) if self.period else None,
             per_order=self.per_order,
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
@@ -11,7 +10,9 @@ from dataloaders.catalog import gift_loader, usage_loader
 from gateway.core.auth import Role, require_role
 from gateway.core.clock import as_utc
 from gateway.domain import catalog as rules
+from gateway.domain.calendar import Period
 from gateway.features.catalog import limits_of, rules_of
+from gateway.features.redemptions import OrderStatus
 from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
@@ -19,15 +20,13 @@ from resolvers.enums import graphql_enum
 EligibilityReason = graphql_enum(rules.Reason, "EligibilityReason", "Why a member cannot redeem a gift now.")
 GiftStatus = graphql_enum(rules.Status, "GiftStatus", "Where a gift stands now (from its flag, window and stock).")
 LimitPeriod = graphql_enum(
-    rules.LimitPeriod, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
+    Period, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
 )
 
 
-@strawberry.enum(description="placed → fulfilled (shipped), or cancelled (points and stock returned).")
-class RedemptionStatus(Enum):
-    PLACED = "PLACED"
-    FULFILLED = "FULFILLED"
-    CANCELLED = "CANCELLED"
+RedemptionStatus = graphql_enum(
+    OrderStatus, "RedemptionStatus", "placed → fulfilled (shipped), or cancelled (points and stock returned)."
+)
 
 
 @strawberry.type(description="A price: points, plus a cash part in fen (0 for a pure-points gift).")
@@ -181,7 +180,7 @@ class Redemption:
     points: int = strawberry.field(description="Points charged for the whole order.")
     cash_paid: int = strawberry.field(description="Cash part paid, in fen.")
     on_offer: bool
-    status: RedemptionStatus
+    status: RedemptionStatus  # type: ignore[valid-type]
     created_at: datetime
     updated_at: datetime
     fulfilled_at: datetime | None

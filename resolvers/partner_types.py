@@ -10,9 +10,10 @@ from gateway.core.clock import as_utc
 from gateway.domain.exchange import Direction
 from gateway.features.partners import OperationType
 from gateway.store.mongo import Document
+from resolvers.enums import graphql_enum
 
-PartnerOperationType = strawberry.enum(OperationType, name="PartnerOperationType", description="A partner operation.")
-ConversionDirection = strawberry.enum(Direction, name="ConversionDirection", description="Which way a conversion goes.")
+PartnerOperationType = graphql_enum(OperationType, "PartnerOperationType", "A partner operation.")
+ConversionDirection = graphql_enum(Direction, "ConversionDirection", "Which way a conversion goes.")
 
 
 @strawberry.type(description="partnerPoints of the partner's own currency are worth coalitionPoints.")
@@ -131,8 +132,8 @@ class PartnerOperation:
     def of(cls, doc: Document) -> PartnerOperation:
         return cls(
             event_id=doc["eventId"],
-            type=OperationType(doc["type"]),
-            direction=Direction(doc["direction"]) if doc.get("direction") else None,
+            type=PartnerOperationType(doc["type"]),
+            direction=ConversionDirection(doc["direction"]) if doc.get("direction") else None,
             member_id=doc["memberId"],
             member_ref=doc.get("memberRef"),
             amount=doc.get("amount"),

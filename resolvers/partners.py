@@ -14,6 +14,7 @@ from gateway.domain.exchange import AccrualRate as DomainAccrualRate
 from gateway.domain.exchange import Direction, Fee, Rate
 from gateway.features.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement
 from resolvers.context import Info
+from resolvers.enums import to_domain
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import (
     ConversionDirection,
@@ -344,7 +345,7 @@ class PartnerMutation:
                 input.event_id,
                 input.member_ref,
                 points=input.points,
-                direction=Direction(input.direction),
+                direction=to_domain(Direction, input.direction),
                 occurred_at=input.occurred_at,
             ),
         )

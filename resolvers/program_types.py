@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import strawberry
 
 from gateway.domain import program as cfg
+from resolvers.enums import graphql_enum
 
-
-@strawberry.enum
-class Period(Enum):
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
-    YEAR = "YEAR"
+Period = graphql_enum(cfg.Period, "Period")
 
 
 @strawberry.type
 class Quota:
     count: int
-    period: Period
+    period: Period  # type: ignore[valid-type]
 
 
 @strawberry.type

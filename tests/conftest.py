@@ -87,11 +87,29 @@ def token(role: Role, subject: str = "tester", *, ttl: timedelta = timedelta(hou
     return mint_token(JWT_SECRET, role=role, subject=subject, now=datetime.now(UTC), ttl=ttl)
 
 
-class GraphQLClient:
-    """Posts operations the way a front end does; returns the decoded response."""
+# Collections a refused request may legitimately write (none yet; rate-limit counters would be one).
+WRITTEN_ON_REFUSAL: frozenset[str] = frozenset()
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+
+async def database_state(db: Database) -> dict[str, list[Any]]:
+    """Every document of every collection, in _id order: what a refused mutation must leave as it was."""
+    state: dict[str, list[Any]] = {}
+    for name in sorted(await db.db.list_collection_names()):
+        if name not in WRITTEN_ON_REFUSAL:
+            state[name] = await db[name].find().sort("_id", 1).to_list()
+    return state
+
+
+class GraphQLClient:
+    """Posts operations the way a front end does; returns the decoded response.
+
+    Given the test's database, ``error_code`` also proves that a refused mutation changed nothing,
+    so every test that expects a refusal checks "never a half-applied change" too.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, db: Database | None = None) -> None:
         self.http = http
+        self.db = db
 
     async def __call__(
         self,
@@ -118,15 +136,19 @@ class GraphQLClient:
         return body["data"]
 
     async def error_code(self, query: str, variables: dict[str, Any] | None = None, **auth: Any) -> str:
-        """The code of the first error of a response that must fail."""
+        """The code of the first error of a response that must fail (and, for a mutation, change nothing)."""
+        mutation = self.db is not None and query.lstrip().startswith("mutation")
+        before = await database_state(self.db) if mutation and self.db is not None else None
         body = await self(query, variables, **auth)
         assert body.get("errors"), body
+        if before is not None and self.db is not None:
+            assert await database_state(self.db) == before, f"a refused mutation changed the database: {body}"
         return body["errors"][0]["extensions"]["code"]
 
 
 @pytest.fixture
-def gql(http: httpx.AsyncClient) -> GraphQLClient:
-    return GraphQLClient(http)
+def gql(http: httpx.AsyncClient, db: Database) -> GraphQLClient:
+    return GraphQLClient(http, db)
 
 
 @pytest.fixture

@@ -30,10 +30,6 @@ class Principal:
     # When the credential stops being valid (a token's exp); a WebSocket closes then (4403).
     expires_at: datetime | None = field(default=None, compare=False)
 
-    @property
-    def partner_id(self) -> str | None:
-        return self.subject if self.role is Role.PARTNER else None
-
 
 def mint_token(secret: str, *, role: Role, subject: str, now: datetime, ttl: timedelta) -> str:
     claims = {"sub": subject, "role": role.value, "iat": now, "exp": now + ttl}

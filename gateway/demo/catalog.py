@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.domain.catalog import LimitPeriod, Limits
+from gateway.domain.calendar import Period
+from gateway.domain.catalog import Limits
 from gateway.features.catalog import GiftSpec
 from gateway.services import Services
 from gateway.store.program import load_program
@@ -50,7 +51,7 @@ DEMO_GIFTS: list[tuple[str, GiftSpec, int]] = [
             points=500,
             description="One voucher per member per month.",
             image_url=CDN + "coffee.jpg",
-            limits=Limits(per_member=1, period=LimitPeriod.MONTH, per_order=1),
+            limits=Limits(per_member=1, period=Period.MONTH, per_order=1),
         ),
         500,
     ),

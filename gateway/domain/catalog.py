@@ -8,13 +8,14 @@ and these functions decide. The same functions answer the storefront's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from gateway.core.clock import as_utc
+from gateway.domain.calendar import Period, period_start
 from gateway.domain.program import Tier
+from gateway.domain.tiers import tier_rank
 
 
 class Reason(StrEnum):
@@ -25,12 +26,6 @@ class Reason(StrEnum):
     TIER_TOO_LOW = "TIER_TOO_LOW"
     LIMIT_REACHED = "LIMIT_REACHED"
     INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
-
-
-class LimitPeriod(StrEnum):
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
 
 
 class Status(StrEnum):
@@ -60,7 +55,7 @@ class Limits:
     """限兑: ``per_member`` units per member per ``period`` window, ``per_order`` units per order."""
 
     per_member: int | None = None
-    period: LimitPeriod | None = None
+    period: Period | None = None
     per_order: int | None = None
 
 
@@ -130,13 +125,6 @@ def cost_per_point(cost_price: int, cash: int, points: int) -> Decimal:
     return (yuan / Decimal(points)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
-def tier_rank(code: str, tiers: tuple[Tier, ...]) -> int | None:
-    for index, tier in enumerate(tiers):
-        if tier.code == code:
-            return index
-    return None
-
-
 def default_min_tier(tiers: tuple[Tier, ...]) -> str:
     """The program's lowest tier that may redeem gifts (seed 000: Senior); the top tier if none may."""
     for tier in tiers:
@@ -154,22 +142,11 @@ def tier_allows(member_tier: str, min_tier: str, tiers: tuple[Tier, ...]) -> boo
     return member_rank >= needed and tiers[member_rank].can_redeem_gifts
 
 
-def window_start(now: datetime, period: LimitPeriod, timezone: str) -> datetime:
-    """Start of the calendar day / week (Monday) / month containing ``now`` in the program's timezone."""
-    local = now.astimezone(ZoneInfo(timezone))
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period is LimitPeriod.WEEK:
-        midnight -= timedelta(days=midnight.weekday())
-    elif period is LimitPeriod.MONTH:
-        midnight = midnight.replace(day=1)
-    return as_utc(midnight)
-
-
 def limit_since(gift: GiftRules, now: datetime, timezone: str) -> datetime | None:
     """From when a member's earlier orders of this gift count against its limit; None if unlimited."""
     if gift.limits.per_member is None or gift.limits.period is None:
         return None
-    return window_start(now, gift.limits.period, timezone)
+    return period_start(now, gift.limits.period, timezone)
 
 
 def eligibility(

@@ -16,40 +16,9 @@ with one floor at the end, so no floats ever touch a balance.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-from gateway.domain.program import DeductionRules, EarnCap, EarningRules, GrowthRules, Period, Tier
-
-
-def local_date(instant: datetime, timezone: str) -> date:
-    """The calendar day ``instant`` falls on in the program's timezone."""
-    return instant.astimezone(ZoneInfo(timezone)).date()
-
-
-def day_start(day: date, timezone: str) -> datetime:
-    """The instant a local calendar day begins (as an aware datetime)."""
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(timezone))
-
-
-def period_bounds(day: date, period: Period) -> tuple[date, date]:
-    """The local days [start, end) of the DAY / WEEK (Monday first) / MONTH / YEAR containing ``day``."""
-    if period is Period.DAY:
-        return day, day + timedelta(days=1)
-    if period is Period.WEEK:
-        start = day - timedelta(days=day.weekday())
-        return start, start + timedelta(days=7)
-    if period is Period.MONTH:
-        start = day.replace(day=1)
-        end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
-        return start, end
-    return date(day.year, 1, 1), date(day.year + 1, 1, 1)
-
-
-def period_key(day: date, period: Period) -> str:
-    """A stable name of the period containing ``day`` (quota usage is counted per key)."""
-    start, _ = period_bounds(day, period)
-    return f"{period.value}:{start.isoformat()}"
+from gateway.domain.program import DeductionRules, EarnCap, EarningRules, GrowthRules, Tier
 
 
 def is_member_day(day: date, rules: EarningRules) -> bool:

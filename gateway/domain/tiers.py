@@ -32,6 +32,14 @@ class NextTier:
     benefits_gained: tuple[Benefit, ...]
 
 
+def tier_rank(code: str, tiers: tuple[Tier, ...]) -> int | None:
+    """Where a tier stands in the program (0 = lowest); None for a code the program does not have."""
+    for index, tier in enumerate(tiers):
+        if tier.code == code:
+            return index
+    return None
+
+
 def next_tier(value: int, tiers: tuple[Tier, ...], held: str | None = None) -> NextTier | None:
     """The tier above the one held (or reached by ``value``), how far ``value`` is from it,
     and what it adds; None at the top.
@@ -40,10 +48,10 @@ def next_tier(value: int, tiers: tuple[Tier, ...], held: str | None = None) -> N
     value alone reaches (downgrades wait for re-evaluation), so "next" counts
     from whichever is higher.
     """
-    codes = [t.code for t in tiers]
-    rank = codes.index(tier_for(value, tiers).code)
-    if held in codes:
-        rank = max(rank, codes.index(held))
+    rank = tier_rank(tier_for(value, tiers).code, tiers) or 0
+    held_rank = tier_rank(held, tiers) if held is not None else None
+    if held_rank is not None:
+        rank = max(rank, held_rank)
     if rank + 1 >= len(tiers):
         return None
     current, upcoming = tiers[rank], tiers[rank + 1]

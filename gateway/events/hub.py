@@ -100,7 +100,6 @@ class Hub:
         self.topics: dict[Topic, set[Subscriber]] = {}
         self.ready = asyncio.Event()
         self.closing = False
-        self.published = 0
         self.dropped_slow = 0
 
     def subscribe(self, topic: Topic, closer: Closer | None = None) -> Subscriber:
@@ -124,7 +123,6 @@ class Hub:
         subscribers = self.topics.get(topic)
         if not subscribers:
             return
-        self.published += 1
         slow = [s for s in subscribers if not s.offer(change)]
         for subscriber in slow:
             self.dropped_slow += 1

@@ -20,8 +20,10 @@ from pymongo import ReturnDocument
 
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, NotFound
-from gateway.domain.catalog import GiftRules, LimitPeriod, Limits, Offer, default_min_tier, limit_since, tier_rank
+from gateway.domain.calendar import Period
+from gateway.domain.catalog import GiftRules, Limits, Offer, default_min_tier, limit_since
 from gateway.domain.program import Program
+from gateway.domain.tiers import tier_rank
 from gateway.store.mongo import Database, Document
 
 URL = re.compile(r"^https?://\S+$")
@@ -136,7 +138,7 @@ def limits_of(doc: Document) -> Limits:
     raw = doc.get("limits") or {}
     period = raw.get("period")
     return Limits(
-        per_member=raw.get("perMember"), period=LimitPeriod(period) if period else None, per_order=raw.get("perOrder")
+        per_member=raw.get("perMember"), period=Period(period) if period else None, per_order=raw.get("perOrder")
     )
 
 

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from gateway.core.auth import Principal
 from gateway.core.clock import Clock
 from gateway.core.errors import BadInput, DomainError
+from gateway.domain import calendar
 from gateway.domain import earning as rules
 from gateway.domain.program import Benefit, Program
 from gateway.features.purchases import ORDER_ID
@@ -66,7 +67,7 @@ class Engagement:
 
         async def work(tx: LedgerTx) -> Document:
             member = await tx.member(member_id)
-            today = rules.local_date(tx.now, tx.program.timezone)
+            today = calendar.local_date(tx.now, tx.program.timezone)
             state = member.get("checkIn") or {}
             last = date.fromisoformat(state["lastDay"]) if state.get("lastDay") else None
             outcome = rules.check_in(last, state.get("streak", 0), today, tx.program.earning)
@@ -234,18 +235,18 @@ class Engagement:
     async def benefits(self, member: Document, program: Program) -> list[BenefitUsage]:
         """The member's tier benefits with this period's quota usage."""
         tier = program.tier(member["tier"])
-        today = rules.local_date(self.clock.now(), program.timezone)
+        today = calendar.local_date(self.clock.now(), program.timezone)
         usages = []
         for benefit in tier.benefits:
             if benefit.quota is None:
                 usages.append(BenefitUsage(benefit, 0, None, None))
                 continue
-            start, end = rules.period_bounds(today, benefit.quota.period)
+            start, end = calendar.period_bounds(today, benefit.quota.period)
             used = await self.db["benefit_usages"].count_documents(
                 {
                     "memberId": member["_id"],
                     "code": benefit.code,
-                    "period": rules.period_key(today, benefit.quota.period),
+                    "period": calendar.period_key(today, benefit.quota.period),
                 }
             )
             usages.append(BenefitUsage(benefit, used, start, end))
@@ -262,8 +263,8 @@ class Engagement:
                 raise BenefitNotAvailable(f"Tier {tier.code} has no benefit {code!r}", tier=tier.code, benefit=code)
             if benefit.quota is None:
                 raise BadInput(f"Benefit {code!r} has no quota to consume", field="code")
-            today = rules.local_date(tx.now, tx.program.timezone)
-            period = rules.period_key(today, benefit.quota.period)
+            today = calendar.local_date(tx.now, tx.program.timezone)
+            period = calendar.period_key(today, benefit.quota.period)
             used = await tx.db["benefit_usages"].count_documents(
                 {"memberId": member_id, "code": code, "period": period}, session=tx.session
             )

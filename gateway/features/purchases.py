@@ -18,10 +18,10 @@ from pymongo.errors import DuplicateKeyError
 from gateway.core.auth import Principal
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, member_not_found
+from gateway.domain.calendar import local_date
 from gateway.domain.earning import (
     is_birthday,
     is_member_day,
-    local_date,
     proportional_take_back,
     purchase_growth,
     purchase_points,

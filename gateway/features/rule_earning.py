@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.domain.earning import capped, day_start, local_date, period_bounds
-from gateway.domain.program import Period
+from gateway.domain.calendar import Period, day_start, local_date, period_bounds
+from gateway.domain.earning import capped
 from gateway.ledger.transaction import EntryKind, LedgerTx, Source
 from gateway.store.mongo import Document
 

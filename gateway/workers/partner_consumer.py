@@ -27,14 +27,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pymongo.errors import BulkWriteError
 
 from gateway.core.errors import DomainError
-from gateway.core.settings import Settings
 from gateway.domain.exchange import Direction
+from gateway.events.kafka import ensure_topics, new_producer
 from gateway.features.partners import OperationType, PartnerCommand, Partners
 from gateway.services import Services
 from gateway.store.mongo import Document
@@ -152,31 +151,6 @@ class ConsumeStats:
     dead_lettered: int = 0
     batches: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-
-
-async def ensure_topics(settings: Settings, *topics: str, partitions: int = 3) -> None:
-    """Create the topics when missing (brokers that auto-create need nothing; errors are only logged)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
-        if missing:
-            await admin.create_topics(missing)
-    except KafkaError as exc:
-        log.warning("could not ensure topics %s: %r", topics, exc)
-    finally:
-        await admin.close()
-
-
-def new_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
-    """A producer that honours ``kafka_idempotent_producer`` (tansu refuses idempotent ones)."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_idempotence=settings.kafka_idempotent_producer,
-        acks="all",
-        **options,
-    )
 
 
 class PartnerEventConsumer:

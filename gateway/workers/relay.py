@@ -28,6 +28,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from gateway.core.clock import as_utc
+from gateway.events.kafka import ensure_topics, new_producer
 from gateway.store.mongo import Database, Document
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,12 @@ class BalanceRelay:
         self.ttl: float = getattr(settings, "relay_lease_seconds", 15.0)
         self.lease = Lease(db, BALANCE_RELAY, owner or new_owner(), self.ttl)
         self.holding = asyncio.Event()
-        self.published = 0
 
     async def run(self) -> None:
         """Until cancelled: hold the lease and publish, or wait to take it over."""
-        await ensure_topic(self.settings, self.topic)
-        producer = await start_producer(self.settings)
+        await ensure_topics(self.settings, self.topic)
+        producer = new_producer(self.settings, linger_ms=5)
+        await producer.start()
         try:
             while True:
                 lease = await self.lease.acquire()
@@ -169,7 +170,6 @@ class BalanceRelay:
                             for c in batch
                         ]
                         await asyncio.gather(*sent)  # every event acknowledged before the position moves
-                        self.published += len(batch)
                     position = stream.resume_token
                     now = asyncio.get_running_loop().time()
                     if batch or position != published or now - renewed > self.ttl / 3:
@@ -224,33 +224,6 @@ class BalanceRelay:
                 batch = []
         await asyncio.gather(*batch)
         return count + len(batch)
-
-
-async def start_producer(settings: Any) -> Any:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_idempotence=settings.kafka_idempotent_producer,
-        acks="all",
-        linger_ms=5,
-    )
-    await producer.start()
-    return producer
-
-
-async def ensure_topic(settings: Any, topic: str, partitions: int = 3) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        if topic not in await admin.list_topics():
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    finally:
-        await admin.close()
 
 
 async def run_relay(services: Any) -> None:

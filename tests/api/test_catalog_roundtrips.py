@@ -10,7 +10,8 @@ import pytest
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from gateway.core.auth import Role
-from gateway.domain.catalog import LimitPeriod, Limits
+from gateway.domain.calendar import Period
+from gateway.domain.catalog import Limits
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.catalog import GiftSpec
 from gateway.services import Services
@@ -63,7 +64,7 @@ async def test_a_page_for_one_member_costs_a_fixed_number_of_round_trips(counted
     gql, counter, services = counted
     catalog = services.catalog
     for i in range(60):
-        limits = Limits(per_member=3, period=LimitPeriod.WEEK) if i % 2 else Limits()
+        limits = Limits(per_member=3, period=Period.WEEK) if i % 2 else Limits()
         spec = GiftSpec(name=f"Gift {i}", category="misc", cost_price=10_000, points=100 + i, limits=limits)
         await catalog.create(spec, stock=i % 7, program=DEFAULT_PROGRAM)
     await add_member(services, "shopper")

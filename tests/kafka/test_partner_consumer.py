@@ -17,13 +17,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gateway.core.clock import FrozenClock
 from gateway.core.settings import Settings
+from gateway.events.kafka import new_producer
 from gateway.features.audit import audit_all
 from gateway.features.partners import OperationType, PartnerCommand
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.store.mongo import Database
 from gateway.web.app import create_app
-from gateway.workers.partner_consumer import PartnerEventConsumer, new_producer, signed_event
+from gateway.workers.partner_consumer import PartnerEventConsumer, signed_event
 from gateway.workers.supervisor import workers_for
 from tests.conftest import JWT_SECRET
 from tests.support.partner_helpers import PartnerCredentials, add_partner, linked_member

@@ -182,13 +182,14 @@ async def test_backfill_republishes_the_ledger_since_a_time(services: Services, 
     """The recovery when the stored position has left the oplog: republish by entry time."""
     from datetime import UTC, datetime, timedelta
 
-    from gateway.workers.relay import ensure_topic, start_producer
+    from gateway.events.kafka import ensure_topics, new_producer
 
     await add_member(services, "m1")
     for _ in range(5):
         await earn(services.ledger, "m1", 3)
-    await ensure_topic(kafka_settings, kafka_settings.kafka_balance_topic)
-    producer = await start_producer(kafka_settings)
+    await ensure_topics(kafka_settings, kafka_settings.kafka_balance_topic)
+    producer = new_producer(kafka_settings, linger_ms=5)
+    await producer.start()
     try:
         relay = BalanceRelay(services.db, kafka_settings)
         assert await relay.backfill(producer, datetime.now(UTC) + timedelta(minutes=1)) == 0

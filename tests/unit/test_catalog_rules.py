@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from gateway.domain.calendar import Period, period_start
 from gateway.domain.catalog import (
     GiftRules,
-    LimitPeriod,
     Limits,
     Offer,
     Reason,
@@ -18,7 +18,6 @@ from gateway.domain.catalog import (
     price_at,
     status,
     tier_allows,
-    window_start,
 )
 from gateway.domain.program import DEFAULT_PROGRAM
 
@@ -74,15 +73,15 @@ def test_status_follows_flag_window_and_stock():
 
 def test_limit_windows_are_calendar_periods_in_the_program_timezone():
     tz = "Asia/Shanghai"
-    assert window_start(NOW, LimitPeriod.DAY, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
-    assert window_start(NOW, LimitPeriod.WEEK, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
-    assert window_start(NOW + timedelta(days=3), LimitPeriod.WEEK, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
-    assert window_start(NOW, LimitPeriod.MONTH, tz) == datetime(2026, 2, 28, 16, tzinfo=UTC)
+    assert period_start(NOW, Period.DAY, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
+    assert period_start(NOW, Period.WEEK, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
+    assert period_start(NOW + timedelta(days=3), Period.WEEK, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
+    assert period_start(NOW, Period.MONTH, tz) == datetime(2026, 2, 28, 16, tzinfo=UTC)
     # 23:30 local on Monday is still Monday; 00:00 local Tuesday starts a new day
-    assert window_start(NOW + timedelta(hours=11, minutes=30), LimitPeriod.DAY, tz) == datetime(
+    assert period_start(NOW + timedelta(hours=11, minutes=30), Period.DAY, tz) == datetime(
         2026, 3, 1, 16, tzinfo=UTC
     )
-    assert window_start(NOW + timedelta(hours=12), LimitPeriod.DAY, tz) == datetime(2026, 3, 2, 16, tzinfo=UTC)
+    assert period_start(NOW + timedelta(hours=12), Period.DAY, tz) == datetime(2026, 3, 2, 16, tzinfo=UTC)
 
 
 def test_tier_permission_defaults_to_the_lowest_tier_that_can_redeem():
@@ -101,7 +100,7 @@ def test_eligibility_reasons_in_order():
     assert check(gift(stock=0), tier="MEMBER").reason is Reason.OUT_OF_STOCK
     assert check(gift(stock=1), quantity=2).reason is Reason.OUT_OF_STOCK
     assert check(gift(), tier="MEMBER", points=0).reason is Reason.TIER_TOO_LOW
-    limited = gift(limits=Limits(per_member=2, period=LimitPeriod.DAY, per_order=1))
+    limited = gift(limits=Limits(per_member=2, period=Period.DAY, per_order=1))
     assert check(limited, used=1).can_redeem
     assert check(limited, used=2, points=0).reason is Reason.LIMIT_REACHED
     assert check(limited, quantity=2).reason is Reason.LIMIT_REACHED

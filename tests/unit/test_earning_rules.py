@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.domain import calendar
 from gateway.domain import earning as rules
 from gateway.domain.program import DEFAULT_PROGRAM, DeductionRules, EarnCap, EarningRules, Period, StreakBonus
 
@@ -52,8 +53,8 @@ def test_member_day_and_birthday():
 
 def test_local_date_uses_the_program_timezone():
     late = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)  # 00:30 on 2 March in Shanghai
-    assert rules.local_date(late, "Asia/Shanghai") == date(2026, 3, 2)
-    assert rules.local_date(late, "UTC") == date(2026, 3, 1)
+    assert calendar.local_date(late, "Asia/Shanghai") == date(2026, 3, 2)
+    assert calendar.local_date(late, "UTC") == date(2026, 3, 1)
 
 
 def test_caps():
@@ -77,11 +78,11 @@ def test_check_in_streaks():
 
 def test_periods():
     day = date(2026, 3, 11)
-    assert rules.period_bounds(day, Period.WEEK) == (date(2026, 3, 9), date(2026, 3, 16))
-    assert rules.period_bounds(date(2026, 12, 5), Period.MONTH) == (date(2026, 12, 1), date(2027, 1, 1))
-    assert rules.period_bounds(day, Period.YEAR) == (date(2026, 1, 1), date(2027, 1, 1))
-    assert rules.period_key(day, Period.WEEK) == rules.period_key(date(2026, 3, 15), Period.WEEK)
-    assert rules.period_key(day, Period.WEEK) != rules.period_key(date(2026, 3, 16), Period.WEEK)
+    assert calendar.period_bounds(day, Period.WEEK) == (date(2026, 3, 9), date(2026, 3, 16))
+    assert calendar.period_bounds(date(2026, 12, 5), Period.MONTH) == (date(2026, 12, 1), date(2027, 1, 1))
+    assert calendar.period_bounds(day, Period.YEAR) == (date(2026, 1, 1), date(2027, 1, 1))
+    assert calendar.period_key(day, Period.WEEK) == calendar.period_key(date(2026, 3, 15), Period.WEEK)
+    assert calendar.period_key(day, Period.WEEK) != calendar.period_key(date(2026, 3, 16), Period.WEEK)
 
 
 @given(st.integers(1, 10**6), st.integers(1, 10**7), st.lists(st.integers(1, 10**6), max_size=8))
