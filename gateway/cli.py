@@ -68,7 +68,14 @@ def serve(
     app_ = create_app(settings, demo=demo)
     typer.echo(f"loyalty-gateway on http://{settings.host}:{settings.port}/graphql", err=True)
     try:
-        config = uvicorn.Config(app_, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+        config = uvicorn.Config(
+            app_,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            lifespan="on",
+            ws_max_size=settings.max_body_bytes,  # a WebSocket message is bounded like an HTTP body
+        )
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:
         raise fail(str(exc)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from gateway.store.mongo import Database, Document
 
 RATE_LIMITS = "rate_limits"
+APQ_TTL = timedelta(days=7)
 PERSISTED_QUERIES = "persisted_queries"
 
 
@@ -52,9 +53,17 @@ async def save_persisted(
     }
     if allow_listed:
         update["$set"].update({"allowListed": True, "name": name, "allowListedAt": now})
+        update["$unset"] = {"expiresAt": ""}
     else:
+        # An APQ entry is a cache: it expires unless registered again (clients do, on PersistedQueryNotFound).
         update["$setOnInsert"]["allowListed"] = False
+        update["$set"]["expiresAt"] = now + APQ_TTL
+    selector: dict[str, Any] = {"_id": sha256}
+    if not allow_listed:  # an allow-listed document never gets an expiry from an APQ registration
+        existing = await db[PERSISTED_QUERIES].find_one(selector, {"allowListed": 1})
+        if existing is not None and existing.get("allowListed"):
+            return
     try:
-        await db[PERSISTED_QUERIES].update_one({"_id": sha256}, update, upsert=True)
+        await db[PERSISTED_QUERIES].update_one(selector, update, upsert=True)
     except DuplicateKeyError:  # a concurrent first registration of the same text: it is there now
-        await db[PERSISTED_QUERIES].update_one({"_id": sha256}, update)
+        await db[PERSISTED_QUERIES].update_one(selector, update)

@@ -28,6 +28,7 @@ PERSISTED_QUERY_NOT_IN_LIST = "PERSISTED_QUERY_NOT_IN_LIST"
 PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
 PERSISTED_QUERY_INVALID = "PERSISTED_QUERY_INVALID"
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+APQ_MAX_BYTES = 16 * 1024  # larger documents run, but are not kept as APQ registrations
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -86,7 +87,8 @@ async def resolve_persisted(
             # Apollo clients look for this message and then send the query with its hash.
             return PersistedQuery(None, error=error("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND))
         return PersistedQuery(found[0])
-    return PersistedQuery(query, register=sha if found is None else None)
+    cacheable = found is None and len(query.encode()) <= APQ_MAX_BYTES
+    return PersistedQuery(query, register=sha if cacheable else None)
 
 
 def _not_in_list() -> GraphQLError:

@@ -47,6 +47,8 @@ async def test_apq_registers_on_the_second_try_and_every_replica_knows_it(
         assert missing["errors"][0]["message"] == "PersistedQueryNotFound"
         registered = await send(first, {"query": TIERS, "extensions": apq(sha(TIERS))})
         assert [t["code"] for t in registered["data"]["tiers"]][0] == "MEMBER"
+        stored = await db["persisted_queries"].find_one({"_id": sha(TIERS)})
+        assert stored["query"] == TIERS and not stored["allowListed"] and stored["expiresAt"]  # a cache entry
     async with gateway_with(tmp_path, mongo_uri, db) as second:  # another replica, a cold cache
         by_hash = await send(second, {"extensions": apq(sha(TIERS))})
         assert by_hash["data"] == registered["data"]
@@ -104,6 +106,10 @@ async def test_production_partners_run_registered_operations_only(
         assert by_text["data"]["partner"]["id"] == "shop"
         by_hash = await send(http, {"extensions": apq(sha(operation))}, **key)
         assert by_hash["data"] == by_text["data"]
+        stored = await db["persisted_queries"].find_one({"_id": sha(operation)})
+        assert stored["allowListed"] and "expiresAt" not in stored  # allow-listed for good
+        await send(http, {"query": operation, "extensions": apq(sha(operation))})  # an APQ re-registration
+        assert "expiresAt" not in await db["persisted_queries"].find_one({"_id": sha(operation)})
 
 
 async def test_anonymous_callers_can_be_restricted_too(tmp_path: Path, mongo_uri: str, db: Database) -> None:
