@@ -75,6 +75,7 @@ def serve(
             log_level="info",
             lifespan="on",
             ws_max_size=settings.max_body_bytes,  # a WebSocket message is bounded like an HTTP body
+            access_log=settings.access_log_enabled,
         )
         GatewayServer(config).run()
     except (EmbeddedMongoError, SettingsError) as exc:

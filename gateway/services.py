@@ -20,9 +20,11 @@ from gateway.store.mongo import Database
 
 if TYPE_CHECKING:
     from gateway.events.hub import Hub
+    from gateway.features.analytics import Analytics
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
     from gateway.features.guard import PersistedQueries, RateLimiter
+    from gateway.features.notifications import Notifications
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -84,9 +86,23 @@ class Services:
 
         return PersistedQueries(self.db, self.clock)
 
+    def notifications(self) -> Notifications:
+        from gateway.features.notifications import Notifications
+
+        topic = self.settings.kafka_notification_topic if self.settings.kafka_bootstrap_servers else None
+        return Notifications(
+            self.db, self.clock, max_attempts=self.settings.notification_max_attempts, kafka_topic=topic
+        )
+
     @cached_property
     def hub(self) -> Hub:
         """The one fan-out hub of this gateway process, fed by its change-stream watcher."""
         from gateway.events.hub import Hub
 
         return Hub(self.settings.subscriber_queue_size)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        from gateway.features.analytics import Analytics
+
+        return Analytics(self.db, self.clock)

@@ -11,10 +11,10 @@ from gateway.core.auth import Role, require_member_access, require_principal, re
 from gateway.core.errors import BadInput
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
-from gateway.features.catalog import GiftSpec, gift_cursor, gift_not_found
+from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found
 from gateway.features.redemptions import RedeemRequest
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
-from resolvers.context import Info
+from resolvers.context import Info, together
 from resolvers.enums import to_domain
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 
@@ -119,34 +119,45 @@ class CatalogQuery:
     ) -> Connection[Gift]:
         if member_id is not None:
             require_member_access(info.context.principal, member_id)
-            # Resolve what every gift's eligibility needs first: then each gift reaches the
-            # usage loader without suspending, in one loop tick, and the page costs one batch.
-            await info.context.load_member(member_id)
-            await info.context.program()
         if include_unlisted:
             require_role(info.context.principal, Role.ADMIN)
         size = page_size(first)
-        docs = await info.context.services.catalog.page(
+        position = decode_cursor(after)
+        context = info.context
+        now = context.now
+        page = context.services.catalog.page(
             first=size,
-            after=decode_cursor(after),
+            after=position,
             category=category,
             offered_only=offered_only,
             include_unlisted=include_unlisted,
+            now=now,
         )
-        return connection([Gift.of(d, member_id) for d in docs], size, lambda gift: gift_cursor(gift.doc))
+        if member_id is None:
+            return connection([Gift.of(d, now) for d in await page], size, lambda gift: gift_cursor(gift.doc))
+        # The page, the member and the program in one concurrent step, then the page's
+        # eligibility in one pass (one query for the member's orders of limited gifts).
+        docs, member, program = await together(page, context.load_member(member_id), context.program())
+        verdicts = await eligibilities(context.services.db, member, docs[:size], program, now)
+        gifts = [Gift.of(d, now, verdicts.get(d["_id"])) for d in docs]
+        return connection(gifts, size, lambda gift: gift_cursor(gift.doc))
 
     @strawberry.field(description="One gift; unlisted gifts only for admins.")
     async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:
-        if member_id is not None:
-            require_member_access(info.context.principal, member_id)
-            # Resolve what every gift's eligibility needs first: then each gift reaches the
-            # usage loader without suspending, in one loop tick, and the page costs one batch.
-            await info.context.load_member(member_id)
-            await info.context.program()
-        doc = await info.context.services.catalog.get(str(id))
+        context = info.context
+        if member_id is None:
+            doc = await context.services.catalog.get(str(id))
+        else:
+            require_member_access(context.principal, member_id)
+            doc, member, program = await together(
+                context.services.catalog.get(str(id)), context.load_member(member_id), context.program()
+            )
         if not doc["listed"] and not _is_admin(info):
             raise gift_not_found(str(id))
-        return Gift.of(doc, member_id)
+        if member_id is None:
+            return Gift.of(doc, context.now)
+        verdicts = await eligibilities(context.services.db, member, [doc], program, context.now)
+        return Gift.of(doc, context.now, verdicts[doc["_id"]])
 
     @strawberry.field(description="A redemption order: its member or an admin.")
     async def redemption(self, info: Info, id: strawberry.ID) -> Redemption:
@@ -178,28 +189,30 @@ class CatalogMutation:
         if input.id is not None and not 1 <= len(input.id) <= 64:
             raise BadInput("id must be 1 to 64 characters", field="id")
         program = await info.context.program()
-        return Gift.of(await info.context.services.catalog.create(spec, input.stock, program, input.id))
+        return Gift.of(
+            await info.context.services.catalog.create(spec, input.stock, program, input.id), info.context.now
+        )
 
     @strawberry.mutation(description="Admins: change a gift's details, price, permission or limits.")
     async def update_gift(self, info: Info, id: strawberry.ID, input: UpdateGiftInput) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
         program = await info.context.program()
-        return Gift.of(await info.context.services.catalog.update(str(id), input.changes(), program))
+        return Gift.of(await info.context.services.catalog.update(str(id), input.changes(), program), info.context.now)
 
     @strawberry.mutation(description="Admins: add stock; a sold-out gift is back on sale at once.")
     async def restock_gift(self, info: Info, id: strawberry.ID, quantity: int) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await info.context.services.catalog.restock(str(id), quantity))
+        return Gift.of(await info.context.services.catalog.restock(str(id), quantity), info.context.now)
 
     @strawberry.mutation(description="Admins: list now (a future start or a past end is dropped).")
     async def list_gift(self, info: Info, id: strawberry.ID) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await info.context.services.catalog.set_listed(str(id), True))
+        return Gift.of(await info.context.services.catalog.set_listed(str(id), True), info.context.now)
 
     @strawberry.mutation(description="Admins: take off sale (kept, with its orders).")
     async def unlist_gift(self, info: Info, id: strawberry.ID) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await info.context.services.catalog.set_listed(str(id), False))
+        return Gift.of(await info.context.services.catalog.set_listed(str(id), False), info.context.now)
 
     @strawberry.mutation(description="Admins: 定时上架, on sale from startsAt until endsAt (open-ended if null).")
     async def schedule_gift(
@@ -207,18 +220,20 @@ class CatalogMutation:
     ) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
         program = await info.context.program()
-        return Gift.of(await info.context.services.catalog.schedule(str(id), starts_at, ends_at, program))
+        return Gift.of(
+            await info.context.services.catalog.schedule(str(id), starts_at, ends_at, program), info.context.now
+        )
 
     @strawberry.mutation(description="Admins: 限时兑换, a special points price inside a window (replaces any).")
     async def set_gift_offer(self, info: Info, id: strawberry.ID, input: GiftOfferInput) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
         catalog = info.context.services.catalog
-        return Gift.of(await catalog.set_offer(str(id), input.points, input.starts_at, input.ends_at))
+        return Gift.of(await catalog.set_offer(str(id), input.points, input.starts_at, input.ends_at), info.context.now)
 
     @strawberry.mutation(description="Admins: remove a gift's limited-time offer.")
     async def clear_gift_offer(self, info: Info, id: strawberry.ID) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
-        return Gift.of(await info.context.services.catalog.clear_offer(str(id)))
+        return Gift.of(await info.context.services.catalog.clear_offer(str(id)), info.context.now)
 
     @strawberry.mutation(description="Admins: delete a gift nobody ever redeemed (else GIFT_HAS_REDEMPTIONS).")
     async def delete_gift(self, info: Info, id: strawberry.ID) -> bool:

@@ -6,12 +6,12 @@ from datetime import datetime
 
 import strawberry
 
-from dataloaders.catalog import gift_loader, usage_loader
+from dataloaders.catalog import gift_loader
 from gateway.core.auth import Role, require_role
 from gateway.core.clock import as_utc
 from gateway.domain import catalog as rules
 from gateway.domain.calendar import Period
-from gateway.features.catalog import limits_of, rules_of
+from gateway.features.catalog import rules_of
 from gateway.features.redemptions import OrderStatus
 from gateway.store.mongo import Document
 from resolvers.context import Info
@@ -19,10 +19,13 @@ from resolvers.enums import graphql_enum
 
 EligibilityReason = graphql_enum(rules.Reason, "EligibilityReason", "Why a member cannot redeem a gift now.")
 GiftStatus = graphql_enum(rules.Status, "GiftStatus", "Where a gift stands now (from its flag, window and stock).")
-LimitPeriod = graphql_enum(
-    Period, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone."
-)
+LimitPeriod = graphql_enum(Period, "LimitPeriod", "Calendar window of a per-member limit, in the program timezone.")
 
+
+# Domain value → GraphQL enum member, looked up rather than built per gift.
+STATUSES = {status: GiftStatus(status.value) for status in rules.Status}
+REASONS = {reason: EligibilityReason(reason.value) for reason in rules.Reason}
+PERIODS = {period: LimitPeriod(period.value) for period in Period}
 
 RedemptionStatus = graphql_enum(
     OrderStatus, "RedemptionStatus", "placed → fulfilled (shipped), or cancelled (points and stock returned)."
@@ -72,12 +75,23 @@ class Gift:
     limits: GiftLimits
     list_price: GiftPrice = strawberry.field(description="The regular price, ignoring offers.")
     created_at: datetime
+    # Computed when the gift is built, at the request's one instant: plain data fields
+    # resolve without a resolver call each, which a page of gifts does many times.
+    price: GiftPrice = strawberry.field(
+        description="What a redemption costs at this instant (the offer price inside its window)."
+    )
+    status: GiftStatus  # type: ignore[valid-type]
+    offer: GiftOffer | None
     doc: strawberry.Private[Document]
-    member_id: strawberry.Private[str | None]
+    gift_rules: strawberry.Private[rules.GiftRules]
 
     @classmethod
-    def of(cls, doc: Document, member_id: str | None = None) -> Gift:
-        limits = limits_of(doc)
+    def of(cls, doc: Document, now: datetime, verdict: rules.Eligibility | None = None) -> Gift:
+        """The gift at ``now``; ``verdict``: the member's eligibility (gifts and gift with memberId)."""
+        gift_rules = rules_of(doc)
+        limits = gift_rules.limits
+        price = rules.price_at(gift_rules, now)
+        offer = gift_rules.offer
         return cls(
             id=strawberry.ID(doc["_id"]),
             name=doc["name"],
@@ -91,39 +105,31 @@ class Gift:
             min_tier=doc["minTier"],
             limits=GiftLimits(
                 per_member=limits.per_member,
-                period=LimitPeriod(limits.period.value) if limits.period else None,
+                period=PERIODS[limits.period] if limits.period else None,
                 per_order=limits.per_order,
             ),
             list_price=GiftPrice(points=doc["points"], cash=doc["cash"], on_offer=False),
             created_at=as_utc(doc["createdAt"]),
+            price=GiftPrice(points=price.points, cash=price.cash, on_offer=price.on_offer),
+            status=STATUSES[rules.status(gift_rules, now)],
+            offer=None
+            if offer is None
+            else GiftOffer(
+                points=offer.points,
+                starts_at=as_utc(offer.starts_at),
+                ends_at=as_utc(offer.ends_at),
+                active=offer.active(now),
+            ),
+            eligibility=None
+            if verdict is None
+            else Eligibility(can_redeem=verdict.can_redeem, reason=REASONS[verdict.reason] if verdict.reason else None),
             doc=doc,
-            member_id=member_id,
+            gift_rules=gift_rules,
         )
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Gift:
-        return cls.of(await info.context.services.catalog.get(str(id)))
-
-    @strawberry.field(description="What a redemption costs at this instant (the offer price inside its window).")
-    def price(self, info: Info) -> GiftPrice:
-        price = rules.price_at(rules_of(self.doc), info.context.services.clock.now())
-        return GiftPrice(points=price.points, cash=price.cash, on_offer=price.on_offer)
-
-    @strawberry.field
-    def status(self, info: Info) -> GiftStatus:  # type: ignore[valid-type]
-        return GiftStatus(rules.status(rules_of(self.doc), info.context.services.clock.now()).value)
-
-    @strawberry.field
-    def offer(self, info: Info) -> GiftOffer | None:
-        offer = rules_of(self.doc).offer
-        if offer is None:
-            return None
-        return GiftOffer(
-            points=offer.points,
-            starts_at=as_utc(offer.starts_at),
-            ends_at=as_utc(offer.ends_at),
-            active=offer.active(info.context.services.clock.now()),
-        )
+        return cls.of(await info.context.services.catalog.get(str(id)), info.context.now)
 
     @strawberry.field(description="Admins only: what the operator pays for one unit, in fen.")
     def cost_price(self, info: Info) -> int:
@@ -136,37 +142,12 @@ class Gift:
     )
     def cost_per_point(self, info: Info) -> str:
         require_role(info.context.principal, Role.ADMIN)
-        price = rules.price_at(rules_of(self.doc), info.context.services.clock.now())
+        price = rules.price_at(self.gift_rules, info.context.now)
         return str(rules.cost_per_point(self.doc["costPrice"], price.cash, price.points))
 
-    @strawberry.field(description="For the member the list was asked for (memberId): can they redeem one now?")
-    async def eligibility(self, info: Info) -> Eligibility | None:
-        if self.member_id is None:
-            return None
-        context = info.context
-        member = await context.load_member(self.member_id)
-        program = await context.program()
-        now = context.services.clock.now()
-        gift = rules_of(self.doc)
-        since = rules.limit_since(gift, now, program.timezone)
-        used = (
-            0
-            if since is None
-            else await context.loader("catalog.usage", usage_loader).load((self.member_id, self.doc["_id"], since))
-        )
-        verdict = rules.eligibility(
-            gift,
-            member_tier=member["tier"],
-            available_points=member["balances"]["available"],
-            used_in_window=used,
-            quantity=1,
-            now=now,
-            tiers=program.tiers,
-        )
-        return Eligibility(
-            can_redeem=verdict.can_redeem,
-            reason=EligibilityReason(verdict.reason.value) if verdict.reason else None,
-        )
+    eligibility: Eligibility | None = strawberry.field(
+        description="For the member the list was asked for (memberId): can they redeem one now?"
+    )
 
 
 @strawberry.type(description="A redemption order.")
@@ -215,4 +196,4 @@ class Redemption:
     @strawberry.field(description="The gift as it is now (null if it no longer exists).")
     async def gift(self, info: Info) -> Gift | None:
         doc = await info.context.loader("catalog.gift", gift_loader).load(self.gift_id)
-        return None if doc is None else Gift.of(doc)
+        return None if doc is None else Gift.of(doc, info.context.now)

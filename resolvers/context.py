@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -28,6 +30,18 @@ class Context:
     loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
     auth_error: DomainError | None = None
     _program: asyncio.Future[Program] | None = None
+    _now: datetime | None = None
+    # One instant per request, so every field of an answer (price, status, eligibility)
+    # judges the same moment; a WebSocket connection lives long, so it asks the clock.
+    fixed_instant = True
+
+    @property
+    def now(self) -> datetime:
+        if not self.fixed_instant:
+            return self.services.clock.now()
+        if self._now is None:
+            self._now = self.services.clock.now()
+        return self._now
 
     async def program(self) -> Program:
         """The program configuration, read once per request.
@@ -67,6 +81,16 @@ class Context:
         """After a write, a later field in the same request must see fresh data."""
         with contextlib.suppress(KeyError):  # nothing cached for this member yet
             self.member_loader.clear(member_id)
+
+
+async def together(*steps: Awaitable[Any]) -> list[Any]:
+    """Await independent reads concurrently (one round trip of latency instead of several);
+    if some fail, the first failing step in argument order is what the client sees."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 Info = StrawberryInfo[Context, None]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension, ValidationCache
 
 from gateway.core.hardening import OperationLimits
 from gateway.core.metrics import DURATION, ERRORS, OPERATIONS
@@ -79,15 +80,34 @@ def _python_texts(error: BaseException) -> list[str]:
     return texts
 
 
-def sanitise(error: GraphQLError, *, hide_suggestions: bool) -> None:
-    """Drop Python exception text (and, with introspection off, schema hints) from a client's message."""
+def clean_message(error: GraphQLError, *, hide_suggestions: bool) -> str:
+    """The message without Python exception text (and, with introspection off, schema hints)."""
     message = error.message
     for text in _python_texts(error):
         message = message.replace(text, "")
     if hide_suggestions:
         message = _SUGGESTION.sub("", message)
     if message != error.message:
-        error.message = re.sub(r"[\s.;:,]+$", "", message) + "."
+        message = re.sub(r"[\s.;:,]+$", "", message) + "."
+    return message
+
+
+def sanitise(error: GraphQLError, *, hide_suggestions: bool) -> None:
+    error.message = clean_message(error, hide_suggestions=hide_suggestions)
+
+
+def _coded_copy(error: GraphQLError, code: str, hide_suggestions: bool) -> GraphQLError:
+    copy = GraphQLError(
+        clean_message(error, hide_suggestions=hide_suggestions),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=dict(error.extensions or {}),
+    )
+    _code(copy, code)
+    return copy
 
 
 def _code(error: GraphQLError, code: str) -> None:
@@ -106,6 +126,27 @@ class TokenLimit(MaxTokensLimiter):
         yield from super().on_operation()
 
 
+class GuardedParserCache(ParserCache):
+    """Strawberry's ParserCache, leaving a document that does not parse to Strawberry's own parse step,
+    which turns the syntax error into a request error (a raise from here would escape a WebSocket)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):  # Strawberry parses again and reports it
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
+
+
+class GuardedValidationCache(ValidationCache):
+    """Strawberry's ValidationCache, keeping a refusal OperationGuard already made instead of validating."""
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors:
+            yield
+            return
+        yield from super().on_validate()
+
+
 class OperationGuard(SchemaExtension):
     """Refuses an operation over the limits before it is validated or run, and codes request errors.
 
@@ -118,10 +159,12 @@ class OperationGuard(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         yield
-        for error in self.execution_context.pre_execution_errors or []:
-            too_long = "tokens. Parsing aborted" in error.message
-            _code(error, TOO_MANY_TOKENS if too_long else PARSE_FAILED)
-            sanitise(error, hide_suggestions=False)
+        context = self.execution_context
+        if context.pre_execution_errors:
+            context.pre_execution_errors = [
+                _coded_copy(e, TOO_MANY_TOKENS if "tokens. Parsing aborted" in e.message else PARSE_FAILED, False)
+                for e in context.pre_execution_errors
+            ]
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -140,9 +183,12 @@ class OperationGuard(SchemaExtension):
             if errors:
                 context.pre_execution_errors = errors
         yield
-        for error in context.pre_execution_errors or []:
-            _code(error, VALIDATION_FAILED)
-            sanitise(error, hide_suggestions=not limits.introspection)
+        if context.pre_execution_errors:
+            # copies: a validation cache shares its error objects between requests (and gateways)
+            context.pre_execution_errors = [
+                _coded_copy(error, VALIDATION_FAILED, not limits.introspection)
+                for error in context.pre_execution_errors
+            ]
 
     def on_execute(self) -> Iterator[None]:
         yield

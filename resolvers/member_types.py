@@ -78,11 +78,19 @@ class Member:
         return Tier.of(program.tier(self.doc["tier"]))
 
     async def _qualifying_value(self, info: Info) -> int:
-        """Lifetime spend or growth, or only what falls inside the program's rolling validity window."""
-        from gateway.features.tiering import qualifying_value
+        """Lifetime spend or growth, or only what falls inside the program's rolling validity window
+        (batched: every member of the answer in one aggregate)."""
+        from dataloaders.members import windowed_value_loader
+        from gateway.domain.tiers import lifetime_value
 
-        services = info.context.services
-        return await qualifying_value(services.db, self.doc, await info.context.program(), services.clock.now(), None)
+        context = info.context
+        program = await context.program()
+        if program.tier_policy.validity_days is None:
+            doc = self.doc
+            return lifetime_value(program, lifetime_spend=doc.get("lifetimeSpend", 0), growth=doc.get("growth", 0))
+        if "tier.windowed" not in context.loaders:
+            context.loaders["tier.windowed"] = windowed_value_loader(context)
+        return await context.loaders["tier.windowed"].load(self.doc["_id"])
 
     @strawberry.field(
         description="The tier above the one held, what is left to reach it (inside the validity window, "

@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.core.clock import as_utc
 from gateway.domain.exchange import Direction
-from gateway.features.partners import OperationType
+from gateway.features.partners import OperationType, reversal_window_of
 from gateway.store.mongo import Document
 from resolvers.enums import graphql_enum
 
@@ -53,6 +53,9 @@ class Partner:
     settlement_milli_fen_per_point: int = strawberry.field(
         description="Money per coalition point for settlement, in milli-fen (1/1000 fen): 1000 = 1 fen."
     )
+    reversal_window_days: int = strawberry.field(
+        description="Days after an operation during which the partner may reverse it (then REVERSAL_WINDOW_CLOSED)."
+    )
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -76,6 +79,7 @@ class Partner:
                 daily_convert_points=limits.get("dailyConvertPoints"),
             ),
             settlement_milli_fen_per_point=doc["settlementMilliFenPerPoint"],
+            reversal_window_days=reversal_window_of(doc),
             active=doc["active"],
             created_at=as_utc(doc["createdAt"]),
             updated_at=as_utc(doc["updatedAt"]),
@@ -125,6 +129,10 @@ class PartnerOperation:
     reverses_event_id: str | None
     reversed_by: str | None = strawberry.field(description="Event id of the reversal, once reversed.")
     available_after: int = strawberry.field(description="The member's available coalition points right after.")
+    settlement_milli_fen_per_point: int | None = strawberry.field(
+        description="Money per point (milli-fen) this operation settles at: the partner's rate when it was made "
+        "(a reversal: its original's). Null on operations made before rates were recorded."
+    )
     occurred_at: datetime | None = strawberry.field(description="When it happened at the partner, as it reported.")
     created_at: datetime
 
@@ -145,6 +153,7 @@ class PartnerOperation:
             reverses_event_id=(doc.get("reverses") or {}).get("eventId"),
             reversed_by=doc.get("reversedBy"),
             available_after=doc["availableAfter"],
+            settlement_milli_fen_per_point=doc.get("settlementMilliFenPerPoint"),
             occurred_at=as_utc(doc["occurredAt"]) if doc.get("occurredAt") else None,
             created_at=as_utc(doc["createdAt"]),
         )

@@ -11,7 +11,7 @@ from gateway.core.auth import Principal, Role, require_member_access, require_pr
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput, Forbidden
 from gateway.domain.exchange import AccrualRate as DomainAccrualRate
-from gateway.domain.exchange import Direction, Fee, Rate
+from gateway.domain.exchange import Direction, Fee, Rate, SettlementTotals
 from gateway.features.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement
 from resolvers.context import Info
 from resolvers.enums import to_domain
@@ -56,6 +56,9 @@ class CreatePartnerInput:
     fee_fixed_points: int = 0
     limits: PartnerLimitsInput | None = None
     settlement_milli_fen_per_point: int = 0
+    reversal_window_days: int = strawberry.field(
+        default=90, description="Days after an operation during which the partner may reverse it."
+    )
     active: bool = True
 
 
@@ -68,7 +71,10 @@ class UpdatePartnerInput:
     fee_basis_points: int | None = None
     fee_fixed_points: int | None = None
     limits: PartnerLimitsInput | None = None
-    settlement_milli_fen_per_point: int | None = None
+    settlement_milli_fen_per_point: int | None = strawberry.field(
+        default=None, description="Applies to operations made from now on; earlier ones keep their recorded rate."
+    )
+    reversal_window_days: int | None = None
     active: bool | None = None
 
 
@@ -128,6 +134,7 @@ def _terms(data: CreatePartnerInput | UpdatePartnerInput, current_fee: Fee | Non
         if data.limits
         else None,
         settlement_milli_fen_per_point=data.settlement_milli_fen_per_point,
+        reversal_window_days=data.reversal_window_days,
         active=data.active,
     )
 
@@ -150,6 +157,25 @@ async def _operate(info: Info, command: PartnerCommand) -> PartnerOperationResul
     return PartnerOperationResult(operation=PartnerOperation.of(op), replayed=replayed)
 
 
+@strawberry.type(description="A statement's points made at one recorded money-per-point rate.")
+class PartnerStatementRate:
+    milli_fen_per_point: int
+    funded_by_partner_points: int
+    owed_to_partner_points: int
+    funded_by_partner_milli_fen: int
+    owed_to_partner_milli_fen: int
+
+    @classmethod
+    def of(cls, rate: int, totals: SettlementTotals) -> PartnerStatementRate:
+        return cls(
+            milli_fen_per_point=rate,
+            funded_by_partner_points=totals.funded_by_partner,
+            owed_to_partner_points=totals.owed_to_partner,
+            funded_by_partner_milli_fen=totals.funded_by_partner * rate,
+            owed_to_partner_milli_fen=totals.owed_to_partner * rate,
+        )
+
+
 @strawberry.type
 class PartnerStatement:
     """Settlement for one partner and period [from, to), reconciled to the ledger."""
@@ -169,19 +195,28 @@ class PartnerStatement:
     funded_by_partner_points: int = strawberry.field(description="Accrued + converted in, less reversals.")
     owed_to_partner_points: int = strawberry.field(description="Burned + converted out, less reversals.")
     net_points: int = strawberry.field(description="owed − funded: positive, the program pays the partner.")
-    funded_by_partner_milli_fen: int
+    funded_by_partner_milli_fen: int = strawberry.field(
+        description="Exact: each operation's points × the rate recorded on it, summed."
+    )
     owed_to_partner_milli_fen: int
-    net_milli_fen: int
-    funded_by_partner_fen: int
-    owed_to_partner_fen: int
-    net_fen: int = strawberry.field(description="Net money, fen, rounded half away from zero once at the total.")
+    net_milli_fen: int = strawberry.field(description="owedToPartnerMilliFen − fundedByPartnerMilliFen, exact.")
+    funded_by_partner_fen: int = strawberry.field(
+        description="fundedByPartnerMilliFen rounded once, half away from zero."
+    )
+    owed_to_partner_fen: int = strawberry.field(description="owedToPartnerMilliFen rounded once, half away from zero.")
+    net_fen: int = strawberry.field(
+        description="owedToPartnerFen − fundedByPartnerFen exactly (not a third rounding of netMilliFen)."
+    )
+    by_rate: list[PartnerStatementRate] = strawberry.field(
+        description="The period's points by the money-per-point rate recorded on each operation, lowest rate first."
+    )
     operation_count: int
     reconciled: bool = strawberry.field(description="The operations log and the ledger agree on every total.")
     partner_id: strawberry.Private[str]
 
     @classmethod
     def of(cls, st: Statement) -> PartnerStatement:
-        t = st.totals
+        t, money = st.totals, st.money
         return cls(
             partner=Partner.of(st.partner),
             period_from=as_utc(st.start),
@@ -198,12 +233,13 @@ class PartnerStatement:
             funded_by_partner_points=t.funded_by_partner,
             owed_to_partner_points=t.owed_to_partner,
             net_points=t.net_points,
-            funded_by_partner_milli_fen=st.money["fundedByPartnerMilliFen"],
-            owed_to_partner_milli_fen=st.money["owedToPartnerMilliFen"],
-            net_milli_fen=st.money["netMilliFen"],
-            funded_by_partner_fen=st.money["fundedByPartnerFen"],
-            owed_to_partner_fen=st.money["owedToPartnerFen"],
-            net_fen=st.money["netFen"],
+            funded_by_partner_milli_fen=money.funded_by_partner_milli_fen,
+            owed_to_partner_milli_fen=money.owed_to_partner_milli_fen,
+            net_milli_fen=money.net_milli_fen,
+            funded_by_partner_fen=money.funded_by_partner_fen,
+            owed_to_partner_fen=money.owed_to_partner_fen,
+            net_fen=money.net_fen,
+            by_rate=[PartnerStatementRate.of(rate, totals) for rate, totals in sorted(st.by_rate.items())],
             operation_count=st.operation_count,
             reconciled=st.reconciled,
             partner_id=st.partner["_id"],

@@ -8,12 +8,20 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
 
+from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
-from resolvers.extensions import MetricsExtension, OperationGuard, TokenLimit
+from resolvers.extensions import (
+    GuardedParserCache,
+    GuardedValidationCache,
+    MetricsExtension,
+    OperationGuard,
+    TokenLimit,
+)
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.notifications import NotificationMutation, NotificationQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
@@ -21,10 +29,29 @@ from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
-QUERIES: tuple[type, ...] = (ProgramQuery, MemberQuery, ProgramAdminQuery, CatalogQuery, PartnerQuery)
-MUTATIONS: tuple[type, ...] = (MemberMutation, PointsMutation, ProgramAdminMutation, CatalogMutation, PartnerMutation)
-SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription,)
+QUERIES: tuple[type, ...] = (
+    ProgramQuery,
+    MemberQuery,
+    ProgramAdminQuery,
+    CatalogQuery,
+    PartnerQuery,
+    NotificationQuery,
+    AnalyticsQuery,
+)
+MUTATIONS: tuple[type, ...] = (
+    MemberMutation,
+    PointsMutation,
+    ProgramAdminMutation,
+    CatalogMutation,
+    PartnerMutation,
+    NotificationMutation,
+    AnalyticsMutation,
+)
+SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
+# Storefronts send the same few documents over and over: parse and validate each once
+# per process (bounded LRU, so unique documents from a client cannot grow memory).
+DOCUMENT_CACHE_SIZE = 512
 
 
 class GatewaySchema(strawberry.federation.Schema):
@@ -38,7 +65,16 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
-        extensions=[TokenLimit, OperationGuard, MaskUnexpectedErrors, MetricsExtension],
+        # Order matters: the token limit applies to the cached parse too; OperationGuard refuses
+        # over-limit documents before the (cached) validation, which then keeps that refusal.
+        extensions=[
+            TokenLimit,
+            lambda: GuardedParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            OperationGuard,
+            lambda: GuardedValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            MaskUnexpectedErrors,
+            MetricsExtension,
+        ],
         execution_context_class=SharedEventExecutor,
     )
 

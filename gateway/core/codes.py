@@ -42,6 +42,7 @@ CODES: dict[str, str] = {
     "PARTNER_LIMIT_EXCEEDED": "the partner's daily limit would be exceeded",
     "PARTNER_OPERATION_NOT_FOUND": "no operation of this partner with that event id",
     "ALREADY_REVERSED": "the partner operation was already reversed",
+    "REVERSAL_WINDOW_CLOSED": "the partner's reversal window for that operation has closed",
     "CONVERSION_TOO_SMALL": "the conversion yields no whole point after rate and fee",
     # request limits and abuse protection (docs/hardening.md)
     "GRAPHQL_PARSE_FAILED": "the document does not parse",

@@ -42,7 +42,17 @@ class Settings(BaseSettings, HardeningSettings):
         ge=1,
         description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
     )
+    notification_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often due member notifications are recorded and delivered."
+    )
+    notification_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Delivery attempts (with backoff) before a notification is dead-lettered."
+    )
+    kafka_notification_topic: str = "loyalty.notifications"
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    access_log: bool | None = Field(
+        default=None, description="uvicorn's per-request access log; unset: on in development, off in production."
+    )
 
     @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
     @classmethod
@@ -55,6 +65,14 @@ class Settings(BaseSettings, HardeningSettings):
         if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
+
+    @property
+    def access_log_enabled(self) -> bool:
+        """A line per request is formatted and written on the event loop of every request;
+        in production /metrics and the application logs say what an operator needs, so it is opt-in."""
+        if self.access_log is not None:
+            return self.access_log
+        return self.environment is Environment.DEVELOPMENT
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -10,7 +10,9 @@ exact in milli-fen until a statement rounds its totals once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 from enum import StrEnum
 from math import gcd
 
@@ -190,6 +192,9 @@ class SettlementTotals:
     conversion_reversed_out: int = 0
     fees: int = 0
 
+    def __add__(self, other: SettlementTotals) -> SettlementTotals:
+        return SettlementTotals(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
     @property
     def funded_by_partner(self) -> int:
         return self.accrued - self.accrual_reversed + self.converted_in - self.conversion_reversed_in
@@ -204,16 +209,62 @@ class SettlementTotals:
         return self.owed_to_partner - self.funded_by_partner
 
 
-def settlement_money(totals: SettlementTotals, milli_fen_per_point: int) -> dict[str, int]:
-    """Money for a statement: exact milli-fen, and fen rounded once per total."""
-    funded = money_milli_fen(totals.funded_by_partner, milli_fen_per_point)
-    owed = money_milli_fen(totals.owed_to_partner, milli_fen_per_point)
-    net = owed - funded
-    return {
-        "fundedByPartnerMilliFen": funded,
-        "owedToPartnerMilliFen": owed,
-        "netMilliFen": net,
-        "fundedByPartnerFen": round_fen(funded),
-        "owedToPartnerFen": round_fen(owed),
-        "netFen": round_fen(net),
-    }
+@dataclass(frozen=True)
+class SettlementMoney:
+    """A statement's money. Exact in milli-fen; in fen each side is rounded once and net is their difference.
+
+    ``funded_by_partner_fen`` and ``owed_to_partner_fen`` are their exact milli-fen
+    totals rounded half away from zero, once, at the total (never per operation);
+    ``net_fen`` is ``owed_to_partner_fen - funded_by_partner_fen``, so the fen on a
+    statement always add up (it may differ from ``round_fen(net_milli_fen)`` by one fen).
+    """
+
+    funded_by_partner_milli_fen: int
+    owed_to_partner_milli_fen: int
+
+    @property
+    def net_milli_fen(self) -> int:
+        return self.owed_to_partner_milli_fen - self.funded_by_partner_milli_fen
+
+    @property
+    def funded_by_partner_fen(self) -> int:
+        return round_fen(self.funded_by_partner_milli_fen)
+
+    @property
+    def owed_to_partner_fen(self) -> int:
+        return round_fen(self.owed_to_partner_milli_fen)
+
+    @property
+    def net_fen(self) -> int:
+        return self.owed_to_partner_fen - self.funded_by_partner_fen
+
+
+def settlement_money(by_rate: Mapping[int, SettlementTotals]) -> SettlementMoney:
+    """Money for a statement whose points were made at several recorded rates (milli-fen per point).
+
+    Each operation is priced at the rate recorded when it was made, so changing a
+    partner's rate never re-prices operations already made.
+    """
+    funded = sum(money_milli_fen(t.funded_by_partner, rate) for rate, t in by_rate.items())
+    owed = sum(money_milli_fen(t.owed_to_partner, rate) for rate, t in by_rate.items())
+    return SettlementMoney(funded_by_partner_milli_fen=funded, owed_to_partner_milli_fen=owed)
+
+
+DEFAULT_REVERSAL_WINDOW_DAYS = 90
+MAX_REVERSAL_WINDOW_DAYS = 3650
+
+
+def reversal_window_closes_at(made_at: datetime, window_days: int) -> datetime:
+    """The last instant a partner may reverse an operation made at ``made_at`` (gateway clock)."""
+    return made_at + timedelta(days=window_days)
+
+
+def check_reversal_window(made_at: datetime, now: datetime, window_days: int) -> None:
+    closes = reversal_window_closes_at(made_at, window_days)
+    if now > closes:
+        raise DomainError(
+            f"The reversal window of {window_days} days for this operation closed at {closes.isoformat()}",
+            code="REVERSAL_WINDOW_CLOSED",
+            windowDays=window_days,
+            closedAt=closes.isoformat(),
+        )

@@ -106,6 +106,28 @@ class DeductionRules(Model):
     max_percent_of_order: int = Field(default=50, ge=0, le=100)
 
 
+class AnalyticsSettings(Model):
+    """Dashboard settings (docs/analytics.md)."""
+
+    cost_per_point_milli_fen: int | None = Field(
+        default=None,
+        ge=0,
+        description="What a point costs the operator, in 1/1000 fen; None derives it from the listed catalog.",
+    )
+    advice_low_percent: int = Field(
+        default=50, ge=0, description="Redemption rate below this: issuing outruns burning (MORE_REDEMPTION_CHANNELS)."
+    )
+    advice_high_percent: int = Field(
+        default=100, ge=0, description="Redemption rate above this: burning outruns issuing (MORE_STOCK)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AnalyticsSettings:
+        if self.advice_low_percent > self.advice_high_percent:
+            raise ValueError("advice_low_percent must not exceed advice_high_percent")
+        return self
+
+
 class Program(Model):
     name: str = "米马杂货 Mima Grocery"
     timezone: str = "Asia/Shanghai"
@@ -119,6 +141,7 @@ class Program(Model):
     deduction: DeductionRules = DeductionRules()
     allow_negative_balance: bool = False
     implicit_join_on_purchase: bool = True
+    analytics: AnalyticsSettings = AnalyticsSettings()
 
     @model_validator(mode="after")
     def _tiers_ordered(self) -> Program:

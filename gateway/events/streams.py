@@ -18,6 +18,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from gateway.events.hub import Change, Closer, Hub, SubscriberDropped, Topic
 from gateway.store.mongo import Database, Document
+from gateway.store.program import program_cache
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,15 @@ def gift_topic(gift_id: str) -> Topic:
 
 ACTIVITY: Topic = ("activity",)
 
+PROGRAM = "program"  # any change drops the process's cached program (gateway.store.program)
+
 PIPELINE: list[Document] = [
     {
         "$match": {
-            "ns.coll": {"$in": list(WATCHED)},
-            "operationType": {"$in": ["insert", "update", "replace"]},
+            "$or": [
+                {"ns.coll": {"$in": list(WATCHED)}, "operationType": {"$in": ["insert", "update", "replace"]}},
+                {"ns.coll": PROGRAM},
+            ]
         }
     }
 ]
@@ -85,18 +90,26 @@ async def watch_changes(services: Any, *, retry_delay: float = 0.5) -> None:
 async def run_watcher(db: Database, hub: Hub, *, retry_delay: float = 0.5) -> None:
     token: Mapping[str, Any] | None = None
     delay = retry_delay
+    programs = program_cache(db)
     while True:
         try:
             async with await db.db.watch(
                 PIPELINE, full_document="updateLookup", resume_after=token, max_await_time_ms=500
             ) as stream:
-                hub.ready.set()
-                delay = retry_delay
-                while stream.alive:
-                    change = await stream.try_next()
-                    token = stream.resume_token
-                    if change is not None:
-                        _dispatch(hub, change)
+                programs.stream_opened()
+                try:
+                    hub.ready.set()
+                    delay = retry_delay
+                    while stream.alive:
+                        change = await stream.try_next()
+                        token = stream.resume_token
+                        if change is not None:
+                            if (change.get("ns") or {}).get("coll") == PROGRAM:
+                                programs.observe(change)
+                            else:
+                                _dispatch(hub, change)
+                finally:
+                    programs.stream_lost()
         except asyncio.CancelledError:
             raise
         except OperationFailure as exc:

@@ -21,7 +21,15 @@ from pymongo import ReturnDocument
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, NotFound
 from gateway.domain.calendar import Period
-from gateway.domain.catalog import GiftRules, Limits, Offer, default_min_tier, limit_since
+from gateway.domain.catalog import (
+    Eligibility,
+    GiftRules,
+    Limits,
+    Offer,
+    default_min_tier,
+    eligibility,
+    limit_since,
+)
 from gateway.domain.program import Program
 from gateway.domain.tiers import tier_rank
 from gateway.store.mongo import Database, Document
@@ -293,9 +301,10 @@ class Catalog:
         category: str | None,
         offered_only: bool,
         include_unlisted: bool,
+        now: datetime | None = None,
     ) -> list[Document]:
-        """``first + 1`` gifts in creation order (ties by id) after the cursor."""
-        now = self.clock.now()
+        """``first + 1`` gifts in creation order (ties by id) after the cursor, as on sale at ``now``."""
+        now = now or self.clock.now()
         if include_unlisted:
             query: Document = {}
         elif offered_only:
@@ -353,3 +362,34 @@ async def used_in_window(
         if as_utc(order["createdAt"]) >= limited[order["giftId"]]:
             used[order["giftId"]] += order["quantity"]
     return used
+
+
+async def eligibilities(
+    db: Database,
+    member: Document,
+    gift_docs: list[Document],
+    program: Program,
+    now: datetime,
+    *,
+    quantity: int = 1,
+    session: Any = None,
+) -> dict[str, Eligibility]:
+    """Can ``member`` redeem ``quantity`` of each gift at ``now``? One query for the whole page.
+
+    The one assembly of the eligibility rule's inputs: the storefront asks it for a page of
+    gifts, a redemption for its one gift inside its transaction, so the two never disagree.
+    """
+    used = await used_in_window(db, member["_id"], gift_docs, now, program.timezone, session=session)
+    tier, available = member["tier"], member["balances"]["available"]
+    return {
+        doc["_id"]: eligibility(
+            rules_of(doc),
+            member_tier=tier,
+            available_points=available,
+            used_in_window=used[doc["_id"]],
+            quantity=quantity,
+            now=now,
+            tiers=program.tiers,
+        )
+        for doc in gift_docs
+    }

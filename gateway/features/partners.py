@@ -26,17 +26,22 @@ from gateway.core.auth import hash_api_key, new_api_key
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, Forbidden, NotFound, member_not_found
 from gateway.domain.exchange import (
+    DEFAULT_REVERSAL_WINDOW_DAYS,
+    MAX_REVERSAL_WINDOW_DAYS,
     AccrualRate,
     Direction,
     Fee,
     Rate,
+    SettlementMoney,
     SettlementTotals,
     check_daily_limit,
+    check_reversal_window,
     convert,
     settlement_money,
 )
 from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
 from gateway.store.mongo import Database, Document
+from gateway.store.partners import remember_legacy_rate
 from gateway.store.program import load_program
 
 PARTNERS = "partners"
@@ -93,6 +98,7 @@ class PartnerTerms:
     fee: Fee | None = None
     limits: Limits | None = None
     settlement_milli_fen_per_point: int | None = None
+    reversal_window_days: int | None = None
     active: bool | None = None
 
     def document(self) -> Document:
@@ -122,6 +128,12 @@ class PartnerTerms:
             if self.settlement_milli_fen_per_point < 0:
                 raise BadInput("settlementMilliFenPerPoint must not be negative", field="settlementMilliFenPerPoint")
             doc["settlementMilliFenPerPoint"] = self.settlement_milli_fen_per_point
+        if self.reversal_window_days is not None:
+            if not 0 <= self.reversal_window_days <= MAX_REVERSAL_WINDOW_DAYS:
+                raise BadInput(
+                    f"reversalWindowDays must be from 0 to {MAX_REVERSAL_WINDOW_DAYS}", field="reversalWindowDays"
+                )
+            doc["reversalWindowDays"] = self.reversal_window_days
         if self.active is not None:
             doc["active"] = self.active
         return doc
@@ -134,6 +146,21 @@ def rate_of(partner: Document) -> Rate:
 def fee_of(partner: Document) -> Fee:
     fee = partner.get("fee") or {}
     return Fee(fee.get("basisPoints", 0), fee.get("fixedPoints", 0))
+
+
+def settlement_rate_of(partner: Document) -> int:
+    """Money per point (milli-fen) recorded on operations the partner makes now."""
+    return int(partner.get("settlementMilliFenPerPoint", 0))
+
+
+def legacy_settlement_rate_of(partner: Document) -> int:
+    """The rate for operations made before rates were recorded on them: the partner's rate
+    before its first change since (``legacyMilliFenPerPoint``), or its rate now if it never changed."""
+    return int(partner.get("legacyMilliFenPerPoint", settlement_rate_of(partner)))
+
+
+def reversal_window_of(partner: Document) -> int:
+    return int(partner.get("reversalWindowDays", DEFAULT_REVERSAL_WINDOW_DAYS))
 
 
 def accrual_of(partner: Document) -> AccrualRate:
@@ -196,19 +223,29 @@ class PartnerCommand:
 
 @dataclass
 class Statement:
+    """Totals by the money-per-point rate recorded on each operation, from the ledger and from the operations log."""
+
     partner: Document
     start: datetime
     end: datetime
-    totals: SettlementTotals
-    money: dict[str, int]
+    by_rate: dict[int, SettlementTotals]
     operation_count: int
-    operations_points: dict[str, int] = field(default_factory=dict)
+    operations_by_rate: dict[int, SettlementTotals] = field(default_factory=dict)
+
+    @property
+    def totals(self) -> SettlementTotals:
+        return sum(self.by_rate.values(), SettlementTotals())
+
+    @property
+    def money(self) -> SettlementMoney:
+        return settlement_money(self.by_rate)
 
     @property
     def reconciled(self) -> bool:
-        """The operations log and the ledger agree on every total."""
-        ledger = {k: v for k, v in vars(self.totals).items()}
-        return ledger == self.operations_points
+        """The operations log and the ledger agree on every total at every rate."""
+        zero = SettlementTotals()
+        rates = set(self.by_rate) | set(self.operations_by_rate)
+        return all(self.by_rate.get(r, zero) == self.operations_by_rate.get(r, zero) for r in rates)
 
 
 class Partners:
@@ -244,6 +281,7 @@ class Partners:
             "fee": {"basisPoints": 0, "fixedPoints": 0},
             "limits": Limits().document(),
             "settlementMilliFenPerPoint": 0,
+            "reversalWindowDays": DEFAULT_REVERSAL_WINDOW_DAYS,
             "active": True,
             **fields,
             "apiKeyHash": hash_api_key(api_key),
@@ -273,6 +311,9 @@ class Partners:
 
     async def update(self, partner_id: str, terms: PartnerTerms) -> Document:
         fields = terms.document()
+        if "settlementMilliFenPerPoint" in fields:
+            # Operations made before rates were recorded on them keep the rate they were made at.
+            await remember_legacy_rate(self.db, partner_id)
         doc = await self.db[PARTNERS].find_one_and_update(
             {"_id": partner_id},
             {"$set": {**fields, "updatedAt": self.clock.now()}},
@@ -389,8 +430,10 @@ class Partners:
     async def _operate(self, tx: LedgerTx, partner: Document, command: PartnerCommand, member_id: str) -> Document:
         partner_id = partner["_id"]
         source = Source("PARTNER", command.event_id, partner_id=partner_id)
-        extra: Document = {"partnerEventId": command.event_id}
+        rate = settlement_rate_of(partner)
+        extra: Document = {"partnerEventId": command.event_id, "settlementMilliFenPerPoint": rate}
         op: Document = self._operation(partner_id, command, member_id, tx.now)
+        op["settlementMilliFenPerPoint"] = rate
         if command.type is OperationType.ACCRUE:
             points = command.points or accrual_of(partner).points_for(command.amount or 0)
             if points <= 0:
@@ -466,6 +509,8 @@ class Partners:
         member_id = original["memberId"]
         if command.member_ref is not None and command.member_ref not in (member_id, original.get("memberRef")):
             raise BadInput("memberRef does not match the original operation", field="memberRef")
+        # Inside the window a partner may reverse even after the member unlinked: a correction, not a new action.
+        check_reversal_window(as_utc(original["createdAt"]), tx.now, reversal_window_of(partner))
         marked = await tx.db[OPERATIONS].update_one(
             {"_id": original_id, "reversedBy": None},
             {"$set": {"reversedBy": command.event_id}},
@@ -481,6 +526,9 @@ class Partners:
             "reversesEventId": original["eventId"],
             "fee": -original.get("fee", 0),
         }
+        rate = original.get("settlementMilliFenPerPoint")  # what it was worth when made; absent on old operations
+        if rate is not None:
+            extra["settlementMilliFenPerPoint"] = rate
         reason = f"Reversal of {original['eventId']} by {partner['name']}"
         if original_entry["kind"] in (EntryKind.PARTNER_ACCRUE, EntryKind.PARTNER_CONVERT_IN):
             entry = await tx.take_back(
@@ -499,6 +547,8 @@ class Partners:
             )
             points = -entry["delta"]["spent"]
         op = self._operation(partner_id, command, member_id, tx.now)
+        if rate is not None:
+            op["settlementMilliFenPerPoint"] = rate
         op.update(
             points=points,
             shortfall=entry.get("shortfall", 0),
@@ -556,12 +606,17 @@ class Partners:
         if as_utc(end) <= as_utc(start):
             raise BadInput("to must be after from", field="to")
         partner = await self.get(partner_id)
+        legacy_rate = legacy_settlement_rate_of(partner)
         period = {"$gte": start, "$lt": end}
         pipeline: list[Document] = [
             {"$match": {"source.partnerId": partner_id, "source.type": "PARTNER", "createdAt": period}},
             {
                 "$group": {
-                    "_id": {"kind": "$kind", "reverses": "$reversesKind"},
+                    "_id": {
+                        "kind": "$kind",
+                        "reverses": "$reversesKind",
+                        "rate": {"$ifNull": ["$settlementMilliFenPerPoint", legacy_rate]},
+                    },
                     "earned": {"$sum": "$delta.lifetimeEarned"},
                     "spent": {"$sum": "$delta.spent"},
                     "fee": {"$sum": {"$ifNull": ["$fee", 0]}},
@@ -569,16 +624,20 @@ class Partners:
             },
         ]
         rows = [row async for row in await self.db.ledger.aggregate(pipeline)]
-        totals = totals_from_ledger_rows(rows)
+        rows_by_rate: dict[int, list[Document]] = {}
+        for row in rows:
+            rows_by_rate.setdefault(row["_id"]["rate"], []).append(row)
         ops = [op async for op in self.db[OPERATIONS].find({"partnerId": partner_id, "createdAt": period})]
+        ops_by_rate: dict[int, list[Document]] = {}
+        for op in ops:
+            ops_by_rate.setdefault(op.get("settlementMilliFenPerPoint", legacy_rate), []).append(op)
         return Statement(
             partner=partner,
             start=start,
             end=end,
-            totals=totals,
-            money=settlement_money(totals, partner.get("settlementMilliFenPerPoint", 0)),
+            by_rate={rate: totals_from_ledger_rows(group) for rate, group in sorted(rows_by_rate.items())},
             operation_count=len(ops),
-            operations_points=vars(totals_from_operations(ops)),
+            operations_by_rate={rate: totals_from_operations(group) for rate, group in ops_by_rate.items()},
         )
 
     async def operation(self, partner_id: str, event_id: str) -> Document | None:

@@ -16,8 +16,8 @@ from bson import ObjectId
 
 from gateway.core.auth import Principal, Role
 from gateway.core.errors import BadInput, DomainError, Forbidden, NotFound
-from gateway.domain.catalog import Reason, eligibility, price_at
-from gateway.features.catalog import gift_not_found, rules_of, used_in_window
+from gateway.domain.catalog import Reason, price_at
+from gateway.features.catalog import eligibilities, gift_not_found, rules_of
 from gateway.ledger.transaction import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Source
 from gateway.store.mongo import Database, Document
 
@@ -104,16 +104,10 @@ class Redemptions:
                     raise gift_not_found(req.gift_id)
             member = await tx.member(req.member_id)
             rules = rules_of(gift)
-            used = await used_in_window(tx.db, req.member_id, [gift], tx.now, tx.program.timezone, session=tx.session)
-            verdict = eligibility(
-                rules,
-                member_tier=member["tier"],
-                available_points=member["balances"]["available"],
-                used_in_window=used[req.gift_id],
-                quantity=req.quantity,
-                now=tx.now,
-                tiers=tx.program.tiers,
+            verdicts = await eligibilities(
+                tx.db, member, [gift], tx.program, tx.now, quantity=req.quantity, session=tx.session
             )
+            verdict = verdicts[req.gift_id]
             if verdict.reason is not None:
                 raise refused(verdict.reason)  # aborts the transaction: the stock taken goes back
             if not taken:

@@ -20,6 +20,7 @@ from gateway.domain.program import Program, TierBasis
 from gateway.domain.tiers import lifetime_value, tier_for
 from gateway.ledger.transaction import Ledger, LedgerTx
 from gateway.store.mongo import Database, Document
+from gateway.store.tier_values import growth_since, spend_since
 
 
 async def add_growth(tx: LedgerTx, member_id: str, points: int, *, reason: str, source: Document) -> None:
@@ -37,24 +38,22 @@ async def add_growth(tx: LedgerTx, member_id: str, points: int, *, reason: str, 
 
 async def qualifying_value(db: Database, member: Document, program: Program, now: datetime, session: Any) -> int:
     """The value the tier is judged on: lifetime, or inside the rolling validity window."""
-    basis = program.tier_policy.basis
+    if program.tier_policy.validity_days is None:
+        return lifetime_value(program, lifetime_spend=member.get("lifetimeSpend", 0), growth=member.get("growth", 0))
+    return (await windowed_values(db, [member["_id"]], program, now, session))[member["_id"]]
+
+
+async def windowed_values(
+    db: Database, member_ids: list[str], program: Program, now: datetime, session: Any = None
+) -> dict[str, int]:
+    """``qualifying_value`` under the program's validity window for many members with one
+    aggregate (a list of members asking for their next tier), instead of one per member."""
     days = program.tier_policy.validity_days
     if days is None:
-        return lifetime_value(program, lifetime_spend=member.get("lifetimeSpend", 0), growth=member.get("growth", 0))
+        raise ValueError("the program has no validity window: qualifying values need no query")
     since = now - timedelta(days=days)
-    if basis is TierBasis.GROWTH:
-        pipeline = [
-            {"$match": {"memberId": member["_id"], "at": {"$gt": since}}},
-            {"$group": {"_id": None, "v": {"$sum": "$points"}}},
-        ]
-        rows = await (await db["growth_events"].aggregate(pipeline, session=session)).to_list()
-    else:
-        pipeline = [
-            {"$match": {"memberId": member["_id"], "paidAt": {"$gt": since}}},
-            {"$group": {"_id": None, "v": {"$sum": {"$subtract": ["$amount", "$refunded"]}}}},
-        ]
-        rows = await (await db["purchases"].aggregate(pipeline, session=session)).to_list()
-    return max(rows[0]["v"], 0) if rows else 0
+    sums = growth_since if program.tier_policy.basis is TierBasis.GROWTH else spend_since
+    return {member_id: max(value, 0) for member_id, value in (await sums(db, member_ids, since, session)).items()}
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
         IndexModel([("giftId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("fulfilledAt", ASCENDING)]),
     ],
     "purchases": [
         IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True),
@@ -70,6 +71,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
     "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
+    "tier_changes": [IndexModel([("at", ASCENDING)])],
+    "notifications": [
+        IndexModel([("status", ASCENDING), ("nextAttemptAt", ASCENDING)]),
+        IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
+    ],
+    "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }
 
 

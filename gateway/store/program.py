@@ -1,13 +1,83 @@
-"""Loading and saving the program configuration document."""
+"""Loading and saving the program configuration document, with the program cached in process.
+
+Every request needs the program (tiers, rules), and it changes a few times a year, so a
+gateway keeps the parsed program in memory instead of reading and validating it per request:
+
+- Reads outside a transaction answer from memory while this process's change-stream
+  watcher is live: the watcher watches the ``program`` collection too and drops the cached
+  program on any change, from any replica, so a read sees a change within the stream's lag
+  (milliseconds). Without a live watcher (CLI commands, tests without workers) every read
+  goes to MongoDB, as it always did.
+- Reads inside a transaction (every ledger write) always read the document in their
+  snapshot, so a write is judged by exactly the program its transaction sees; only the
+  pydantic validation is skipped when the stored configuration is the one parsed last.
+- A save in this process drops the cached program at once.
+
+A read stores what it found only if nothing invalidated the cache while it was in flight
+(a generation counter), so a slow read can never put an older program back.
+"""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from gateway.domain.program import DEFAULT_PROGRAM, Program
-from gateway.store.mongo import Database
+from gateway.store.mongo import Database, Document
 
 PROGRAM_ID = "current"
+
+
+class ProgramCache:
+    """The parsed program of one database, for one process."""
+
+    def __init__(self) -> None:
+        self.current: Program | None = None
+        self.streams = 0  # change streams open on this database in this process
+        self.generation = 0
+        self._parsed: tuple[Document, Program] | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.streams > 0
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self.current = None
+
+    def stream_opened(self) -> None:
+        """The watcher's change stream is open: from now on it reports every program change."""
+        self.streams += 1
+        self.invalidate()
+
+    def stream_lost(self) -> None:
+        self.streams -= 1
+        self.invalidate()
+
+    def observe(self, change: Document) -> None:
+        """Any change-stream event on the program collection (update, replace, delete, drop)."""
+        self.invalidate()
+
+    def parse(self, config: Document) -> Program:
+        """Validate ``config`` unless it is exactly the configuration parsed last."""
+        parsed = self._parsed
+        if parsed is not None and parsed[0] == config:
+            return parsed[1]
+        program = Program.model_validate(config)
+        self._parsed = (config, program)
+        return program
+
+
+_caches: weakref.WeakKeyDictionary[Any, dict[str, ProgramCache]] = weakref.WeakKeyDictionary()
+
+
+def program_cache(db: Database) -> ProgramCache:
+    """The cache of ``db`` (shared by every ``Database`` over the same client and name)."""
+    per_client = _caches.setdefault(db.client, {})
+    name = db.db.name
+    if name not in per_client:
+        per_client[name] = ProgramCache()
+    return per_client[name]
 
 
 async def seed_program(db: Database, program: Program = DEFAULT_PROGRAM) -> None:
@@ -17,13 +87,19 @@ async def seed_program(db: Database, program: Program = DEFAULT_PROGRAM) -> None
         {"$setOnInsert": {"config": program.model_dump(mode="json"), "version": 1}},
         upsert=True,
     )
+    program_cache(db).invalidate()
 
 
 async def load_program(db: Database, session: Any = None) -> Program:
+    cache = program_cache(db)
+    if session is None and cache.live and cache.current is not None:
+        return cache.current
+    generation, live = cache.generation, cache.live
     doc = await db.program.find_one({"_id": PROGRAM_ID}, session=session)
-    if doc is None:
-        return DEFAULT_PROGRAM
-    return Program.model_validate(doc["config"])
+    program = DEFAULT_PROGRAM if doc is None else cache.parse(doc["config"])
+    if session is None and live and cache.live and cache.generation == generation:
+        cache.current = program
+    return program
 
 
 async def save_program(db: Database, program: Program) -> Program:
@@ -32,4 +108,5 @@ async def save_program(db: Database, program: Program) -> Program:
         {"$set": {"config": program.model_dump(mode="json")}, "$inc": {"version": 1}},
         upsert=True,
     )
+    program_cache(db).invalidate()
     return program

@@ -16,6 +16,7 @@ from gateway.core.settings import Settings
 from gateway.demo.seed import seed_demo
 from gateway.runtime import open_services, prepare
 from gateway.services import Services
+from gateway.web.dashboard import routes as dashboard_routes
 from gateway.web.graphql_view import GatewayGraphQL
 from gateway.web.limits import middleware as limit_middleware
 from gateway.web.metrics import metrics_endpoint
@@ -80,6 +81,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            *dashboard_routes,
         ],
         lifespan=lifespan,
         middleware=limit_middleware(settings),

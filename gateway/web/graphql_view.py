@@ -13,10 +13,11 @@ from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -69,6 +70,7 @@ class SocketContext(Context):
 
     connection_params: dict[str, Any] = field(default_factory=dict)
     closing: asyncio.Task[None] | None = None
+    fixed_instant = False
 
     def close_soon(self, code: int, reason: str) -> asyncio.Task[None]:
         """Send a close frame without making the caller (the hub) wait for the client."""
@@ -91,14 +93,23 @@ def _credentials(params: dict[str, Any], websocket: WebSocket) -> dict[str, str]
     return found
 
 
+def encode_json(data: object) -> bytes:
+    """orjson: several times faster than ``json.dumps``; non-ASCII is sent as UTF-8, not escaped."""
+    return orjson.dumps(data, default=str)
+
+
 class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
     async def send_json(self, message: Any) -> None:
         """Once we closed a connection (slow subscriber, shutdown), its other operations'
-        late messages are dropped instead of failing on the closed socket."""
+        late messages are dropped instead of failing on the closed socket.
+        graphql-transport-ws messages are text frames, so the orjson bytes go out as text."""
         if self.ws.application_state == WebSocketState.DISCONNECTED:
             return
         try:
-            await super().send_json(message)
+            await self.ws.send_text(encode_json(message).decode())
+        except WebSocketDisconnect as exc:
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                raise WebSocketDisconnected from exc
         except Exception:
             if self.ws.application_state != WebSocketState.DISCONNECTED:
                 raise
@@ -120,6 +131,12 @@ class GatewayGraphQL(GraphQL[Context, None]):
     def should_render_graphql_ide(self, request: Any) -> bool:
         """Not for an APQ GET (``?extensions=`` with a hash and no query)."""
         return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
+
+    def encode_json(self, data: object) -> bytes:
+        return encode_json(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):

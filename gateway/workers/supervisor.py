@@ -18,8 +18,13 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     from gateway.events.streams import watch_changes
     from gateway.workers.expiry import expiry_worker
+    from gateway.workers.notifications import notification_worker
 
-    found: list[tuple[str, Worker]] = [("points-expiry", expiry_worker), ("change-watcher", watch_changes)]
+    found: list[tuple[str, Worker]] = [
+        ("points-expiry", expiry_worker),
+        ("change-watcher", watch_changes),
+        ("notifications", notification_worker),
+    ]
     if services.settings.kafka_bootstrap_servers:
         from gateway.workers.partner_consumer import partner_events_worker
         from gateway.workers.relay import run_relay

@@ -271,6 +271,9 @@ MATRIX: dict[str, Row] = {
         "query($id: ID!) { redemption(id: $id) { id } }", SELF_OR_ADMIN, lambda w, c: fixed(id=w.redemption_id)(w, c)
     ),
     "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
+    "Query.notificationSettings": Row("{ notificationSettings { expiringReminderDays } }", ADMIN_ONLY),
+    "Query.notificationWebhooks": Row("{ notificationWebhooks { id } }", ADMIN_ONLY),
+    "Query.notifications": Row("{ notifications(first: 5) { edges { node { id } } } }", ADMIN_ONLY),
     "Query.partner": Row('query { partner(id: "own") { id } }', OWN_PARTNER_OR_ADMIN),
     # A partner always asks about its own events (partnerId is ignored): the rival gets null, not own's event.
     "Query.partnerOperation": Row(
@@ -430,11 +433,38 @@ MATRIX: dict[str, Row] = {
             }
         ),
     ),
+    # ---- operator analytics (docs/analytics.md)
+    "Query.pointsAnalytics": Row(
+        'query { pointsAnalytics(from: "2026-01-01", to: "2026-03-31") { totals { issued } } }', AGGREGATES
+    ),
+    "Query.memberAnalytics": Row(
+        'query { memberAnalytics(from: "2026-01-01", to: "2026-03-31") { byTier { members } } }', AGGREGATES
+    ),
+    "Query.topGifts": Row('query { topGifts(from: "2026-01-01", to: "2026-03-31") { points } }', AGGREGATES),
+    "Query.partnerAnalytics": Row(
+        'query { partnerAnalytics(from: "2026-01-01", to: "2026-03-31") { netPoints } }', AGGREGATES
+    ),
+    "Query.analyticsSettings": Row("{ analyticsSettings { timezone } }", AGGREGATES),
+    "Mutation.updateAnalyticsSettings": Row(
+        "mutation { updateAnalyticsSettings(input: {adviceLowPercent: 40}) { adviceLowPercent } }", ADMIN_ONLY
+    ),
+    "Mutation.updateNotificationSettings": Row(
+        "mutation { updateNotificationSettings(expiringReminderDays: [30, 7]) { expiringReminderDays } }", ADMIN_ONLY
+    ),
+    "Mutation.addNotificationWebhook": Row(
+        'mutation { addNotificationWebhook(url: "https://hooks.example.com/loyalty") { secret } }', ADMIN_ONLY
+    ),
+    # Nothing to remove or retry in the world: the admin passes authorization and gets NOT_FOUND.
+    "Mutation.removeNotificationWebhook": Row(
+        'mutation { removeNotificationWebhook(id: "whk_none") { id } }', outcomes(admin="NOT_FOUND")
+    ),
+    "Mutation.retryNotification": Row('mutation { retryNotification(id: "none") { id } }', outcomes(admin="NOT_FOUND")),
     # ---- subscriptions
     "Subscription.balanceChanged": Row(
         "subscription($memberId: String!) { balanceChanged(memberId: $memberId) { position } }", SELF_OR_ADMIN, _alice
     ),
     "Subscription.pointsActivity": Row("subscription { pointsActivity { id } }", AGGREGATES),
+    "Subscription.analyticsUpdated": Row("subscription { analyticsUpdated { entries } }", AGGREGATES),
     "Subscription.tierChanged": Row(
         "subscription($memberId: String!) { tierChanged(memberId: $memberId) { memberId } }", SELF_OR_ADMIN, _alice
     ),

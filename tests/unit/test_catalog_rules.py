@@ -78,9 +78,7 @@ def test_limit_windows_are_calendar_periods_in_the_program_timezone():
     assert period_start(NOW + timedelta(days=3), Period.WEEK, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
     assert period_start(NOW, Period.MONTH, tz) == datetime(2026, 2, 28, 16, tzinfo=UTC)
     # 23:30 local on Monday is still Monday; 00:00 local Tuesday starts a new day
-    assert period_start(NOW + timedelta(hours=11, minutes=30), Period.DAY, tz) == datetime(
-        2026, 3, 1, 16, tzinfo=UTC
-    )
+    assert period_start(NOW + timedelta(hours=11, minutes=30), Period.DAY, tz) == datetime(2026, 3, 1, 16, tzinfo=UTC)
     assert period_start(NOW + timedelta(hours=12), Period.DAY, tz) == datetime(2026, 3, 2, 16, tzinfo=UTC)
 
 
