@@ -86,6 +86,7 @@ class Services:
 
         return PersistedQueries(self.db, self.clock)
 
+    @cached_property
     def notifications(self) -> Notifications:
         from gateway.features.notifications import Notifications
 
