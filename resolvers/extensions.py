@@ -141,10 +141,13 @@ class GuardedValidationCache(ValidationCache):
     """Strawberry's ValidationCache, keeping a refusal OperationGuard already made instead of validating."""
 
     def on_validate(self) -> Iterator[None]:
-        if self.execution_context.pre_execution_errors:
-            yield
-            return
-        yield from super().on_validate()
+        context = self.execution_context
+        if not context.pre_execution_errors:
+            errors = self.cached_validate_document(
+                context.schema._schema, context.graphql_document, context.validation_rules
+            )
+            context.pre_execution_errors = list(errors)  # this request's own list: OperationGuard edits it
+        yield
 
 
 class OperationGuard(SchemaExtension):
@@ -159,12 +162,10 @@ class OperationGuard(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         yield
-        context = self.execution_context
-        if context.pre_execution_errors:
-            context.pre_execution_errors = [
-                _coded_copy(e, TOO_MANY_TOKENS if "tokens. Parsing aborted" in e.message else PARSE_FAILED, False)
-                for e in context.pre_execution_errors
-            ]
+        # A syntax error is raised afresh by each parse (never cached): coded in place.
+        for error in self.execution_context.pre_execution_errors or []:
+            _code(error, TOO_MANY_TOKENS if "tokens. Parsing aborted" in error.message else PARSE_FAILED)
+            sanitise(error, hide_suggestions=False)
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -183,12 +184,11 @@ class OperationGuard(SchemaExtension):
             if errors:
                 context.pre_execution_errors = errors
         yield
-        if context.pre_execution_errors:
-            # copies: a validation cache shares its error objects between requests (and gateways)
-            context.pre_execution_errors = [
-                _coded_copy(error, VALIDATION_FAILED, not limits.introspection)
-                for error in context.pre_execution_errors
-            ]
+        errors = context.pre_execution_errors
+        if errors:
+            # In place (the request error returned is this list), with copies of the errors: a
+            # validation cache shares its error objects between requests and gateways.
+            errors[:] = [_coded_copy(error, VALIDATION_FAILED, not limits.introspection) for error in errors]
 
     def on_execute(self) -> Iterator[None]:
         yield
