@@ -138,7 +138,7 @@ def reevaluate_tiers_command() -> None:
     from gateway.features.tiering import reevaluate_all
 
     report = with_services(settings_or_exit(), lambda s: reevaluate_all(s.db, s.ledger))
-    typer.echo(f"re-evaluated {report.members} members: {report.upgraded} up, {report.downgraded} down")
+    typer.echo(str(report))
 
 
 @app.command("audit")

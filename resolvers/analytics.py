@@ -83,7 +83,7 @@ class AnalyticsMutation:
             if value is None and name != "cost_per_point_milli_fen":
                 continue
             changes[name] = value
-        program = await update_program(info.context.services.db, {"analytics": changes})
+        program, _version = await update_program(info.context.services.db, {"analytics": changes})
         info.context.remember_program(program)
         return AnalyticsSettings.of(program, info.context.services.clock.now())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -11,7 +11,7 @@ from gateway.core.auth import Role, require_member_access, require_principal, re
 from gateway.core.errors import BadInput
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
-from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found
+from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found, visible_to
 from gateway.features.redemptions import RedeemRequest
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info, together
@@ -142,7 +142,7 @@ class CatalogQuery:
         gifts = [Gift.of(d, now, verdicts.get(d["_id"])) for d in docs]
         return connection(gifts, size, lambda gift: gift_cursor(gift.doc))
 
-    @strawberry.field(description="One gift; unlisted gifts only for admins.")
+    @strawberry.field(description="One gift; unlisted gifts only for admins (else GIFT_NOT_FOUND).")
     async def gift(self, info: Info, id: strawberry.ID, member_id: str | None = None) -> Gift:
         context = info.context
         if member_id is None:
@@ -152,7 +152,7 @@ class CatalogQuery:
             doc, member, program = await together(
                 context.services.catalog.get(str(id)), context.load_member(member_id), context.program()
             )
-        if not doc["listed"] and not _is_admin(info):
+        if not visible_to(doc, context.principal):
             raise gift_not_found(str(id))
         if member_id is None:
             return Gift.of(doc, context.now)
@@ -194,10 +194,21 @@ class CatalogMutation:
         )
 
     @strawberry.mutation(description="Admins: change a gift's details, price, permission or limits.")
-    async def update_gift(self, info: Info, id: strawberry.ID, input: UpdateGiftInput) -> Gift:
+    async def update_gift(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: UpdateGiftInput,
+        expected_version: Annotated[
+            int | None,
+            strawberry.argument(description="The gift version this edit is based on; CONFLICT if it changed since."),
+        ] = None,
+    ) -> Gift:
         require_role(info.context.principal, Role.ADMIN)
         program = await info.context.program()
-        return Gift.of(await info.context.services.catalog.update(str(id), input.changes(), program), info.context.now)
+        catalog = info.context.services.catalog
+        doc = await catalog.update(str(id), input.changes(), program, expected_version=expected_version)
+        return Gift.of(doc, info.context.now)
 
     @strawberry.mutation(description="Admins: add stock; a sold-out gift is back on sale at once.")
     async def restock_gift(self, info: Info, id: strawberry.ID, quantity: int) -> Gift:

@@ -11,7 +11,7 @@ from gateway.core.auth import Role, require_role
 from gateway.core.clock import as_utc
 from gateway.domain import catalog as rules
 from gateway.domain.calendar import Period
-from gateway.features.catalog import rules_of
+from gateway.features.catalog import gift_not_found, rules_of, version_of, visible_to
 from gateway.features.redemptions import OrderStatus
 from gateway.store.mongo import Document
 from resolvers.context import Info
@@ -75,6 +75,9 @@ class Gift:
     limits: GiftLimits
     list_price: GiftPrice = strawberry.field(description="The regular price, ignoring offers.")
     created_at: datetime
+    version: int = strawberry.field(
+        description="Raised by every admin edit (not by stock moves); send it as updateGift's expectedVersion."
+    )
     # Computed when the gift is built, at the request's one instant: plain data fields
     # resolve without a resolver call each, which a page of gifts does many times.
     price: GiftPrice = strawberry.field(
@@ -110,6 +113,7 @@ class Gift:
             ),
             list_price=GiftPrice(points=doc["points"], cash=doc["cash"], on_offer=False),
             created_at=as_utc(doc["createdAt"]),
+            version=version_of(doc),
             price=GiftPrice(points=price.points, cash=price.cash, on_offer=price.on_offer),
             status=STATUSES[rules.status(gift_rules, now)],
             offer=None
@@ -129,7 +133,11 @@ class Gift:
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Gift:
-        return cls.of(await info.context.services.catalog.get(str(id)), info.context.now)
+        """Federation ``_entities``: batched like Member's, and visible only as ``gift(id)`` is."""
+        doc = await info.context.loader("catalog.gift", gift_loader).load(str(id))
+        if doc is None or not visible_to(doc, info.context.principal):
+            raise gift_not_found(str(id))
+        return cls.of(doc, info.context.now)
 
     @strawberry.field(description="Admins only: what the operator pays for one unit, in fen.")
     def cost_price(self, info: Info) -> int:

@@ -9,6 +9,7 @@ import strawberry
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput
 from gateway.domain.tiers import next_tier
+from gateway.store.ledger_history import entries_page
 from gateway.store.mongo import Document
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
@@ -62,14 +63,16 @@ class Member:
     @strawberry.field(description="The member's ledger, newest first.")
     async def ledger(self, info: Info, first: int = 20, after: str | None = None) -> Connection[LedgerEntry]:
         size = page_size(first)
-        query: Document = {"memberId": self.doc["_id"]}
         position = decode_cursor(after)
-        if position is not None:
-            if not position.isdigit():
-                raise BadInput("after is not a valid cursor", field="after")
-            query["seq"] = {"$lt": int(position)}
-        cursor = info.context.services.db.ledger.find(query).sort("seq", -1).limit(size + 1)
-        entries = [LedgerEntry.of(doc) async for doc in cursor]
+        if position is not None and not position.isdigit():
+            raise BadInput("after is not a valid cursor", field="after")
+        docs = await entries_page(
+            info.context.services.db,
+            self.doc["_id"],
+            before_seq=int(position) if position is not None else None,
+            limit=size + 1,
+        )
+        entries = [LedgerEntry.of(doc) for doc in docs]
         return connection(entries, size, lambda entry: str(entry.position))
 
     @strawberry.field

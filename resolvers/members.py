@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.core.auth import Role, require_member_access, require_principal, require_role
 from gateway.core.errors import Forbidden
-from gateway.features.members import Registration
+from gateway.features.members import ProfileUpdate, Registration
 from resolvers.context import Info
 from resolvers.member_types import Member
 
@@ -23,6 +23,22 @@ class RegisterMemberInput:
     id: str | None = strawberry.field(
         default=None, description="Admins may choose the id (e.g. the shop's customer id)."
     )
+
+
+@strawberry.input(description="Only the fields given change; null clears email, phone or birthday.")
+class UpdateProfileInput:
+    member_id: str
+    display_name: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    birthday: date | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A member sets it once; changing or clearing a recorded birthday takes an admin.",
+    )
+
+    def update(self) -> ProfileUpdate:
+        fields = {"displayName": self.display_name, "email": self.email, "phone": self.phone, "birthday": self.birthday}
+        return ProfileUpdate({k: v for k, v in fields.items() if v is not strawberry.UNSET})
 
 
 @strawberry.type
@@ -74,4 +90,17 @@ class MemberMutation:
         require_role(info.context.principal, Role.ADMIN)
         doc = await info.context.services.members.set_paid_member(str(member_id), paid)
         info.context.forget_member(str(member_id))
+        return Member.of(doc)
+
+    @strawberry.mutation(
+        description="Change a member's name, contact details or birthday: the member themself or an admin. "
+        "Invalid values → BAD_USER_INPUT; an email another member uses → ALREADY_EXISTS; a member changing a "
+        "recorded birthday → BIRTHDAY_LOCKED."
+    )
+    async def update_profile(self, info: Info, input: UpdateProfileInput) -> Member:
+        who = require_member_access(info.context.principal, input.member_id)
+        doc = await info.context.services.members.update_profile(
+            input.member_id, input.update(), by_admin=who.role is Role.ADMIN
+        )
+        info.context.forget_member(input.member_id)
         return Member.of(doc)

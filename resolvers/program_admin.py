@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
 from gateway.core.auth import Role, require_role
+from gateway.core.errors import BadInput
 from gateway.domain import program as cfg
-from gateway.features.program_admin import update_program
+from gateway.features.program_admin import update_program, update_tiers
+from gateway.store.program import load_versioned
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
 from resolvers.program_types import Tier
@@ -99,6 +101,9 @@ class TierPolicy:
 
 @strawberry.type(description="The whole program configuration (admins only).")
 class ProgramConfig:
+    version: int = strawberry.field(
+        description="Increments on every change; send it back as expectedVersion to refuse a stale edit (CONFLICT)."
+    )
     name: str
     timezone: str
     currency: str
@@ -113,8 +118,9 @@ class ProgramConfig:
     deduction: DeductionRules
 
     @classmethod
-    def of(cls, p: cfg.Program) -> ProgramConfig:
+    def of(cls, p: cfg.Program, version: int) -> ProgramConfig:
         return cls(
+            version=version,
             name=p.name,
             timezone=p.timezone,
             currency=p.currency,
@@ -263,40 +269,88 @@ def earning_changes(data: EarningRulesInput) -> dict[str, Any]:
     return changes
 
 
+@strawberry.input(description="Where the holders of a removed tier go.")
+class TierReplacementInput:
+    code: str = strawberry.field(description="The removed tier's code.")
+    replacement: str = strawberry.field(description="A tier code of the new list.")
+
+
+ExpectedVersion = Annotated[
+    int | None,
+    strawberry.argument(
+        description="The program version this edit is based on; CONFLICT if it changed since. Omit to apply on top."
+    ),
+]
+
+
 @strawberry.type
 class ProgramAdminQuery:
     @strawberry.field(description="The full program configuration (admins only).")
     async def program(self, info: Info) -> ProgramConfig:
         require_role(info.context.principal, Role.ADMIN)
-        return ProgramConfig.of(await info.context.program())
+        program, version = await load_versioned(info.context.services.db)
+        return ProgramConfig.of(program, version)
 
 
 @strawberry.type
 class ProgramAdminMutation:
     @strawberry.mutation(description="Change earning rules (admins only); invalid rules → BAD_USER_INPUT.")
-    async def update_earning_rules(self, info: Info, input: EarningRulesInput) -> ProgramConfig:
+    async def update_earning_rules(
+        self,
+        info: Info,
+        input: EarningRulesInput,
+        expected_version: ExpectedVersion = None,
+    ) -> ProgramConfig:
         require_role(info.context.principal, Role.ADMIN)
-        program = await update_program(info.context.services.db, {"earning": earning_changes(input)})
+        program, version = await update_program(
+            info.context.services.db, {"earning": earning_changes(input)}, expected_version=expected_version
+        )
         info.context.remember_program(program)
-        return ProgramConfig.of(program)
+        return ProgramConfig.of(program, version)
 
     @strawberry.mutation(description="Change program settings (admins only); invalid settings → BAD_USER_INPUT.")
-    async def update_program(self, info: Info, input: ProgramSettingsInput) -> ProgramConfig:
+    async def update_program(
+        self,
+        info: Info,
+        input: ProgramSettingsInput,
+        expected_version: ExpectedVersion = None,
+    ) -> ProgramConfig:
         require_role(info.context.principal, Role.ADMIN)
         changes = _changes(input)
         policy = changes.get("tier_policy")
         if policy is not None and policy.get("validity_days") == 0:
             policy["validity_days"] = None
-        program = await update_program(info.context.services.db, changes)
+        program, version = await update_program(info.context.services.db, changes, expected_version=expected_version)
         info.context.remember_program(program)
-        return ProgramConfig.of(program)
+        return ProgramConfig.of(program, version)
 
     @strawberry.mutation(
-        description="Replace the tiers, lowest first (admins only). Members move at the next purchase, "
-        "refund or `loyalty-gateway reevaluate-tiers`."
+        description="Replace the tiers, lowest first (admins only). A tier's code is its stable id: renaming "
+        "keeps the code. Removing a tier that members hold or gifts require fails with TIER_IN_USE unless "
+        "`replacements` names where they go; then they move in the same transaction. Other members move at "
+        "their next purchase, refund or tier re-evaluation."
     )
-    async def update_tiers(self, info: Info, tiers: list[TierInput]) -> ProgramConfig:
+    async def update_tiers(
+        self,
+        info: Info,
+        tiers: list[TierInput],
+        replacements: list[TierReplacementInput] | None = None,
+        expected_version: ExpectedVersion = None,
+    ) -> ProgramConfig:
         require_role(info.context.principal, Role.ADMIN)
-        program = await update_program(info.context.services.db, {"tiers": [_changes(t) for t in tiers]})
+        moves: dict[str, str] = {}
+        for item in replacements or []:
+            if item.code in moves:
+                raise BadInput(f"Tier {item.code!r} has two replacements", field="replacements")
+            moves[item.code] = item.replacement
+        services = info.context.services
+        program, version = await update_tiers(
+            services.db,
+            [_changes(t) for t in tiers],
+            replacements=moves,
+            now=services.clock.now(),
+            expected_version=expected_version,
+        )
         info.context.remember_program(program)
-        return ProgramConfig.of(program)
+        info.context.member_loader.clear_all()  # holders of a removed tier moved
+        return ProgramConfig.of(program, version)

@@ -3,8 +3,12 @@
 A broadcast event (one committed change) reaches many subscriptions that usually send the
 same document with the same variables. Event types that derive from ``SharedEvent`` hold
 only plain data (no resolvers that look at the caller), so the result of executing one
-document over one event is the same for every subscriber: the executor computes it once
-and reuses it. Anything else executes as usual.
+document over one event is the same for every subscriber who may see the same things: the
+executor computes it once per audience and reuses it. Anything else executes as usual.
+
+The audience is part of the key, so a field that one day looks at the caller (an admin-only
+field, a member's own data) cannot hand one caller's result to another: anonymous callers
+share, admins share, dashboards share, and a member or partner shares only with itself.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from gateway.core.auth import Principal, Role
 
 
 class SharedEvent:
@@ -23,7 +29,12 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         root = self.root_value
         if not isinstance(root, SharedEvent) or self.operation.loc is None:
             return super().execute_operation(serially)
-        key = (self.operation.loc.source.body, self.operation.name and self.operation.name.value, _frozen(self))
+        key = (
+            self.operation.loc.source.body,
+            self.operation.name and self.operation.name.value,
+            _frozen(self),
+            audience(getattr(self.context_value, "principal", None)),
+        )
         results: dict[Any, Any] = root.__dict__.setdefault("_shared_results", {})
         if key in results:
             return results[key]
@@ -31,6 +42,16 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         if not hasattr(result, "__await__") and not getattr(result, "errors", None):
             results[key] = result
         return result
+
+
+def audience(principal: Principal | None) -> tuple[str, ...]:
+    """What a subscriber's visibility depends on: the role, and for roles scoped to their own
+    data (member, partner) the subject too."""
+    if principal is None:
+        return ("anonymous",)
+    if principal.role in (Role.ADMIN, Role.DASHBOARD):
+        return (principal.role.value,)
+    return (principal.role.value, principal.subject)
 
 
 def _frozen(executor: Any) -> str:

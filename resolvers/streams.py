@@ -14,6 +14,7 @@ import strawberry
 from gateway.core.auth import Role, require_member_access, require_role
 from gateway.events.hub import Closer
 from gateway.events.streams import ACTIVITY, balance_entries, gift_topic, live_changes, redemption_topic, tier_topic
+from gateway.features.catalog import visible_to
 from resolvers.context import Info
 from resolvers.stream_types import BalanceEvent, GiftStockEvent, PointsActivity, RedemptionEvent, TierChangeEvent
 
@@ -54,10 +55,16 @@ class StreamSubscription:
         changes = live_changes(info.context.services, redemption_topic(member_id), _closer(info))
         return _views(changes, "redemption", RedemptionEvent.of)
 
-    @strawberry.subscription(description="A gift's stock changes (sold out, restocked). Public, like the catalog.")
+    @strawberry.subscription(
+        description="A gift's stock changes (sold out, restocked). Public, like the catalog: a caller other "
+        "than an admin hears nothing of an unlisted gift."
+    )
     async def gift_stock_changed(self, info: Info, gift_id: str) -> AsyncGenerator[GiftStockEvent, None]:
-        changes = live_changes(info.context.services, gift_topic(gift_id), _closer(info))
-        return _views(changes, "gift", GiftStockEvent.of)
+        services = info.context.services
+        principal = info.context.principal
+        changes = live_changes(services, gift_topic(gift_id), _closer(info))
+        visible = (change async for change in changes if visible_to(change.doc, principal))
+        return _views(visible, "gift", GiftStockEvent.of)
 
 
 async def _views(source: AsyncIterator, name: str, convert):  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ CODES: dict[str, str] = {
     "ALREADY_EXISTS": "the id or unique field is taken",
     "NOT_FOUND": "the thing asked for does not exist (or is not visible to the caller)",
     "INVALID_STATE": "the object's state does not allow this transition",
+    "CONFLICT": "an admin edit named a version (expectedVersion) that is no longer current; reload and retry",
     # members and points
     "MEMBER_NOT_FOUND": "no member with that id",
     "INSUFFICIENT_POINTS": "not enough available points",
@@ -26,6 +27,8 @@ CODES: dict[str, str] = {
     "ORDER_ALREADY_RECORDED": "the purchase was already recorded with other data",
     "ORDER_NOT_FOUND": "no recorded purchase with that order id",
     "NOTHING_TO_RESTORE": "nothing of that entry is left to return",
+    "BIRTHDAY_LOCKED": "a member's recorded birthday is changed only by an admin",
+    "TIER_IN_USE": "a removed tier is held by members or required by gifts and no replacement was named",
     # points mall
     "GIFT_NOT_FOUND": "no gift with that id (or not listed for this caller)",
     "GIFT_HAS_REDEMPTIONS": "a redeemed gift is unlisted, not deleted",

@@ -42,5 +42,11 @@ class IdempotencyConflict(DomainError):
     code = "IDEMPOTENCY_CONFLICT"
 
 
+class Conflict(DomainError):
+    """An admin write named a version that is no longer current: re-read and retry."""
+
+    code = "CONFLICT"
+
+
 def member_not_found(member_id: str) -> NotFound:
     return NotFound(f"Member {member_id!r} not found", code="MEMBER_NOT_FOUND")

@@ -36,7 +36,15 @@ class Settings(BaseSettings, HardeningSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path(".loyalty")
     environment: Environment = Environment.DEVELOPMENT
-    scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    scheduler_interval_seconds: float = Field(default=60.0, gt=0, description="How often the expiry job runs.")
+    tier_reevaluation_interval_seconds: float = Field(
+        default=86_400.0, gt=0, description="How often tiers are re-evaluated over the validity window (daily)."
+    )
+    job_lease_seconds: float = Field(
+        default=30.0, gt=0, description="Lease of a scheduled job: one replica runs it; renewed at a third."
+    )
+    job_batch_size: int = Field(default=500, ge=1, description="Member ids a scheduled job reads per batch.")
+    job_concurrency: int = Field(default=4, ge=1, description="Members a scheduled job settles at once.")
     subscriber_queue_size: int = Field(
         default=256,
         ge=1,

@@ -178,3 +178,27 @@ def eligibility(
     if available_points < price_at(gift, now).points * quantity:
         return Eligibility(False, Reason.INSUFFICIENT_POINTS)
     return Eligibility(True)
+
+
+def storefront_visible(listed: bool) -> bool:
+    """The catalog's visibility rule for anyone but an admin: a gift the operator unlisted does
+    not exist for them. A listed gift stays reachable by id whatever its window or stock says
+    (its status tells SCHEDULED, SOLD_OUT or ENDED); the mall's list also leaves out ended ones.
+    Everything that shows a gift to such a caller (``gift(id)``, federation ``_entities``,
+    ``giftStockChanged``, the mall page) applies this rule."""
+    return listed
+
+
+UsageKey = tuple[str, str, datetime]
+"""(member id, gift id, window start)."""
+
+
+def units_in_windows(orders: list[tuple[str, str, datetime, int]], keys: list[UsageKey]) -> list[int]:
+    """For each key, the units of the (member, gift) orders placed at or after the window start.
+
+    ``orders`` are (member id, gift id, placed at, quantity) of orders that count (not cancelled).
+    """
+    by_pair: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
+    for member_id, gift_id, at, quantity in orders:
+        by_pair.setdefault((member_id, gift_id), []).append((at, quantity))
+    return [sum(q for at, q in by_pair.get((m, g), ()) if at >= since) for m, g, since in keys]

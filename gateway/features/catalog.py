@@ -5,6 +5,11 @@ instant from its ``listed`` flag, listing window and stock (see ``domain.catalog
 a gift at zero stock is off sale without anyone flipping a flag, and a restock puts it
 back. Stock only moves with ``$inc`` (redemptions take it inside their transaction), so
 an admin edit never overwrites a concurrent sale.
+
+Admin edits are compare-and-set on the gift's ``version`` (raised by every edit, not
+by stock moves): an edit that merges onto the stored gift is re-applied when another
+edit saved first, so concurrent admins never lose a change, and an edit sent with
+``expectedVersion`` gets CONFLICT instead when the gift changed since that version.
 """
 
 from __future__ import annotations
@@ -16,27 +21,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
-
+from gateway.core.auth import Principal, Role
 from gateway.core.clock import Clock, as_utc
-from gateway.core.errors import BadInput, DomainError, NotFound
+from gateway.core.errors import BadInput, Conflict, DomainError, NotFound
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import (
     Eligibility,
     GiftRules,
     Limits,
     Offer,
+    UsageKey,
     default_min_tier,
     eligibility,
     limit_since,
+    storefront_visible,
+    units_in_windows,
 )
 from gateway.domain.program import Program
 from gateway.domain.tiers import tier_rank
+from gateway.store import gifts
+from gateway.store import redemptions as redemptions_store
 from gateway.store.mongo import Database, Document
 
 URL = re.compile(r"^https?://\S+$")
 MAX_POINTS = 100_000_000
 MAX_FEN = 10_000_000_000
+MAX_ATTEMPTS = 50
+
+
+def version_of(doc: Document) -> int:
+    """A gift's edit version; gifts stored before versioning count as 0."""
+    return int(doc.get("version", 0))
 
 
 def gift_not_found(gift_id: str) -> NotFound:
@@ -167,21 +182,12 @@ def rules_of(doc: Document) -> GiftRules:
     )
 
 
-def offered_query(now: datetime) -> Document:
-    """MongoDB filter for gifts on sale at ``now``: listed, inside the window, in stock."""
-    return {
-        "listed": True,
-        "stock": {"$gt": 0},
-        "$and": [
-            {"$or": [{"listFrom": None}, {"listFrom": {"$lte": now}}]},
-            {"$or": [{"listUntil": None}, {"listUntil": {"$gt": now}}]},
-        ],
-    }
-
-
-def visible_query(now: datetime) -> Document:
-    """Gifts a storefront may show: listed and not ended (on sale, coming soon, or sold out)."""
-    return {"listed": True, "$or": [{"listUntil": None}, {"listUntil": {"$gt": now}}]}
+def visible_to(doc: Document, principal: Principal | None) -> bool:
+    """Whether ``principal`` may see this gift at all: admins see every gift, anyone else only
+    what the storefront shows (``domain.catalog.storefront_visible``)."""
+    if principal is not None and principal.role is Role.ADMIN:
+        return True
+    return storefront_visible(doc.get("listed") is True)
 
 
 def gift_cursor(doc: Document) -> str:
@@ -206,13 +212,13 @@ class Catalog:
         self.clock = clock
 
     async def get(self, gift_id: str, session: Any = None) -> Document:
-        doc = await self.db["gifts"].find_one({"_id": gift_id}, session=session)
+        doc = await gifts.find(self.db, gift_id, session)
         if doc is None:
             raise gift_not_found(gift_id)
         return doc
 
     async def get_many(self, gift_ids: list[str]) -> dict[str, Document]:
-        return {d["_id"]: d async for d in self.db["gifts"].find({"_id": {"$in": list(set(gift_ids))}})}
+        return await gifts.find_many(self.db, gift_ids)
 
     async def create(self, spec: GiftSpec, stock: int, program: Program, gift_id: str | None = None) -> Document:
         spec = spec.validated(program)
@@ -225,45 +231,65 @@ class Catalog:
             "stock": stock,
             "redeemed": 0,
             "offer": None,
+            "version": 1,
             "createdAt": now,
             "updatedAt": now,
         }
-        await self.db["gifts"].insert_one(doc)
+        await gifts.insert(self.db, doc)
         return doc
 
-    async def update(self, gift_id: str, changes: dict[str, Any], program: Program) -> Document:
+    async def update(
+        self, gift_id: str, changes: dict[str, Any], program: Program, *, expected_version: int | None = None
+    ) -> Document:
         """Apply ``changes`` (GiftSpec field names) on top of the stored gift, validating the result."""
-        current = await self.get(gift_id)
         unknown = set(changes) - {f.name for f in dataclasses.fields(GiftSpec)}
         if unknown:
             raise BadInput(f"unknown gift fields: {sorted(unknown)}")
-        spec = dataclasses.replace(spec_of(current), **changes).validated(program)
-        return await self._set(gift_id, spec.fields())
+
+        def edit(current: Document) -> Document:
+            return dataclasses.replace(spec_of(current), **changes).validated(program).fields()
+
+        return await self._edit(gift_id, edit, expected_version)
+
+    async def _edit(self, gift_id: str, edit: Any, expected_version: int | None) -> Document:
+        """Read, compute the fields to set from what was read, save only if nobody saved in between."""
+        for _ in range(MAX_ATTEMPTS):
+            current = await self.get(gift_id)
+            version = version_of(current)
+            if expected_version is not None and expected_version != version:
+                raise Conflict(
+                    f"Gift {gift_id!r} changed (version {version}, you edited version {expected_version}); "
+                    "reload and retry",
+                    currentVersion=version,
+                )
+            doc = await gifts.set_at_version(self.db, gift_id, version, edit(current), self.clock.now())
+            if doc is not None:
+                return doc
+        raise Conflict(f"Gift {gift_id!r} is being changed by others; retry")
 
     async def restock(self, gift_id: str, quantity: int) -> Document:
         """Add stock; a sold-out gift is back on sale the moment this commits."""
         if not 1 <= quantity <= MAX_POINTS:
             raise BadInput("quantity must be positive", field="quantity")
-        doc = await self.db["gifts"].find_one_and_update(
-            {"_id": gift_id},
-            {"$inc": {"stock": quantity}, "$set": {"updatedAt": self.clock.now()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        doc = await gifts.add_stock(self.db, gift_id, quantity, self.clock.now())
         if doc is None:
             raise gift_not_found(gift_id)
         return doc
 
     async def set_listed(self, gift_id: str, listed: bool) -> Document:
         """List now (dropping a start time still in the future, or an end already past) or unlist."""
-        current = await self.get(gift_id)
         now = self.clock.now()
-        fields: Document = {"listed": listed}
-        if listed:
-            if current.get("listFrom") and as_utc(current["listFrom"]) > now:
-                fields["listFrom"] = None
-            if current.get("listUntil") and as_utc(current["listUntil"]) <= now:
-                fields["listUntil"] = None
-        return await self._set(gift_id, fields)
+
+        def edit(current: Document) -> Document:
+            fields: Document = {"listed": listed}
+            if listed:
+                if current.get("listFrom") and as_utc(current["listFrom"]) > now:
+                    fields["listFrom"] = None
+                if current.get("listUntil") and as_utc(current["listUntil"]) <= now:
+                    fields["listUntil"] = None
+            return fields
+
+        return await self._edit(gift_id, edit, None)
 
     async def schedule(self, gift_id: str, starts_at: datetime, ends_at: datetime | None, program: Program) -> Document:
         """定时上架: on sale from ``starts_at`` until ``ends_at`` (open-ended if None)."""
@@ -287,8 +313,7 @@ class Catalog:
         ``redeemed`` is raised in the same transaction as every sale, so the filtered
         delete cannot slip between a redemption's check and its commit.
         """
-        result = await self.db["gifts"].delete_one({"_id": gift_id, "redeemed": 0})
-        if result.deleted_count:
+        if await gifts.delete_unredeemed(self.db, gift_id):
             return
         await self.get(gift_id)
         raise DomainError("This gift has been redeemed; unlist it instead of deleting it", code="GIFT_HAS_REDEMPTIONS")
@@ -308,28 +333,14 @@ class Catalog:
         if include_unlisted:
             query: Document = {}
         elif offered_only:
-            query = offered_query(now)
+            query = gifts.offered_query(now)
         else:
-            query = visible_query(now)
-        if category is not None:
-            query["category"] = category
-        if after is not None:
-            created, gift_id = parse_gift_cursor(after)
-            query = {
-                "$and": [
-                    query,
-                    {"$or": [{"createdAt": {"$gt": created}}, {"createdAt": created, "_id": {"$gt": gift_id}}]},
-                ]
-            }
-        cursor = self.db["gifts"].find(query).sort([("createdAt", 1), ("_id", 1)]).limit(first + 1)
-        return [d async for d in cursor]
+            query = gifts.visible_query(now)
+        position = parse_gift_cursor(after) if after is not None else None
+        return await gifts.page(self.db, query=query, category=category, after=position, limit=first + 1)
 
     async def _set(self, gift_id: str, fields: Document) -> Document:
-        doc = await self.db["gifts"].find_one_and_update(
-            {"_id": gift_id},
-            {"$set": {**fields, "updatedAt": self.clock.now()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        doc = await gifts.set_fields(self.db, gift_id, fields, self.clock.now())
         if doc is None:
             raise gift_not_found(gift_id)
         return doc
@@ -344,24 +355,29 @@ async def used_in_window(
     gift then counts only its own window. Gifts without a per-member limit count 0.
     """
     since = {d["_id"]: limit_since(rules_of(d), now, timezone) for d in gift_docs}
-    limited = {gid: start for gid, start in since.items() if start is not None}
+    limited = [(member_id, gid, start) for gid, start in since.items() if start is not None]
     used = dict.fromkeys(since, 0)
-    if not limited:
-        return used
-    cursor = db["redemptions"].find(
-        {
-            "memberId": member_id,
-            "giftId": {"$in": list(limited)},
-            "status": {"$ne": "CANCELLED"},
-            "createdAt": {"$gte": min(limited.values())},
-        },
-        {"giftId": 1, "quantity": 1, "createdAt": 1},
+    for (_, gift_id, _), units in zip(limited, await units_ordered(db, limited, session=session), strict=True):
+        used[gift_id] = units
+    return used
+
+
+async def units_ordered(db: Database, keys: list[UsageKey], *, session: Any = None) -> list[int]:
+    """For each (member, gift, window start): units ordered since then, cancelled orders excluded.
+
+    One query for any number of keys (the request's usage loader and a redemption's
+    limit check both count this way).
+    """
+    if not keys:
+        return []
+    orders = await redemptions_store.orders_since(
+        db,
+        member_ids=sorted({k[0] for k in keys}),
+        gift_ids=sorted({k[1] for k in keys}),
+        since=min(k[2] for k in keys),
         session=session,
     )
-    async for order in cursor:
-        if as_utc(order["createdAt"]) >= limited[order["giftId"]]:
-            used[order["giftId"]] += order["quantity"]
-    return used
+    return units_in_windows([(o["memberId"], o["giftId"], as_utc(o["createdAt"]), o["quantity"]) for o in orders], keys)
 
 
 async def eligibilities(

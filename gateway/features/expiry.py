@@ -2,19 +2,27 @@
 
 It only finds who has something due and calls ``Ledger.settle`` for each: the
 ledger locks the member, re-reads the lots inside the transaction and expires a
-lot only while it still holds points, so two gateways running the job at the
-same instant serialize per member and the second finds nothing left to do.
-Pending lots whose return window has closed are released by the same pass.
+lot only while it still holds points, so two runs at the same instant serialize
+per member and the second finds nothing left to do. Pending lots whose return
+window has closed are released by the same pass.
+
+Scale: due members stream from a cursor (``store.expiry.members_with_due_lots``),
+``batch_size`` ids at a time; each batch settles with at most ``concurrency``
+members in flight, so memory and load stay bounded however many members an
+annual clearing makes due at once. In a server the job runs under a lease, on
+one replica at a time (``gateway.workers.scheduled``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from gateway.core.clock import as_utc
-from gateway.ledger.transaction import EntryKind, Ledger, LotState
+from gateway.features.batches import for_each_in_batches
+from gateway.ledger.transaction import EntryKind, Ledger
+from gateway.store import expiry as expiry_store
 from gateway.store.mongo import Database
 
 log = logging.getLogger(__name__)
@@ -27,35 +35,33 @@ class ExpiryReport:
     expired_lots: int = 0
     released_points: int = 0
     released_lots: int = 0
+    batches: int = 0
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (
-            f"settled {self.members} members: expired {self.expired_points} points in {self.expired_lots} lots, "
-            f"released {self.released_points} pending points in {self.released_lots} lots"
+        text = (
+            f"settled {self.members} members in {self.batches} batches: expired {self.expired_points} points "
+            f"in {self.expired_lots} lots, released {self.released_points} pending points in {self.released_lots} lots"
         )
+        return text + (f", {len(self.errors)} failed" if self.errors else "")
 
 
 async def members_with_due_lots(db: Database, now: datetime) -> list[str]:
-    due = {
-        "$or": [
-            {"state": LotState.AVAILABLE, "remaining": {"$gt": 0}, "expiresAt": {"$ne": None, "$lte": now}},
-            {"state": LotState.PENDING, "availableAt": {"$lte": now}},
-        ]
-    }
-    return sorted(await db.lots.distinct("memberId", due))
+    """Every member with something due now (for tools and tests; the job streams instead)."""
+    return [member_id async for member_id in expiry_store.members_with_due_lots(db, now)]
 
 
-async def expire_points(db: Database, ledger: Ledger) -> ExpiryReport:
+async def expire_points(db: Database, ledger: Ledger, *, batch_size: int = 500, concurrency: int = 4) -> ExpiryReport:
     """One pass over every member with due lots; each member is its own transaction."""
     report = ExpiryReport()
-    for member_id in await members_with_due_lots(db, ledger.clock.now()):
+
+    async def settle(member_id: str) -> None:
         try:
             entries = await ledger.settle(member_id)
         except Exception as exc:  # one broken member must not stop the others
             log.exception("settling %s failed", member_id)
             report.errors.append(f"{member_id}: {exc}")
-            continue
+            return
         report.members += 1
         for entry in entries:
             if entry["kind"] == EntryKind.EXPIRE:
@@ -64,6 +70,9 @@ async def expire_points(db: Database, ledger: Ledger) -> ExpiryReport:
             elif entry["kind"] == EntryKind.RELEASE:
                 report.released_points += entry["delta"]["available"]
                 report.released_lots += 1
+
+    due = expiry_store.members_with_due_lots(db, ledger.clock.now(), batch_size=batch_size)
+    report.batches = await for_each_in_batches(due, settle, batch_size=batch_size, concurrency=concurrency)
     return report
 
 
@@ -75,13 +84,8 @@ class ExpiringPoints:
 
 async def expiring_points(db: Database, member_id: str, now: datetime, days: int) -> list[ExpiringPoints]:
     """Points held in lots that expire within ``days`` (pending lots included), grouped by instant."""
-    until = now + timedelta(days=days)
-    lots = db.lots.find(
-        {"memberId": member_id, "remaining": {"$gt": 0}, "expiresAt": {"$gt": now, "$lte": until}},
-        {"remaining": 1, "expiresAt": 1},
-    ).sort("expiresAt", 1)
     grouped: dict[datetime, int] = {}
-    async for lot in lots:
+    for lot in await expiry_store.expiring_lots(db, member_id, now, days):
         at = as_utc(lot["expiresAt"])
         grouped[at] = grouped.get(at, 0) + lot["remaining"]
     return [ExpiringPoints(points=p, expires_at=at) for at, p in grouped.items()]

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
-
 from gateway.core.clock import Clock
 from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.ledger_rules import NEVER_DUE
 from gateway.domain.program import Program
 from gateway.domain.tiers import tier_for
+from gateway.store import members as members_store
+from gateway.store.members import DuplicateMember
 from gateway.store.mongo import Database, Document
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -37,25 +36,77 @@ class Registration:
     member_id: str | None = None
 
     def validated(self, today: date) -> Registration:
-        name = self.display_name.strip()
-        if not 1 <= len(name) <= 80:
-            raise BadInput("displayName must be 1 to 80 characters", field="displayName")
-        if self.email is not None and not EMAIL.match(self.email):
-            raise BadInput("email is not a valid address", field="email")
-        if self.phone is not None and not PHONE.match(self.phone):
-            raise BadInput("phone is not a valid number", field="phone")
-        if self.birthday is not None and not date(1900, 1, 1) <= self.birthday <= today:
-            raise BadInput("birthday must be a past date", field="birthday")
+        name = valid_display_name(self.display_name)
+        valid_email(self.email)
+        valid_phone(self.phone)
+        valid_birthday(self.birthday, today)
         if self.member_id is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.member_id):
             raise BadInput("id may use letters, digits and _.:- (max 64)", field="id")
         return Registration(
             display_name=name,
-            email=self.email.lower() if self.email else None,
+            email=valid_email(self.email),
             phone=self.phone,
             birthday=self.birthday,
             referrer_id=self.referrer_id,
             member_id=self.member_id,
         )
+
+
+def valid_display_name(value: str) -> str:
+    name = value.strip()
+    if not 1 <= len(name) <= 80:
+        raise BadInput("displayName must be 1 to 80 characters", field="displayName")
+    return name
+
+
+def valid_email(value: str | None) -> str | None:
+    if value is not None and (len(value) > 254 or not EMAIL.match(value)):
+        raise BadInput("email is not a valid address", field="email")
+    return value.lower() if value else None
+
+
+def valid_phone(value: str | None) -> str | None:
+    if value is not None and not PHONE.match(value):
+        raise BadInput("phone is not a valid number", field="phone")
+    return value
+
+
+def valid_birthday(value: date | None, today: date) -> date | None:
+    if value is not None and not date(1900, 1, 1) <= value <= today:
+        raise BadInput("birthday must be a past date", field="birthday")
+    return value
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """The profile fields to change; a field left out is ``None`` in ``fields`` terms: absent.
+
+    ``changes`` maps displayName/email/phone/birthday to a new value, or None to clear
+    (email, phone, birthday only).
+    """
+
+    changes: dict[str, Any]
+
+    def validated(self, today: date) -> dict[str, Any]:
+        """The stored fields to set."""
+        out: dict[str, Any] = {}
+        for name, value in self.changes.items():
+            if name == "displayName":
+                if value is None:
+                    raise BadInput("displayName cannot be cleared", field="displayName")
+                out[name] = valid_display_name(value)
+            elif name == "email":
+                out[name] = valid_email(value)
+            elif name == "phone":
+                out[name] = valid_phone(value)
+            elif name == "birthday":
+                birthday = valid_birthday(value, today)
+                out[name] = birthday.isoformat() if birthday else None
+            else:
+                raise BadInput(f"{name} is not a profile field", field=name)
+        if not out:
+            raise BadInput("Nothing to change: give at least one profile field", field="input")
+        return out
 
 
 def new_member_document(reg: Registration, program: Program, now: datetime) -> Document:
@@ -85,14 +136,13 @@ class Members:
         self.clock = clock
 
     async def get(self, member_id: str, session: Any = None) -> Document:
-        doc = await self.db.members.find_one({"_id": member_id}, session=session)
+        doc = await members_store.find(self.db, member_id, session)
         if doc is None:
             raise member_not_found(member_id)
         return doc
 
     async def get_many(self, member_ids: list[str]) -> dict[str, Document]:
-        cursor = self.db.members.find({"_id": {"$in": list(set(member_ids))}})
-        return {doc["_id"]: doc async for doc in cursor}
+        return await members_store.find_many(self.db, member_ids)
 
     async def register(self, registration: Registration, program: Program) -> Document:
         """Explicit registration (seed 000 also joins members on first purchase)."""
@@ -104,24 +154,47 @@ class Members:
         if referrer is not None:
             if referrer == doc["_id"]:
                 raise BadInput("A member cannot refer themselves", field="referrerId")
-            if await self.db.members.count_documents({"_id": referrer}, session=session) == 0:
+            if not await members_store.exists(self.db, referrer, session):
                 raise member_not_found(referrer)
         try:
-            await self.db.members.insert_one(doc, session=session)
-        except DuplicateKeyError as exc:
-            field = "email" if "email" in str(exc) else "id"
+            await members_store.insert(self.db, doc, session)
+        except DuplicateMember as exc:
             raise DomainError(
-                f"A member with this {field} already exists", code="ALREADY_EXISTS", field=field
+                f"A member with this {exc.field} already exists", code="ALREADY_EXISTS", field=exc.field
             ) from None
         return doc
 
     async def set_paid_member(self, member_id: str, paid: bool) -> Document:
         """Paid membership (付费会员) is bought outside the gateway; an admin records it here."""
-        doc = await self.db.members.find_one_and_update(
-            {"_id": member_id},
-            {"$set": {"paidMember": paid, "paidMemberSince": self.clock.now() if paid else None}},
-            return_document=ReturnDocument.AFTER,
-        )
+        fields = {"paidMember": paid, "paidMemberSince": self.clock.now() if paid else None}
+        doc = await members_store.set_fields(self.db, member_id, fields)
         if doc is None:
             raise member_not_found(member_id)
+        return doc
+
+    async def update_profile(self, member_id: str, update: ProfileUpdate, *, by_admin: bool) -> Document:
+        """Change name, contact details or birthday (the member themself, or an admin).
+
+        A member sets their birthday once; changing a recorded birthday takes an admin
+        (BIRTHDAY_LOCKED), so the birthday multiplier cannot be moved to whatever day
+        suits a big purchase. The check is part of the write's filter, so two concurrent
+        first settings cannot both pass it.
+        """
+        fields = update.validated(self.clock.now().date())
+        only_if: Document = {}
+        if "birthday" in fields and not by_admin:
+            only_if["$or"] = [{"birthday": None}, {"birthday": fields["birthday"]}]
+        try:
+            doc = await members_store.set_fields(
+                self.db, member_id, {**fields, "profileUpdatedAt": self.clock.now()}, only_if=only_if
+            )
+        except DuplicateMember:
+            raise DomainError("A member with this email already exists", code="ALREADY_EXISTS", field="email") from None
+        if doc is None:
+            await self.get(member_id)  # MEMBER_NOT_FOUND
+            raise DomainError(
+                "The birthday is already recorded; ask the operator to correct it",
+                code="BIRTHDAY_LOCKED",
+                field="birthday",
+            )
         return doc

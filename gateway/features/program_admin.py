@@ -4,19 +4,35 @@ An admin sends only the fields to change; they are merged into the stored
 program and the result is validated by the same pydantic model that loads it,
 so an invalid program is never stored (the client gets BAD_USER_INPUT with the
 reasons). Changes apply to what happens next; nothing already earned changes.
+
+Concurrency: the merge is re-applied on the freshest program until its
+compare-and-set save wins, so two admins changing different fields at once both
+land. An admin who sends ``expectedVersion`` (the version they looked at) gets
+CONFLICT instead when someone else saved in between.
+
+Tiers: a tier's ``code`` is its stable id (members and gifts store it); a rename
+changes the name and keeps the code. A tier whose code disappears from the list
+is removed, which is refused (TIER_IN_USE) while members hold it or gifts require
+it, unless a replacement tier is named: then members, gifts and the program move
+together in one transaction.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from gateway.core.errors import BadInput
-from gateway.domain.program import Program
+from gateway.core.errors import BadInput, Conflict, DomainError
+from gateway.domain.program import Program, Tier
+from gateway.store import gifts as gifts_store
+from gateway.store import members as members_store
 from gateway.store.mongo import Database
-from gateway.store.program import load_program, save_program
+from gateway.store.program import StaleProgram, load_versioned, replace_program
+
+MAX_ATTEMPTS = 50
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -53,5 +69,95 @@ def updated_program(program: Program, changes: dict[str, Any]) -> Program:
     return result
 
 
-async def update_program(db: Database, changes: dict[str, Any]) -> Program:
-    return await save_program(db, updated_program(await load_program(db), changes))
+def _check_version(expected: int | None, current: int) -> None:
+    if expected is not None and expected != current:
+        raise Conflict(
+            f"The program changed (version {current}, you edited version {expected}); reload and retry",
+            currentVersion=current,
+        )
+
+
+async def update_program(
+    db: Database, changes: dict[str, Any], *, expected_version: int | None = None
+) -> tuple[Program, int]:
+    """Apply ``changes`` to the current program; returns it with its new version."""
+    for _ in range(MAX_ATTEMPTS):
+        program, version = await load_versioned(db)
+        _check_version(expected_version, version)
+        result = updated_program(program, changes)
+        try:
+            return result, await replace_program(db, result, version=version)
+        except StaleProgram:
+            continue
+    raise Conflict("The program is being changed by others; retry")
+
+
+async def update_tiers(
+    db: Database,
+    tiers: list[dict[str, Any]],
+    *,
+    replacements: dict[str, str],
+    now: datetime,
+    expected_version: int | None = None,
+) -> tuple[Program, int]:
+    """Replace the tier list; removed codes still in use move to their named replacement.
+
+    Everything (program, members, gifts, the members' tier-change records) commits in
+    one transaction, which retries as a whole if another admin saved in between.
+    """
+
+    async def work(session: Any) -> tuple[Program, int]:
+        before, version = await load_versioned(db, session)
+        _check_version(expected_version, version)
+        after = updated_program(before, {"tiers": tiers})
+        kept = {t.code for t in after.tiers}
+        removed = [t for t in before.tiers if t.code not in kept]
+        removed_codes = {t.code for t in removed}
+        for code, target in replacements.items():
+            if code not in removed_codes:
+                raise BadInput(f"Tier {code!r} is not being removed, so it needs no replacement", field="replacements")
+            if target not in kept:
+                raise BadInput(f"Replacement {target!r} is not one of the new tiers", field="replacements")
+        for tier in removed:
+            replacement = replacements.get(tier.code)
+            if replacement is None:
+                members = await members_store.count_in_tier(db, tier.code, session)
+                gifts = await gifts_store.count_requiring_tier(db, tier.code, session)
+                if members or gifts:
+                    raise DomainError(
+                        f"Tier {tier.code!r} is held by {members} members and required by {gifts} gifts; "
+                        "name a replacement tier to move them",
+                        code="TIER_IN_USE",
+                        tier=tier.code,
+                        members=members,
+                        gifts=gifts,
+                    )
+                continue
+            await _move_tier(db, session, tier.code, after.tier(replacement), before, now)
+        try:
+            return after, await replace_program(db, after, version=version, session=session)
+        except StaleProgram:
+            raise Conflict("The program changed while the tiers were saved; retry") from None
+
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return await db.transaction(work)
+        except Conflict:
+            if expected_version is not None:
+                raise
+    raise Conflict("The program is being changed by others; retry")
+
+
+async def _move_tier(db: Database, session: Any, code: str, target: Tier, before: Program, now: datetime) -> None:
+    """Members holding ``code`` and gifts requiring it move to ``target`` (inside the caller's transaction)."""
+    await gifts_store.move_min_tier(db, code, target.code, now, session)
+    old = next(t for t in before.tiers if t.code == code)
+    await members_store.move_tier(
+        db,
+        code,
+        target.code,
+        direction="UP" if target.threshold > old.threshold else "DOWN",
+        reason=f"Tier {code} removed; moved to {target.code}",
+        now=now,
+        session=session,
+    )

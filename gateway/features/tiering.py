@@ -18,8 +18,11 @@ from typing import Any
 
 from gateway.domain.program import Program, TierBasis
 from gateway.domain.tiers import lifetime_value, tier_for
+from gateway.features.batches import for_each_in_batches
 from gateway.ledger.transaction import Ledger, LedgerTx
+from gateway.store import members as members_store
 from gateway.store.mongo import Database, Document
+from gateway.store.program import load_program
 from gateway.store.tier_values import growth_since, spend_since
 
 
@@ -29,11 +32,8 @@ async def add_growth(tx: LedgerTx, member_id: str, points: int, *, reason: str, 
         return
     member = await tx.member(member_id)
     member["growth"] = member.get("growth", 0) + points
-    await tx.db.members.update_one({"_id": member_id}, {"$inc": {"growth": points}}, session=tx.session)
-    await tx.db["growth_events"].insert_one(
-        {"memberId": member_id, "points": points, "reason": reason, "source": source, "at": tx.now},
-        session=tx.session,
-    )
+    event = {"points": points, "reason": reason, "source": source, "at": tx.now}
+    await members_store.add_growth(tx.db, member_id, event, tx.session)
 
 
 async def qualifying_value(db: Database, member: Document, program: Program, now: datetime, session: Any) -> int:
@@ -78,21 +78,15 @@ async def reevaluate(tx: LedgerTx, member_id: str, *, reason: str, allow_down: b
     direction = "UP" if target_rank > current_rank else "DOWN"
     member["tier"] = target.code
     member["tierSince"] = tx.now
-    await tx.db.members.update_one(
-        {"_id": member_id}, {"$set": {"tier": target.code, "tierSince": tx.now}}, session=tx.session
-    )
-    await tx.db["tier_changes"].insert_one(
-        {
-            "memberId": member_id,
-            "fromTier": current,
-            "toTier": target.code,
-            "direction": direction,
-            "reason": reason,
-            "value": value,
-            "at": tx.now,
-        },
-        session=tx.session,
-    )
+    change = {
+        "fromTier": current,
+        "toTier": target.code,
+        "direction": direction,
+        "reason": reason,
+        "value": value,
+        "at": tx.now,
+    }
+    await members_store.set_tier(tx.db, member_id, change, tx.session)
     return TierChange(from_tier=current, to_tier=target.code, direction=direction)
 
 
@@ -102,23 +96,38 @@ class ReevaluationReport:
     upgraded: int
     downgraded: int
 
+    def __str__(self) -> str:
+        return f"re-evaluated {self.members} members: {self.upgraded} up, {self.downgraded} down"
 
-async def reevaluate_all(db: Database, ledger: Ledger) -> ReevaluationReport:
-    """Re-evaluate every member over the rolling window (``loyalty-gateway reevaluate-tiers``).
 
-    Each member is its own transaction, so a long run never holds a big lock and a
+async def reevaluate_all(
+    db: Database, ledger: Ledger, *, batch_size: int = 500, concurrency: int = 4
+) -> ReevaluationReport:
+    """Re-evaluate members' tiers (``loyalty-gateway reevaluate-tiers``, and daily in-server).
+
+    With a rolling validity window every member is re-evaluated over it, so members who
+    stopped buying are downgraded. Without one, tiers are for life and only members holding
+    a tier code the program no longer has (a purchase that raced a tier removal) are moved
+    to the tier their value reaches. Member ids stream from a cursor; each member is its own
+    transaction, at most ``concurrency`` at once, so a long run never holds a big lock and a
     concurrent purchase simply serializes with that member's re-evaluation.
     """
-    members = up = down = 0
-    async for doc in db.members.find({}, {"_id": 1}):
-        member_id = doc["_id"]
+    program = await load_program(db)
+    if program.tier_policy.validity_days is not None:
+        member_ids = members_store.ids(db)
+    else:
+        member_ids = members_store.ids_outside_tiers(db, [t.code for t in program.tiers])
+    counts = {"members": 0, "UP": 0, "DOWN": 0}
 
-        async def work(tx: LedgerTx, member_id: str = member_id) -> Document:
+    async def one(member_id: str) -> None:
+        async def work(tx: LedgerTx) -> Document:
             change = await reevaluate(tx, member_id, reason="Periodic re-evaluation", allow_down=True)
             return {"direction": change.direction if change else None}
 
         result = await ledger.transact(work)
-        members += 1
-        up += result["direction"] == "UP"
-        down += result["direction"] == "DOWN"
-    return ReevaluationReport(members=members, upgraded=up, downgraded=down)
+        counts["members"] += 1
+        if result["direction"]:
+            counts[result["direction"]] += 1
+
+    await for_each_in_batches(member_ids, one, batch_size=batch_size, concurrency=concurrency)
+    return ReevaluationReport(members=counts["members"], upgraded=counts["UP"], downgraded=counts["DOWN"])

@@ -15,6 +15,10 @@ gateway keeps the parsed program in memory instead of reading and validating it 
 
 A read stores what it found only if nothing invalidated the cache while it was in flight
 (a generation counter), so a slow read can never put an older program back.
+
+The document carries a ``version`` that every save increments. Admin writes save with
+``replace_program``, which only succeeds while the version is still the one they read
+(compare-and-set), so two admins editing at once never lose a change.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from gateway.domain.program import DEFAULT_PROGRAM, Program
 from gateway.store.mongo import Database, Document
 
 PROGRAM_ID = "current"
+
+
+class StaleProgram(Exception):
+    """The program changed since it was read (internal: callers retry or report CONFLICT)."""
 
 
 class ProgramCache:
@@ -102,7 +110,17 @@ async def load_program(db: Database, session: Any = None) -> Program:
     return program
 
 
+async def load_versioned(db: Database, session: Any = None) -> tuple[Program, int]:
+    """The program and its version (0: never stored, the built-in default), read from MongoDB
+    (admin edits compare-and-set on the version, so they never answer from the cache)."""
+    doc = await db.program.find_one({"_id": PROGRAM_ID}, session=session)
+    if doc is None:
+        return DEFAULT_PROGRAM, 0
+    return program_cache(db).parse(doc["config"]), int(doc.get("version", 0))
+
+
 async def save_program(db: Database, program: Program) -> Program:
+    """Unconditional save (seeding, tests); admin writes use ``replace_program``."""
     await db.program.update_one(
         {"_id": PROGRAM_ID},
         {"$set": {"config": program.model_dump(mode="json")}, "$inc": {"version": 1}},
@@ -110,3 +128,31 @@ async def save_program(db: Database, program: Program) -> Program:
     )
     program_cache(db).invalidate()
     return program
+
+
+async def replace_program(db: Database, program: Program, *, version: int, session: Any = None) -> int:
+    """Save ``program`` if the stored version is still ``version``; returns the new version.
+
+    Raises ``StaleProgram`` when another write got there first.
+    """
+    config = program.model_dump(mode="json")
+    if version == 0:
+        result = await db.program.update_one(
+            {"_id": PROGRAM_ID},
+            {"$setOnInsert": {"config": config, "version": 1}},
+            upsert=True,
+            session=session,
+        )
+        if result.upserted_id is None:
+            raise StaleProgram
+        program_cache(db).invalidate()
+        return 1
+    result = await db.program.update_one(
+        {"_id": PROGRAM_ID, "version": version},
+        {"$set": {"config": config}, "$inc": {"version": 1}},
+        session=session,
+    )
+    if result.matched_count != 1:
+        raise StaleProgram
+    program_cache(db).invalidate()
+    return version + 1

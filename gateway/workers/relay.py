@@ -5,7 +5,7 @@
   event before it was acknowledged by Kafka; after a crash or restart the relay resumes
   from the stored token, so an event may be published twice but never skipped.
   Consumers de-duplicate on ``eventId`` (the ledger entry id, stable across retries).
-- One publisher across gateways: a lease document (``stream_relays``) with an expiry in
+- One publisher across gateways: a lease (``gateway.store.leases``, kept in ``stream_relays``) with an expiry in
   MongoDB's own clock (``$$NOW``), renewed while publishing. Other gateways wait and
   take over when the lease expires or is released on shutdown.
 - Keyed by member id, so one member's events stay ordered within a partition.
@@ -14,26 +14,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import socket
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from bson import ObjectId
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from gateway.core.clock import as_utc
 from gateway.events.kafka import ensure_topics, new_producer
+from gateway.store.leases import Lease, new_owner
 from gateway.store.mongo import Database, Document
 
 log = logging.getLogger(__name__)
 
-LEASES = "stream_relays"
+LEASES = "stream_relays"  # the relay's lease keeps its own collection: it stores the published position
 BALANCE_RELAY = "balance-relay"
 EVENT_TYPE = "balance.changed"
 SCHEMA_VERSION = 1
@@ -70,56 +66,13 @@ def _iso(value: datetime) -> str:
     return as_utc(value).isoformat().replace("+00:00", "Z")
 
 
-def new_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class Lease:
-    """A named lease in MongoDB; time is the server's ($$NOW) so gateways' clocks don't matter."""
-
-    def __init__(self, db: Database, name: str, owner: str, ttl_seconds: float) -> None:
-        self.collection = db[LEASES]
-        self.name = name
-        self.owner = owner
-        self.ttl_ms = int(ttl_seconds * 1000)
-
-    def _expiry(self) -> Document:
-        return {"$dateAdd": {"startDate": "$$NOW", "unit": "millisecond", "amount": self.ttl_ms}}
-
-    async def acquire(self) -> Document | None:
-        """The lease document if we hold it now (fresh or renewed), else None."""
-        with contextlib.suppress(DuplicateKeyError):  # from the first attempt on: expired, owned by nobody
-            await self.collection.insert_one({"_id": self.name, "owner": None, "expiresAt": datetime(1970, 1, 1)})
-        return await self.collection.find_one_and_update(
-            {"_id": self.name, "$or": [{"owner": self.owner}, {"$expr": {"$lt": ["$expiresAt", "$$NOW"]}}]},
-            [{"$set": {"owner": self.owner, "expiresAt": self._expiry(), "acquiredAt": "$$NOW"}}],
-            return_document=ReturnDocument.AFTER,
-        )
-
-    async def renew(self, resume_token: Document | None = None) -> bool:
-        """Extend the lease (and store the position); False when another owner took it."""
-        update: Document = {"expiresAt": self._expiry()}
-        if resume_token is not None:
-            update["resumeToken"] = {"$literal": resume_token}
-            update["storedAt"] = "$$NOW"
-        result = await self.collection.update_one({"_id": self.name, "owner": self.owner}, [{"$set": update}])
-        return result.matched_count == 1
-
-    async def release(self, resume_token: Document | None = None) -> None:
-        update: Document = {"expiresAt": "$$NOW"}
-        if resume_token is not None:
-            update["resumeToken"] = {"$literal": resume_token}
-            update["storedAt"] = "$$NOW"
-        await self.collection.update_one({"_id": self.name, "owner": self.owner}, [{"$set": update}])
-
-
 class BalanceRelay:
     def __init__(self, db: Database, settings: Any, *, owner: str | None = None) -> None:
         self.db = db
         self.settings = settings
         self.topic: str = settings.kafka_balance_topic
         self.ttl: float = getattr(settings, "relay_lease_seconds", 15.0)
-        self.lease = Lease(db, BALANCE_RELAY, owner or new_owner(), self.ttl)
+        self.lease = Lease(db, BALANCE_RELAY, owner or new_owner(), self.ttl, collection=LEASES)
         self.holding = asyncio.Event()
 
     async def run(self) -> None:

@@ -17,13 +17,14 @@ Worker = Callable[[Services], Awaitable[None]]
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     from gateway.events.streams import watch_changes
-    from gateway.workers.expiry import expiry_worker
+    from gateway.workers.expiry import expiry_worker, tier_reevaluation_worker
     from gateway.workers.notifications import notification_worker
 
     found: list[tuple[str, Worker]] = [
         ("points-expiry", expiry_worker),
         ("change-watcher", watch_changes),
         ("notifications", notification_worker),
+        ("tier-reevaluation", tier_reevaluation_worker),
     ]
     if services.settings.kafka_bootstrap_servers:
         from gateway.workers.partner_consumer import partner_events_worker

@@ -90,3 +90,18 @@ async def test_a_page_for_one_member_costs_a_fixed_number_of_round_trips(counted
     assert reasons == {None, "INSUFFICIENT_POINTS"}
     public = (await gql.ok(PAGE, {"first": 3}))["gifts"]["edges"]
     assert [e["node"]["eligibility"] for e in public] == [None, None, None]
+
+
+ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Gift { id name } } }"
+
+
+async def test_federated_gift_references_are_batched(counted, admin):
+    gql, counter, services = counted
+    ids = []
+    for i in range(20):
+        spec = GiftSpec(name=f"Gift {i}", category="misc", cost_price=10_000, points=100)
+        ids.append((await services.catalog.create(spec, stock=5, program=DEFAULT_PROGRAM))["_id"])
+    counter.commands.clear()
+    data = await gql.ok(ENTITIES, {"r": [{"__typename": "Gift", "id": gift_id} for gift_id in ids]})
+    assert [e["id"] for e in data["_entities"]] == ids
+    assert counter.commands == ["find"]  # one query for twenty references

@@ -6,12 +6,13 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from gateway.core.clock import as_utc
 from gateway.features.audit import audit_all
 from gateway.features.expiry import expire_points, members_with_due_lots
 from tests.conftest import JWT_SECRET
-from tests.support.points_helpers import DEDUCT, grant, member, purchase, register
+from tests.support.points_helpers import DEDUCT, UPDATE_PROGRAM, grant, member, purchase, register
 
 
 async def deduct(gql, admin, member_id, order_id, points):
@@ -128,3 +129,47 @@ async def test_the_scheduled_worker_runs_the_job(gql, admin, db, services, clock
     finally:
         task.cancel()
     assert (await member(gql, admin, "m"))["points"]["expired"] == 30
+
+
+EXPIRING = "query($id: ID!) { member(id: $id) { expiringPoints(days: 400) { total lots { points expiresAt } } } }"
+
+
+async def test_annual_clearing_run_end_to_end(gql, admin, db, services, clock):
+    """清零: every lot earned in 2026 clears at the end of 31 Dec 2027 (Asia/Shanghai), all members
+    at the same instant, in bounded batches; lots earned in 2027 live on until the end of 2028."""
+    program = {"expiry": {"mode": "ANNUAL_CLEARING", "clearingMonth": 12, "clearingDay": 31}}
+    await gql.ok(UPDATE_PROGRAM, {"input": program}, token=admin)
+    members = [f"m{i:02}" for i in range(30)]
+    for i, member_id in enumerate(members):
+        await register(gql, admin, member_id)
+        await grant(gql, admin, member_id, 100 + i, f"g-{member_id}")
+    await deduct(gql, admin, "m00", "c-1", 40)
+    clock.set(datetime(2027, 6, 1, tzinfo=UTC))
+    await grant(gql, admin, "m01", 500, "g-2027")
+    clearing = datetime(2027, 12, 31, 16, 0, tzinfo=UTC)  # 2028-01-01 00:00 in Asia/Shanghai
+    clock.set(clearing - timedelta(days=1))
+    lots = (await gql.ok(EXPIRING, {"id": "m01"}, token=admin))["member"]["expiringPoints"]["lots"]
+    assert lots == [
+        {"points": 101, "expiresAt": "2027-12-31T16:00:00+00:00"},
+        {"points": 500, "expiresAt": "2028-12-31T16:00:00+00:00"},  # earned in 2027: cleared a year later
+    ]
+    clock.set(clearing - timedelta(seconds=1))
+    assert (await expire_points(db, services.ledger, batch_size=7, concurrency=3)).members == 0
+    clock.set(clearing)
+    report = await expire_points(db, services.ledger, batch_size=7, concurrency=3)
+    earned_2026 = sum(100 + i for i in range(30))
+    assert (report.members, report.batches, report.expired_lots) == (30, 5, 30)
+    assert report.expired_points == earned_2026 - 40 and report.errors == []
+    expired_at = {as_utc(e["expiredAt"]) async for e in db.ledger.find({"kind": "EXPIRE"})}
+    assert expired_at == {clearing}
+    assert (await member(gql, admin, "m00"))["points"] == {
+        "available": 0,
+        "pending": 0,
+        "lifetimeEarned": 100,
+        "spent": 40,
+        "expired": 60,
+    }
+    m01 = (await member(gql, admin, "m01"))["points"]
+    assert (m01["available"], m01["expired"]) == (500, 101)
+    assert (await expire_points(db, services.ledger, batch_size=7, concurrency=3)).members == 0
+    assert await audit_all(db) == []

@@ -234,6 +234,25 @@ TIERS = [
         "canRedeemGifts": True,
         "benefits": [],
     },
+    # Codes are stable ids: alice holds SUPREME_VIP, so the tier list keeps every code in use.
+    {
+        "code": "VIP",
+        "name": "VIP",
+        "threshold": 200_000,
+        "pricePercent": 90,
+        "earnMultiplierPercent": 120,
+        "canRedeemGifts": True,
+        "benefits": [],
+    },
+    {
+        "code": "SUPREME_VIP",
+        "name": "Supreme VIP",
+        "threshold": 500_000,
+        "pricePercent": 86,
+        "earnMultiplierPercent": 150,
+        "canRedeemGifts": True,
+        "benefits": [],
+    },
 ]
 PARTNER_INPUT = {
     "name": "New",
@@ -290,6 +309,9 @@ MATRIX: dict[str, Row] = {
         "mutation($input: RegisterMemberInput!) { registerMember(input: $input) { id } }",
         outcomes(admin=OK, member_self="ALREADY_EXISTS", member_other="ALREADY_EXISTS"),
         _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
+    ),
+    "Mutation.updateProfile": Row(
+        'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }', SELF_OR_ADMIN
     ),
     "Mutation.setPaidMembership": Row(
         'mutation { setPaidMembership(memberId: "alice", paid: true) { id } }', ADMIN_ONLY

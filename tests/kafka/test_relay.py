@@ -168,12 +168,18 @@ async def test_a_second_relay_waits_while_the_first_publishes(
 def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Services, kafka_settings: Settings) -> None:
     from gateway.workers.supervisor import workers_for
 
-    assert [name for name, _ in workers_for(services)] == ["points-expiry", "change-watcher", "notifications"]
+    assert [name for name, _ in workers_for(services)] == [
+        "points-expiry",
+        "change-watcher",
+        "notifications",
+        "tier-reevaluation",
+    ]
     services.settings = kafka_settings
     assert [name for name, _ in workers_for(services)] == [
         "points-expiry",
         "change-watcher",
         "notifications",
+        "tier-reevaluation",
         "partner-events",
         "balance-relay",
     ]

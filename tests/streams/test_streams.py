@@ -176,7 +176,7 @@ async def test_tier_redemption_and_stock_changes_stream(replicas, services: Serv
         await _wait_subscribers(b, 3)
         # A new gift is a stock event too. Inserted only now that the subscription exists, so its
         # event cannot race the subscription however far the watcher lags behind on a busy machine.
-        await db["gifts"].insert_one({"_id": gift_id, "name": "Mug", "stock": 2})
+        await db["gifts"].insert_one({"_id": gift_id, "name": "Mug", "stock": 2, "listed": True})
         assert (await client.next_data())["giftStockChanged"] == {"giftId": str(gift_id), "stock": 2, "soldOut": False}
         await db["tier_changes"].insert_one(
             {
@@ -353,3 +353,31 @@ async def test_subscribers_with_different_selections_of_one_event_each_get_their
         await services.db.ledger.insert_one(doc)
         assert (await first.next_data()) == {"pointsActivity": {"kind": "GRANT", "points": 7}}
         assert (await second.next_data()) == {"pointsActivity": {"id": str(doc["_id"]), "sourceType": "TEST"}}
+
+
+async def test_stock_events_of_an_unlisted_gift_reach_only_admins(settings: Settings, services: Services) -> None:
+    """giftStockChanged follows the catalog's visibility rule: an unlisted gift's name never streams
+    to a caller that gift(id) would answer GIFT_NOT_FOUND (issue 11, item 11)."""
+    from gateway.domain.program import DEFAULT_PROGRAM
+    from gateway.features.catalog import GiftSpec
+
+    catalog = services.catalog
+    spec = GiftSpec(name="Secret launch", category="misc", cost_price=1_000, points=10, listed=False)
+    gift_id = (await catalog.create(spec, stock=1, program=DEFAULT_PROGRAM))["_id"]
+    stock = "subscription($g: String!) { giftStockChanged(giftId: $g) { giftId name stock } }"
+    async with (
+        gateway(settings, services) as gw,
+        ws_client(gw.url) as anonymous,
+        ws_client(gw.url, token(Role.MEMBER, "m1")) as member,
+        ws_client(gw.url, token(Role.ADMIN, "admin")) as admin,
+    ):
+        for client in (anonymous, member, admin):
+            await client.subscribe(stock, {"g": gift_id})
+        await _wait_subscribers(gw, 3)
+        await catalog.restock(gift_id, 4)  # unlisted: admins only
+        assert (await admin.next_data())["giftStockChanged"] == {"giftId": gift_id, "name": "Secret launch", "stock": 5}
+        await catalog.set_listed(gift_id, True)  # not a stock change, no event
+        await catalog.restock(gift_id, 1)
+        for client in (anonymous, member, admin):
+            # The first event the storefront callers see is the one after listing.
+            assert (await client.next_data())["giftStockChanged"]["stock"] == 6

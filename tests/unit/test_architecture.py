@@ -21,20 +21,15 @@ STILL_TO_MOVE: dict[str, int] = {
     "gateway/demo/seed.py": 1,
     "gateway/events/streams.py": 1,
     "gateway/features/audit.py": 3,
-    "gateway/features/catalog.py": 8,
     "gateway/features/engagement.py": 6,
-    "gateway/features/expiry.py": 2,
-    "gateway/features/members.py": 5,
     "gateway/features/partners.py": 21,
     "gateway/features/purchases.py": 9,
     "gateway/features/redemptions.py": 9,
     "gateway/features/rule_earning.py": 1,
-    "gateway/features/tiering.py": 5,
     "gateway/ledger/transaction.py": 22,
     "gateway/web/authenticate.py": 1,
     "gateway/workers/partner_consumer.py": 3,
-    "gateway/workers/relay.py": 3,
-    "resolvers/member_types.py": 1,
+    "gateway/workers/relay.py": 2,
 }
 
 
