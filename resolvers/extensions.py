@@ -184,11 +184,11 @@ class OperationGuard(SchemaExtension):
             if errors:
                 context.pre_execution_errors = errors
         yield
-        errors = context.pre_execution_errors
-        if errors:
+        found = context.pre_execution_errors
+        if found:
             # In place (the request error returned is this list), with copies of the errors: a
             # validation cache shares its error objects between requests and gateways.
-            errors[:] = [_coded_copy(error, VALIDATION_FAILED, not limits.introspection) for error in errors]
+            found[:] = [_coded_copy(error, VALIDATION_FAILED, not limits.introspection) for error in found]
 
     def on_execute(self) -> Iterator[None]:
         yield
