@@ -50,6 +50,8 @@ TOO_MANY_DIRECTIVES = "TOO_MANY_DIRECTIVES"
 PAGE_SIZE_TOO_LARGE = "PAGE_SIZE_TOO_LARGE"
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "_service"})
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # outside, an Int argument fails validation anyway
+REPORTED_MAX = 2**53  # numbers in extensions stay exact in every JSON client
 
 
 @dataclass
@@ -130,7 +132,7 @@ class _Walker:
     def multiplier(self, parent: Any, definition: Any, node: FieldNode) -> int:
         if "first" in definition.args:
             first = self.argument(node, "first", definition.args["first"].default_value)
-            if isinstance(first, int) and not isinstance(first, bool):
+            if isinstance(first, int) and not isinstance(first, bool) and INT32_MIN <= first <= INT32_MAX:
                 if first > self.limits.max_page_size:
                     self.oversized.append((node.name.value, first))
                 return max(first, 0)
@@ -240,6 +242,7 @@ def check(
 ) -> list[GraphQLError]:
     """The limits the document breaks, one error per limit, each with a stable code."""
     found = measure(schema, document, variables, limits)
+    found.cost = min(found.cost, REPORTED_MAX)  # first: 2147483647 nested three times is 2^93
     errors: list[GraphQLError] = []
     if set(found.introspection) - introspection_allowed:
         errors.append(_error("Introspection is disabled on this gateway", INTROSPECTION_DISABLED))

@@ -61,6 +61,18 @@ async def test_depth_is_limited(tmp_path: Path, mongo_uri: str, db: Database) ->
         assert codes((await post(client, "{ tiers { benefits { code } } }")).json()) == []
 
 
+async def test_huge_numbers_are_refused_without_a_server_error(gql: GraphQLClient, admin: str) -> None:
+    """Found by the fuzzer: a 26-digit `first` reached the error's extensions and broke JSON encoding (500)."""
+    huge = "{ gifts(first: 34410225049593802462855168) { edges { node { id } } } }"
+    assert codes(await gql(huge)) == ["GRAPHQL_VALIDATION_FAILED"]
+    nested = (
+        'query($n: Int!) { partnerStatement(partnerId: "p", from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z")'
+        " { operations(first: $n) { edges { node { eventId } } } } }"
+    )
+    body = await gql(nested, {"n": 2**70}, token=admin)
+    assert codes(body) == ["BAD_USER_INPUT"]
+
+
 async def test_cost_multiplies_lists_by_their_page_size(gql: GraphQLClient, admin: str) -> None:
     """100 entities × 3 connections of 100 rows: far over the cost limit, refused before any read."""
     rows = "{ edges { node { __typename } } }"
