@@ -40,6 +40,7 @@ SECRET = "bench-secret-that-is-long-enough-for-hs256"
 QUERY = "subscription { pointsActivity { id kind points availableDelta pendingDelta sourceType createdAt } }"
 ROUNDS = 5
 PROFILE = ""  # --profile FILE: run the gateway under cProfile
+SPY = ""  # --spy FILE: py-spy the gateway during the broadcast rounds only (pip install py-spy)
 CONNECT_CONCURRENCY = 100
 
 BASELINE_APP = """
@@ -228,10 +229,14 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         await clients.wait_counts([c + 1 for c in seen])
         for a in clients.arrivals:
             del a[:-1]
+        spy = start_spy(server.pid) if SPY else None
         for r in range(1, ROUNDS + 1):
             starts.append(time.monotonic())
             await db.ledger.insert_one(ledger_doc(seq + 1 + r))
             await clients.wait_round(r + 1)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         rss_after = rss_kib(server.pid)
         return {
             "latency": latencies(clients, starts),
@@ -244,6 +249,14 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         server.wait(30)
         await client.drop_database(database)
         await client.close()
+
+
+def start_spy(pid: int) -> subprocess.Popen[bytes]:
+    spy = Path(sys.executable).parent / "py-spy"
+    argv = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--output", SPY, "--nonblocking"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached before the first round
+    return process
 
 
 async def run_baseline(n: int, payload: str, workdir: Path) -> dict[str, Any]:
@@ -317,6 +330,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--profile", default="", help="write a cProfile of the gateway process here")
+    parser.add_argument("--spy", default="", help="write a py-spy profile (raw) of the gateway's broadcast rounds here")
     args = parser.parse_args()
     PROFILE = args.profile
+    SPY = args.spy
     asyncio.run(main(args.counts))

@@ -41,7 +41,8 @@ from bench import loadgen
 from gateway.core.auth import Principal, Role, mint_token
 from gateway.core.clock import SystemClock
 from gateway.core.settings import Settings
-from gateway.domain.catalog import LimitPeriod, Limits
+from gateway.domain.calendar import Period as LimitPeriod
+from gateway.domain.catalog import Limits
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.catalog import GiftSpec
 from gateway.features.members import Registration, new_member_document

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
     from gateway.features.guard import PersistedQueries, RateLimiter
+    from gateway.features.imports import Importer
     from gateway.features.notifications import Notifications
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
@@ -101,6 +102,13 @@ class Services:
         from gateway.events.hub import Hub
 
         return Hub(self.settings.subscriber_queue_size)
+
+    @cached_property
+    def importer(self) -> Importer:
+        """Operator CSV imports (members, gifts, grants) through the services above."""
+        from gateway.features.imports import Importer
+
+        return Importer(self.db, self.clock, self.members, self.catalog, self.engagement)
 
     @cached_property
     def analytics(self) -> Analytics:

@@ -24,6 +24,13 @@ class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message="Internal server error")
 
+    def _process_result(self, result: object) -> None:
+        # The base class asks a runtime-checkable Protocol, a slow isinstance that runs for
+        # every event of every subscriber; an attribute look-up answers the same question.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}

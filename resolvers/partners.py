@@ -153,7 +153,7 @@ def _partner_or_admin(principal: Principal | None, partner_id: str) -> Principal
 
 async def _operate(info: Info, command: PartnerCommand) -> PartnerOperationResult:
     who = require_role(info.context.principal, Role.PARTNER)
-    op, replayed = await _service(info).apply(who.subject, command)
+    op, replayed = await _service(info).apply(who.subject, command, partner=who.partner)
     return PartnerOperationResult(operation=PartnerOperation.of(op), replayed=replayed)
 
 

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import jwt
 
@@ -29,6 +30,9 @@ class Principal:
     subject: str
     # When the credential stops being valid (a token's exp); a WebSocket closes then (4403).
     expires_at: datetime | None = field(default=None, compare=False)
+    # A partner's own document, as authentication read it: its operations reuse it
+    # instead of reading it again (not part of the caller's identity).
+    partner: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def mint_token(secret: str, *, role: Role, subject: str, now: datetime, ttl: timedelta) -> str:

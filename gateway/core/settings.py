@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,11 +59,27 @@ class Settings(BaseSettings, HardeningSettings):
     )
     kafka_notification_topic: str = "loyalty.notifications"
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: JSON lines in production, readable lines in development."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_operation_names: int = Field(
+        default=200, ge=0, description="Operation names given their own latency series; later ones count as 'other'."
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint; set (with the tracing extra installed) to turn tracing on."
+    )
+    otel_service_name: str = "loyalty-gateway"
+    ws_per_message_deflate: bool = Field(
+        default=False,
+        description="Compress WebSocket messages (permessage-deflate). Off: small JSON events gain little, and "
+        "every connection would hold its own zlib state and compress each event once per subscriber.",
+    )
     access_log: bool | None = Field(
         default=None, description="uvicorn's per-request access log; unset: on in development, off in production."
     )
 
-    @field_validator("mongodb_uri", "kafka_bootstrap_servers", mode="before")
+    @field_validator("mongodb_uri", "kafka_bootstrap_servers", "otel_exporter_otlp_endpoint", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -160,6 +160,7 @@ class Analytics:
             timezone=span.timezone,
             first_day=None if whole_history else span.start.isoformat(),
             last_day=span.end.isoformat(),
+            split_day=span.start.isoformat() if whole_history else None,
         )
 
     async def points(self, span: Range, program: Program) -> PointsReport:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
@@ -402,12 +403,16 @@ class Partners:
 
     # --- operations ---------------------------------------------------------------
 
-    async def apply(self, partner_id: str, command: PartnerCommand) -> tuple[Document, bool]:
-        """Apply one operation at most once per (partner, event id); returns it and whether it was a replay."""
-        command = command.validated()
+    def _work(
+        self, partner_id: str, command: PartnerCommand, known: Document | None = None
+    ) -> Callable[[LedgerTx], Awaitable[Document]]:
+        """The ledger work of one operation. The partner is the document the caller already
+        read (authentication, the consumer's signature check) or read once per transaction."""
 
         async def work(tx: LedgerTx) -> Document:
-            partner = await self.get(partner_id, session=tx.session)
+            partner = known or tx.scratch.get(("partner", partner_id))
+            if partner is None:
+                partner = tx.scratch[("partner", partner_id)] = await self.get(partner_id, session=tx.session)
             if not partner.get("active", True):
                 raise DomainError("Partner is not active", code="PARTNER_INACTIVE")
             if command.type is OperationType.REVERSE:
@@ -415,6 +420,41 @@ class Partners:
             member_id = await self.linked_member(partner_id, command.member_ref or "", session=tx.session)
             return await self._operate(tx, partner, command, member_id)
 
+        return work
+
+    async def apply_batch(
+        self, partner_id: str, commands: list[PartnerCommand], *, partner: Document | None = None
+    ) -> list[tuple[Document, bool] | DomainError]:
+        """Apply several operations of one partner (the events of one member, in order) in one
+        transaction; each stays idempotent on its own. If any of them cannot apply, the batch
+        is applied one operation at a time instead, so each success or refusal stands alone:
+        the outcome per command is its result and whether it was a replay, or its DomainError.
+        """
+        if len(commands) > 1:
+            try:
+                valid = [c.validated() for c in commands]
+                steps = [(self._work(partner_id, c, partner), c.idempotency(partner_id)) for c in valid]
+                results = await self.ledger.transact_many(steps)
+                return [(r, bool(r.pop("replayed", False))) for r in results]
+            except (DomainError, DuplicateKeyError):
+                pass  # one of them cannot apply (or raced in twice): apply each on its own
+        outcomes: list[tuple[Document, bool] | DomainError] = []
+        for command in commands:
+            try:
+                outcomes.append(await self.apply(partner_id, command, partner=partner))
+            except DomainError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def apply(
+        self, partner_id: str, command: PartnerCommand, *, partner: Document | None = None
+    ) -> tuple[Document, bool]:
+        """Apply one operation at most once per (partner, event id); returns it and whether it was a replay.
+        ``partner``: the partner's document when the caller already holds it (it must be ``partner_id``'s)."""
+        command = command.validated()
+        if partner is not None and partner["_id"] != partner_id:
+            raise ValueError("the partner document given is not the partner's")
+        work = self._work(partner_id, command, partner)
         idempotency = command.idempotency(partner_id)
         try:
             result = await self.ledger.transact(work, idempotency=idempotency)

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -31,6 +31,7 @@ from gateway.core.metrics import record_committed
 from gateway.domain.expiry import expiry_for
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.domain.program import Program
+from gateway.store import idempotency as idempotency_store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import load_program
 
@@ -124,6 +125,8 @@ class LedgerTx:
     idempotency_key: str | None = None
     members: dict[str, Document] = field(default_factory=dict)
     entries: list[Document] = field(default_factory=list)
+    # What the steps of one transaction share (a partner read once for a batch of its events).
+    scratch: dict[Any, Any] = field(default_factory=dict)
 
     async def member(self, member_id: str, *, settle: bool = False) -> Document:
         """Lock the member for this transaction and settle what is due; returns its document.
@@ -342,9 +345,10 @@ class LedgerTx:
             async for d in cursor
         ]
         takes, _ = allocate(lots, points)
-        for take in takes:
-            await self.db.lots.update_one(
-                {"_id": take.lot_id}, {"$inc": {"remaining": -take.points}}, session=self.session
+        if takes:  # every lot taken from, in one round trip
+            await self.db.lots.bulk_write(
+                [UpdateOne({"_id": t.lot_id}, {"$inc": {"remaining": -t.points}}) for t in takes],
+                session=self.session,
             )
         return [{"lotId": t.lot_id, "points": t.points} for t in takes]
 
@@ -515,21 +519,21 @@ class Ledger:
         if idempotency is None:
             return await self._run(work, None)
         idempotency = idempotency.validated()
-        replay = await self._replay(idempotency)
-        if replay is not None:
-            return replay
+        # No read before the work: a first request (nearly all of them) pays nothing for its
+        # key. The record is written in the same transaction as the work, so a repeat either
+        # meets the unique key (its work rolled back with it) or is refused by a rule the first
+        # request changed (ALREADY_DEDUCTED, OUT_OF_STOCK...): only then is the record read,
+        # and a recorded request replays its first result (or is a conflict) instead.
         try:
             return await self._run(work, idempotency)
-        except DuplicateKeyError as exc:
-            if "idempotency" not in str(exc):
-                raise
+        except (DuplicateKeyError, DomainError):
             replay = await self._replay(idempotency)
             if replay is None:
                 raise
             return replay
 
     async def _replay(self, idempotency: Idempotency) -> Document | None:
-        record = await self.db.idempotency.find_one({"_id": idempotency.record_id})
+        record = await idempotency_store.find_record(self.db, idempotency.record_id)
         if record is None:
             return None
         if record["fingerprint"] != idempotency.fingerprint:
@@ -549,20 +553,75 @@ class Ledger:
             attempts.append(tx)
             result = await work(tx)
             if idempotency is not None:
-                await self.db.idempotency.insert_one(
-                    {
-                        "_id": idempotency.record_id,
-                        "fingerprint": idempotency.fingerprint,
-                        "result": result,
-                        "createdAt": tx.now,
-                    },
-                    session=session,
+                await idempotency_store.insert_records(
+                    self.db,
+                    [
+                        {
+                            "_id": idempotency.record_id,
+                            "fingerprint": idempotency.fingerprint,
+                            "result": result,
+                            "createdAt": tx.now,
+                        }
+                    ],
+                    session,
                 )
             return result
 
         result = await self.db.transaction(attempt)
         record_committed(attempts[-1].entries)
         return {**result, "replayed": False}
+
+    async def transact_many(self, steps: list[tuple[Work, Idempotency]]) -> list[Document]:
+        """Several idempotent operations in ONE transaction, in order; each keeps its own
+        idempotency record, so each replays on its own later. Steps already recorded are
+        replayed from their records and not run again.
+
+        All or nothing: if any step fails (a DomainError, a concurrent duplicate), nothing of
+        the others commits either and the error propagates; a caller that wants each
+        operation to stand alone then applies them one by one (``transact``).
+        """
+        steps = [(work, idempotency.validated()) for work, idempotency in steps]
+        recorded = await idempotency_store.find_records(self.db, [i.record_id for _, i in steps])
+        results: list[Document | None] = []
+        pending: list[tuple[int, Work, Idempotency]] = []
+        for index, (work, idempotency) in enumerate(steps):
+            record = recorded.get(idempotency.record_id)
+            if record is None:
+                results.append(None)
+                pending.append((index, work, idempotency))
+                continue
+            if record["fingerprint"] != idempotency.fingerprint:
+                raise IdempotencyConflict(
+                    "This idempotencyKey was already used for a different request", idempotencyKey=idempotency.key
+                )
+            results.append({**record["result"], "replayed": True})
+        if not pending:
+            return [r for r in results if r is not None]
+        attempts: list[LedgerTx] = []
+
+        async def attempt(session: AsyncClientSession) -> list[Document]:
+            program = await load_program(self.db, session=session)
+            tx = LedgerTx(self.db, session, program, self.clock.now())
+            attempts.append(tx)
+            done: list[Document] = []
+            for _, work, idempotency in pending:
+                tx.idempotency_key = idempotency.key
+                done.append(await work(tx))
+            await idempotency_store.insert_records(
+                self.db,
+                [
+                    {"_id": i.record_id, "fingerprint": i.fingerprint, "result": result, "createdAt": tx.now}
+                    for (_, _, i), result in zip(pending, done, strict=True)
+                ],
+                session,
+            )
+            return done
+
+        done = await self.db.transaction(attempt)
+        record_committed(attempts[-1].entries)
+        for (index, _, _), result in zip(pending, done, strict=True):
+            results[index] = {**result, "replayed": False}
+        return [r for r in results if r is not None]
 
     async def settle(self, member_id: str) -> list[Document]:
         """Release and expire what is due for one member; returns the entries written."""

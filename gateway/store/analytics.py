@@ -15,14 +15,24 @@ Entries imported with a past ``createdAt`` need ``rebuild()``.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from gateway.domain.analytics import EARN_KINDS, MEMBER_ACTIVITY_KINDS, Range, seal_boundary, segment_switch
+from gateway.domain.analytics import (
+    EARN_KINDS,
+    MEMBER_ACTIVITY_KINDS,
+    Range,
+    local_date,
+    next_month,
+    seal_boundary,
+    segment_switch,
+)
 from gateway.store.mongo import Database, Document
 
 DAILY = "analytics_daily"
+MONTHLY = "analytics_monthly"
 COHORTS = "analytics_cohorts"
+COHORT_MONTHS = "analytics_cohort_months"
 MONTHS = "analytics_months"
 STATE = "analytics_state"
 RFM = "analytics_rfm"
@@ -187,16 +197,59 @@ class AnalyticsStore:
                     {"$merge": {"into": COHORTS, "whenMatched": "replace"}},
                 ],
             )
+            before = await self._compact(state, boundary, timezone)
             await self.db[STATE].update_one(
                 {"_id": "ledger"},
-                {"$max": {"sealedUntil": boundary}, "$set": {"timezone": timezone}},
+                {"$max": {"sealedUntil": boundary, "compactedBefore": before}, "$set": {"timezone": timezone}},
                 upsert=True,
             )
             return boundary
 
+    async def _compact(self, state: Document | None, boundary: datetime, timezone: str) -> str:
+        """Sum the days of every month that is now wholly sealed into one row per month
+        (``analytics_monthly``, ``analytics_cohort_months``): a year of history is then a
+        few hundred rows to read instead of thousands. Returns the first day not compacted."""
+        before = _month_first(_day_key(boundary, timezone))
+        done = state.get("compactedBefore") if state is not None else None
+        if done is not None and done >= before:
+            return str(done)
+        days: Document = {"$lt": before}
+        if done is not None:
+            days["$gte"] = done
+        to_month = {"$concat": [{"$substrBytes": ["$_id.day", 0, 7]}, "-01"]}
+        for shape, (_, extra) in SHAPES.items():
+            key = {"day": to_month, "kind": "$_id.kind", **{name: f"$_id.{name}" for name in extra}}
+            await self._run(
+                DAILY,
+                [
+                    {"$match": {"shape": shape, "day": days}},
+                    _regroup(key),
+                    {"$set": {"shape": shape, "day": "$_id.day"}},
+                    {"$merge": {"into": MONTHLY, "whenMatched": "replace"}},
+                ],
+            )
+        await self._run(
+            COHORTS,
+            [
+                {"$match": {"_id.day": days}},
+                cohort_group({"day": to_month, "cohort": "$_id.cohort"}),
+                {"$merge": {"into": COHORT_MONTHS, "whenMatched": "replace"}},
+            ],
+        )
+        return before
+
+    async def _compacted_before(self, sealed: datetime, timezone: str) -> str | None:
+        """Months before this day are read from the monthly rollups; never beyond the month
+        of ``sealed`` (another replica may have sealed further than this query looks)."""
+        state = await self.db[STATE].find_one({"_id": "ledger"}, {"compactedBefore": 1})
+        done = state.get("compactedBefore") if state is not None else None
+        if done is None:
+            return None
+        return min(str(done), _month_first(_day_key(sealed, timezone)))
+
     async def rebuild(self) -> None:
         """Forget every rollup (a time-zone change, or entries imported into the past)."""
-        for name in (DAILY, COHORTS, MONTHS, STATE, RFM):
+        for name in (DAILY, MONTHLY, COHORTS, COHORT_MONTHS, MONTHS, STATE, RFM):
             await self.db[name].delete_many({})
 
     async def _run(self, collection: str, pipeline: list[Document]) -> list[Document]:
@@ -215,6 +268,7 @@ class AnalyticsStore:
         timezone: str,
         first_day: str | None = None,
         last_day: str | None = None,
+        split_day: str | None = None,
     ) -> list[Document]:
         """Delta sums of one rollup ``shape`` for the local days ``first_day..last_day`` (None:
         unbounded) grouped by ``key``, an expression over the shape's keys (``$_id.day``,
@@ -229,7 +283,31 @@ class AnalyticsStore:
             days["$lte"] = last_day
         if days:
             rows_match["day"] = days
-        rows = await self._run(DAILY, [{"$match": rows_match}, _regroup(key)])
+        sealed_day = _day_key(sealed, timezone)
+        before = await self._compacted_before(sealed, timezone)
+        # Whole months of the range that are compacted come from the monthly rollups, the
+        # other sealed days from the daily ones (only days before the seal: another replica
+        # may be sealing later days right now, and those come from the tail).
+        start = first_day if first_day is None or first_day.endswith("-01") else _next_month_first(first_day)
+        stop = before
+        if before is not None and last_day is not None:
+            stop = min(before, _next_month_first(last_day) if _is_month_end(last_day) else _month_first(last_day))
+        daily_days: Document = {"day": {"$lt": sealed_day}}
+        rows: list[Document] = []
+        if stop is not None and (start is None or start < stop):
+            monthly_days: Document = {"$lt": stop}
+            if start is not None:
+                monthly_days["$gte"] = start
+            outside: list[Document] = [{"day": {"$gte": stop}}]
+            if start is not None:
+                outside.append({"day": {"$lt": start}})
+            if split_day is not None and not split_day.endswith("-01"):
+                # ``key`` tells days before ``split_day`` from the rest: its month stays daily.
+                monthly_days["$ne"] = _month_first(split_day)
+                outside.append({"day": {"$gte": _month_first(split_day), "$lt": _next_month_first(split_day)}})
+            rows += await self._run(MONTHLY, [{"$match": {"shape": shape, "day": monthly_days}}, _regroup(key)])
+            daily_days = {"$and": [daily_days, {"$or": outside}]}
+        rows += await self._run(DAILY, [{"$match": rows_match}, {"$match": daily_days}, _regroup(key)])
         if until > sealed:
             tail = await self._run(
                 "ledger",
@@ -245,7 +323,15 @@ class AnalyticsStore:
 
     async def cohort_rows(self, *, sealed: datetime, timezone: str) -> list[Document]:
         """What became of each issue month's points so far: rollups plus the live tail."""
-        rows = await self._run(COHORTS, [cohort_group("$_id.cohort")])
+        before = await self._compacted_before(sealed, timezone)
+        days: Document = {"$lt": _day_key(sealed, timezone)}
+        rows: list[Document] = []
+        if before is not None:
+            days["$gte"] = before
+            rows += await self._run(
+                COHORT_MONTHS, [{"$match": {"_id.day": {"$lt": before}}}, cohort_group("$_id.cohort")]
+            )
+        rows += await self._run(COHORTS, [{"$match": {"_id.day": days}}, cohort_group("$_id.cohort")])
         rows += await self._run(
             "ledger",
             [
@@ -377,6 +463,22 @@ class AnalyticsStore:
                 {"listed": True, "points": {"$gt": 0}}, {"costPrice": 1, "cash": 1, "points": 1}
             )
         ]
+
+
+def _month_first(day: str) -> str:
+    return day[:7] + "-01"
+
+
+def _next_month_first(day: str) -> str:
+    return next_month(date.fromisoformat(_month_first(day))).isoformat()
+
+
+def _is_month_end(day: str) -> bool:
+    return (date.fromisoformat(day) + timedelta(days=1)).day == 1
+
+
+def _day_key(instant: datetime, timezone: str) -> str:
+    return local_date(instant, timezone).isoformat()
 
 
 def _utc(value: datetime) -> datetime:

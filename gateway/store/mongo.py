@@ -78,11 +78,15 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
+    "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }
 
 
 def create_client(uri: str, **options: Any) -> AsyncMongoClient:
-    return AsyncMongoClient(uri, tz_aware=True, **options)
+    from gateway.store.pool_metrics import PoolMetrics
+
+    listeners = [*options.pop("event_listeners", []), PoolMetrics()]
+    return AsyncMongoClient(uri, tz_aware=True, event_listeners=listeners, **options)
 
 
 class Database:

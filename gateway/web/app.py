@@ -7,11 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from gateway.core.clock import Clock
+from gateway.core.metrics import OPERATION_NAMES
 from gateway.core.settings import Settings
 from gateway.demo.seed import seed_demo
 from gateway.runtime import open_services, prepare
@@ -20,6 +22,7 @@ from gateway.web.dashboard import routes as dashboard_routes
 from gateway.web.graphql_view import GatewayGraphQL
 from gateway.web.limits import middleware as limit_middleware
 from gateway.web.metrics import metrics_endpoint
+from gateway.web.request_id import RequestIdMiddleware
 from gateway.workers.supervisor import running_workers
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,8 @@ def create_app(
             status_code=200 if ready else 503,
         )
 
-    return Starlette(
+    OPERATION_NAMES.limit = settings.metrics_operation_names
+    application = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
@@ -84,5 +88,7 @@ def create_app(
             *dashboard_routes,
         ],
         lifespan=lifespan,
-        middleware=limit_middleware(settings),
+        # the request id outermost, so a 413 or a CORS refusal carries one too
+        middleware=[Middleware(RequestIdMiddleware), *limit_middleware(settings)],
     )
+    return application

@@ -12,12 +12,12 @@ PARTNERS = "partners"
 
 
 async def principal_from_api_key(db: Database, api_key: str) -> Principal:
-    partner = await db[PARTNERS].find_one({"apiKeyHash": hash_api_key(api_key)}, {"_id": 1, "active": 1})
+    partner = await db[PARTNERS].find_one({"apiKeyHash": hash_api_key(api_key)})
     if partner is None:
         raise Unauthenticated("Unknown API key")
     if not partner.get("active", True):
         raise Unauthenticated("Partner is not active")
-    return Principal(role=Role.PARTNER, subject=partner["_id"])
+    return Principal(role=Role.PARTNER, subject=partner["_id"], partner=partner)
 
 
 async def authenticate(headers: Mapping[str, str], *, db: Database, jwt_secret: str) -> Principal | None:

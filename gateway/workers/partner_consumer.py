@@ -10,6 +10,11 @@ replay as no-ops through their idempotency records, so nothing is lost and nothi
 applies twice. Events with the same Kafka message key (partners key by member) are
 applied in order, as Kafka delivers them; different keys are applied concurrently.
 Unkeyed events keep their order per (partnerId, memberRef).
+
+Consecutive events of one key and partner (up to ``batch_size``) apply in ONE MongoDB
+transaction (``Partners.apply_batch``), each with its own idempotency record. If any of
+them cannot apply, that transaction is dropped and the events apply one by one, so each
+refusal is dead-lettered on its own and the others still apply.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pymongo.errors import BulkWriteError
 
 from gateway.core.errors import DomainError
+from gateway.core.metrics import DEAD_LETTERS as DEAD_LETTERED
+from gateway.core.metrics import PARTNER_APPLIED, PARTNER_LAG
 from gateway.domain.exchange import Direction
 from gateway.events.kafka import ensure_topics, new_producer
 from gateway.features.partners import OperationType, PartnerCommand, Partners
@@ -161,6 +168,7 @@ class PartnerEventConsumer:
         group_id: str = GROUP_ID,
         concurrency: int = 32,
         max_records: int = 500,
+        batch_size: int = 50,
         consumer_options: dict[str, Any] | None = None,
     ) -> None:
         settings = services.settings
@@ -172,6 +180,7 @@ class PartnerEventConsumer:
         self.group_id = group_id
         self.concurrency = concurrency
         self.max_records = max_records
+        self.batch_size = batch_size  # events of one member applied in one transaction, at most
         self.consumer_options = consumer_options or {}
         self.stats = ConsumeStats()
 
@@ -203,6 +212,7 @@ class PartnerEventConsumer:
         while True:
             batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
             if not batch:
+                await record_lag(consumer)
                 if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
                     return
                 continue
@@ -216,6 +226,7 @@ class PartnerEventConsumer:
             except CommitFailedError as exc:
                 # A rebalance moved a partition; its new owner re-reads and replays harmlessly.
                 log.warning("offset commit failed: %r", exc)
+            await record_lag(consumer)
 
     async def process(self, records: list[ConsumerRecord], producer: AIOKafkaProducer) -> None:
         """Apply a batch; returns once every event is applied or its dead letter is acked."""
@@ -238,14 +249,29 @@ class PartnerEventConsumer:
         dead: list[tuple[asyncio.Future[Any], Document]] = []
         limit = asyncio.Semaphore(self.concurrency)
 
+        async def reject(record: ConsumerRecord, rejected: Rejected) -> None:
+            sent = await self._dead_letter(record, rejected, producer)
+            if sent is not None:
+                dead.append(sent)
+
         async def run_group(items: list[tuple[ConsumerRecord, PartnerEvent | Rejected]]) -> None:
+            """One key's events in order: consecutive events of one partner apply as one
+            transaction (``Partners.apply_batch``); each is still dead-lettered on its own."""
             async with limit:
-                for record, item in items:
-                    outcome = await self._apply(item) if isinstance(item, PartnerEvent) else item
-                    if isinstance(outcome, Rejected):
-                        sent = await self._dead_letter(record, outcome, producer)
-                        if sent is not None:
-                            dead.append(sent)
+                run: list[tuple[ConsumerRecord, PartnerEvent]] = []
+                for record, item in [*items, (None, None)]:
+                    flush = not isinstance(item, PartnerEvent) or (
+                        run and (run[0][1].partnerId != item.partnerId or len(run) >= self.batch_size)
+                    )
+                    if flush and run:
+                        for (done, _), outcome in zip(run, await self._apply_run(run, partners), strict=True):
+                            if outcome is not None:
+                                await reject(done, outcome)
+                        run = []
+                    if isinstance(item, PartnerEvent):
+                        run.append((record, item))
+                    elif isinstance(item, Rejected):
+                        await reject(record, item)
 
         async with asyncio.TaskGroup() as tasks:
             for items in groups.values():
@@ -266,16 +292,27 @@ class PartnerEventConsumer:
         if not hmac.compare_digest(expected, event.signature.lower()):
             raise Rejected("BAD_SIGNATURE", "signature does not match the partner's signing secret")
 
-    async def _apply(self, event: PartnerEvent) -> Rejected | None:
-        try:
-            _, replayed = await self.partners.apply(event.partnerId, event.command())
-        except DomainError as exc:
-            return Rejected(exc.code, exc.message)
-        if replayed:
-            self.stats.replayed += 1
-        else:
-            self.stats.applied += 1
-        return None
+    async def _apply_run(
+        self, run: list[tuple[ConsumerRecord, PartnerEvent]], partners: dict[str, Document | None]
+    ) -> list[Rejected | None]:
+        """Apply consecutive events of one partner; the outcome of each (None: applied or replayed).
+        ``partners``: the documents the batch's signature checks read, reused by the transaction."""
+        commands = [event.command() for _, event in run]
+        outcomes: list[Rejected | None] = []
+        partner_id = run[0][1].partnerId
+        known = partners.get(partner_id)
+        for outcome in await self.partners.apply_batch(partner_id, commands, partner=known):
+            if isinstance(outcome, DomainError):
+                outcomes.append(Rejected(outcome.code, outcome.message))
+                continue
+            _, replayed = outcome
+            if replayed:
+                self.stats.replayed += 1
+            else:
+                self.stats.applied += 1
+            PARTNER_APPLIED.labels("replayed" if replayed else "applied").inc()
+            outcomes.append(None)
+        return outcomes
 
     async def _dead_letter(
         self, record: ConsumerRecord, rejected: Rejected, producer: AIOKafkaProducer
@@ -299,6 +336,8 @@ class PartnerEventConsumer:
         record_doc = {**letter, "at": self.services.clock.now()}
         log.info("dead-lettering %s: %s %s", letter_id, rejected.code, rejected.reason)
         future = await producer.send(self.settings.kafka_dead_letter_topic, orjson.dumps(letter), key=record.key)
+        DEAD_LETTERED.labels(rejected.code).inc()
+        PARTNER_APPLIED.labels("dead_lettered").inc()
         return future, record_doc
 
     async def _remember_dead_letters(self, letters: list[Document]) -> None:
@@ -311,6 +350,20 @@ class PartnerEventConsumer:
             await self.services.db[DEAD_LETTERS].insert_many(docs, ordered=False)
         except BulkWriteError as exc:  # duplicates from a concurrent re-read are fine
             log.debug("dead letter records: %r", exc)
+
+
+async def record_lag(consumer: AIOKafkaConsumer) -> None:
+    """Messages on this consumer's partitions past its position (the partner-consumer lag gauge)."""
+    lag = 0
+    try:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - await consumer.position(tp))
+    except KafkaError as exc:  # a rebalance in progress: keep the last value
+        log.debug("partner consumer lag not measured: %r", exc)
+        return
+    PARTNER_LAG.set(lag)
 
 
 async def partner_events_worker(services: Services) -> None:

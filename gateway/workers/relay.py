@@ -23,6 +23,7 @@ from bson import ObjectId
 from pymongo.errors import OperationFailure, PyMongoError
 
 from gateway.core.clock import as_utc
+from gateway.core.metrics import RELAY_HOLDING, RELAY_LAG, RELAY_PUBLISHED
 from gateway.events.kafka import ensure_topics, new_producer
 from gateway.store.leases import Lease, new_owner
 from gateway.store.mongo import Database, Document
@@ -105,6 +106,7 @@ class BalanceRelay:
                     if not await self.lease.renew(published):
                         return
                 self.holding.set()
+                RELAY_HOLDING.set(1)
                 renewed = asyncio.get_running_loop().time()
                 while True:
                     batch: list[Document] = []
@@ -123,6 +125,11 @@ class BalanceRelay:
                             for c in batch
                         ]
                         await asyncio.gather(*sent)  # every event acknowledged before the position moves
+                        RELAY_PUBLISHED.inc(len(batch))
+                        newest = as_utc(batch[-1]["fullDocument"]["createdAt"])
+                        RELAY_LAG.set(max(0.0, (datetime.now(UTC) - newest).total_seconds()))
+                    else:
+                        RELAY_LAG.set(0)  # nothing waiting: caught up
                     position = stream.resume_token
                     now = asyncio.get_running_loop().time()
                     if batch or position != published or now - renewed > self.ttl / 3:
@@ -132,6 +139,7 @@ class BalanceRelay:
         finally:
             # Graceful stop (or error): store the last fully published position and let another relay in.
             self.holding.clear()
+            RELAY_HOLDING.set(0)
             try:
                 await asyncio.shield(self.lease.release(published))
             except (PyMongoError, asyncio.CancelledError):

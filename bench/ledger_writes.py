@@ -1,0 +1,272 @@
+"""Ledger writes against a bare MongoDB transaction with the same writes, and round trips per operation.
+
+For each operation (a grant, a deduction at checkout, a gift redemption, a partner accrual)
+the gateway's service call and a hand-written transaction that makes the same writes (the
+member's balances, the lot, the ledger entry, the order or operation record, the
+idempotency record) run side by side on the same fresh mongod: first one at a time with a
+command listener, to count MongoDB round trips per operation (commit included), then
+``--concurrency`` at a time on distinct members, for operations per second. Every
+operation has its own idempotency key and its own member, so what is measured is the
+work of one write, not contention.
+
+    .venv/bin/python -m bench.ledger_writes [--ops 300] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.monitoring import CommandListener, CommandStartedEvent
+
+from gateway.core.auth import Principal, Role
+from gateway.core.clock import SystemClock
+from gateway.core.settings import Settings
+from gateway.domain.exchange import Rate
+from gateway.domain.program import DEFAULT_PROGRAM
+from gateway.features.audit import audit_all
+from gateway.features.catalog import GiftSpec
+from gateway.features.members import Registration, new_member_document
+from gateway.features.partners import OperationType, PartnerCommand, Partners, PartnerTerms
+from gateway.features.redemptions import RedeemRequest
+from gateway.runtime import prepare
+from gateway.services import Services
+from gateway.store.embedded_mongod import EmbeddedMongo
+from gateway.store.mongo import Database, create_client
+
+SECRET = "bench-secret-that-is-long-enough-for-hs256"
+OPERATOR = Principal(Role.ADMIN, "bench")
+COUNTED = 20  # operations per path run one at a time to count round trips
+REUSES_PARTNER = "partner" in inspect.signature(Partners.apply).parameters  # older gateways read it again
+Op = Callable[[int], Awaitable[Any]]
+
+
+class Counter(CommandListener):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: CommandStartedEvent) -> None:
+        self.count += 1
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+def member(i: int) -> str:
+    return f"m{i}"
+
+
+async def seed(services: Services, members: int) -> str:
+    """Members with points (SENIOR, so they may redeem), linked to a partner; one gift."""
+    await prepare(services.db)
+    now = services.clock.now()
+    for i in range(members):
+        doc = new_member_document(Registration(display_name=member(i), member_id=member(i)), DEFAULT_PROGRAM, now)
+        doc["tier"] = "SENIOR"
+        await services.members.insert(doc)
+    for start in range(0, members, 100):
+        ids = [member(i) for i in range(start, min(start + 100, members))]
+        await services.engagement.grant(OPERATOR, ids, 100_000, "bench float", f"float-{start}")
+    await services.partners.create(PartnerTerms(name="Bench", currency_name="Beans", rate=Rate(10, 1)), "bench")
+    for i in range(members):
+        await services.partners.link(member(i), "bench", f"R{i}")
+    gift = await services.catalog.create(
+        GiftSpec(name="Bench gift", category="bench", cost_price=100, points=10), 10_000_000, DEFAULT_PROGRAM
+    )
+    return str(gift["_id"])
+
+
+def gateway_ops(services: Services, gift_id: str, run: str) -> dict[str, Op]:
+    async def grant(i: int) -> Any:
+        return await services.engagement.grant(OPERATOR, [member(i)], 10, "bench", f"{run}-grant-{i}")
+
+    async def deduction(i: int) -> Any:
+        return await services.engagement.deduct_at_checkout(
+            OPERATOR, member(i), f"{run}-order-{i}", 1_000_000, 10, f"{run}-deduct-{i}"
+        )
+
+    async def redemption(i: int) -> Any:
+        return await services.redemptions.redeem(OPERATOR, RedeemRequest(member(i), gift_id, 1, f"{run}-redeem-{i}"))
+
+    partner: dict[str, Any] = {}
+
+    async def partner_accrual(i: int) -> Any:
+        # As the partner API and the Kafka consumer call it: with the partner document that
+        # authentication (or the batch's signature check) already read, when it can.
+        command = PartnerCommand(OperationType.ACCRUE, f"{run}-event-{i}", f"R{i}", points=10)
+        if not partner and REUSES_PARTNER:
+            partner.update(await services.partners.get("bench"))
+        return await services.partners.apply("bench", command, **({"partner": partner} if partner else {}))
+
+    return {"grant": grant, "deduction": deduction, "redemption": redemption, "partner accrual": partner_accrual}
+
+
+def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
+    """The same writes as the gateway's, in one transaction each, decided without reading."""
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    async def member_and_entry(session: Any, i: int, points: int, kind: str) -> ObjectId:
+        change = {"available": points, "lifetimeEarned": max(points, 0), "spent": max(-points, 0)}
+        after = await db.members.find_one_and_update(
+            {"_id": member(i)},
+            {"$inc": {"ledgerSeq": 1, **{f"balances.{k}": v for k, v in change.items() if v}}},
+            projection={"ledgerSeq": 1},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        entry_id = ObjectId()
+        await db.ledger.insert_one(
+            {"_id": entry_id, "memberId": member(i), "seq": after["ledgerSeq"], "kind": kind, "points": points,
+             "delta": change, "reason": "bench", "source": {"type": "BENCH", "id": run}, "lots": [],
+             "createdAt": now()},
+            session=session,
+        )  # fmt: skip
+        return entry_id
+
+    async def new_lot(session: Any, i: int, entry_id: ObjectId, points: int) -> None:
+        at = now()
+        await db.lots.insert_one(
+            {"memberId": member(i), "entryId": entry_id, "points": points, "remaining": points, "state": "AVAILABLE",
+             "availableAt": at, "expiresAt": at + timedelta(days=365), "createdAt": at},
+            session=session,
+        )  # fmt: skip
+
+    async def take_from_lot(session: Any, i: int, points: int) -> None:
+        await db.lots.update_one(
+            {"memberId": member(i), "remaining": {"$gte": points}}, {"$inc": {"remaining": -points}}, session=session
+        )
+
+    async def idempotency(session: Any, key: str) -> None:
+        await db.idempotency.insert_one(
+            {"_id": f"bare:{key}", "fingerprint": "x", "result": {}, "createdAt": now()}, session=session
+        )
+
+    async def grant(i: int) -> None:
+        async def work(session: Any) -> None:
+            entry_id = await member_and_entry(session, i, 10, "GRANT")
+            await new_lot(session, i, entry_id, 10)
+            await idempotency(session, f"{run}-grant-{i}")
+
+        await db.transaction(work)
+
+    async def deduction(i: int) -> None:
+        async def work(session: Any) -> None:
+            await take_from_lot(session, i, 10)
+            await member_and_entry(session, i, -10, "DEDUCTION")
+            await db["deductions"].insert_one(
+                {"memberId": member(i), "orderId": f"bare-{run}-{i}", "points": 10, "createdAt": now()},
+                session=session,
+            )
+            await idempotency(session, f"{run}-deduct-{i}")
+
+        await db.transaction(work)
+
+    async def redemption(i: int) -> None:
+        async def work(session: Any) -> None:
+            await db["gifts"].find_one_and_update(
+                {"_id": gift_id, "stock": {"$gte": 1}}, {"$inc": {"stock": -1, "redeemed": 1}}, session=session
+            )
+            await take_from_lot(session, i, 10)
+            entry_id = await member_and_entry(session, i, -10, "REDEMPTION")
+            await db["redemptions"].insert_one(
+                {"_id": f"bare-{run}-{i}", "memberId": member(i), "giftId": gift_id, "quantity": 1, "points": 10,
+                 "status": "PLACED", "spendEntryId": entry_id, "createdAt": now()},
+                session=session,
+            )  # fmt: skip
+            await idempotency(session, f"{run}-redeem-{i}")
+
+        await db.transaction(work)
+
+    async def partner_accrual(i: int) -> None:
+        async def work(session: Any) -> None:
+            entry_id = await member_and_entry(session, i, 10, "PARTNER_ACCRUE")
+            await new_lot(session, i, entry_id, 10)
+            await db["partner_operations"].insert_one(
+                {"_id": f"bare:{run}-event-{i}", "partnerId": "bench", "memberId": member(i), "points": 10,
+                 "entryId": entry_id, "createdAt": now()},
+                session=session,
+            )  # fmt: skip
+            await idempotency(session, f"{run}-event-{i}")
+
+        await db.transaction(work)
+
+    return {"grant": grant, "deduction": deduction, "redemption": redemption, "partner accrual": partner_accrual}
+
+
+async def round_trips(op: Op, counter: Counter, offset: int) -> float:
+    before = counter.count
+    for i in range(COUNTED):
+        await op(offset + i)
+    return (counter.count - before) / COUNTED
+
+
+async def rate(op: Op, ops: int, concurrency: int, offset: int) -> float:
+    numbers = iter(range(offset, offset + ops))
+
+    async def worker() -> None:
+        for i in numbers:
+            await op(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ops / (time.perf_counter() - started)
+
+
+async def main(ops: int, concurrency: int) -> None:
+    members = COUNTED + ops
+    with tempfile.TemporaryDirectory() as tmp:
+        mongo = EmbeddedMongo(Path(tmp) / "mongo")
+        uri = await mongo.start()
+        counter = Counter()
+        client = create_client(uri, maxPoolSize=concurrency * 2 + 10, event_listeners=[counter])
+        settings = Settings(mongodb_uri=uri, jwt_secret=SECRET, data_dir=Path(tmp))  # type: ignore[arg-type]
+        try:
+            # The two paths on twin databases, so the bare writes never touch what the audit checks.
+            db, bare_db = Database(client, "bench"), Database(client, "bench_bare")
+            services = Services(settings=settings, db=db, clock=SystemClock(), jwt_secret=SECRET)
+            gift_id = await seed(services, members)
+            bare_services = Services(settings=settings, db=bare_db, clock=SystemClock(), jwt_secret=SECRET)
+            bare_gift_id = await seed(bare_services, members)
+            rows = []
+            for name in ("grant", "deduction", "redemption", "partner accrual"):
+                gateway = gateway_ops(services, gift_id, "g")[name]
+                bare = bare_ops(bare_db, bare_gift_id, "b")[name]
+                trips = (await round_trips(gateway, counter, 0), await round_trips(bare, counter, 0))
+                # alternate the two paths over two halves, so drifting load hits both alike
+                half = ops // 2
+                g1 = await rate(gateway, half, concurrency, COUNTED)
+                b1 = await rate(bare, half, concurrency, COUNTED)
+                b2 = await rate(bare, half, concurrency, COUNTED + half)
+                g2 = await rate(gateway, half, concurrency, COUNTED + half)
+                rows.append((name, trips, (g1 + g2) / 2, (b1 + b2) / 2))
+            problems = await audit_all(db)
+        finally:
+            await client.close()
+            mongo.stop()
+    print(f"ledger writes: {ops} operations per path, {concurrency} concurrent, each on its own member")
+    print(f"{'operation':16} {'trips gw':>9} {'trips bare':>10} {'gateway/s':>10} {'bare/s':>9} {'ratio':>6}")
+    for name, (tg, tb), g, b in rows:
+        print(f"{name:16} {tg:9.1f} {tb:10.1f} {g:10.0f} {b:9.0f} {g / b:6.2f}")
+    print(f"audit: {problems if problems else 'clean'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ops", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    asyncio.run(main(args.ops, args.concurrency))
