@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
     from gateway.features.notifications import Notifications
+    from gateway.features.paid_membership import PaidMemberships
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -55,7 +56,13 @@ class Services:
     def engagement(self) -> Engagement:
         from gateway.features.engagement import Engagement
 
-        return Engagement(self.db, self.clock, self.ledger)
+        return Engagement(self.db, self.clock, self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+
+    @cached_property
+    def paid_memberships(self) -> PaidMemberships:
+        from gateway.features.paid_membership import PaidMemberships
+
+        return PaidMemberships(self.db, self.clock, self.ledger)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -67,7 +74,7 @@ class Services:
     def redemptions(self) -> Redemptions:
         from gateway.features.redemptions import Redemptions
 
-        return Redemptions(self.db, self.ledger)
+        return Redemptions(self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes)
 
     @cached_property
     def partners(self) -> Partners:

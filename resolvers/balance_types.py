@@ -14,6 +14,9 @@ class PointBalances:
     lifetime_earned: int
     spent: int
     expired: int
+    held: int = strawberry.field(
+        description="On hold: deducted at an unfinished checkout or reserved by an unpaid redemption; not spendable."
+    )
 
     @classmethod
     def of(cls, balances: Document) -> PointBalances:
@@ -23,4 +26,5 @@ class PointBalances:
             lifetime_earned=balances["lifetimeEarned"],
             spent=balances["spent"],
             expired=balances["expired"],
+            held=balances.get("held", 0),
         )

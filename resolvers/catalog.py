@@ -93,7 +93,11 @@ class RedeemGiftInput:
     gift_id: str
     idempotency_key: str = strawberry.field(description="Repeat it to retry safely; the first order is returned.")
     quantity: int = 1
-    cash_paid: int = strawberry.field(default=0, description="Cash part collected, in fen; must match the price.")
+    cash_paid: int = strawberry.field(
+        default=0,
+        description="The cash part the member agrees to pay, in fen; must match the price. Nothing is charged here: "
+        "a points + cash order waits in AWAITING_PAYMENT until confirmRedemptionPayment.",
+    )
 
 
 def _is_admin(info: Info) -> bool:
@@ -159,11 +163,12 @@ class CatalogQuery:
         verdicts = await eligibilities(context.services.db, member, [doc], program, context.now)
         return Gift.of(doc, context.now, verdicts[doc["_id"]])
 
-    @strawberry.field(description="A redemption order: its member or an admin.")
+    @strawberry.field(description="A redemption order: its member, an admin, or the payments service.")
     async def redemption(self, info: Info, id: strawberry.ID) -> Redemption:
-        require_principal(info.context.principal)
+        who = require_principal(info.context.principal)
         doc = await info.context.services.redemptions.get(str(id))
-        require_member_access(info.context.principal, doc["memberId"])
+        if who.role is not Role.PAYMENTS:
+            require_member_access(who, doc["memberId"])
         return Redemption.of(doc)
 
 
@@ -254,7 +259,8 @@ class CatalogMutation:
 
     @strawberry.mutation(
         description="Redeem a gift for a member (that member or an admin): points, stock and order in one "
-        "transaction. Fails with NOT_LISTED, OUT_OF_STOCK, TIER_TOO_LOW, LIMIT_REACHED, INSUFFICIENT_POINTS."
+        "transaction. Fails with NOT_LISTED, OUT_OF_STOCK, TIER_TOO_LOW, LIMIT_REACHED, INSUFFICIENT_POINTS. A points "
+        "+ cash order is AWAITING_PAYMENT (points held, stock taken) until its payment is confirmed."
     )
     async def redeem_gift(self, info: Info, input: RedeemGiftInput) -> Redemption:
         who = require_member_access(info.context.principal, input.member_id)
@@ -269,6 +275,19 @@ class CatalogMutation:
         info.context.forget_member(input.member_id)
         return Redemption.of(order)
 
+    @strawberry.mutation(
+        description="Admin or the payments service (JWT role `payments`): the cash part of a points + cash order "
+        "was paid. `amount` must equal cashDue; the held points are spent and the order is PLACED. Repeating it "
+        "with the same reference returns the order; after paymentDueAt it fails with PAYMENT_EXPIRED."
+    )
+    async def confirm_redemption_payment(
+        self, info: Info, id: strawberry.ID, payment_reference: str, amount: int
+    ) -> Redemption:
+        who = require_role(info.context.principal, Role.ADMIN, Role.PAYMENTS)
+        order = await info.context.services.redemptions.confirm_payment(who, str(id), payment_reference, amount)
+        info.context.forget_member(order["memberId"])
+        return Redemption.of(order)
+
     @strawberry.mutation(description="Admins: mark a placed order shipped.")
     async def fulfill_redemption(
         self, info: Info, id: strawberry.ID, carrier: str | None = None, tracking_number: str | None = None
@@ -280,8 +299,8 @@ class CatalogMutation:
         return Redemption.of(order)
 
     @strawberry.mutation(
-        description="Cancel an order: its member while placed, an admin while placed or fulfilled. Points "
-        "return with their original expiry, stock returns to the gift."
+        description="Cancel an order: its member while awaiting payment or placed, an admin also when fulfilled. "
+        "Points return with their original expiry (held points are released), stock returns to the gift."
     )
     async def cancel_redemption(self, info: Info, id: strawberry.ID, reason: str | None = None) -> Redemption:
         who = require_role(info.context.principal, Role.ADMIN, Role.MEMBER)

@@ -28,7 +28,9 @@ REASONS = {reason: EligibilityReason(reason.value) for reason in rules.Reason}
 PERIODS = {period: LimitPeriod(period.value) for period in Period}
 
 RedemptionStatus = graphql_enum(
-    OrderStatus, "RedemptionStatus", "placed → fulfilled (shipped), or cancelled (points and stock returned)."
+    OrderStatus,
+    "RedemptionStatus",
+    "awaiting payment (points + cash) → placed → fulfilled (shipped), or cancelled (points and stock returned).",
 )
 
 
@@ -167,7 +169,13 @@ class Redemption:
     quantity: int
     unit_points: int = strawberry.field(description="Points per unit at the instant of the order.")
     points: int = strawberry.field(description="Points charged for the whole order.")
-    cash_paid: int = strawberry.field(description="Cash part paid, in fen.")
+    cash_due: int = strawberry.field(description="Cash part of the price, in fen (0 for pure points).")
+    cash_paid: int = strawberry.field(description="Cash part paid, in fen: 0 until the payment is confirmed.")
+    payment_reference: str | None = strawberry.field(description="The confirmed payment's reference.")
+    payment_due_at: datetime | None = strawberry.field(
+        description="Awaiting payment: the order is cancelled if not paid by then."
+    )
+    paid_at: datetime | None
     on_offer: bool
     status: RedemptionStatus  # type: ignore[valid-type]
     created_at: datetime
@@ -189,7 +197,11 @@ class Redemption:
             quantity=doc["quantity"],
             unit_points=doc["unitPoints"],
             points=doc["points"],
+            cash_due=doc["cashDue"] if "cashDue" in doc else doc["cashPaid"],
             cash_paid=doc["cashPaid"],
+            payment_reference=doc.get("paymentReference"),
+            payment_due_at=as_utc(doc["paymentDueAt"]) if doc.get("paymentDueAt") else None,
+            paid_at=as_utc(doc["paidAt"]) if doc.get("paidAt") else None,
             on_offer=doc["onOffer"],
             status=RedemptionStatus(doc["status"]),
             created_at=as_utc(doc["createdAt"]),

@@ -29,6 +29,7 @@ class BalanceDelta:
     lifetime_earned: int
     spent: int
     expired: int
+    held: int
 
 
 @strawberry.type(description="One immutable change to a member's points.")
@@ -37,7 +38,9 @@ class LedgerEntry:
     member_id: str
     position: int = strawberry.field(description="Per-member sequence number, 1, 2, 3...; resume from it.")
     kind: LedgerEntryKind  # type: ignore[valid-type]
-    points: int = strawberry.field(description="Net change to the points the member holds (available + pending).")
+    points: int = strawberry.field(
+        description="Net change to the points the member holds (available + pending + held)."
+    )
     delta: BalanceDelta
     reason: str
     source: EntrySource
@@ -64,6 +67,7 @@ class LedgerEntry:
                 lifetime_earned=change["lifetimeEarned"],
                 spent=change["spent"],
                 expired=change["expired"],
+                held=change.get("held", 0),
             ),
             reason=doc["reason"],
             source=EntrySource(type=source["type"], id=source["id"], partner_id=source.get("partnerId")),

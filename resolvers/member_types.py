@@ -9,6 +9,7 @@ import strawberry
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput
 from gateway.domain.tiers import next_tier
+from gateway.features.members import paid_term
 from gateway.store.ledger_history import entries_page
 from gateway.store.mongo import Document
 from resolvers.balance_types import PointBalances
@@ -17,7 +18,7 @@ from resolvers.context import Info
 from resolvers.ledger_types import LedgerEntry
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import PartnerAccount
-from resolvers.points_types import BenefitStatus, ExpiringPoints, Purchase, TierProgress
+from resolvers.points_types import BenefitStatus, ExpiringPoints, PaidMembership, Purchase, TierProgress
 from resolvers.program_types import Benefit, NextTier, Tier
 
 
@@ -32,7 +33,6 @@ class Member:
     referrer_id: str | None
     lifetime_spend: int = strawberry.field(description="Lifetime spend in fen (¥1 = 100).")
     growth_value: int = strawberry.field(description="Engagement measure (成长值); never spent.")
-    paid_member: bool = strawberry.field(description="Holds paid membership (付费会员): purchase points multiplied.")
     points: PointBalances
     doc: strawberry.Private[Document]
 
@@ -48,7 +48,6 @@ class Member:
             referrer_id=doc.get("referrerId"),
             lifetime_spend=doc["lifetimeSpend"],
             growth_value=doc["growth"],
-            paid_member=bool(doc.get("paidMember")),
             points=PointBalances.of(doc["balances"]),
             doc=doc,
         )
@@ -59,6 +58,16 @@ class Member:
 
         require_member_access(info.context.principal, str(id))
         return cls.of(await info.context.load_member(str(id)))
+
+    @strawberry.field(description="Holds a running paid membership (付费会员) now: purchase points multiplied.")
+    async def paid_member(self, info: Info) -> bool:
+        term = paid_term(self.doc, (await info.context.program()).timezone)
+        return term is not None and term.active_at(info.context.services.clock.now())
+
+    @strawberry.field(description="The paid-membership term (current or last); null if never a paid member.")
+    async def paid_membership(self, info: Info) -> PaidMembership | None:
+        term = paid_term(self.doc, (await info.context.program()).timezone)
+        return None if term is None else PaidMembership.of(term, info.context.services.clock.now())
 
     @strawberry.field(description="The member's ledger, newest first.")
     async def ledger(self, info: Info, first: int = 20, after: str | None = None) -> Connection[LedgerEntry]:

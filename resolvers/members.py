@@ -8,9 +8,11 @@ import strawberry
 
 from gateway.core.auth import Role, require_member_access, require_principal, require_role
 from gateway.core.errors import Forbidden
+from gateway.domain.membership import Plan
 from gateway.features.members import ProfileUpdate, Registration
 from resolvers.context import Info
 from resolvers.member_types import Member
+from resolvers.points_types import PaidMembershipPlan
 
 
 @strawberry.input
@@ -84,13 +86,28 @@ class MemberMutation:
         return Member.of(doc)
 
     @strawberry.mutation(
-        description="Admin: record that a member bought (or ended) paid membership; it multiplies purchase points."
+        description="Admin (the shop's backend): record a bought paid-membership plan. It extends a running term "
+        "from its end, or starts one now; a replayed idempotencyKey extends nothing."
     )
-    async def set_paid_membership(self, info: Info, member_id: strawberry.ID, paid: bool) -> Member:
-        require_role(info.context.principal, Role.ADMIN)
-        doc = await info.context.services.members.set_paid_member(str(member_id), paid)
+    async def record_paid_membership(
+        self,
+        info: Info,
+        member_id: strawberry.ID,
+        plan: PaidMembershipPlan,  # type: ignore[valid-type]
+        idempotency_key: str,
+    ) -> Member:
+        who = require_role(info.context.principal, Role.ADMIN)
+        bought = Plan(plan.value)  # type: ignore[attr-defined]
+        await info.context.services.paid_memberships.record(who, str(member_id), bought, idempotency_key)
         info.context.forget_member(str(member_id))
-        return Member.of(doc)
+        return Member.of(await info.context.load_member(str(member_id)))
+
+    @strawberry.mutation(description="Admin: end a running paid membership now (refunded or revoked).")
+    async def end_paid_membership(self, info: Info, member_id: strawberry.ID, reason: str | None = None) -> Member:
+        who = require_role(info.context.principal, Role.ADMIN)
+        await info.context.services.paid_memberships.end(who, str(member_id), reason)
+        info.context.forget_member(str(member_id))
+        return Member.of(await info.context.load_member(str(member_id)))
 
     @strawberry.mutation(
         description="Change a member's name, contact details or birthday: the member themself or an admin. "

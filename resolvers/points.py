@@ -3,7 +3,8 @@
 Who may call what (docs/points.md):
 - recordPurchase, refundPurchase, recordBehaviour, grantPoints: admin (the shop's backend);
   a member recording their own purchase or review would mint points for themselves.
-- checkIn, deductPointsAtCheckout, consumeBenefit: the member themselves, or an admin.
+- checkIn, deductPointsAtCheckout, cancelCheckoutDeduction, consumeBenefit: the member themselves,
+  or an admin.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import strawberry
 
 from gateway.core.auth import Role, require_member_access, require_role
 from gateway.core.clock import as_utc
+from gateway.domain.holds import HoldStatus
 from gateway.features.purchases import PurchaseRequest, RefundRequest
 from gateway.store.mongo import Document
 from resolvers.context import Info
+from resolvers.enums import graphql_enum
 from resolvers.ledger_types import LedgerEntry
 from resolvers.member_types import Member
 
@@ -31,6 +34,9 @@ async def _member(info: Info, member_id: str) -> Member:
     later field of the same operation see the new balances."""
     info.context.forget_member(member_id)
     return Member.of(await info.context.load_member(member_id))
+
+
+HoldStatusEnum = graphql_enum(HoldStatus, "HoldStatus", "A two-phase points hold: HELD, then POSTED or VOIDED.")
 
 
 @strawberry.input
@@ -54,6 +60,9 @@ class PurchaseResult:
     available_at: datetime
     tier_before: str
     tier_after: str
+    points_deducted: int = strawberry.field(
+        description="Points held at checkout for this order that the purchase spent (0 if none)."
+    )
     replayed: bool
     member: Member
     entries: list[LedgerEntry]
@@ -74,6 +83,9 @@ class RefundResult:
     shortfall: int = strawberry.field(description="Points already spent that could not be taken back.")
     points_returned: int = strawberry.field(
         description="Points deducted at checkout on this order that the refund gave back (same share as the money)."
+    )
+    referral_revoked: bool = strawberry.field(
+        description="This refund left less than a qualifying first purchase, so the referrer's reward was taken back."
     )
     tier_before: str
     tier_after: str
@@ -134,6 +146,11 @@ class DeductionResult:
     order_id: str
     points: int
     value_fen: int = strawberry.field(description="What the points take off the order, in fen.")
+    status: HoldStatusEnum = strawberry.field(  # type: ignore[valid-type]
+        description="HELD until recordPurchase of the order spends them (POSTED) or the checkout is cancelled or "
+        "times out (VOIDED)."
+    )
+    hold_expires_at: datetime | None = strawberry.field(description="When held points are released if unposted.")
     replayed: bool
     member: Member
     entries: list[LedgerEntry]
@@ -149,6 +166,20 @@ class ConsumeBenefitResult:
 
 def _common(result: Document) -> dict[str, Any]:
     return {"replayed": result["replayed"]}
+
+
+async def _deduction(info: Info, result: Document) -> DeductionResult:
+    expires = result.get("holdExpiresAt")
+    return DeductionResult(
+        order_id=result["orderId"],
+        points=result["points"],
+        value_fen=result["valueFen"],
+        status=HoldStatusEnum(result.get("status", HoldStatus.POSTED)),
+        hold_expires_at=as_utc(expires) if expires else None,
+        member=await _member(info, result["memberId"]),
+        entries=await _entries(info, result),
+        **_common(result),
+    )
 
 
 @strawberry.type
@@ -172,6 +203,7 @@ class PointsMutation:
             available_at=as_utc(result["availableAt"]),
             tier_before=result["tierBefore"],
             tier_after=result["tierAfter"],
+            points_deducted=result.get("pointsDeducted", 0),
             member=await _member(info, result["memberId"]),
             entries=await _entries(info, result),
             **_common(result),
@@ -187,6 +219,7 @@ class PointsMutation:
             points=result["points"],
             shortfall=result["shortfall"],
             points_returned=result.get("pointsReturned", 0),
+            referral_revoked=result.get("referralRevoked", False),
             tier_before=result["tierBefore"],
             tier_after=result["tierAfter"],
             member=await _member(info, result["memberId"]),
@@ -237,20 +270,25 @@ class PointsMutation:
             **_common(result),
         )
 
-    @strawberry.mutation(description="Use points at checkout (积分抵扣): N points = ¥1, capped per order.")
+    @strawberry.mutation(
+        description="Use points at checkout (积分抵扣): N points = ¥1, capped per order. The points are HELD until "
+        "recordPurchase of the same order spends them, re-checking the cap against the amount really paid."
+    )
     async def deduct_points_at_checkout(self, info: Info, input: DeductPointsInput) -> DeductionResult:
         who = require_member_access(info.context.principal, str(input.member_id))
         result = await info.context.services.engagement.deduct_at_checkout(
             who, str(input.member_id), input.order_id, input.order_amount, input.points, input.idempotency_key
         )
-        return DeductionResult(
-            order_id=result["orderId"],
-            points=result["points"],
-            value_fen=result["valueFen"],
-            member=await _member(info, result["memberId"]),
-            entries=await _entries(info, result),
-            **_common(result),
-        )
+        return await _deduction(info, result)
+
+    @strawberry.mutation(
+        description="Cancel a checkout: points held by deductPointsAtCheckout for the order go back (VOIDED). "
+        "Repeating it is harmless; once the purchase spent them, HOLD_ALREADY_POSTED."
+    )
+    async def cancel_checkout_deduction(self, info: Info, member_id: strawberry.ID, order_id: str) -> DeductionResult:
+        who = require_member_access(info.context.principal, str(member_id))
+        result = await info.context.services.engagement.cancel_checkout(who, str(member_id), order_id)
+        return await _deduction(info, result)
 
     @strawberry.mutation(description="Consume one use of a quota benefit (free shipping, new-product discount).")
     async def consume_benefit(

@@ -7,10 +7,31 @@ from datetime import date, datetime
 import strawberry
 
 from gateway.core.clock import as_utc
+from gateway.domain.membership import Plan, Term
 from gateway.features.engagement import BenefitUsage
 from gateway.features.expiry import ExpiringPoints as ExpiringLot
 from gateway.store.mongo import Document
+from resolvers.enums import graphql_enum
 from resolvers.program_types import Benefit
+
+PaidMembershipPlan = graphql_enum(Plan, "PaidMembershipPlan", "MONTHLY (1 month), QUARTERLY (3), YEARLY (12).")
+
+
+@strawberry.type(description="A paid-membership term: [startsAt, endsAt); renewals extend endsAt.")
+class PaidMembership:
+    plan: PaidMembershipPlan  # type: ignore[valid-type]
+    starts_at: datetime
+    ends_at: datetime = strawberry.field(description="Exclusive: the multiplier stops at this instant.")
+    active: bool
+
+    @classmethod
+    def of(cls, term: Term, now: datetime) -> PaidMembership:
+        return cls(
+            plan=PaidMembershipPlan(term.plan.value),
+            starts_at=as_utc(term.starts_at),
+            ends_at=as_utc(term.ends_at),
+            active=term.active_at(now),
+        )
 
 
 @strawberry.type(description="A tier benefit and, for quota benefits, this period's usage.")

@@ -22,6 +22,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     DASHBOARD = "dashboard"
     PARTNER = "partner"
+    PAYMENTS = "payments"  # the payment service: confirms that the cash part of an order was paid
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,12 @@ CODES: dict[str, str] = {
     "ORDER_ALREADY_RECORDED": "the purchase was already recorded with other data",
     "ORDER_NOT_FOUND": "no recorded purchase with that order id",
     "NOTHING_TO_RESTORE": "nothing of that entry is left to return",
+    "DEDUCTION_NOT_FOUND": "no points were deducted at checkout on that order",
+    "DEDUCTION_OVER_CAP": "the points held at checkout exceed the cap for the order as really paid; nothing applied",
+    "HOLD_EXPIRED": "the hold on these points passed its deadline; they can no longer be spent this way",
+    "HOLD_ALREADY_POSTED": "the held points were already spent",
+    "HOLD_ALREADY_VOIDED": "the held points were already released",
+    "NOT_A_PAID_MEMBER": "the member holds no running paid membership",
     "BIRTHDAY_LOCKED": "a member's recorded birthday is changed only by an admin",
     "TIER_IN_USE": "a removed tier is held by members or required by gifts and no replacement was named",
     # points mall
@@ -37,6 +43,9 @@ CODES: dict[str, str] = {
     "OUT_OF_STOCK": "the gift is out of stock",
     "TIER_TOO_LOW": "the member's tier may not redeem the gift",
     "LIMIT_REACHED": "the gift's redemption limit is reached",
+    "PAYMENT_AMOUNT_MISMATCH": "the confirmed amount is not the order's cash part",
+    "PAYMENT_REFERENCE_USED": "this payment reference already paid another order",
+    "PAYMENT_EXPIRED": "the payment came after the order's payment window; refund it",
     # partners
     "PARTNER_NOT_FOUND": "no partner with that id",
     "PARTNER_INACTIVE": "the partner is suspended",

@@ -59,6 +59,15 @@ class Settings(BaseSettings, HardeningSettings):
     )
     kafka_notification_topic: str = "loyalty.notifications"
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    checkout_hold_minutes: float = Field(
+        default=30.0, gt=0, description="Points deducted at checkout stay on hold this long, then are released."
+    )
+    payment_timeout_minutes: float = Field(
+        default=30.0, gt=0, description="A points + cash redemption not paid within this is cancelled."
+    )
+    hold_sweep_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often a gateway releases holds and unpaid redemptions past their time."
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: JSON lines in production, readable lines in development."
     )

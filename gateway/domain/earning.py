@@ -153,3 +153,20 @@ def deduction(points: int, order_amount_fen: int, rules: DeductionRules) -> Dedu
     if points * 100 % rules.points_per_yuan:
         raise ValueError(f"points must be worth whole fen ({rules.points_per_yuan} points = ¥1)")
     return Deduction(points=points, value_fen=points * 100 // rules.points_per_yuan, max_points=most)
+
+
+def referral_stands(first_amount_fen: int, refunded_fen: int, qualifying_fen: int) -> bool:
+    """Whether the referrer keeps the reward for a referred member's first purchase.
+
+    The reward pays for bringing in a buying customer, so it stands while what is
+    kept of the first purchase (paid minus refunded) is still a qualifying purchase:
+    at least ``qualifying_fen`` (the lowest tier's threshold, ¥1 in the default
+    program: what makes a buyer a member), or the whole first purchase if that was
+    smaller. A full refund always takes it back; a partial refund takes it back
+    only when it leaves less than that, so refunding ¥99.99 of ¥100 costs a farmer
+    exactly what an honest minimum purchase costs.
+    """
+    if first_amount_fen <= 0 or not 0 <= refunded_fen <= first_amount_fen:
+        raise ValueError("refunded must be between 0 and the amount paid")
+    kept = first_amount_fen - refunded_fen
+    return kept > 0 and kept >= min(max(qualifying_fen, 1), first_amount_fen)

@@ -1,8 +1,9 @@
 """Ledger arithmetic: which lots a spend consumes, and how entries move balances.
 
-Balances are five counters. Every ledger entry carries the exact change it makes
+Balances are six counters. Every ledger entry carries the exact change it makes
 to them (its ``delta``), so a member's balances are always the sum of the deltas
-of their entries; that is what the audit checks.
+of their entries; that is what the audit checks. ``held`` counts points on hold
+(a checkout deduction or an unpaid redemption): no longer spendable, not yet spent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-BALANCE_FIELDS = ("available", "pending", "lifetimeEarned", "spent", "expired")
+BALANCE_FIELDS = ("available", "pending", "lifetimeEarned", "spent", "expired", "held")
 NEVER = datetime.max
 NEVER_DUE = datetime(9999, 12, 31, tzinfo=UTC)  # a member's nextDueAt when nothing can fall due
 
@@ -96,5 +97,9 @@ def apply_delta(balances: dict[str, int], change: dict[str, int]) -> dict[str, i
 
 
 def net_points(change: dict[str, int]) -> int:
-    """What the entry changes in the points a member holds (available + pending)."""
-    return change.get("available", 0) + change.get("pending", 0)
+    """What the entry changes in the points a member holds (available + pending + held).
+
+    Putting points on hold moves them between two of these, so a hold nets 0 and
+    its posting nets the spend; a void nets 0 (or the part that lapsed meanwhile).
+    """
+    return change.get("available", 0) + change.get("pending", 0) + change.get("held", 0)

@@ -1,4 +1,4 @@
-"""Reconciliation: balances must equal the ledger, and the lots must back the balances."""
+"""Reconciliation: balances must equal the ledger, and the lots and holds must back the balances."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 
 from gateway.core.clock import as_utc
 from gateway.domain.ledger_rules import BALANCE_FIELDS, apply_delta, zero_delta
+from gateway.store import holds as holds_store
 from gateway.store.mongo import Database, Document
 
 
@@ -44,6 +45,13 @@ async def audit_member(db: Database, member: Document) -> list[Mismatch]:
         due = lot_due_at(lot)
         if due_bound is not None and due is not None and as_utc(due) < as_utc(due_bound):
             problems.append(f"nextDueAt {due_bound} is later than lot {lot['_id']} falls due ({due})")
+    on_hold = 0
+    async for hold in holds_store.open_of(db, member_id):
+        on_hold += hold["points"]
+        if sum(take["points"] for take in hold["lots"]) != hold["points"]:
+            problems.append(f"hold {hold['_id']} holds {hold['points']} points but took a different sum from lots")
+    if on_hold != balances.get("held", 0):
+        problems.append(f"held is {balances.get('held', 0)} but open holds hold {on_hold}")
     if held["PENDING"] != balances.get("pending", 0):
         problems.append(f"pending is {balances.get('pending', 0)} but pending lots hold {held['PENDING']}")
     expected_available = held["AVAILABLE"] - member.get("debt", 0)

@@ -7,20 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from pymongo.errors import DuplicateKeyError
-
 from gateway.core.auth import Principal
 from gateway.core.clock import Clock
-from gateway.core.errors import BadInput, DomainError
-from gateway.domain import calendar
+from gateway.core.errors import BadInput, DomainError, NotFound
+from gateway.domain import calendar, holds
 from gateway.domain import earning as rules
+from gateway.domain.holds import HoldStatus
 from gateway.domain.program import Benefit, Program
 from gateway.features.purchases import ORDER_ID
 from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
 from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.store import deductions
 from gateway.store.mongo import Database, Document
 
+CHECKOUT = "CHECKOUT"  # the purpose of a hold made by a deduction at checkout
 MAX_GRANT_MEMBERS = 100
 MAX_GRANT_POINTS = 10_000_000
 
@@ -54,10 +55,11 @@ class BenefitUsage:
 
 
 class Engagement:
-    def __init__(self, db: Database, clock: Clock, ledger: Ledger) -> None:
+    def __init__(self, db: Database, clock: Clock, ledger: Ledger, *, hold_minutes: float = 30.0) -> None:
         self.db = db
         self.clock = clock
         self.ledger = ledger
+        self.hold_minutes = hold_minutes
 
     # -- check-in (签到) ---------------------------------------------------------------
 
@@ -168,11 +170,14 @@ class Engagement:
 
         return await self.ledger.transact(work, idempotency=idem)
 
-    # -- deduction at checkout (积分抵扣) ------------------------------------------------
+    # -- deduction at checkout (积分抵扣): a hold, posted by the purchase -----------------
 
     async def deduct_at_checkout(
         self, principal: Principal, member_id: str, order_id: str, order_amount: int, points: int, key: str
     ) -> Document:
+        """Put ``points`` on hold for ``order_id``; ``recordPurchase`` of that order posts them
+        (re-checking the cap against what was really paid), ``cancelCheckoutDeduction`` or
+        the timeout releases them. One live deduction per order; a voided one may be retried."""
         if not ORDER_ID.match(order_id):
             raise BadInput("orderId must be 1 to 100 letters, digits or _.:#/-", field="orderId")
         idem = Idempotency.for_caller(
@@ -191,44 +196,106 @@ class Engagement:
             except ValueError as exc:
                 raise BadInput(str(exc), field="points") from None
             await tx.member(member_id)
-            if await tx.db["deductions"].count_documents(
-                {"memberId": member_id, "orderId": order_id}, session=tx.session
-            ):
+            existing = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
+            if existing is not None and existing.get("status", HoldStatus.POSTED) != HoldStatus.VOIDED:
                 raise DomainError(
                     f"Points were already deducted on order {order_id!r}", code="ALREADY_DEDUCTED", orderId=order_id
                 )
-            entry = await tx.spend(
+            expires_at = holds.deadline(tx.now, self.hold_minutes)
+            hold = await tx.hold(
                 member_id,
                 points,
-                kind=EntryKind.DEDUCTION,
-                reason=f"Deduction at checkout on {order_id}",
+                purpose=CHECKOUT,
+                expires_at=expires_at,
+                kind=EntryKind.DEDUCTION_HOLD,
+                reason=f"Held for checkout on {order_id}",
                 source=Source("ORDER", order_id),
                 extra={"valueFen": value.value_fen, "orderAmount": order_amount},
             )
-            try:
-                await tx.db["deductions"].insert_one(
-                    {
-                        "memberId": member_id,
-                        "orderId": order_id,
-                        "orderAmount": order_amount,
-                        "points": points,
-                        "valueFen": value.value_fen,
-                        "entryId": entry["_id"],
-                        "createdAt": tx.now,
-                    },
-                    session=tx.session,
-                )
-            except DuplicateKeyError:
-                raise DomainError("Points were already deducted on this order", code="ALREADY_DEDUCTED") from None
+            deduction: Document = {
+                "memberId": member_id,
+                "orderId": order_id,
+                "orderAmount": order_amount,
+                "points": points,
+                "valueFen": value.value_fen,
+                "holdId": hold["_id"],
+                "status": str(HoldStatus.HELD),
+                "holdExpiresAt": expires_at,
+                "createdAt": tx.now,
+            }
+            # a retry after a voided checkout reuses the order's record, keeping the voided holds
+            if existing is None:
+                saved = await deductions.insert(tx.db, deduction, session=tx.session)
+            else:
+                saved = await deductions.reopen(tx.db, existing, deduction, session=tx.session)
+            if not saved:
+                raise DomainError("Points were already deducted on this order", code="ALREADY_DEDUCTED")
             return {
                 "memberId": member_id,
                 "orderId": order_id,
                 "points": points,
                 "valueFen": value.value_fen,
-                "entryIds": [entry["_id"]],
+                "status": str(HoldStatus.HELD),
+                "holdExpiresAt": expires_at,
+                "entryIds": [hold["holdEntryId"]],
             }
 
         return await self.ledger.transact(work, idempotency=idem)
+
+    async def cancel_checkout(self, principal: Principal, member_id: str, order_id: str) -> Document:
+        """Release the points held for an abandoned checkout; repeating it is harmless."""
+
+        async def work(tx: LedgerTx) -> Document:
+            await tx.member(member_id)
+            deduction = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
+            if deduction is None:
+                raise NotFound(f"No points were deducted on order {order_id!r}", code="DEDUCTION_NOT_FOUND")
+            if "holdId" not in deduction:  # deducted before holds existed: already a spend
+                raise DomainError("These points were already spent", code="HOLD_ALREADY_POSTED")
+            entry = await self._void(tx, deduction, f"Checkout on {order_id} cancelled")
+            return self._deduction_result(deduction, HoldStatus.VOIDED, entry)
+
+        result = await self.ledger.transact(work)
+        return {**result, "replayed": not result["entryIds"]}
+
+    async def void_expired_checkout(self, hold: Document) -> bool:
+        """The sweeper's part: release a checkout hold past its deadline. False if already settled."""
+
+        async def work(tx: LedgerTx) -> Document:
+            await tx.member(hold["memberId"])
+            deduction = await deductions.for_hold(tx.db, hold["_id"], session=tx.session)
+            if deduction is None:
+                raise LookupError(f"checkout hold {hold['_id']!r} has no deduction")
+            entry = await self._void(tx, deduction, f"Checkout on {deduction['orderId']} timed out")
+            return {"voided": entry is not None}
+
+        try:
+            return bool((await self.ledger.transact(work))["voided"])
+        except DomainError:  # posted meanwhile
+            return False
+
+    async def _void(self, tx: LedgerTx, deduction: Document, reason: str) -> Document | None:
+        entry = await tx.void_hold(
+            deduction["holdId"],
+            kind=EntryKind.DEDUCTION_VOID,
+            reason=reason,
+            source=Source("ORDER", deduction["orderId"]),
+        )
+        if entry is not None:
+            await deductions.settle(tx.db, deduction, str(HoldStatus.VOIDED), {"settledAt": tx.now}, session=tx.session)
+        return entry
+
+    @staticmethod
+    def _deduction_result(deduction: Document, status: HoldStatus, entry: Document | None) -> Document:
+        return {
+            "memberId": deduction["memberId"],
+            "orderId": deduction["orderId"],
+            "points": deduction["points"],
+            "valueFen": deduction["valueFen"],
+            "status": str(status),
+            "holdExpiresAt": deduction.get("holdExpiresAt"),
+            "entryIds": [entry["_id"]] if entry else [],
+        }
 
     # -- quota benefits (权益) -----------------------------------------------------------
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from gateway.core.clock import Clock
+from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.ledger_rules import NEVER_DUE
+from gateway.domain.membership import Plan, Term, legacy_term
 from gateway.domain.program import Program
 from gateway.domain.tiers import tier_for
 from gateway.store import members as members_store
@@ -19,7 +20,7 @@ from gateway.store.mongo import Database, Document
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[0-9][0-9 -]{5,19}$")
-ZERO_BALANCES = {"available": 0, "pending": 0, "lifetimeEarned": 0, "spent": 0, "expired": 0}
+ZERO_BALANCES = {"available": 0, "pending": 0, "lifetimeEarned": 0, "spent": 0, "expired": 0, "held": 0}
 
 
 def new_member_id() -> str:
@@ -123,11 +124,33 @@ def new_member_document(reg: Registration, program: Program, now: datetime) -> D
         "tierSince": now,
         "lifetimeSpend": 0,
         "growth": 0,
-        "paidMember": False,
+        "paidMembership": None,
         "balances": dict(ZERO_BALANCES),
         "ledgerSeq": 0,
         "nextDueAt": NEVER_DUE,
     }
+
+
+def paid_term(doc: Document, timezone: str) -> Term | None:
+    """The member's paid-membership term, if they ever had one (a pre-term flag counts as a yearly term)."""
+    term = doc.get("paidMembership")
+    if term:
+        return Term(
+            plan=Plan(term["plan"]),
+            starts_at=as_utc(term["startsAt"]),
+            months=term["months"],
+            ends_at=as_utc(term["endsAt"]),
+        )
+    if doc.get("paidMember"):
+        since = doc.get("paidMemberSince")
+        return legacy_term(as_utc(since) if since else None, as_utc(doc["registeredAt"]), timezone)
+    return None
+
+
+def paid_member_at(doc: Document, instant: datetime, timezone: str) -> bool:
+    """Whether the paid-member multiplier applies to something that happened at ``instant``."""
+    term = paid_term(doc, timezone)
+    return term is not None and term.active_at(as_utc(instant))
 
 
 class Members:
@@ -162,14 +185,6 @@ class Members:
             raise DomainError(
                 f"A member with this {exc.field} already exists", code="ALREADY_EXISTS", field=exc.field
             ) from None
-        return doc
-
-    async def set_paid_member(self, member_id: str, paid: bool) -> Document:
-        """Paid membership (付费会员) is bought outside the gateway; an admin records it here."""
-        fields = {"paidMember": paid, "paidMemberSince": self.clock.now() if paid else None}
-        doc = await members_store.set_fields(self.db, member_id, fields)
-        if doc is None:
-            raise member_not_found(member_id)
         return doc
 
     async def update_profile(self, member_id: str, update: ProfileUpdate, *, by_admin: bool) -> Document:

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pymongo.errors import DuplicateKeyError
-
 from gateway.core.auth import Principal
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, member_not_found
@@ -25,11 +23,14 @@ from gateway.domain.earning import (
     proportional_take_back,
     purchase_growth,
     purchase_points,
+    referral_stands,
 )
-from gateway.features.members import Members, Registration, new_member_document
+from gateway.domain.holds import HoldStatus, deduction_cap_at_posting
+from gateway.features.members import Members, Registration, new_member_document, paid_member_at
 from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
 from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.store import deductions, purchases
 from gateway.store.mongo import Database, Document
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_.:#/-]{1,100}$")
@@ -113,12 +114,11 @@ class Purchases:
         program = tx.program
         joined = await self._join_if_needed(tx, request)
         member = await tx.member(request.member_id)
-        if await tx.db["purchases"].count_documents(
-            {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
-        ):
+        if await purchases.exists(tx.db, request.member_id, request.order_id, session=tx.session):
             raise OrderAlreadyRecorded(
                 f"Order {request.order_id!r} is already recorded for this member", orderId=request.order_id
             )
+        deducted = await self._post_checkout_hold(tx, request)
         paid_at = as_utc(request.paid_at) if request.paid_at else tx.now
         day = local_date(paid_at, program.timezone)
         birthday = datetime.fromisoformat(member["birthday"]).date() if member.get("birthday") else None
@@ -129,7 +129,7 @@ class Purchases:
             program.tier(tier_before),
             member_day=is_member_day(day, program.earning),
             birthday=is_birthday(day, birthday),
-            paid_member=bool(member.get("paidMember")),
+            paid_member=paid_member_at(member, paid_at, program.timezone),
         )
         available_at = paid_at + timedelta(days=program.pending_days)
         source = Source("ORDER", request.order_id)
@@ -145,6 +145,9 @@ class Purchases:
             extra={"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
         )
         first_purchase = not member.get("purchaseCount")
+        referral = None
+        if first_purchase and member.get("referrerId"):
+            referral = await self._reward_referrer(tx, member, available_at)
         growth = purchase_growth(request.amount, program.growth)
         purchase: Document = {
             "memberId": request.member_id,
@@ -161,12 +164,18 @@ class Purchases:
             "growth": growth,
             "growthTakenBack": 0,
         }
-        try:
-            await tx.db["purchases"].insert_one(purchase, session=tx.session)
-        except DuplicateKeyError:
+        if referral is not None:  # what a refund of this first purchase may have to take back
+            purchase["referral"] = {
+                "referrerId": member["referrerId"],
+                "entryId": referral["_id"],
+                "points": referral["points"],
+                "lotIds": [t["lotId"] for t in referral["lots"]],
+                "revoked": False,
+            }
+        if not await purchases.insert(tx.db, purchase, session=tx.session):
             raise OrderAlreadyRecorded(
                 f"Order {request.order_id!r} is already recorded for this member", orderId=request.order_id
-            ) from None
+            )
         member["lifetimeSpend"] = member.get("lifetimeSpend", 0) + request.amount
         member["purchaseCount"] = member.get("purchaseCount", 0) + 1
         await tx.db.members.update_one(
@@ -177,11 +186,10 @@ class Purchases:
         await add_growth(tx, request.member_id, growth, reason="Purchase", source=source.document())
         change = await reevaluate(tx, request.member_id, reason=f"Purchase {request.order_id}", allow_down=False)
         entry_ids = [earned.entry["_id"]] if earned.entry else []
-        referral = None
-        if first_purchase and member.get("referrerId"):
-            referral = await self._reward_referrer(tx, member, available_at)
-            if referral is not None:
-                entry_ids.append(referral["_id"])
+        if deducted is not None:
+            entry_ids.insert(0, deducted["_id"])
+        if referral is not None:
+            entry_ids.append(referral["_id"])
         return {
             "purchaseId": purchase["_id"],
             "memberId": request.member_id,
@@ -192,8 +200,40 @@ class Purchases:
             "availableAt": available_at,
             "tierBefore": tier_before,
             "tierAfter": change.to_tier if change else tier_before,
+            "pointsDeducted": -deducted["points"] if deducted is not None else 0,
             "entryIds": entry_ids,
         }
+
+    async def _post_checkout_hold(self, tx: LedgerTx, request: PurchaseRequest) -> Document | None:
+        """Points held at checkout for this order are spent now, if the order as really paid
+        allows them: the cap is checked again against paid amount + the points' value. Over
+        the cap, or past the hold's deadline, the whole purchase is refused (nothing applied)."""
+        deduction = await deductions.held_for_order(tx.db, request.member_id, request.order_id, session=tx.session)
+        if deduction is None:
+            return None
+        check = deduction_cap_at_posting(
+            deduction["points"], deduction["valueFen"], request.amount, tx.program.deduction
+        )
+        if check.over_cap:
+            raise DomainError(
+                f"{deduction['points']} points were held on {request.order_id!r}, but an order of "
+                f"{check.order_amount_fen} fen allows at most {check.max_points}",
+                code="DEDUCTION_OVER_CAP",
+                orderId=request.order_id,
+                points=deduction["points"],
+                maxPoints=check.max_points,
+                orderAmount=check.order_amount_fen,
+            )
+        entry = await tx.post_hold(
+            deduction["holdId"],
+            kind=EntryKind.DEDUCTION,
+            reason=f"Deduction at checkout on {request.order_id}",
+            source=Source("ORDER", request.order_id),
+            extra={"valueFen": deduction["valueFen"], "orderAmount": check.order_amount_fen},
+        )
+        posted = {"entryId": entry["_id"], "orderAmount": check.order_amount_fen, "settledAt": tx.now}
+        await deductions.settle(tx.db, deduction, str(HoldStatus.POSTED), posted, session=tx.session)
+        return entry
 
     async def _reward_referrer(self, tx: LedgerTx, member: Document, available_at: datetime) -> Document | None:
         """推荐奖励: the referrer earns once, on the referred member's first purchase, pending like it."""
@@ -231,9 +271,7 @@ class Purchases:
 
     async def _refund(self, tx: LedgerTx, request: RefundRequest) -> Document:
         member = await tx.member(request.member_id)
-        purchase = await tx.db["purchases"].find_one(
-            {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
-        )
+        purchase = await purchases.for_order(tx.db, request.member_id, request.order_id, session=tx.session)
         if purchase is None:
             raise DomainError(
                 f"Order {request.order_id!r} is not recorded for this member",
@@ -262,11 +300,8 @@ class Purchases:
                 extra={"refundAmount": request.amount},
             )
         returned_entry = await self._return_deducted_points(tx, request, purchase)
-        await tx.db["purchases"].update_one(
-            {"_id": purchase["_id"]},
-            {"$inc": {"refunded": request.amount, "pointsTakenBack": points, "growthTakenBack": growth}},
-            session=tx.session,
-        )
+        revoked = await self._revoke_referral(tx, request, purchase)
+        await purchases.add_refund(tx.db, purchase["_id"], request.amount, points, growth, session=tx.session)
         member["lifetimeSpend"] = member.get("lifetimeSpend", 0) - request.amount
         await tx.db.members.update_one(
             {"_id": request.member_id}, {"$inc": {"lifetimeSpend": -request.amount}}, session=tx.session
@@ -281,10 +316,33 @@ class Purchases:
             "points": points,
             "shortfall": entry.get("shortfall", 0) if entry else 0,
             "pointsReturned": -returned_entry["delta"]["spent"] if returned_entry else 0,
+            "referralRevoked": revoked is not None,
             "tierBefore": tier_before,
             "tierAfter": change.to_tier if change else tier_before,
-            "entryIds": [e["_id"] for e in (entry, returned_entry) if e],
+            "entryIds": [e["_id"] for e in (entry, returned_entry, revoked) if e],
         }
+
+    async def _revoke_referral(self, tx: LedgerTx, request: RefundRequest, purchase: Document) -> Document | None:
+        """A referral reward stands on a kept first purchase (docs/points.md): once refunds leave
+        less than a qualifying purchase, the referrer's reward is taken back like a refund takes
+        back earned points (from its own lot first; any shortfall as the program says)."""
+        referral = purchase.get("referral")
+        if not referral or referral["revoked"]:
+            return None
+        refunded = purchase["refunded"] + request.amount
+        if referral_stands(purchase["amount"], refunded, tx.program.tiers[0].threshold):
+            return None
+        entry = await tx.take_back(
+            referral["referrerId"],
+            referral["points"],
+            lot_ids=referral["lotIds"],
+            kind=EntryKind.REFERRAL_REVOKED,
+            reason=f"Referral taken back: {request.member_id} refunded their first purchase {request.order_id}",
+            source=Source("REFERRAL", request.member_id),
+            extra={"orderId": request.order_id},
+        )
+        await purchases.mark_referral_revoked(tx.db, purchase["_id"], entry["_id"], session=tx.session)
+        return entry
 
     async def _return_deducted_points(
         self, tx: LedgerTx, request: RefundRequest, purchase: Document
@@ -292,11 +350,9 @@ class Purchases:
         """Points the member paid with at checkout (积分抵扣) come back with the refund, in the
         same share as the money: the refunded part of the order, cumulatively, into the
         lots they were taken from (original expiry)."""
-        deduction = await tx.db["deductions"].find_one(
-            {"memberId": request.member_id, "orderId": request.order_id}, session=tx.session
-        )
-        if deduction is None:
-            return None
+        deduction = await deductions.for_order(tx.db, request.member_id, request.order_id, session=tx.session)
+        if deduction is None or deduction.get("status", HoldStatus.POSTED) != HoldStatus.POSTED:
+            return None  # held or voided points were never spent on this order
         share = proportional_take_back(deduction["points"], purchase["amount"], purchase["refunded"], request.amount)
         if share == 0:
             return None

@@ -13,15 +13,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
 
 from gateway.core.auth import Principal, Role
 from gateway.core.errors import BadInput, DomainError, Forbidden, NotFound
 from gateway.domain.catalog import Reason, price_at
+from gateway.domain.holds import HoldRefusal, deadline
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
 from gateway.ledger.transaction import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Source
+from gateway.store import redemptions as orders
 from gateway.store.mongo import Database, Document
 
 MAX_QUANTITY = 1000
+REDEMPTION = "REDEMPTION"  # the purpose of a hold made by a points + cash order awaiting payment
+PAYMENT_TIMEOUT_REASON = "Payment not received in time"
 REASON_MESSAGES = {
     Reason.NOT_LISTED: "This gift is not on sale now",
     Reason.OUT_OF_STOCK: "This gift is out of stock",
@@ -32,6 +37,7 @@ REASON_MESSAGES = {
 
 
 class OrderStatus(StrEnum):
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
     PLACED = "PLACED"
     FULFILLED = "FULFILLED"
     CANCELLED = "CANCELLED"
@@ -75,12 +81,13 @@ class RedeemRequest:
 
 
 class Redemptions:
-    def __init__(self, db: Database, ledger: Ledger) -> None:
+    def __init__(self, db: Database, ledger: Ledger, *, payment_minutes: float = 30.0) -> None:
         self.db = db
         self.ledger = ledger
+        self.payment_minutes = payment_minutes
 
     async def get(self, order_id: str) -> Document:
-        doc = await self.db["redemptions"].find_one({"_id": order_id})
+        doc = await orders.find(self.db, order_id)
         if doc is None:
             raise redemption_not_found(order_id)
         return doc
@@ -121,33 +128,46 @@ class Redemptions:
                 )
             order_id = new_order_id()
             points = price.points * req.quantity
-            entry = await tx.spend(
-                req.member_id,
-                points,
-                kind=EntryKind.REDEMPTION,
-                reason=f"Redeemed {req.quantity} × {gift['name']}",
-                source=Source("REDEMPTION", order_id),
-                extra={"giftId": req.gift_id},
-            )
-            await tx.db["redemptions"].insert_one(
-                {
-                    "_id": order_id,
-                    "memberId": req.member_id,
-                    "giftId": req.gift_id,
-                    "giftName": gift["name"],
-                    "quantity": req.quantity,
-                    "unitPoints": price.points,
-                    "points": points,
-                    "cashPaid": req.cash_paid,
-                    "onOffer": price.on_offer,
-                    "status": str(OrderStatus.PLACED),
-                    "spendEntryId": entry["_id"],
-                    "placedBy": f"{principal.role.value}:{principal.subject}",
-                    "createdAt": tx.now,
-                    "updatedAt": tx.now,
-                },
-                session=tx.session,
-            )
+            order: Document = {
+                "_id": order_id,
+                "memberId": req.member_id,
+                "giftId": req.gift_id,
+                "giftName": gift["name"],
+                "quantity": req.quantity,
+                "unitPoints": price.points,
+                "points": points,
+                "cashDue": req.cash_paid,
+                "cashPaid": 0,
+                "onOffer": price.on_offer,
+                "placedBy": f"{principal.role.value}:{principal.subject}",
+                "createdAt": tx.now,
+                "updatedAt": tx.now,
+            }
+            reason = f"Redeemed {req.quantity} × {gift['name']}"
+            if req.cash_paid:  # points + cash: reserve the points and the stock until the cash is paid
+                due = deadline(tx.now, self.payment_minutes)
+                hold = await tx.hold(
+                    req.member_id,
+                    points,
+                    purpose=REDEMPTION,
+                    expires_at=due,
+                    kind=EntryKind.REDEMPTION_HOLD,
+                    reason=f"{reason}: held until the cash part is paid",
+                    source=Source("REDEMPTION", order_id),
+                    extra={"giftId": req.gift_id},
+                )
+                order |= {"status": str(OrderStatus.AWAITING_PAYMENT), "holdId": hold["_id"], "paymentDueAt": due}
+            else:
+                entry = await tx.spend(
+                    req.member_id,
+                    points,
+                    kind=EntryKind.REDEMPTION,
+                    reason=reason,
+                    source=Source("REDEMPTION", order_id),
+                    extra={"giftId": req.gift_id},
+                )
+                order |= {"status": str(OrderStatus.PLACED), "spendEntryId": entry["_id"]}
+            await orders.insert(tx.db, order, session=tx.session)
             return {"redemptionId": order_id}
 
         idempotency = Idempotency.for_caller(
@@ -166,78 +186,163 @@ class Redemptions:
         """Placed → fulfilled (shipped); anything else is INVALID_STATE."""
         await self.get(order_id)
         now = self.ledger.clock.now()
-        result = await self.db["redemptions"].update_one(
-            {"_id": order_id, "status": str(OrderStatus.PLACED)},
-            {
-                "$set": {
-                    "status": str(OrderStatus.FULFILLED),
-                    "fulfilledAt": now,
-                    "updatedAt": now,
-                    "shipment": {"carrier": carrier, "trackingNumber": tracking_number},
-                }
-            },
-        )
-        if result.modified_count != 1:
+        shipped = {
+            "fulfilledAt": now,
+            "updatedAt": now,
+            "shipment": {"carrier": carrier, "trackingNumber": tracking_number},
+        }
+        if not await orders.transition(self.db, order_id, OrderStatus.PLACED, OrderStatus.FULFILLED, shipped):
             raise invalid_state(await self.get(order_id), "fulfilled")
+        return await self.get(order_id)
+
+    async def confirm_payment(self, principal: Principal, order_id: str, reference: str, amount: int) -> Document:
+        """A trusted caller (admin, payments service) reports the cash part paid: the held
+        points are spent and the order is PLACED. Repeating it with the same reference is harmless."""
+        reference = reference.strip()
+        if not 1 <= len(reference) <= 200:
+            raise BadInput("paymentReference must be 1 to 200 characters", field="paymentReference")
+
+        async def work(tx: LedgerTx) -> Document:
+            order = await self._locked(tx, order_id)
+            if order.get("paymentReference") == reference:
+                return {"redemptionId": order_id}  # already confirmed with this payment
+            if order["status"] != OrderStatus.AWAITING_PAYMENT:
+                raise invalid_state(order, "paid")
+            if amount != order["cashDue"]:
+                raise DomainError(
+                    f"This order's cash part is {order['cashDue']} fen, {amount} was reported",
+                    code="PAYMENT_AMOUNT_MISMATCH",
+                    expected=order["cashDue"],
+                )
+            if await orders.payment_reference_used(tx.db, reference, session=tx.session):
+                raise DomainError("This payment reference already paid another order", code="PAYMENT_REFERENCE_USED")
+            try:
+                entry = await tx.post_hold(
+                    order["holdId"],
+                    kind=EntryKind.REDEMPTION,
+                    reason=f"Redeemed {order['quantity']} × {order['giftName']}",
+                    source=Source("REDEMPTION", order_id),
+                    extra={"giftId": order["giftId"], "paymentReference": reference},
+                )
+            except DomainError as exc:
+                if exc.code != HoldRefusal.HOLD_EXPIRED:
+                    raise
+                raise DomainError(
+                    "The payment came after the order's payment window closed; refund it",
+                    code="PAYMENT_EXPIRED",
+                    paymentDueAt=order["paymentDueAt"].isoformat(),
+                ) from None
+            await self._transition(
+                tx,
+                order,
+                OrderStatus.PLACED,
+                {
+                    "cashPaid": amount,
+                    "paymentReference": reference,
+                    "paidAt": tx.now,
+                    "paymentConfirmedBy": f"{principal.role.value}:{principal.subject}",
+                    "spendEntryId": entry["_id"],
+                },
+            )
+            return {"redemptionId": order_id}
+
+        try:
+            await self.ledger.transact(work)
+        except DuplicateKeyError:  # a concurrent confirmation of another order took the reference
+            raise DomainError(
+                "This payment reference already paid another order", code="PAYMENT_REFERENCE_USED"
+            ) from None
         return await self.get(order_id)
 
     async def cancel(self, principal: Principal, order_id: str, reason: str | None) -> Document:
         """Cancel: points go back to their lots (original expiry) and the stock to the gift.
 
-        A member may cancel their own order while it is placed; an admin may also
-        cancel a fulfilled one (a returned parcel), which puts the unit back in stock.
+        A member may cancel their own order while it awaits payment or is placed; an
+        admin may also cancel a fulfilled one (a returned parcel), which puts the unit
+        back in stock. An unpaid order's held points are released, never spent.
         """
-        allowed = {str(OrderStatus.PLACED)}
+        allowed = {str(OrderStatus.AWAITING_PAYMENT), str(OrderStatus.PLACED)}
         if principal.role is Role.ADMIN:
             allowed.add(str(OrderStatus.FULFILLED))
 
         async def work(tx: LedgerTx) -> Document:
-            order = await tx.db["redemptions"].find_one({"_id": order_id}, session=tx.session)
-            if order is None:
-                raise redemption_not_found(order_id)
+            order = await self._locked(tx, order_id)
             if principal.role is not Role.ADMIN and order["memberId"] != principal.subject:
                 raise Forbidden("Not allowed to cancel this redemption")
             if order["status"] not in allowed:
                 raise invalid_state(order, "cancelled")
-            await tx.member(order["memberId"])
-            spend_entry = await tx.entry(order["spendEntryId"])
-            entry = await tx.restore(
-                order["memberId"],
-                spend_entry,
-                kind=EntryKind.REDEMPTION_CANCEL,
-                reason=f"Cancelled redemption of {order['quantity']} × {order['giftName']}",
-                source=Source("REDEMPTION", order_id),
-                extra={"giftId": order["giftId"]},
-            )
-            await tx.db["gifts"].update_one(
-                {"_id": order["giftId"]},
-                {"$inc": {"stock": order["quantity"]}, "$set": {"updatedAt": tx.now}},
-                session=tx.session,
-            )
-            changed = await tx.db["redemptions"].update_one(
-                {"_id": order_id, "status": order["status"]},
-                {
-                    "$set": {
-                        "status": str(OrderStatus.CANCELLED),
-                        "cancelledAt": tx.now,
-                        "updatedAt": tx.now,
-                        "cancelReason": reason,
-                        "cancelledBy": f"{principal.role.value}:{principal.subject}",
-                        "cancelEntryId": entry["_id"],
-                    }
-                },
-                session=tx.session,
-            )
-            if changed.modified_count != 1:
-                raise invalid_state(order, "cancelled")
+            await self._cancel(tx, order, reason, f"{principal.role.value}:{principal.subject}")
             return {"redemptionId": order_id}
 
         await self.ledger.transact(work)
         return await self.get(order_id)
 
+    async def cancel_unpaid(self, hold: Document) -> bool:
+        """The sweeper's part: an order still awaiting payment past its deadline is cancelled."""
+
+        async def work(tx: LedgerTx) -> Document:
+            order = await self._locked(tx, hold["source"]["id"])
+            if order["status"] != OrderStatus.AWAITING_PAYMENT or order.get("holdId") != hold["_id"]:
+                return {"cancelled": False}
+            await self._cancel(tx, order, PAYMENT_TIMEOUT_REASON, "system:payment-timeout")
+            return {"cancelled": True}
+
+        return bool((await self.ledger.transact(work))["cancelled"])
+
+    async def _locked(self, tx: LedgerTx, order_id: str) -> Document:
+        """The order, read after locking its member (every change of an order goes through it)."""
+        member_id = await orders.member_of(tx.db, order_id, session=tx.session)
+        if member_id is None:
+            raise redemption_not_found(order_id)
+        await tx.member(member_id)
+        order = await orders.find(tx.db, order_id, session=tx.session)
+        assert order is not None
+        return order
+
+    async def _cancel(self, tx: LedgerTx, order: Document, reason: str | None, by: str) -> None:
+        what = f"{order['quantity']} × {order['giftName']}"
+        source = Source("REDEMPTION", order["_id"])
+        entry: Document | None
+        if order["status"] == OrderStatus.AWAITING_PAYMENT:
+            entry = await tx.void_hold(
+                order["holdId"],
+                kind=EntryKind.REDEMPTION_VOID,
+                reason=f"Unpaid redemption of {what} cancelled",
+                source=source,
+                extra={"giftId": order["giftId"]},
+            )
+        else:
+            entry = await tx.restore(
+                order["memberId"],
+                await tx.entry(order["spendEntryId"]),
+                kind=EntryKind.REDEMPTION_CANCEL,
+                reason=f"Cancelled redemption of {what}",
+                source=source,
+                extra={"giftId": order["giftId"]},
+            )
+        await tx.db["gifts"].update_one(
+            {"_id": order["giftId"]},
+            {"$inc": {"stock": order["quantity"]}, "$set": {"updatedAt": tx.now}},
+            session=tx.session,
+        )
+        await self._transition(
+            tx,
+            order,
+            OrderStatus.CANCELLED,
+            {
+                "cancelledAt": tx.now,
+                "cancelReason": reason,
+                "cancelledBy": by,
+                "cancelEntryId": entry["_id"] if entry else None,
+            },
+        )
+
+    @staticmethod
+    async def _transition(tx: LedgerTx, order: Document, status: OrderStatus, fields: Document) -> None:
+        fields = {"updatedAt": tx.now, **fields}
+        if not await orders.transition(tx.db, order["_id"], order["status"], status, fields, session=tx.session):
+            raise invalid_state(order, status.lower())
+
     async def page_for_member(self, member_id: str, *, first: int, after: str | None) -> list[Document]:
         """``first + 1`` orders of one member, newest first."""
-        query: Document = {"memberId": member_id}
-        if after is not None:
-            query["_id"] = {"$lt": after}
-        return [d async for d in self.db["redemptions"].find(query).sort("_id", -1).limit(first + 1)]
+        return await orders.page_for_member(self.db, member_id, before=after, size=first + 1)

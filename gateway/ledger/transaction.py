@@ -29,8 +29,10 @@ from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, IdempotencyConflict, member_not_found
 from gateway.core.metrics import record_committed
 from gateway.domain.expiry import expiry_for
+from gateway.domain.holds import HoldAction, HoldRefusal, HoldStatus, transition
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.domain.program import Program
+from gateway.store import holds as holds_store
 from gateway.store import idempotency as idempotency_store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import load_program
@@ -46,9 +48,14 @@ class EntryKind(StrEnum):
     RELEASE = "RELEASE"
     EXPIRE = "EXPIRE"
     REFUND = "REFUND"
+    REFERRAL_REVOKED = "REFERRAL_REVOKED"
+    DEDUCTION_HOLD = "DEDUCTION_HOLD"
     DEDUCTION = "DEDUCTION"
+    DEDUCTION_VOID = "DEDUCTION_VOID"
     DEDUCTION_RETURN = "DEDUCTION_RETURN"
+    REDEMPTION_HOLD = "REDEMPTION_HOLD"
     REDEMPTION = "REDEMPTION"
+    REDEMPTION_VOID = "REDEMPTION_VOID"
     REDEMPTION_CANCEL = "REDEMPTION_CANCEL"
     PARTNER_ACCRUE = "PARTNER_ACCRUE"
     PARTNER_BURN = "PARTNER_BURN"
@@ -112,6 +119,15 @@ class Idempotency:
 
 class InsufficientPoints(DomainError):
     code = "INSUFFICIENT_POINTS"
+
+
+def hold_refused(refusal: HoldRefusal, hold: Document) -> DomainError:
+    messages = {
+        HoldRefusal.HOLD_ALREADY_POSTED: "These held points were already posted",
+        HoldRefusal.HOLD_ALREADY_VOIDED: "These held points were already released",
+        HoldRefusal.HOLD_EXPIRED: "The hold on these points timed out; they are no longer reserved",
+    }
+    return DomainError(messages[refusal], code=str(refusal), holdId=str(hold["_id"]), status=hold["status"])
 
 
 @dataclass
@@ -212,6 +228,113 @@ class LedgerTx:
         extra: Document | None = None,
     ) -> Document:
         """Consume available points, soonest-expiring lots first; never below zero."""
+        takes = await self._take_available(member_id, points)
+        return await self._post(
+            member_id, kind, delta(available=-points, spent=points), reason, source, lots=takes, extra=extra
+        )
+
+    async def hold(
+        self,
+        member_id: str,
+        points: int,
+        *,
+        purpose: str,
+        expires_at: datetime,
+        kind: EntryKind,
+        reason: str,
+        source: Source,
+        extra: Document | None = None,
+    ) -> Document:
+        """Put available points on hold (phase one of a two-phase spend); returns the hold.
+
+        The points leave their lots now, soonest-expiring first, exactly as a spend
+        would take them, so nothing else can spend them; ``post_hold`` turns them
+        into a spend and ``void_hold`` puts them back into the same lots. ``purpose``
+        names the feature that owns the hold (it settles holds that time out).
+        """
+        takes = await self._take_available(member_id, points)
+        entry = await self._post(
+            member_id, kind, delta(available=-points, held=points), reason, source, lots=takes, extra=extra
+        )
+        hold: Document = {
+            "_id": ObjectId(),
+            "memberId": member_id,
+            "points": points,
+            "lots": takes,
+            "status": str(HoldStatus.HELD),
+            "purpose": purpose,
+            "source": source.document(),
+            "expiresAt": expires_at,
+            "holdEntryId": entry["_id"],
+            "createdAt": self.now,
+        }
+        await holds_store.insert(self.db, hold, session=self.session)
+        return hold
+
+    async def post_hold(
+        self, hold_id: Any, *, kind: EntryKind, reason: str, source: Source, extra: Document | None = None
+    ) -> Document:
+        """Phase two, commit: the held points become spent. Refused once the hold's deadline passed."""
+        hold = await self._settle_hold(hold_id, HoldAction.POST)
+        assert hold is not None
+        points = hold["points"]
+        entry = await self._post(
+            hold["memberId"],
+            kind,
+            delta(held=-points, spent=points),
+            reason,
+            source,
+            lots=hold["lots"],
+            extra={**(extra or {}), "holdId": hold["_id"]},
+        )
+        await self._close_hold(hold, HoldStatus.POSTED, entry)
+        return entry
+
+    async def void_hold(
+        self, hold_id: Any, *, kind: EntryKind, reason: str, source: Source, extra: Document | None = None
+    ) -> Document | None:
+        """Phase two, abort: the held points go back to their lots (original expiry); the
+        share of a lot that expired meanwhile lapses. None if the hold was already voided."""
+        hold = await self._settle_hold(hold_id, HoldAction.VOID)
+        if hold is None:
+            return None
+        member_id = hold["memberId"]
+        returned, lapsed, back = await self._return_to_lots(
+            member_id, [Take(t["lotId"], t["points"]) for t in hold["lots"]]
+        )
+        entry = await self._post(
+            member_id,
+            kind,
+            delta(held=-hold["points"], available=returned, expired=lapsed),
+            reason,
+            source,
+            lots=back,
+            extra={**(extra or {}), "holdId": hold["_id"], "lapsed": lapsed},
+        )
+        await self._close_hold(hold, HoldStatus.VOIDED, entry)
+        return entry
+
+    async def _settle_hold(self, hold_id: Any, action: HoldAction) -> Document | None:
+        """Lock the hold's member, then judge ``action``: the hold to change, None for a no-op."""
+        member_id = await holds_store.member_of(self.db, hold_id, session=self.session)
+        if member_id is None:
+            raise LookupError(f"hold {hold_id!r} is referenced but missing")
+        await self.member(member_id)  # serializes every change of this member, the hold's included
+        hold = await holds_store.find(self.db, hold_id, session=self.session)
+        assert hold is not None
+        outcome = transition(HoldStatus(hold["status"]), action, expires_at=as_utc(hold["expiresAt"]), now=self.now)
+        if outcome.refusal is not None:
+            raise hold_refused(outcome.refusal, hold)
+        return hold if outcome.changes else None
+
+    async def _close_hold(self, hold: Document, status: HoldStatus, entry: Document) -> None:
+        fields = {"settledAt": self.now, "settleEntryId": entry["_id"]}
+        if not await holds_store.close(self.db, hold["_id"], str(status), fields, session=self.session):
+            # cannot happen under the member lock; never settle a hold twice
+            raise LookupError(f"hold {hold['_id']!r} changed under a locked member")
+
+    async def _take_available(self, member_id: str, points: int) -> list[Document]:
+        """Consume available points, soonest-expiring lots first; never below zero."""
         if points <= 0:
             raise BadInput("points to spend must be positive", field="points")
         member = await self.member(member_id)
@@ -222,10 +345,7 @@ class LedgerTx:
                 available=max(available, 0),
                 requested=points,
             )
-        takes = await self._consume(member_id, points, {"state": LotState.AVAILABLE})
-        return await self._post(
-            member_id, kind, delta(available=-points, spent=points), reason, source, lots=takes, extra=extra
-        )
+        return await self._consume(member_id, points, {"state": LotState.AVAILABLE})
 
     async def take_back(
         self,
@@ -300,6 +420,21 @@ class LedgerTx:
             back = give_back(takes, already, points)
         except ValueError as exc:
             raise DomainError(str(exc), code="NOTHING_TO_RESTORE") from None
+        returned, lapsed, back_docs = await self._return_to_lots(member_id, back)
+        change = delta(available=returned, spent=-(returned + lapsed), expired=lapsed)
+        return await self._post(
+            member_id,
+            kind,
+            change,
+            reason,
+            source,
+            lots=back_docs,
+            extra={**(extra or {}), "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
+        )
+
+    async def _return_to_lots(self, member_id: str, back: list[Take]) -> tuple[int, int, list[Document]]:
+        """Put taken points back into their lots; a lot past its expiry takes nothing back
+        (those points lapse). Returns (returned, lapsed, the takes as entry lots)."""
         lots = {
             lot["_id"]: lot
             async for lot in self.db.lots.find({"_id": {"$in": [t.lot_id for t in back]}}, session=self.session)
@@ -318,16 +453,7 @@ class LedgerTx:
         back_docs = [{"lotId": t.lot_id, "points": t.points} for t in back]
         if returned:
             await self._pay_debt(member_id, returned, lot_takes=back_docs)
-        change = delta(available=returned, spent=-(returned + lapsed), expired=lapsed)
-        return await self._post(
-            member_id,
-            kind,
-            change,
-            reason,
-            source,
-            lots=back_docs,
-            extra={**(extra or {}), "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
-        )
+        return returned, lapsed, back_docs
 
     async def entry(self, entry_id: Any) -> Document:
         """A ledger entry that an order or operation refers to; it must exist."""
@@ -632,6 +758,10 @@ class Ledger:
 
         result = await self.transact(work)
         return await self.entries(result["entryIds"])
+
+    async def due_holds(self, now: datetime, limit: int) -> list[Document]:
+        """Holds still HELD at or past their deadline, oldest deadline first."""
+        return await holds_store.due(self.db, now, limit)
 
     async def entries(self, entry_ids: list[Any]) -> list[Document]:
         found = {e["_id"]: e async for e in self.db.ledger.find({"_id": {"$in": entry_ids}})}

@@ -41,11 +41,20 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source.type", ASCENDING), ("source.id", ASCENDING)]),
     ],
     "idempotency": [IndexModel([("createdAt", ASCENDING)])],
+    "holds": [
+        IndexModel([("memberId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)]),
+    ],
     "gifts": [IndexModel([("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "redemptions": [
         IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
         IndexModel([("giftId", ASCENDING), ("status", ASCENDING)]),
+        IndexModel(
+            [("paymentReference", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"paymentReference": {"$type": "string"}},
+        ),
         IndexModel([("status", ASCENDING), ("fulfilledAt", ASCENDING)]),
     ],
     "purchases": [

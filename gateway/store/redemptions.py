@@ -8,6 +8,41 @@ from typing import Any
 from gateway.store.mongo import Database, Document
 
 REDEMPTIONS = "redemptions"
+
+
+async def find(db: Database, order_id: str, session: Any = None) -> Document | None:
+    return await db[REDEMPTIONS].find_one({"_id": order_id}, session=session)
+
+
+async def member_of(db: Database, order_id: str, session: Any = None) -> str | None:
+    found = await db[REDEMPTIONS].find_one({"_id": order_id}, {"memberId": 1}, session=session)
+    return None if found is None else str(found["memberId"])
+
+
+async def insert(db: Database, order: Document, session: Any = None) -> None:
+    await db[REDEMPTIONS].insert_one(order, session=session)
+
+
+async def transition(
+    db: Database, order_id: str, from_status: str, to_status: str, fields: Document, session: Any = None
+) -> bool:
+    """Compare-and-set the order's status; False if it was no longer ``from_status``."""
+    changed = await db[REDEMPTIONS].update_one(
+        {"_id": order_id, "status": from_status}, {"$set": {"status": to_status, **fields}}, session=session
+    )
+    return changed.modified_count == 1
+
+
+async def payment_reference_used(db: Database, reference: str, session: Any = None) -> bool:
+    return await db[REDEMPTIONS].count_documents({"paymentReference": reference}, limit=1, session=session) > 0
+
+
+async def page_for_member(db: Database, member_id: str, *, before: str | None, size: int) -> list[Document]:
+    """Up to ``size`` orders of one member, newest first, older than the ``before`` id."""
+    query: Document = {"memberId": member_id}
+    if before is not None:
+        query["_id"] = {"$lt": before}
+    return await db[REDEMPTIONS].find(query).sort("_id", -1).limit(size).to_list()
 CANCELLED = "CANCELLED"
 
 

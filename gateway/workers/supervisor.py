@@ -18,10 +18,12 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     from gateway.events.streams import watch_changes
     from gateway.workers.expiry import expiry_worker, tier_reevaluation_worker
+    from gateway.workers.holds import holds_worker
     from gateway.workers.notifications import notification_worker
 
     found: list[tuple[str, Worker]] = [
         ("points-expiry", expiry_worker),
+        ("hold-sweeper", holds_worker),
         ("change-watcher", watch_changes),
         ("notifications", notification_worker),
         ("tier-reevaluation", tier_reevaluation_worker),

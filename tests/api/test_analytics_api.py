@@ -14,7 +14,8 @@ February (local)
   Feb 5   A cancels the second redemption → 500 return to A's January lot
   Feb 10  expiry: A's lot 500, B's grant lot 270 (the burn took 30 of it); Feb 20: B's e1 lot 50
 March (local)
-  Mar 5   register D;  Mar 10  grant A 200, grant B 100;  Mar 12  A deducts 100 at checkout
+  Mar 5   register D;  Mar 10  grant A 200, grant B 100;  Mar 12  A deducts 100 at checkout (held, then
+          posted: spent)
   Mar 31 23:00 local (15:00 UTC): D buys ¥300 → 300 points pending at the month's end
 """
 
@@ -122,11 +123,28 @@ async def dataset(gql: GraphQLClient, admin: str, services: Services, clock: Any
     clock.set(at("2026-03-12T04:00:00"))
     deduct = {"memberId": "A", "orderId": "o-ded", "orderAmount": 10_000, "points": 100, "idempotencyKey": "d1"}
     await gql.ok(DEDUCT, {"input": deduct}, token=admin)
+    await post_checkout_hold(services, "A", "o-ded")
     clock.set(at("2026-03-31T15:00:00"))  # Mar 31, 23:00 in Shanghai
     await purchase(gql, admin, "D", "o2", 30_000)
 
     clock.set(at("2026-04-02T04:00:00"))
     return {"gift": gift}
+
+
+async def post_checkout_hold(services: Services, member_id: str, order_id: str) -> None:
+    """The checkout completes: its held points are spent. (recordPurchase does this too, with the
+    order's own points and spend, which this hand-computed scenario leaves out.)"""
+    from gateway.ledger.transaction import EntryKind, Source
+    from gateway.store import deductions
+
+    async def work(tx: Any) -> dict[str, Any]:
+        deduction = await deductions.held_for_order(tx.db, member_id, order_id, session=tx.session)
+        memo = {"kind": EntryKind.DEDUCTION, "reason": f"Deduction at checkout on {order_id}"}
+        entry = await tx.post_hold(deduction["holdId"], source=Source("ORDER", order_id), **memo)
+        await deductions.settle(tx.db, deduction, "POSTED", {"entryId": entry["_id"]}, session=tx.session)
+        return {}
+
+    await services.ledger.transact(work)
 
 
 async def test_points_analytics_match_the_hand_computed_values(

@@ -12,20 +12,8 @@ from gateway.core.clock import as_utc
 from gateway.features.audit import audit_all
 from gateway.features.expiry import expire_points, members_with_due_lots
 from tests.conftest import JWT_SECRET
-from tests.support.points_helpers import DEDUCT, UPDATE_PROGRAM, grant, member, purchase, register
-
-
-async def deduct(gql, admin, member_id, order_id, points):
-    variables = {
-        "input": {
-            "memberId": member_id,
-            "orderId": order_id,
-            "orderAmount": 10_000_000,
-            "points": points,
-            "idempotencyKey": order_id,
-        }
-    }
-    return (await gql.ok(DEDUCT, variables, token=admin))["deductPointsAtCheckout"]
+from tests.support.ledger_helpers import spend
+from tests.support.points_helpers import UPDATE_PROGRAM, grant, member, purchase, register
 
 
 async def test_spending_consumes_the_oldest_lots_and_expiry_takes_the_rest(gql, admin, db, services, clock):
@@ -33,7 +21,7 @@ async def test_spending_consumes_the_oldest_lots_and_expiry_takes_the_rest(gql, 
     clock.advance(timedelta(days=100))
     await purchase(gql, admin, "m", "o-2", 20_000)  # 200 points, earned day 100
     clock.advance(timedelta(days=10))
-    await deduct(gql, admin, "m", "c-1", 150)  # 100 from the first lot, 50 from the second
+    await spend(services.ledger, "m", 150)  # 100 from the first lot, 50 from the second
     lots = {lot["source"]["id"]: lot["remaining"] async for lot in db.lots.find({"memberId": "m"})}
     assert lots == {"o-1": 0, "o-2": 150}
     clock.advance(timedelta(days=250))  # day 360: nothing due yet
@@ -52,7 +40,7 @@ async def test_two_expiry_runs_at_once_expire_each_lot_once(gql, admin, db, serv
     for i in range(8):
         await register(gql, admin, f"m{i}")
         await grant(gql, admin, f"m{i}", 10 + i, f"g{i}")
-    await deduct(gql, admin, "m3", "c-1", 5)
+    await spend(services.ledger, "m3", 5)
     clock.advance(timedelta(days=366))
     assert len(await members_with_due_lots(db, clock.now())) == 8
     reports = await asyncio.gather(expire_points(db, services.ledger), expire_points(db, services.ledger))
@@ -143,7 +131,7 @@ async def test_annual_clearing_run_end_to_end(gql, admin, db, services, clock):
     for i, member_id in enumerate(members):
         await register(gql, admin, member_id)
         await grant(gql, admin, member_id, 100 + i, f"g-{member_id}")
-    await deduct(gql, admin, "m00", "c-1", 40)
+    await spend(services.ledger, "m00", 40)
     clock.set(datetime(2027, 6, 1, tzinfo=UTC))
     await grant(gql, admin, "m01", 500, "g-2027")
     clearing = datetime(2027, 12, 31, 16, 0, tzinfo=UTC)  # 2028-01-01 00:00 in Asia/Shanghai

@@ -35,6 +35,7 @@ async def test_earn_and_spend_move_balances_and_reconcile(services, db, member, 
         "lifetimeEarned": 500,
         "spent": 120,
         "expired": 0,
+        "held": 0,
     }
     assert await audit_all(db) == []
 
@@ -84,6 +85,7 @@ async def test_pending_points_cannot_be_spent_until_the_window_closes(services, 
         "lifetimeEarned": 200,
         "spent": 150,
         "expired": 0,
+        "held": 0,
     }
     kinds = [e["kind"] async for e in db.ledger.find({"memberId": member}).sort("seq", 1)]
     assert kinds == ["GRANT", "RELEASE", "DEDUCTION"]
@@ -150,6 +152,7 @@ async def test_restore_returns_points_to_their_lots_with_original_expiry(service
         "lifetimeEarned": 100,
         "spent": 0,
         "expired": 0,
+        "held": 0,
     }
     assert await audit_all(db) == []
 

@@ -42,6 +42,7 @@ MEMBER_OTHER = "member_other"
 PARTNER_OWN = "partner_own"
 PARTNER_OTHER = "partner_other"
 DASHBOARD = "dashboard"
+PAYMENTS = "payments"
 ADMIN = "admin"
 
 
@@ -61,6 +62,7 @@ CALLERS: tuple[Caller, ...] = (
     Caller(PARTNER_OWN, Role.PARTNER, "partner 'own' (alice linked to it), acting on itself / alice"),
     Caller(PARTNER_OTHER, Role.PARTNER, "partner 'rival', acting on partner 'own' / alice"),
     Caller(DASHBOARD, Role.DASHBOARD, "a dashboard token"),
+    Caller(PAYMENTS, Role.PAYMENTS, "the payment service's token"),
     Caller(ADMIN, Role.ADMIN, "an operator"),
 )
 CALLER_NAMES = tuple(c.name for c in CALLERS)
@@ -142,6 +144,7 @@ async def build_world(services: Services, gql: GraphQLClient) -> World:
         PARTNER_OWN: {"api_key": own.api_key},
         PARTNER_OTHER: {"api_key": rival.api_key},
         DASHBOARD: {"token": token(Role.DASHBOARD, "dash-1")},
+        PAYMENTS: {"token": token(Role.PAYMENTS, "psp-1")},
         ADMIN: {"token": admin},
     }
     await world.accrue_as_own("own-seed-event")
@@ -179,6 +182,52 @@ async def _fresh_gift(world: World, caller: str) -> dict[str, Any]:
 
 async def _fresh_redemption(world: World, caller: str) -> dict[str, Any]:
     return {"id": await world.new_redemption()}
+
+
+async def _held_checkout(world: World, caller: str) -> dict[str, Any]:
+    order = world.key(caller)
+    await world.gql.ok(
+        "mutation($input: DeductPointsInput!) { deductPointsAtCheckout(input: $input) { status } }",
+        {
+            "input": {
+                "memberId": world.alice,
+                "orderId": order,
+                "orderAmount": 10_000,
+                "points": 100,
+                "idempotencyKey": order,
+            }
+        },
+        token=world.admin,
+    )
+    return {"memberId": world.alice, "orderId": order}
+
+
+async def _unpaid_redemption(world: World, caller: str) -> dict[str, Any]:
+    gift = await world.new_gift(cash=500)
+    body = await world.gql.ok(
+        "mutation($input: RedeemGiftInput!) { redeemGift(input: $input) { id } }",
+        {
+            "input": {
+                "memberId": world.alice,
+                "giftId": gift,
+                "quantity": 1,
+                "cashPaid": 500,
+                "idempotencyKey": world.key("setup"),
+            }
+        },
+        token=world.admin,
+    )
+    return {"id": body["redeemGift"]["id"], "ref": world.key(caller)}
+
+
+async def _running_paid_membership(world: World, caller: str) -> dict[str, Any]:
+    await world.gql.ok(
+        'mutation($key: String!) { recordPaidMembership(memberId: "alice", plan: YEARLY, idempotencyKey: $key) '
+        "{ id } }",
+        {"key": world.key("setup")},
+        token=world.admin,
+    )
+    return {}
 
 
 def _with_key(build: Callable[[World, str, str], dict[str, Any]]) -> Variables:
@@ -287,7 +336,9 @@ MATRIX: dict[str, Row] = {
         lambda w, c: fixed(id=w.gift_id, m=w.alice)(w, c),
     ),
     "Query.redemption": Row(
-        "query($id: ID!) { redemption(id: $id) { id } }", SELF_OR_ADMIN, lambda w, c: fixed(id=w.redemption_id)(w, c)
+        "query($id: ID!) { redemption(id: $id) { id } }",
+        outcomes(member_self=OK, admin=OK, payments=OK),
+        lambda w, c: fixed(id=w.redemption_id)(w, c),
     ),
     "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
     "Query.notificationSettings": Row("{ notificationSettings { expiringReminderDays } }", ADMIN_ONLY),
@@ -313,8 +364,14 @@ MATRIX: dict[str, Row] = {
     "Mutation.updateProfile": Row(
         'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }', SELF_OR_ADMIN
     ),
-    "Mutation.setPaidMembership": Row(
-        'mutation { setPaidMembership(memberId: "alice", paid: true) { id } }', ADMIN_ONLY
+    "Mutation.recordPaidMembership": Row(
+        'mutation($key: String!) { recordPaidMembership(memberId: "alice", plan: MONTHLY, idempotencyKey: $key) '
+        "{ id } }",
+        ADMIN_ONLY,
+        _with_key(lambda w, c, k: {"key": k}),
+    ),
+    "Mutation.endPaidMembership": Row(
+        'mutation { endPaidMembership(memberId: "alice") { id } }', ADMIN_ONLY, _running_paid_membership
     ),
     "Mutation.recordPurchase": Row(
         "mutation($input: RecordPurchaseInput!) { recordPurchase(input: $input) { points } }",
@@ -352,6 +409,12 @@ MATRIX: dict[str, Row] = {
                 "input": {"memberId": "alice", "orderId": k, "orderAmount": 100_000, "points": 100, "idempotencyKey": k}
             }
         ),
+    ),
+    "Mutation.cancelCheckoutDeduction": Row(
+        "mutation($memberId: ID!, $orderId: String!) { cancelCheckoutDeduction(memberId: $memberId, "
+        "orderId: $orderId) { status } }",
+        SELF_OR_ADMIN,
+        _held_checkout,
     ),
     "Mutation.consumeBenefit": Row(
         'mutation($m: ID!, $key: String!) { consumeBenefit(memberId: $m, code: "FREE_SHIPPING", idempotencyKey: $key) '
@@ -408,6 +471,12 @@ MATRIX: dict[str, Row] = {
                 "input": {"memberId": "alice", "giftId": w.gift_id, "quantity": 1, "cashPaid": 0, "idempotencyKey": k}
             }
         ),
+    ),
+    "Mutation.confirmRedemptionPayment": Row(
+        "mutation($id: ID!, $ref: String!) { confirmRedemptionPayment(id: $id, paymentReference: $ref, amount: 500) "
+        "{ id } }",
+        outcomes(admin=OK, payments=OK),
+        _unpaid_redemption,
     ),
     "Mutation.fulfillRedemption": Row(
         "mutation($id: ID!) { fulfillRedemption(id: $id) { id } }", ADMIN_ONLY, _fresh_redemption

@@ -85,7 +85,7 @@ async def test_growth_basis_counts_engagement_and_is_never_spent(gql, admin, db,
         token=admin,
     )
     seen = await member(gql, admin, "m")
-    assert seen["growthValue"] == 90 and seen["points"]["spent"] == 20  # spending points leaves growth alone
+    assert seen["growthValue"] == 90 and seen["points"]["available"] == 5  # using points leaves growth alone
     bought = await purchase(gql, admin, "m", "o-1", 1_000)  # ¥10 → 10 growth → 100 → STAR
     assert bought["member"]["growthValue"] == 100 and bought["tierAfter"] == "STAR"
     unsorted = [dict(tiers[1]), dict(tiers[0])]

@@ -124,8 +124,8 @@ async def test_the_event_json_is_the_documented_shape(services: Services) -> Non
         "position": 1,
         "kind": "GRANT",
         "points": 25,
-        "delta": {"available": 25, "pending": 0, "lifetimeEarned": 25, "spent": 0, "expired": 0},
-        "balancesAfter": {"available": 25, "pending": 0, "lifetimeEarned": 25, "spent": 0, "expired": 0},
+        "delta": {"available": 25, "pending": 0, "lifetimeEarned": 25, "spent": 0, "expired": 0, "held": 0},
+        "balancesAfter": {"available": 25, "pending": 0, "lifetimeEarned": 25, "spent": 0, "expired": 0, "held": 0},
         "reason": "test",
         "source": {"type": "TEST", "id": "test", "partnerId": None},
         "idempotencyKey": "k-1",
@@ -170,6 +170,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
 
     assert [name for name, _ in workers_for(services)] == [
         "points-expiry",
+        "hold-sweeper",
         "change-watcher",
         "notifications",
         "tier-reevaluation",
@@ -177,6 +178,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
     services.settings = kafka_settings
     assert [name for name, _ in workers_for(services)] == [
         "points-expiry",
+        "hold-sweeper",
         "change-watcher",
         "notifications",
         "tier-reevaluation",

@@ -120,3 +120,15 @@ def test_deduction():
 
 def test_growth():
     assert rules.purchase_growth(38_099, DEFAULT_PROGRAM.growth) == 380
+
+
+def test_referral_stands_while_a_qualifying_purchase_is_kept():
+    assert rules.referral_stands(10_000, 0, 100)
+    assert not rules.referral_stands(100, 100, 100)  # ¥1 bought and refunded: the farming case
+    assert not rules.referral_stands(10_000, 10_000, 100)
+    assert rules.referral_stands(10_000, 9_900, 100)  # ¥1 kept: as good as an honest minimum purchase
+    assert not rules.referral_stands(10_000, 9_901, 100)
+    assert rules.referral_stands(50, 0, 100) and not rules.referral_stands(50, 1, 100)  # smaller first purchase
+    assert rules.referral_stands(3, 2, 0)  # no threshold: any kept fen
+    with pytest.raises(ValueError):
+        rules.referral_stands(100, 101, 100)
