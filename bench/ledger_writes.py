@@ -32,11 +32,13 @@ from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
 from gateway.core.settings import Settings
 from gateway.domain.exchange import Rate
+from gateway.domain.partner_commands import OperationType, PartnerCommand
+from gateway.domain.partner_terms import PartnerTerms
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.audit import audit_all
 from gateway.features.catalog import GiftSpec
 from gateway.features.members import Registration, new_member_document
-from gateway.features.partners import OperationType, PartnerCommand, Partners, PartnerTerms
+from gateway.features.partner_operations import PartnerOperations
 from gateway.features.redemptions import RedeemRequest
 from gateway.runtime import prepare
 from gateway.services import Services
@@ -46,7 +48,7 @@ from gateway.store.mongo import Database, create_client
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 OPERATOR = Principal(Role.ADMIN, "bench")
 COUNTED = 20  # operations per path run one at a time to count round trips
-REUSES_PARTNER = "partner" in inspect.signature(Partners.apply).parameters  # older gateways read it again
+REUSES_PARTNER = "partner" in inspect.signature(PartnerOperations.apply).parameters  # older gateways read it again
 Op = Callable[[int], Awaitable[Any]]
 
 
@@ -81,7 +83,7 @@ async def seed(services: Services, members: int) -> str:
         await services.engagement.grant(OPERATOR, ids, 100_000, "bench float", f"float-{start}")
     await services.partners.create(PartnerTerms(name="Bench", currency_name="Beans", rate=Rate(10, 1)), "bench")
     for i in range(members):
-        await services.partners.link(member(i), "bench", f"R{i}")
+        await services.partner_links.link(Principal(Role.ADMIN, "bench"), member(i), "bench", f"R{i}")
     gift = await services.catalog.create(
         GiftSpec(name="Bench gift", category="bench", cost_price=100, points=10), 10_000_000, DEFAULT_PROGRAM
     )
@@ -108,7 +110,7 @@ def gateway_ops(services: Services, gift_id: str, run: str) -> dict[str, Op]:
         command = PartnerCommand(OperationType.ACCRUE, f"{run}-event-{i}", f"R{i}", points=10)
         if not partner and REUSES_PARTNER:
             partner.update(await services.partners.get("bench"))
-        return await services.partners.apply("bench", command, **({"partner": partner} if partner else {}))
+        return await services.partner_operations.apply("bench", command, **({"partner": partner} if partner else {}))
 
     return {"grant": grant, "deduction": deduction, "redemption": redemption, "partner accrual": partner_accrual}
 

@@ -24,21 +24,25 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
 from gateway.core.settings import Settings
 from gateway.domain.exchange import Rate
+from gateway.domain.partner_signing import signed_event
+from gateway.domain.partner_terms import PartnerTerms
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.events.kafka import new_producer
 from gateway.features.members import Registration, new_member_document
-from gateway.features.partners import PartnerTerms
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.store.embedded_mongod import EmbeddedMongo
 from gateway.store.mongo import Database, create_client
-from gateway.workers.partner_consumer import PartnerEventConsumer, signed_event
+from gateway.workers.partner_consumer import PartnerEventConsumer
 from tests.support.services import TansuBroker
 
 FAST_JOIN = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
+
+BENCH_ADMIN = Principal(Role.ADMIN, "bench")
 
 
 async def publish(settings: Settings, secret: str, events: int, members: int) -> None:
@@ -147,7 +151,7 @@ async def run(events: int, members: int, concurrency: int) -> None:
             for i in range(members):
                 reg = Registration(display_name=f"m{i}", member_id=f"m{i}")
                 await services.members.insert(new_member_document(reg, DEFAULT_PROGRAM, now))
-                await partners.link(f"m{i}", "bench", f"R{i}")
+                await services.partner_links.link(BENCH_ADMIN, f"m{i}", "bench", f"R{i}")
             await publish(settings, secret, events, members)
 
             bare = await bare_read_rate(settings, events)

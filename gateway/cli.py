@@ -18,7 +18,7 @@ from gateway.core.errors import DomainError
 from gateway.core.logs import configure_logging
 from gateway.core.settings import Environment, Settings, SettingsError, load_settings
 from gateway.services import Services
-from gateway.store.embedded_mongod import EmbeddedMongoError
+from gateway.store.embedded_mongod import DataDirLock, EmbeddedMongoError
 
 T = TypeVar("T")
 app = typer.Typer(help="GraphQL federated loyalty gateway.", no_args_is_help=True, add_completion=False)
@@ -98,6 +98,11 @@ def serve(
     from gateway.web.server import GatewayServer
 
     settings = settings_or_exit(host=host, port=port)
+    if not settings.mongodb_uri:
+        try:  # refuse before uvicorn starts, so the operator reads one line instead of a traceback
+            DataDirLock(settings.data_dir).check_free()
+        except EmbeddedMongoError as exc:
+            raise fail(str(exc)) from None
     setup_logging(settings)
     app_ = create_app(settings, demo=demo)
     if settings.otel_exporter_otlp_endpoint:

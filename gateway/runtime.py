@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from pymongo.errors import ConnectionFailure
 
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.settings import Settings
@@ -17,20 +21,32 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def mongodb_uri(settings: Settings) -> AsyncIterator[str]:
-    """The configured URI, or a managed local mongod kept running for the duration."""
+async def embedded_mongod(settings: Settings) -> AsyncIterator[EmbeddedMongo | None]:
+    """None with a configured URI, else a managed local mongod, supervised for the duration."""
     if settings.mongodb_uri:
-        yield settings.mongodb_uri
+        yield None
         return
-    embedded = EmbeddedMongo(settings.data_dir)
+    embedded = EmbeddedMongo(
+        settings.data_dir,
+        max_restarts=settings.embedded_mongod_max_restarts,
+        backoff_seconds=settings.embedded_mongod_restart_backoff_seconds,
+    )
     log.info("starting embedded mongod in %s", settings.data_dir.resolve())
-    uri = await embedded.start()
+    await embedded.start()
     log.info("embedded mongod is primary at %s", embedded.host)
+    embedded.supervise()
     try:
-        yield uri
+        yield embedded
     finally:
         log.info("stopping embedded mongod")
         embedded.stop()
+
+
+@asynccontextmanager
+async def mongodb_uri(settings: Settings) -> AsyncIterator[str]:
+    """The configured URI, or a managed local mongod kept running for the duration."""
+    async with embedded_mongod(settings) as embedded:
+        yield embedded.uri if embedded is not None else str(settings.mongodb_uri)
 
 
 async def prepare(db: Database) -> None:
@@ -39,13 +55,32 @@ async def prepare(db: Database) -> None:
     await seed_program(db)
 
 
+async def _prepare_when_reachable(db: Database, timeout: float = 60.0) -> None:
+    """``prepare``, retried while an external MongoDB is still coming up (a container start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await prepare(db)
+            return
+        except ConnectionFailure as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("MongoDB not reachable yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(1.0)
+
+
 @asynccontextmanager
 async def open_services(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Services]:
-    async with mongodb_uri(settings) as uri:
-        client = create_client(uri, serverSelectionTimeoutMS=10_000)
+    async with embedded_mongod(settings) as embedded:
+        uri = embedded.uri if embedded is not None else str(settings.mongodb_uri)
+        # A short server selection: during an outage requests fail in about this long
+        # (SERVICE_UNAVAILABLE) instead of hanging; the first start waits longer.
+        client = create_client(uri, serverSelectionTimeoutMS=settings.mongodb_timeout_ms)
         try:
             db = Database(client, settings.database)
-            await prepare(db)
-            yield Services(settings=settings, db=db, clock=clock or SystemClock())
+            await _prepare_when_reachable(db)
+            services = Services(settings=settings, db=db, clock=clock or SystemClock())
+            services.extras["embedded_mongod"] = embedded
+            yield services
         finally:
             await client.close()

@@ -9,6 +9,7 @@ the feature modules import this one for their own type hints.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from gateway.features.imports import Importer
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
+    from gateway.features.partner_links import PartnerLinks
+    from gateway.features.partner_operations import PartnerOperations
+    from gateway.features.partner_statements import PartnerStatements
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
@@ -80,7 +84,26 @@ class Services:
     def partners(self) -> Partners:
         from gateway.features.partners import Partners
 
-        return Partners(self.db, self.clock, self.ledger)
+        return Partners(self.db, self.clock)
+
+    @cached_property
+    def partner_links(self) -> PartnerLinks:
+        from gateway.features.partner_links import PartnerLinks
+
+        ttl = timedelta(seconds=self.settings.partner_link_code_ttl_seconds)
+        return PartnerLinks(self.db, self.clock, self.partners, self.members, ttl)
+
+    @cached_property
+    def partner_operations(self) -> PartnerOperations:
+        from gateway.features.partner_operations import PartnerOperations
+
+        return PartnerOperations(self.db, self.clock, self.ledger)
+
+    @cached_property
+    def partner_statements(self) -> PartnerStatements:
+        from gateway.features.partner_statements import PartnerStatements
+
+        return PartnerStatements(self.db, self.partners)
 
     @cached_property
     def rate_limits(self) -> RateLimiter:

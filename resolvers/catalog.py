@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import strawberry
 
 from gateway.core.auth import Role, require_member_access, require_principal, require_role
-from gateway.core.errors import BadInput
+from gateway.core.errors import BadInput, Forbidden
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
 from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found, visible_to
-from gateway.features.redemptions import RedeemRequest
+from gateway.features.redemptions import RedeemRequest, redemption_not_found
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info, together
 from resolvers.enums import to_domain
@@ -168,7 +168,13 @@ class CatalogQuery:
         who = require_principal(info.context.principal)
         doc = await info.context.services.redemptions.get(str(id))
         if who.role is not Role.PAYMENTS:
-            require_member_access(who, doc["memberId"])
+            try:
+                require_member_access(who, doc["memberId"])
+            except Forbidden:
+                if who.role is Role.MEMBER:
+                    # Another member's order answers exactly like a missing one: ids cannot be probed.
+                    raise redemption_not_found(str(id)) from None
+                raise
         return Redemption.of(doc)
 
 

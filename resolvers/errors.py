@@ -7,7 +7,8 @@ import logging
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from gateway.core.errors import DomainError
+from gateway.core.errors import UNAVAILABLE_MESSAGE, DomainError
+from gateway.store.mongo import is_unavailable
 
 log = logging.getLogger("gateway.core.errors")
 
@@ -32,6 +33,16 @@ class MaskUnexpectedErrors(MaskErrors):
             result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if error.original_error is not None and is_unavailable(error.original_error):
+            # An outage is not a bug: the client is told to retry, with a code it can act on.
+            return GraphQLError(
+                UNAVAILABLE_MESSAGE,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                extensions={"code": "SERVICE_UNAVAILABLE"},
+            )
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked
@@ -39,5 +50,7 @@ class MaskUnexpectedErrors(MaskErrors):
 
 def log_unexpected(errors: list[GraphQLError]) -> None:
     for error in errors:
-        if is_unexpected(error):
+        if error.original_error is not None and is_unavailable(error.original_error):
+            log.warning("MongoDB unavailable in %s: %s", error.path, type(error.original_error).__name__)
+        elif is_unexpected(error):
             log.error("Unexpected error in %s", error.path, exc_info=error.original_error)

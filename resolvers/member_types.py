@@ -167,5 +167,5 @@ class Member:
 
     @strawberry.field(description="Partner accounts the member linked: the partners that may act for them.")
     async def partner_accounts(self, info: Info) -> list[PartnerAccount]:
-        links = await info.context.services.partners.links_for_member(self.doc["_id"])
+        links = await info.context.services.partner_links.links_for_member(self.doc["_id"])
         return [PartnerAccount.of(doc) for doc in links]

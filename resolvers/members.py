@@ -7,7 +7,7 @@ from datetime import date
 import strawberry
 
 from gateway.core.auth import Role, require_member_access, require_principal, require_role
-from gateway.core.errors import Forbidden
+from gateway.core.errors import Forbidden, quote
 from gateway.domain.membership import Plan
 from gateway.features.members import ProfileUpdate, Registration
 from resolvers.context import Info
@@ -72,7 +72,7 @@ class MemberMutation:
         elif who.role is Role.ADMIN:
             member_id = input.id
         else:
-            raise Forbidden(f"Role {who.role.value!r} may not register members")
+            raise Forbidden(f"Role {quote(who.role.value)} may not register members")
         registration = Registration(
             display_name=input.display_name,
             email=input.email,

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 import strawberry
 
 from gateway.core.errors import BadInput
+from gateway.domain.text import unsafe_character
 
 T = TypeVar("T")
 MAX_PAGE = 100
@@ -41,12 +42,20 @@ def encode_cursor(value: str) -> str:
 
 
 def decode_cursor(cursor: str | None) -> str | None:
+    """The value inside a cursor this gateway handed out; anything else is BAD_USER_INPUT.
+
+    Each connection also checks the value's shape (a sequence number, an id...), so a
+    well-formed but foreign cursor is refused too, never answered with an empty page.
+    """
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except ValueError:
+        value = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
+    except ValueError:  # not ASCII, not base64, not UTF-8 (UnicodeError is a ValueError)
         raise BadInput("after is not a valid cursor", field="after") from None
+    if not value or encode_cursor(value) != cursor or unsafe_character(value, single_line=True):
+        raise BadInput("after is not a valid cursor", field="after")
+    return value
 
 
 def page_size(first: int) -> int:

@@ -8,12 +8,19 @@ import strawberry
 
 from gateway.core.clock import as_utc
 from gateway.domain.exchange import Direction
-from gateway.features.partners import OperationType, reversal_window_of
+from gateway.domain.partner_commands import OperationType
+from gateway.domain.partner_links import LinkVia
+from gateway.domain.partner_terms import reversal_window_of
 from gateway.store.mongo import Document
 from resolvers.enums import graphql_enum
 
 PartnerOperationType = graphql_enum(OperationType, "PartnerOperationType", "A partner operation.")
 ConversionDirection = graphql_enum(Direction, "ConversionDirection", "Which way a conversion goes.")
+PartnerLinkVia = graphql_enum(
+    LinkVia,
+    "PartnerLinkVia",
+    "How a link was made (CODE: the member's code, redeemed by the partner; ADMIN) or withdrawn.",
+)
 
 
 @strawberry.type(description="partnerPoints of the partner's own currency are worth coalitionPoints.")
@@ -99,6 +106,9 @@ class PartnerAccount:
     partner_id: strawberry.ID
     partner_member_ref: str = strawberry.field(description="The partner's own id for this member.")
     linked_at: datetime
+    linked_via: PartnerLinkVia | None = strawberry.field(  # type: ignore[valid-type]
+        description="CODE or ADMIN; null for links made before links had to be proven."
+    )
 
     @classmethod
     def of(cls, doc: Document) -> PartnerAccount:
@@ -106,6 +116,7 @@ class PartnerAccount:
             partner_id=strawberry.ID(doc["partnerId"]),
             partner_member_ref=doc["partnerMemberRef"],
             linked_at=as_utc(doc["linkedAt"]),
+            linked_via=LinkVia(doc["linkedVia"]) if doc.get("linkedVia") else None,
         )
 
 

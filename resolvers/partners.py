@@ -7,19 +7,21 @@ from typing import Annotated
 
 import strawberry
 
-from gateway.core.auth import Principal, Role, require_member_access, require_principal, require_role
+from gateway.core.auth import Principal, Role, require_principal, require_role
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput, Forbidden
 from gateway.domain.exchange import AccrualRate as DomainAccrualRate
-from gateway.domain.exchange import Direction, Fee, Rate, SettlementTotals
-from gateway.features.partners import Limits, OperationType, PartnerCommand, Partners, PartnerTerms, Statement
+from gateway.domain.exchange import Fee, Rate
+from gateway.domain.partner_commands import OperationType, PartnerCommand
+from gateway.domain.partner_terms import Limits, PartnerTerms
+from gateway.domain.settlement import SettlementTotals
+from gateway.features.partner_statements import Statement
+from gateway.features.partners import Partners
 from resolvers.context import Info
-from resolvers.enums import to_domain
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import (
     ConversionDirection,
     Partner,
-    PartnerAccount,
     PartnerCredentials,
     PartnerOperation,
     PartnerOperationResult,
@@ -151,9 +153,11 @@ def _partner_or_admin(principal: Principal | None, partner_id: str) -> Principal
     raise Forbidden("Not allowed to access this partner")
 
 
-async def _operate(info: Info, command: PartnerCommand) -> PartnerOperationResult:
+async def _operate(info: Info, type: OperationType, input: object) -> PartnerOperationResult:
+    """Every partner mutation: the calling partner applies the command its input carries."""
     who = require_role(info.context.principal, Role.PARTNER)
-    op, replayed = await _service(info).apply(who.subject, command, partner=who.partner)
+    command = PartnerCommand.from_request(type, input)
+    op, replayed = await info.context.services.partner_operations.apply(who.subject, command, partner=who.partner)
     return PartnerOperationResult(operation=PartnerOperation.of(op), replayed=replayed)
 
 
@@ -256,7 +260,7 @@ class PartnerStatement:
                 cursor_at = (datetime.fromisoformat(at), op_id)
             except ValueError:
                 raise BadInput("after is not a valid cursor", field="after") from None
-        docs = await _service(info).operations(
+        docs = await info.context.services.partner_statements.operations(
             self.partner_id, self.period_from, self.period_to, first=size, after=cursor_at
         )
         ops = [PartnerOperation.of(doc) for doc in docs]
@@ -284,7 +288,7 @@ class PartnerQuery:
         who = require_principal(info.context.principal)
         owner = who.subject if who.role is Role.PARTNER else str(partner_id or "")
         _partner_or_admin(who, owner)
-        doc = await _service(info).operation(owner, event_id)
+        doc = await info.context.services.partner_operations.operation(owner, event_id)
         return PartnerOperation.of(doc) if doc else None
 
     @strawberry.field(description="Settlement for [from, to): an admin, or the partner itself.")
@@ -296,7 +300,9 @@ class PartnerQuery:
         period_to: Annotated[datetime, strawberry.argument(name="to")],
     ) -> PartnerStatement:
         _partner_or_admin(info.context.principal, str(partner_id))
-        statement = await _service(info).statement(str(partner_id), as_utc(period_from), as_utc(period_to))
+        statement = await info.context.services.partner_statements.statement(
+            str(partner_id), as_utc(period_from), as_utc(period_to)
+        )
         return PartnerStatement.of(statement)
 
 
@@ -323,65 +329,18 @@ class PartnerMutation:
         terms = _terms(input, Fee(fee.get("basisPoints", 0), fee.get("fixedPoints", 0)))
         return Partner.of(await service.update(str(id), terms))
 
-    @strawberry.mutation(description="The member (this is their consent) or an admin links a partner account.")
-    async def link_partner_account(
-        self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID, partner_member_ref: str
-    ) -> PartnerAccount:
-        require_member_access(info.context.principal, str(member_id))
-        doc = await _service(info).link(str(member_id), str(partner_id), partner_member_ref)
-        return PartnerAccount.of(doc)
-
-    @strawberry.mutation(description="The member or an admin withdraws the link; false when there was none.")
-    async def unlink_partner_account(self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID) -> bool:
-        require_member_access(info.context.principal, str(member_id))
-        return await _service(info).unlink(str(member_id), str(partner_id))
-
     @strawberry.mutation(description="Partner (X-Api-Key): coalition points for a purchase at the partner.")
     async def partner_accrue(self, info: Info, input: PartnerAccrueInput) -> PartnerOperationResult:
-        return await _operate(
-            info,
-            PartnerCommand(
-                OperationType.ACCRUE,
-                input.event_id,
-                input.member_ref,
-                points=input.points,
-                amount=input.amount,
-                occurred_at=input.occurred_at,
-            ),
-        )
+        return await _operate(info, OperationType.ACCRUE, input)
 
     @strawberry.mutation(description="Partner (X-Api-Key): redeem a linked member's coalition points at the partner.")
     async def partner_burn(self, info: Info, input: PartnerBurnInput) -> PartnerOperationResult:
-        return await _operate(
-            info,
-            PartnerCommand(
-                OperationType.BURN, input.event_id, input.member_ref, points=input.points, occurred_at=input.occurred_at
-            ),
-        )
+        return await _operate(info, OperationType.BURN, input)
 
     @strawberry.mutation(description="Partner (X-Api-Key): undo one of its own operations by its event id.")
     async def partner_reverse(self, info: Info, input: PartnerReverseInput) -> PartnerOperationResult:
-        return await _operate(
-            info,
-            PartnerCommand(
-                OperationType.REVERSE,
-                input.event_id,
-                input.member_ref,
-                original_event_id=input.original_event_id,
-                occurred_at=input.occurred_at,
-            ),
-        )
+        return await _operate(info, OperationType.REVERSE, input)
 
     @strawberry.mutation(description="Partner (X-Api-Key): convert between its points and coalition points.")
     async def convert_partner_points(self, info: Info, input: ConvertPartnerPointsInput) -> PartnerOperationResult:
-        return await _operate(
-            info,
-            PartnerCommand(
-                OperationType.CONVERT,
-                input.event_id,
-                input.member_ref,
-                points=input.points,
-                direction=to_domain(Direction, input.direction),
-                occurred_at=input.occurred_at,
-            ),
-        )
+        return await _operate(info, OperationType.CONVERT, input)

@@ -6,7 +6,9 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
+from strawberry.types import Info
 
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
@@ -19,9 +21,12 @@ from resolvers.extensions import (
     OperationGuard,
     TokenLimit,
 )
+from resolvers.federation import RouterOnlyFederation, check_representations
+from resolvers.input_guard import InputTextGuard
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.notifications import NotificationMutation, NotificationQuery
+from resolvers.partner_links import PartnerLinkMutation, PartnerLinkQuery
 from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
@@ -37,6 +42,7 @@ QUERIES: tuple[type, ...] = (
     PartnerQuery,
     NotificationQuery,
     AnalyticsQuery,
+    PartnerLinkQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
@@ -44,6 +50,7 @@ MUTATIONS: tuple[type, ...] = (
     ProgramAdminMutation,
     CatalogMutation,
     PartnerMutation,
+    PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
 )
@@ -57,6 +64,14 @@ DOCUMENT_CACHE_SIZE = 512
 class GatewaySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_unexpected(errors)
+
+    def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
+        """Strawberry's, behind the checks of resolvers/federation.py (count, __typename, key types)."""
+        entity_types = {t.__strawberry_definition__.name for t in ENTITIES}  # type: ignore[attr-defined]
+        checked = check_representations(info, representations, {n: n for n in entity_types})
+        valid: list[Any] = [r for r in checked if isinstance(r, dict)]
+        resolved = iter(super().entities_resolver(info, valid))
+        return [next(resolved) if isinstance(r, dict) else r for r in checked]
 
 
 def build_schema() -> GatewaySchema:
@@ -74,6 +89,8 @@ def build_schema() -> GatewaySchema:
             lambda: GuardedValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
             MaskUnexpectedErrors,
             MetricsExtension,
+            RouterOnlyFederation,
+            InputTextGuard,
         ],
         execution_context_class=SharedEventExecutor,
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import jwt
 
-from gateway.core.errors import Forbidden, Unauthenticated
+from gateway.core.errors import Forbidden, Unauthenticated, quote
 
 ALGORITHM = "HS256"
 API_KEY_PREFIX = "lgk_"
@@ -76,7 +76,7 @@ def require_principal(principal: Principal | None) -> Principal:
 def require_role(principal: Principal | None, *roles: Role) -> Principal:
     who = require_principal(principal)
     if who.role not in roles:
-        raise Forbidden(f"Role {who.role.value!r} may not do this")
+        raise Forbidden(f"Role {quote(who.role.value)} may not do this")
     return who
 
 

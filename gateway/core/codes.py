@@ -11,6 +11,9 @@ CODES: dict[str, str] = {
     # request
     "BAD_USER_INPUT": "an argument is invalid; `field` names it where one is to blame",
     "INTERNAL_SERVER_ERROR": "an unexpected failure, masked; the server logged it",
+    "BAD_REQUEST": "the HTTP request is not a GraphQL request (e.g. a JSON body that is not an object); HTTP 400",
+    "SERVICE_UNAVAILABLE": "MongoDB is unreachable right now; retry after Retry-After (same idempotency key); "
+    "HTTP 503 for application/graphql-response+json",
     "IDEMPOTENCY_CONFLICT": "an idempotency key was reused with a different payload",
     "ALREADY_EXISTS": "the id or unique field is taken",
     "NOT_FOUND": "the thing asked for does not exist (or is not visible to the caller)",
@@ -54,6 +57,7 @@ CODES: dict[str, str] = {
     "PARTNER_LIMIT_EXCEEDED": "the partner's daily limit would be exceeded",
     "PARTNER_OPERATION_NOT_FOUND": "no operation of this partner with that event id",
     "ALREADY_REVERSED": "the partner operation was already reversed",
+    "LINK_CODE_INVALID": "the partner link code is unknown, expired, already used or another partner's",
     "REVERSAL_WINDOW_CLOSED": "the partner's reversal window for that operation has closed",
     "CONVERSION_TOO_SMALL": "the conversion yields no whole point after rate and fee",
     # request limits and abuse protection (docs/hardening.md)

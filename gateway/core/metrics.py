@@ -18,6 +18,12 @@ DURATION = Histogram("loyalty_graphql_duration_seconds", "GraphQL operation dura
 ERRORS = Counter("loyalty_graphql_errors_total", "GraphQL errors by extensions.code", ["code"])
 LEDGER_ENTRIES = Counter("loyalty_ledger_entries_total", "Committed ledger entries", ["kind"])
 LEDGER_POINTS = Counter("loyalty_ledger_points_total", "Points moved by committed ledger entries (absolute)", ["kind"])
+EMBEDDED_MONGOD_UP = Gauge("loyalty_embedded_mongod_up", "1 while the embedded mongod of this gateway runs")
+EMBEDDED_MONGOD_RESTARTS = Counter(
+    "loyalty_embedded_mongod_restarts_total", "Times the embedded mongod died and was restarted by the gateway"
+)
+WORKER_UP = Gauge("loyalty_worker_up", "1 while a background worker runs, 0 while it waits to restart", ["worker"])
+WORKER_RESTARTS = Counter("loyalty_worker_restarts_total", "Background worker crashes (each is retried)", ["worker"])
 SUBSCRIBERS = Gauge("loyalty_subscribers", "Live subscriptions on this gateway process")
 
 

@@ -51,6 +51,26 @@ class Settings(BaseSettings, HardeningSettings):
         ge=1,
         description="Events buffered per subscription; a subscriber that falls further behind is disconnected (4008).",
     )
+    mongodb_timeout_ms: int = Field(
+        default=2000,
+        ge=100,
+        description="Server selection timeout: how long a request waits for an unreachable MongoDB "
+        "before it fails with SERVICE_UNAVAILABLE.",
+    )
+    embedded_mongod_max_restarts: int = Field(
+        default=5, ge=0, description="Restarts of a dying embedded mongod before /healthz fails."
+    )
+    embedded_mongod_restart_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="First pause before restarting the embedded mongod; doubles each time."
+    )
+    router_secret: SecretStr | None = Field(
+        default=None, description="Shared secret the federation router sends in X-Router-Secret."
+    )
+    federation_router_only: bool | None = Field(
+        default=None,
+        description="Only the router (X-Router-Secret) may query _entities/_service; unset means on in production.",
+    )
+    max_entities_per_request: int = Field(default=100, ge=1, description="Representations one _entities may take.")
     notification_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often due member notifications are recorded and delivered."
     )
@@ -59,6 +79,9 @@ class Settings(BaseSettings, HardeningSettings):
     )
     kafka_notification_topic: str = "loyalty.notifications"
     relay_lease_seconds: float = Field(default=15.0, gt=0, description="Kafka relay lease; renewed at a third.")
+    partner_link_code_ttl_seconds: int = Field(
+        default=600, ge=60, le=86_400, description="How long a member's one-time partner link code stays valid."
+    )
     checkout_hold_minutes: float = Field(
         default=30.0, gt=0, description="Points deducted at checkout stay on hold this long, then are released."
     )
@@ -99,6 +122,12 @@ class Settings(BaseSettings, HardeningSettings):
         if value is not None and not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
+
+    @property
+    def federation_router_only_effective(self) -> bool:
+        if self.federation_router_only is None:
+            return self.environment is Environment.PRODUCTION
+        return self.federation_router_only
 
     @property
     def access_log_enabled(self) -> bool:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from gateway.core.auth import Principal, Role
 from gateway.core.errors import DomainError
 from gateway.domain.exchange import Rate
-from gateway.features.partners import PartnerTerms
+from gateway.domain.partner_terms import PartnerTerms
 from gateway.services import Services
 
 DEMO_PARTNER_ID = "demo-coffee"
 DEMO_LINKS = [("demo-chen", "BEAN-1001"), ("demo-liu", "BEAN-1002")]
+SEEDER = Principal(Role.ADMIN, "demo-seed")
 
 
 async def seed_demo_partner(services: Services) -> str:
     """Create the demo partner once; its API key and signing secret can only be shown then."""
     note = f"demo partner {DEMO_PARTNER_ID}: already there (rotatePartnerKey gives a new key)"
-    if await services.db["partners"].count_documents({"_id": DEMO_PARTNER_ID}) == 0:
+    if not await services.partners.exists(DEMO_PARTNER_ID):
         terms = PartnerTerms(
             name="豆子咖啡 Bean Coffee",
             currency_name="Beans",
@@ -24,8 +26,12 @@ async def seed_demo_partner(services: Services) -> str:
         _, api_key, secret = await services.partners.create(terms, DEMO_PARTNER_ID)
         note = f"demo partner {DEMO_PARTNER_ID}: X-Api-Key {api_key} (signing secret {secret}); shown only now"
     for member_id, ref in DEMO_LINKS:
-        try:
-            await services.partners.link(member_id, DEMO_PARTNER_ID, ref)
-        except DomainError:
+        if any(
+            link["partnerId"] == DEMO_PARTNER_ID for link in await services.partner_links.links_for_member(member_id)
+        ):
             continue  # linked on an earlier run
+        try:
+            await services.partner_links.link(SEEDER, member_id, DEMO_PARTNER_ID, ref)
+        except DomainError:
+            continue  # the demo member is missing, or the partner was deactivated
     return note

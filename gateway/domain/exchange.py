@@ -1,25 +1,22 @@
-"""Coalition partner arithmetic: exchange rates, rounding, fees, daily limits, settlement.
+"""Coalition partner arithmetic: exchange rates, rounding, fees, accrual by amount, daily limits.
 
 Pure functions over integers. The one rounding rule everywhere: rounding never
 creates points. A conversion moves whole *units* of the rate (for 10:1, 10
 partner points make one unit worth 1 coalition point); whatever does not fill a
 unit stays with the member as a remainder and is not consumed. Fees round up
-(in the program's favour), accrual by amount rounds down, and money is kept
-exact in milli-fen until a statement rounds its totals once.
+(in the program's favour) and accrual by amount rounds down. Settlement money is
+in ``gateway.domain.settlement``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from enum import StrEnum
 from math import gcd
 
 from gateway.core.errors import BadInput, DomainError
 
 BASIS_POINTS = 10_000
-MILLI = 1_000
 
 
 class Direction(StrEnum):
@@ -157,114 +154,4 @@ def check_daily_limit(operation: str, used_after: int, limit: int | None) -> Non
             limit=limit,
             used=used_after,
             operation=operation,
-        )
-
-
-def money_milli_fen(points: int, milli_fen_per_point: int) -> int:
-    """Exact settlement value in milli-fen (1/1000 fen), so fractional per-point prices stay exact."""
-    return points * milli_fen_per_point
-
-
-def round_fen(milli_fen: int) -> int:
-    """Milli-fen to fen, half away from zero (statements round once, at the total)."""
-    sign = -1 if milli_fen < 0 else 1
-    return sign * ((abs(milli_fen) + MILLI // 2) // MILLI)
-
-
-@dataclass(frozen=True)
-class SettlementTotals:
-    """Per-partner totals for a period, in coalition points.
-
-    The partner funds what it put into members' accounts (accruals and conversions
-    into coalition points, less what it reversed); the operator owes the partner
-    for what members redeemed there (burns and conversions out of coalition
-    points, less what it reversed). Conversion fees are the operator's and are
-    neither funded nor owed.
-    """
-
-    accrued: int = 0
-    burned: int = 0
-    accrual_reversed: int = 0
-    burn_reversed: int = 0
-    converted_in: int = 0
-    converted_out: int = 0
-    conversion_reversed_in: int = 0
-    conversion_reversed_out: int = 0
-    fees: int = 0
-
-    def __add__(self, other: SettlementTotals) -> SettlementTotals:
-        return SettlementTotals(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
-
-    @property
-    def funded_by_partner(self) -> int:
-        return self.accrued - self.accrual_reversed + self.converted_in - self.conversion_reversed_in
-
-    @property
-    def owed_to_partner(self) -> int:
-        return self.burned - self.burn_reversed + self.converted_out - self.conversion_reversed_out
-
-    @property
-    def net_points(self) -> int:
-        """Positive: the operator pays the partner; negative: the partner pays the operator."""
-        return self.owed_to_partner - self.funded_by_partner
-
-
-@dataclass(frozen=True)
-class SettlementMoney:
-    """A statement's money. Exact in milli-fen; in fen each side is rounded once and net is their difference.
-
-    ``funded_by_partner_fen`` and ``owed_to_partner_fen`` are their exact milli-fen
-    totals rounded half away from zero, once, at the total (never per operation);
-    ``net_fen`` is ``owed_to_partner_fen - funded_by_partner_fen``, so the fen on a
-    statement always add up (it may differ from ``round_fen(net_milli_fen)`` by one fen).
-    """
-
-    funded_by_partner_milli_fen: int
-    owed_to_partner_milli_fen: int
-
-    @property
-    def net_milli_fen(self) -> int:
-        return self.owed_to_partner_milli_fen - self.funded_by_partner_milli_fen
-
-    @property
-    def funded_by_partner_fen(self) -> int:
-        return round_fen(self.funded_by_partner_milli_fen)
-
-    @property
-    def owed_to_partner_fen(self) -> int:
-        return round_fen(self.owed_to_partner_milli_fen)
-
-    @property
-    def net_fen(self) -> int:
-        return self.owed_to_partner_fen - self.funded_by_partner_fen
-
-
-def settlement_money(by_rate: Mapping[int, SettlementTotals]) -> SettlementMoney:
-    """Money for a statement whose points were made at several recorded rates (milli-fen per point).
-
-    Each operation is priced at the rate recorded when it was made, so changing a
-    partner's rate never re-prices operations already made.
-    """
-    funded = sum(money_milli_fen(t.funded_by_partner, rate) for rate, t in by_rate.items())
-    owed = sum(money_milli_fen(t.owed_to_partner, rate) for rate, t in by_rate.items())
-    return SettlementMoney(funded_by_partner_milli_fen=funded, owed_to_partner_milli_fen=owed)
-
-
-DEFAULT_REVERSAL_WINDOW_DAYS = 90
-MAX_REVERSAL_WINDOW_DAYS = 3650
-
-
-def reversal_window_closes_at(made_at: datetime, window_days: int) -> datetime:
-    """The last instant a partner may reverse an operation made at ``made_at`` (gateway clock)."""
-    return made_at + timedelta(days=window_days)
-
-
-def check_reversal_window(made_at: datetime, now: datetime, window_days: int) -> None:
-    closes = reversal_window_closes_at(made_at, window_days)
-    if now > closes:
-        raise DomainError(
-            f"The reversal window of {window_days} days for this operation closed at {closes.isoformat()}",
-            code="REVERSAL_WINDOW_CLOSED",
-            windowDays=window_days,
-            closedAt=closes.isoformat(),
         )

@@ -34,9 +34,8 @@ from gateway.domain.analytics import (
     monthly,
     parse_month,
 )
-from gateway.domain.exchange import SettlementTotals, settlement_money
 from gateway.domain.program import Program
-from gateway.features.partners import totals_from_ledger_rows
+from gateway.domain.settlement import SettlementTotals, settlement_money, totals_from_ledger_rows
 from gateway.store.analytics import AnalyticsStore
 from gateway.store.mongo import Database, Document
 

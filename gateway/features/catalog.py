@@ -37,7 +37,9 @@ from gateway.domain.catalog import (
     storefront_visible,
     units_in_windows,
 )
+from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.domain.program import Program
+from gateway.domain.text import unsafe_character
 from gateway.domain.tiers import tier_rank
 from gateway.store import gifts
 from gateway.store import redemptions as redemptions_store
@@ -45,7 +47,7 @@ from gateway.store.mongo import Database, Document
 
 URL = re.compile(r"^https?://\S+$")
 MAX_POINTS = 100_000_000
-MAX_FEN = 10_000_000_000
+MAX_FEN = MAX_ORDER_FEN
 MAX_ATTEMPTS = 50
 
 
@@ -83,6 +85,8 @@ class GiftSpec:
         name, category = self.name.strip(), self.category.strip()
         if not 1 <= len(name) <= 120:
             raise BadInput("name must be 1 to 120 characters", field="name")
+        if bad := unsafe_character(name, single_line=True):
+            raise BadInput(f"name must be one line without control characters ({bad})", field="name")
         if not 1 <= len(category) <= 40:
             raise BadInput("category must be 1 to 40 characters", field="category")
         if len(self.description) > 4000:
@@ -90,11 +94,11 @@ class GiftSpec:
         if self.image_url is not None and not URL.match(self.image_url):
             raise BadInput("imageUrl must be an http(s) URL", field="imageUrl")
         if not 0 <= self.cost_price <= MAX_FEN:
-            raise BadInput("costPrice must be a non-negative amount of fen", field="costPrice")
+            raise BadInput(f"costPrice {amount_problem(self.cost_price, allow_zero=True)}", field="costPrice")
         if not 1 <= self.points <= MAX_POINTS:
             raise BadInput("points must be positive (a gift always costs points)", field="points")
         if not 0 <= self.cash <= MAX_FEN:
-            raise BadInput("cash must be a non-negative amount of fen", field="cash")
+            raise BadInput(f"cash {amount_problem(self.cash, allow_zero=True)}", field="cash")
         if self.cash > self.cost_price:
             raise BadInput("the cash part cannot exceed the cost price", field="cash")
         min_tier = self.min_tier or default_min_tier(program.tiers)

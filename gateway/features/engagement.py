@@ -9,10 +9,11 @@ from datetime import date
 
 from gateway.core.auth import Principal
 from gateway.core.clock import Clock
-from gateway.core.errors import BadInput, DomainError, NotFound
+from gateway.core.errors import BadInput, DomainError, NotFound, quote
 from gateway.domain import calendar, holds
 from gateway.domain import earning as rules
 from gateway.domain.holds import HoldStatus
+from gateway.domain.money import amount_problem
 from gateway.domain.program import Benefit, Program
 from gateway.features.purchases import ORDER_ID
 from gateway.features.rule_earning import earn_by_rule
@@ -114,7 +115,7 @@ class Engagement:
             points = tx.program.earning.behaviours.get(event)
             if points is None:
                 known = ", ".join(sorted(tx.program.earning.behaviours))
-                raise BadInput(f"Unknown behaviour event {event!r} (known: {known})", field="event")
+                raise BadInput(f"Unknown behaviour event {quote(event)} (known: {known})", field="event")
             await tx.member(member_id)
             earned = await earn_by_rule(
                 tx,
@@ -180,6 +181,8 @@ class Engagement:
         the timeout releases them. One live deduction per order; a voided one may be retried."""
         if not ORDER_ID.match(order_id):
             raise BadInput("orderId must be 1 to 100 letters, digits or _.:#/-", field="orderId")
+        if problem := amount_problem(order_amount):
+            raise BadInput(f"orderAmount {problem}", field="orderAmount")
         idem = Idempotency.for_caller(
             principal,
             key,
@@ -199,7 +202,9 @@ class Engagement:
             existing = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
             if existing is not None and existing.get("status", HoldStatus.POSTED) != HoldStatus.VOIDED:
                 raise DomainError(
-                    f"Points were already deducted on order {order_id!r}", code="ALREADY_DEDUCTED", orderId=order_id
+                    f"Points were already deducted on order {quote(order_id)}",
+                    code="ALREADY_DEDUCTED",
+                    orderId=order_id,
                 )
             expires_at = holds.deadline(tx.now, self.hold_minutes)
             hold = await tx.hold(
@@ -327,9 +332,11 @@ class Engagement:
             tier = tx.program.tier(member["tier"])
             benefit = next((b for b in tier.benefits if b.code == code), None)
             if benefit is None:
-                raise BenefitNotAvailable(f"Tier {tier.code} has no benefit {code!r}", tier=tier.code, benefit=code)
+                raise BenefitNotAvailable(
+                    f"Tier {tier.code} has no benefit {quote(code)}", tier=tier.code, benefit=code
+                )
             if benefit.quota is None:
-                raise BadInput(f"Benefit {code!r} has no quota to consume", field="code")
+                raise BadInput(f"Benefit {quote(code)} has no quota to consume", field="code")
             today = calendar.local_date(tx.now, tx.program.timezone)
             period = calendar.period_key(today, benefit.quota.period)
             used = await tx.db["benefit_usages"].count_documents(

@@ -13,6 +13,7 @@ from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.ledger_rules import NEVER_DUE
 from gateway.domain.membership import Plan, Term, legacy_term
 from gateway.domain.program import Program
+from gateway.domain.text import is_email, is_phone, unsafe_character
 from gateway.domain.tiers import tier_for
 from gateway.store import members as members_store
 from gateway.store.members import DuplicateMember
@@ -57,17 +58,19 @@ def valid_display_name(value: str) -> str:
     name = value.strip()
     if not 1 <= len(name) <= 80:
         raise BadInput("displayName must be 1 to 80 characters", field="displayName")
+    if bad := unsafe_character(name, single_line=True):
+        raise BadInput(f"displayName must be one line without control characters ({bad})", field="displayName")
     return name
 
 
 def valid_email(value: str | None) -> str | None:
-    if value is not None and (len(value) > 254 or not EMAIL.match(value)):
+    if value is not None and not is_email(value):
         raise BadInput("email is not a valid address", field="email")
     return value.lower() if value else None
 
 
 def valid_phone(value: str | None) -> str | None:
-    if value is not None and not PHONE.match(value):
+    if value is not None and not is_phone(value):
         raise BadInput("phone is not a valid number", field="phone")
     return value
 

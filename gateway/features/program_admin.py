@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from gateway.core.errors import BadInput, Conflict, DomainError
+from gateway.core.errors import BadInput, Conflict, DomainError, quote
 from gateway.domain.program import Program, Tier
 from gateway.store import gifts as gifts_store
 from gateway.store import members as members_store
@@ -56,10 +56,10 @@ def updated_program(program: Program, changes: dict[str, Any]) -> Program:
     try:
         ZoneInfo(result.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise BadInput(f"Unknown timezone {result.timezone!r}", field="timezone") from None
+        raise BadInput(f"Unknown timezone {quote(result.timezone)}", field="timezone") from None
     for event in result.earning.behaviours:
         if not event or not event.replace("_", "").isalnum() or not event.isupper():
-            raise BadInput(f"Behaviour event {event!r} must be UPPER_SNAKE_CASE", field="behaviours")
+            raise BadInput(f"Behaviour event {quote(event)} must be UPPER_SNAKE_CASE", field="behaviours")
     if any(points < 0 for points in result.earning.behaviours.values()):
         raise BadInput("Behaviour points must not be negative", field="behaviours")
     if any(not 0 <= d <= 6 for d in result.earning.member_day_weekdays):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from gateway.core.auth import Principal
 from gateway.core.clock import Clock, as_utc
-from gateway.core.errors import BadInput, DomainError, member_not_found
+from gateway.core.errors import BadInput, DomainError, member_not_found, quote
 from gateway.domain.calendar import local_date
 from gateway.domain.earning import (
     is_birthday,
@@ -26,6 +26,7 @@ from gateway.domain.earning import (
     referral_stands,
 )
 from gateway.domain.holds import HoldStatus, deduction_cap_at_posting
+from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.features.members import Members, Registration, new_member_document, paid_member_at
 from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
@@ -34,7 +35,7 @@ from gateway.store import deductions, purchases
 from gateway.store.mongo import Database, Document
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_.:#/-]{1,100}$")
-MAX_AMOUNT = 10**11  # ¥1,000,000,000: anything larger is a typo, not a purchase
+MAX_AMOUNT = MAX_ORDER_FEN  # ¥1,000,000: anything larger is a typo, not a purchase
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -54,7 +55,7 @@ class PurchaseRequest:
         if not ORDER_ID.match(self.order_id):
             raise BadInput("orderId must be 1 to 100 letters, digits or _.:#/-", field="orderId")
         if not 0 < self.amount <= MAX_AMOUNT:
-            raise BadInput("amount must be a positive number of fen", field="amount")
+            raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
         if self.paid_at is not None and as_utc(self.paid_at) > now + CLOCK_SKEW:
             raise BadInput("paidAt is in the future", field="paidAt")
         return self
@@ -68,7 +69,7 @@ class RefundRequest:
 
     def validated(self) -> RefundRequest:
         if not 0 < self.amount <= MAX_AMOUNT:
-            raise BadInput("amount must be a positive number of fen", field="amount")
+            raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
         return self
 
 
@@ -116,7 +117,7 @@ class Purchases:
         member = await tx.member(request.member_id)
         if await purchases.exists(tx.db, request.member_id, request.order_id, session=tx.session):
             raise OrderAlreadyRecorded(
-                f"Order {request.order_id!r} is already recorded for this member", orderId=request.order_id
+                f"Order {quote(request.order_id)} is already recorded for this member", orderId=request.order_id
             )
         deducted = await self._post_checkout_hold(tx, request)
         paid_at = as_utc(request.paid_at) if request.paid_at else tx.now
@@ -174,7 +175,7 @@ class Purchases:
             }
         if not await purchases.insert(tx.db, purchase, session=tx.session):
             raise OrderAlreadyRecorded(
-                f"Order {request.order_id!r} is already recorded for this member", orderId=request.order_id
+                f"Order {quote(request.order_id)} is already recorded for this member", orderId=request.order_id
             )
         member["lifetimeSpend"] = member.get("lifetimeSpend", 0) + request.amount
         member["purchaseCount"] = member.get("purchaseCount", 0) + 1
@@ -274,7 +275,7 @@ class Purchases:
         purchase = await purchases.for_order(tx.db, request.member_id, request.order_id, session=tx.session)
         if purchase is None:
             raise DomainError(
-                f"Order {request.order_id!r} is not recorded for this member",
+                f"Order {quote(request.order_id)} is not recorded for this member",
                 code="ORDER_NOT_FOUND",
                 orderId=request.order_id,
             )

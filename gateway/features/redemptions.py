@@ -9,14 +9,17 @@ none of it does: no sale without a charge, no charge without an order.
 
 from __future__ import annotations
 
+import itertools
+import re
+import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from gateway.core.auth import Principal, Role
-from gateway.core.errors import BadInput, DomainError, Forbidden, NotFound
+from gateway.core.errors import BadInput, DomainError, NotFound, quote
 from gateway.domain.catalog import Reason, price_at
 from gateway.domain.holds import HoldRefusal, deadline
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
@@ -44,7 +47,7 @@ class OrderStatus(StrEnum):
 
 
 def redemption_not_found(order_id: str) -> NotFound:
-    return NotFound(f"Redemption {order_id!r} not found", code="REDEMPTION_NOT_FOUND")
+    return NotFound(f"Redemption {quote(order_id)} not found", code="REDEMPTION_NOT_FOUND")
 
 
 def invalid_state(order: Document, action: str) -> DomainError:
@@ -59,9 +62,20 @@ def refused(reason: Reason) -> DomainError:
     return DomainError(REASON_MESSAGES[reason], code=str(reason))
 
 
+ORDER_ID = re.compile(r"red_[0-9a-f]{24,40}")
+_order_counter = itertools.count(secrets.randbelow(1 << 20))
+
+
 def new_order_id() -> str:
-    """Ids sort in creation order (ObjectId hex), which is the order a member's list pages in."""
-    return "red_" + str(ObjectId())
+    """Ids sort in creation order (a member's list pages in it) but cannot be guessed.
+
+    Seconds (8 hex, as an ObjectId starts, so older ids sort the same), milliseconds (3),
+    a per-process counter (6) for order within a millisecond, then 64 random bits: knowing
+    when an order was placed, or another order's id, does not give this one away.
+    """
+    now = time.time()
+    seconds, millis = int(now), int(now * 1000) % 1000
+    return f"red_{seconds:08x}{millis:03x}{next(_order_counter) % (1 << 24):06x}{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True)
@@ -268,7 +282,7 @@ class Redemptions:
         async def work(tx: LedgerTx) -> Document:
             order = await self._locked(tx, order_id)
             if principal.role is not Role.ADMIN and order["memberId"] != principal.subject:
-                raise Forbidden("Not allowed to cancel this redemption")
+                raise redemption_not_found(order_id)  # someone else's order: as if it did not exist
             if order["status"] not in allowed:
                 raise invalid_state(order, "cancelled")
             await self._cancel(tx, order, reason, f"{principal.role.value}:{principal.subject}")
@@ -345,4 +359,6 @@ class Redemptions:
 
     async def page_for_member(self, member_id: str, *, first: int, after: str | None) -> list[Document]:
         """``first + 1`` orders of one member, newest first."""
+        if after is not None and not ORDER_ID.fullmatch(after):
+            raise BadInput("after is not a valid cursor", field="after")
         return await orders.page_for_member(self.db, member_id, before=after, size=first + 1)

@@ -8,11 +8,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -77,6 +78,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("partnerId", ASCENDING), ("partnerMemberRef", ASCENDING)], unique=True),
         IndexModel([("memberId", ASCENDING)]),
     ],
+    "partner_link_codes": [
+        IndexModel([("codeHash", ASCENDING)], unique=True),
+        IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
+    ],
+    "partner_link_events": [
+        IndexModel([("memberId", ASCENDING), ("at", DESCENDING)]),
+        IndexModel([("partnerId", ASCENDING), ("at", DESCENDING)]),
+    ],
     "partner_operations": [IndexModel([("partnerId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])],
     "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
     "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
@@ -89,6 +98,21 @@ INDEXES: dict[str, list[IndexModel]] = {
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
     "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }
+
+
+# Server answers meaning "no primary here right now": shutting down, stepping down, electing.
+UNAVAILABLE_CODES = {91, 189, 10107, 11600, 11602, 13435, 13436}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """MongoDB cannot be reached or has no writable primary right now: an outage, not a bug.
+
+    Such errors reach clients as SERVICE_UNAVAILABLE (retry later, with the same
+    idempotency key for a mutation); anything else from PyMongo stays a masked internal error.
+    """
+    if isinstance(exc, ConnectionFailure):
+        return True
+    return isinstance(exc, OperationFailure) and exc.code in UNAVAILABLE_CODES
 
 
 def create_client(uri: str, **options: Any) -> AsyncMongoClient:
@@ -128,10 +152,12 @@ class Database:
     def program(self) -> AsyncCollection:
         return self.db["program"]
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout: float = 0.8) -> bool:
+        """Whether MongoDB answers within ``timeout`` seconds (readiness: never hangs)."""
         try:
-            await self.client.admin.command("ping")
-        except PyMongoError:
+            with pymongo.timeout(timeout):
+                await asyncio.wait_for(self.client.admin.command("ping"), timeout)
+        except (PyMongoError, TimeoutError):
             return False
         return True
 
@@ -173,6 +199,10 @@ class Database:
                 except (OperationFailure, ConnectionFailure) as exc:
                     if not exc.has_error_label(TRANSIENT) or time.monotonic() > deadline:
                         raise
+                    # A write conflict is worth many retries; an outage is not: server selection
+                    # already waited, so the client hears SERVICE_UNAVAILABLE in seconds.
+                    if isinstance(exc, ServerSelectionTimeoutError) or (is_unavailable(exc) and attempt >= 3):
+                        raise
                     await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
 
     @staticmethod
@@ -182,6 +212,8 @@ class Database:
                 await session.commit_transaction()
                 return
             except (OperationFailure, ConnectionFailure) as exc:
+                if isinstance(exc, ServerSelectionTimeoutError):
+                    raise  # outcome unknown: the client retries with its idempotency key
                 if exc.has_error_label(UNKNOWN_COMMIT) and time.monotonic() < deadline:
                     continue
                 raise

@@ -23,7 +23,7 @@ from gateway.web.graphql_view import GatewayGraphQL
 from gateway.web.limits import middleware as limit_middleware
 from gateway.web.metrics import metrics_endpoint
 from gateway.web.request_id import RequestIdMiddleware
-from gateway.workers.supervisor import running_workers
+from gateway.workers.supervisor import running_workers, worker_states
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,23 @@ def create_app(
                 await active.hub.close_all()
 
     async def healthz(request: Request) -> JSONResponse:
+        """Liveness: fails only when this process cannot recover by itself (restart it)."""
+        active: Services | None = getattr(request.app.state, "services", None)
+        embedded = active.extras.get("embedded_mongod") if active is not None else None
+        if embedded is not None and embedded.gone_for_good:
+            return JSONResponse({"status": "failed", "reason": "embedded mongod is gone for good"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
+        """Readiness, within a second: 503 while MongoDB is unreachable. Kafka workers are
+        reported in ``workers`` but never make the gateway unready (GraphQL does not need Kafka)."""
         active: Services | None = getattr(request.app.state, "services", None)
         mongo = active is not None and await active.db.ping()
         ready = bool(state["ready"]) and mongo
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "mongodb": mongo},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "mongodb": mongo}
+        if active is not None:
+            body["workers"] = worker_states(active)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     OPERATION_NAMES.limit = settings.metrics_operation_names
     application = Starlette(

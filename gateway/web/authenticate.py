@@ -6,16 +6,16 @@ from collections.abc import Mapping
 
 from gateway.core.auth import Principal, Role, decode_token, hash_api_key
 from gateway.core.errors import Unauthenticated
+from gateway.domain.partner_terms import is_active
 from gateway.store.mongo import Database
-
-PARTNERS = "partners"
+from gateway.store.partners import find_partner_by_key_hash
 
 
 async def principal_from_api_key(db: Database, api_key: str) -> Principal:
-    partner = await db[PARTNERS].find_one({"apiKeyHash": hash_api_key(api_key)})
+    partner = await find_partner_by_key_hash(db, hash_api_key(api_key))
     if partner is None:
         raise Unauthenticated("Unknown API key")
-    if not partner.get("active", True):
+    if not is_active(partner):
         raise Unauthenticated("Partner is not active")
     return Principal(role=Role.PARTNER, subject=partner["_id"], partner=partner)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -22,8 +23,9 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway.core.errors import DomainError
+from gateway.core.errors import UNAVAILABLE_MESSAGE, DomainError, ServiceUnavailable
 from gateway.services import Services
+from gateway.store.mongo import is_unavailable
 from gateway.web.authenticate import authenticate
 from gateway.web.guard import (
     GatewayTransportWSHandler,
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+RETRY_AFTER_SECONDS = 2
 
 
 def negotiate(accept: str | None) -> str:
@@ -132,11 +135,38 @@ class GatewayGraphQL(GraphQL[Context, None]):
         """Not for an APQ GET (``?extensions=`` with a hash and no query)."""
         return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
 
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry's run, with two refusals answered as GraphQL errors instead of a 500:
+        a body that is not a JSON object (400), and MongoDB unreachable outside any resolver (503)."""
+        try:
+            return await super().run(request, context, root_value)
+        except RequestRefused as exc:
+            return _error_response(exc.reason, exc.code, exc.status_code)
+        except Exception as exc:
+            if isinstance(request, WebSocket) or not is_unavailable(exc):
+                raise
+            return _error_response(
+                UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE", 503, {"retry-after": str(RETRY_AFTER_SECONDS)}
+            )
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A GraphQL request body is a JSON object (or a batch: an array of objects)."""
+        parsed = super().parse_json(data)
+        if isinstance(parsed, dict) or (isinstance(parsed, list) and all(isinstance(i, dict) for i in parsed)):
+            return parsed
+        raise RequestRefused(400, "The request must be a JSON object with a query", "BAD_REQUEST")
+
     def encode_json(self, data: object) -> bytes:
         return encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson refuses a lone surrogate escape ("\ud800"); the standard parser reads it, so
+            # the input guard can answer BAD_USER_INPUT for that field. Truly broken JSON fails
+            # here again and stays a 400.
+            return json.loads(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):
@@ -155,9 +185,12 @@ class GatewayGraphQL(GraphQL[Context, None]):
             except DomainError as exc:
                 auth_error = exc
                 request.state.refusal = await limiter.failed(address)
-            except Exception:
-                log.exception("authentication failed unexpectedly")
-                auth_error = DomainError("Internal server error", code="INTERNAL_SERVER_ERROR")
+            except Exception as exc:  # an API key is looked up in MongoDB: it may be unreachable
+                if is_unavailable(exc):
+                    auth_error = ServiceUnavailable(UNAVAILABLE_MESSAGE)
+                else:
+                    log.exception("authentication failed unexpectedly")
+                    auth_error = DomainError("Internal server error", code="INTERNAL_SERVER_ERROR")
         return Context(
             services=self.services,
             principal=principal,
@@ -249,6 +282,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
             response.pop("data", None)
             if media == GRAPHQL_RESPONSE:
                 sub_response.status_code = _request_error_status(result)
+        if _codes(result) & {"SERVICE_UNAVAILABLE"}:
+            sub_response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+            if media == GRAPHQL_RESPONSE:
+                sub_response.status_code = 503
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
@@ -274,6 +311,20 @@ def _variables_too_large(variables: dict[str, Any] | None, limit: int) -> GraphQ
     )
 
 
+class RequestRefused(HTTPException):
+    """A request refused before GraphQL execution, answered as a GraphQL error with a code."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+
+
+def _error_response(message: str, code: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status, headers=headers
+    )
+
+
 def _auth_error(error: DomainError) -> GraphQLError:
     return GraphQLError(error.message, extensions=error.extensions)
 
@@ -282,8 +333,12 @@ def _has_request_errors(result: Any) -> bool:
     return isinstance(result, ExecutionResult) and is_request_error(result)
 
 
+def _codes(result: ExecutionResult) -> set[object]:
+    return {(e.extensions or {}).get("code") for e in result.errors or []}
+
+
 def _request_error_status(result: ExecutionResult) -> int:
-    codes = {(e.extensions or {}).get("code") for e in result.errors or []}
+    codes = _codes(result)
     if "RATE_LIMITED" in codes:
         return 429
     return 401 if "UNAUTHENTICATED" in codes else 400

@@ -2,7 +2,7 @@
 
 Each message on ``settings.kafka_partner_topic`` is one JSON partner event (schema
 and signing in docs/partners.md). The consumer reads a batch, applies its events
-through ``Partners.apply`` (the same code and idempotency key space as GraphQL),
+through ``PartnerOperations.apply`` (the same code and idempotency key space as GraphQL),
 sends the ones that cannot apply to ``settings.kafka_dead_letter_topic`` with the
 reason, and only then commits the batch's offsets. A crash or cancellation
 anywhere before the commit means the batch is read again: events already applied
@@ -12,7 +12,7 @@ applied in order, as Kafka delivers them; different keys are applied concurrentl
 Unkeyed events keep their order per (partnerId, memberRef).
 
 Consecutive events of one key and partner (up to ``batch_size``) apply in ONE MongoDB
-transaction (``Partners.apply_batch``), each with its own idempotency record. If any of
+transaction (``PartnerOperations.apply_batch``), each with its own idempotency record. If any of
 them cannot apply, that transaction is dropped and the events apply one by one, so each
 refusal is dead-lettered on its own and the others still apply.
 """
@@ -21,70 +21,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-from pymongo.errors import BulkWriteError
 
 from gateway.core.errors import DomainError
 from gateway.core.metrics import DEAD_LETTERS as DEAD_LETTERED
 from gateway.core.metrics import PARTNER_APPLIED, PARTNER_LAG
 from gateway.domain.exchange import Direction
+from gateway.domain.partner_commands import OperationType, PartnerCommand
+from gateway.domain.partner_signing import signature_matches
+from gateway.domain.partner_terms import is_active
 from gateway.events.kafka import ensure_topics, new_producer
-from gateway.features.partners import OperationType, PartnerCommand, Partners
+from gateway.features.partner_operations import PartnerOperations
 from gateway.services import Services
+from gateway.store import partners as store
 from gateway.store.mongo import Document
 
 log = logging.getLogger(__name__)
 
 GROUP_ID = "loyalty-gateway-partner-events"
-DEAD_LETTERS = "partner_dead_letters"
-SIGNED_FIELDS = (
-    "partnerId",
-    "eventId",
-    "type",
-    "memberRef",
-    "points",
-    "amount",
-    "direction",
-    "originalEventId",
-    "occurredAt",
-)
-
-
-def canonical(event: Mapping[str, Any]) -> bytes:
-    """The bytes a partner signs: the SIGNED_FIELDS values in that order, one per line.
-
-    A missing or null field is an empty string; integers are written in decimal;
-    strings exactly as sent. UTF-8, lines joined by "\\n", no trailing newline.
-    """
-    parts = []
-    for name in SIGNED_FIELDS:
-        value = event.get(name)
-        parts.append("" if value is None else str(value))
-    return "\n".join(parts).encode()
-
-
-def sign(event: Mapping[str, Any], secret: str) -> str:
-    """HMAC-SHA256 of ``canonical(event)`` keyed with the partner's signing secret, lowercase hex."""
-    return hmac.new(secret.encode(), canonical(event), hashlib.sha256).hexdigest()
-
-
-def signed_event(secret: str, **fields: Any) -> bytes:
-    """A ready-to-publish event (used by tests, the bench and the docs' example)."""
-    event = {k: v for k, v in fields.items() if v is not None}
-    event["signature"] = sign(event, secret)
-    return orjson.dumps(event)
 
 
 class PartnerEvent(BaseModel):
@@ -111,17 +74,25 @@ class PartnerEvent(BaseModel):
             raise ValueError("occurredAt must be an ISO 8601 instant with an offset, e.g. 2026-03-02T04:00:00Z")
         return value
 
+    # The wire names are camelCase; a command reads these (``PartnerCommand.from_request``).
+    @property
+    def event_id(self) -> str:
+        return self.eventId
+
+    @property
+    def member_ref(self) -> str:
+        return self.memberRef
+
+    @property
+    def original_event_id(self) -> str | None:
+        return self.originalEventId
+
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromisoformat(self.occurredAt)
+
     def command(self) -> PartnerCommand:
-        return PartnerCommand(
-            type=self.type,
-            event_id=self.eventId,
-            member_ref=self.memberRef,
-            points=self.points,
-            amount=self.amount,
-            direction=self.direction,
-            original_event_id=self.originalEventId,
-            occurred_at=datetime.fromisoformat(self.occurredAt),
-        )
+        return PartnerCommand.from_request(self.type, self)
 
 
 class Rejected(Exception):
@@ -176,13 +147,14 @@ class PartnerEventConsumer:
             raise DomainError("LOYALTY_KAFKA_BOOTSTRAP_SERVERS is not set", code="KAFKA_NOT_CONFIGURED")
         self.services = services
         self.settings = settings
-        self.partners: Partners = services.partners
+        self.operations: PartnerOperations = services.partner_operations
         self.group_id = group_id
         self.concurrency = concurrency
         self.max_records = max_records
         self.batch_size = batch_size  # events of one member applied in one transaction, at most
         self.consumer_options = consumer_options or {}
         self.stats = ConsumeStats()
+        self.status: dict[str, Any] = {}
 
     async def run(self, *, idle_exit: float | None = None) -> ConsumeStats:
         """Consume until cancelled, or until no message arrived for ``idle_exit`` seconds."""
@@ -218,9 +190,16 @@ class PartnerEventConsumer:
                 continue
             idle_since = time.monotonic()
             self.stats.batches += 1
+            self.status["lastBatchAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             # All partitions of the batch at once: a message key lives on one partition, so
             # grouping by key across them keeps every ordering Kafka promises.
             await self.process([r for records in batch.values() for r in records], producer)
+            self.status.update(
+                read=self.stats.read,
+                applied=self.stats.applied,
+                replayed=self.stats.replayed,
+                deadLettered=self.stats.dead_lettered,
+            )
             try:
                 await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
             except CommitFailedError as exc:
@@ -256,7 +235,7 @@ class PartnerEventConsumer:
 
         async def run_group(items: list[tuple[ConsumerRecord, PartnerEvent | Rejected]]) -> None:
             """One key's events in order: consecutive events of one partner apply as one
-            transaction (``Partners.apply_batch``); each is still dead-lettered on its own."""
+            transaction (``PartnerOperations.apply_batch``); each is still dead-lettered on its own."""
             async with limit:
                 run: list[tuple[ConsumerRecord, PartnerEvent]] = []
                 for record, item in [*items, (None, None)]:
@@ -282,14 +261,13 @@ class PartnerEventConsumer:
 
     async def _verify(self, event: PartnerEvent, partners: dict[str, Document | None]) -> None:
         if event.partnerId not in partners:
-            partners[event.partnerId] = await self.services.db["partners"].find_one({"_id": event.partnerId})
+            partners[event.partnerId] = await store.find_partner(self.services.db, event.partnerId)
         partner = partners[event.partnerId]
         if partner is None:
             raise Rejected("PARTNER_NOT_FOUND", f"unknown partner {event.partnerId!r}")
-        if not partner.get("active", True):
+        if not is_active(partner):
             raise Rejected("PARTNER_INACTIVE", f"partner {event.partnerId!r} is not active")
-        expected = sign(event.model_dump(mode="json"), partner["signingSecret"])
-        if not hmac.compare_digest(expected, event.signature.lower()):
+        if not signature_matches(event.model_dump(mode="json"), event.signature, partner["signingSecret"]):
             raise Rejected("BAD_SIGNATURE", "signature does not match the partner's signing secret")
 
     async def _apply_run(
@@ -301,7 +279,7 @@ class PartnerEventConsumer:
         outcomes: list[Rejected | None] = []
         partner_id = run[0][1].partnerId
         known = partners.get(partner_id)
-        for outcome in await self.partners.apply_batch(partner_id, commands, partner=known):
+        for outcome in await self.operations.apply_batch(partner_id, commands, partner=known):
             if isinstance(outcome, DomainError):
                 outcomes.append(Rejected(outcome.code, outcome.message))
                 continue
@@ -319,7 +297,7 @@ class PartnerEventConsumer:
     ) -> tuple[asyncio.Future[Any], Document] | None:
         """Send one dead letter (not awaited here); skipped when a previous run already sent it."""
         letter_id = f"{record.topic}:{record.partition}:{record.offset}"
-        if await self.services.db[DEAD_LETTERS].count_documents({"_id": letter_id}, limit=1):
+        if await store.dead_letter_sent(self.services.db, letter_id):
             return None
         self.stats.dead_lettered += 1
         self.stats.reasons[rejected.code] = self.stats.reasons.get(rejected.code, 0) + 1
@@ -346,10 +324,7 @@ class PartnerEventConsumer:
             {"_id": letter["id"], "reasonCode": letter["reasonCode"], "reason": letter["reason"], "at": letter["at"]}
             for letter in letters
         ]
-        try:
-            await self.services.db[DEAD_LETTERS].insert_many(docs, ordered=False)
-        except BulkWriteError as exc:  # duplicates from a concurrent re-read are fine
-            log.debug("dead letter records: %r", exc)
+        await store.remember_dead_letters(self.services.db, docs)  # a concurrent re-read's duplicates are skipped
 
 
 async def record_lag(consumer: AIOKafkaConsumer) -> None:
@@ -371,4 +346,8 @@ async def partner_events_worker(services: Services) -> None:
 
     ``services.extras["partner_consumer"]`` may hold PartnerEventConsumer options (embedding, tests).
     """
-    await PartnerEventConsumer(services, **services.extras.get("partner_consumer", {})).run()
+    from gateway.workers.supervisor import worker_state
+
+    consumer = PartnerEventConsumer(services, **services.extras.get("partner_consumer", {}))
+    consumer.status = worker_state(services, "partner-events").detail
+    await consumer.run()

@@ -75,6 +75,8 @@ class BalanceRelay:
         self.ttl: float = getattr(settings, "relay_lease_seconds", 15.0)
         self.lease = Lease(db, BALANCE_RELAY, owner or new_owner(), self.ttl, collection=LEASES)
         self.holding = asyncio.Event()
+        self.published = 0
+        self.status: dict[str, Any] = {"holdingLease": False, "published": 0}
 
     async def run(self) -> None:
         """Until cancelled: hold the lease and publish, or wait to take it over."""
@@ -88,10 +90,13 @@ class BalanceRelay:
                     await asyncio.sleep(self.ttl / 3)
                     continue
                 log.info("balance relay %s holds the lease", self.lease.owner)
+                self.status["holdingLease"] = True
                 await self._publish(producer, lease)
                 self.holding.clear()
+                self.status["holdingLease"] = False
                 log.warning("balance relay %s lost the lease", self.lease.owner)
         finally:
+            self.status["holdingLease"] = False
             await producer.stop()
 
     async def _publish(self, producer: Any, lease: Document) -> None:
@@ -125,6 +130,8 @@ class BalanceRelay:
                             for c in batch
                         ]
                         await asyncio.gather(*sent)  # every event acknowledged before the position moves
+                        self.published += len(batch)
+                        self.status.update(published=self.published, lastPublishedAt=_iso(datetime.now(UTC)))
                         RELAY_PUBLISHED.inc(len(batch))
                         newest = as_utc(batch[-1]["fullDocument"]["createdAt"])
                         RELAY_LAG.set(max(0.0, (datetime.now(UTC) - newest).total_seconds()))
@@ -189,4 +196,10 @@ class BalanceRelay:
 
 async def run_relay(services: Any) -> None:
     """The worker (started only when LOYALTY_KAFKA_BOOTSTRAP_SERVERS is set)."""
-    await BalanceRelay(services.db, services.settings).run()
+    from gateway.workers.supervisor import worker_state
+
+    relay = BalanceRelay(services.db, services.settings)
+    relay.status = worker_state(services, "balance-relay").detail
+    relay.status.update(holdingLease=False, published=relay.status.get("published", 0))
+    relay.published = relay.status["published"]
+    await relay.run()

@@ -27,13 +27,13 @@ from typing import Any
 import pytest
 
 from gateway.core.auth import Role
+from gateway.domain.partner_commands import OperationType, PartnerCommand
 from gateway.features.expiry import expire_points
-from gateway.features.partners import OperationType, PartnerCommand
 from gateway.services import Services
 from gateway.store.analytics import DAILY, SHAPES, shape_stages
 from tests.conftest import GraphQLClient, token
 from tests.support.catalog_helpers import CANCEL, create_gift, redeem
-from tests.support.partner_helpers import add_partner
+from tests.support.partner_helpers import SETUP, add_partner
 from tests.support.points_helpers import DEDUCT, UPDATE_PROGRAM, grant, purchase, refund, register
 
 POINTS = """
@@ -75,7 +75,7 @@ def at(iso: str) -> datetime:
 
 
 async def partner_op(services: Services, command: PartnerCommand) -> None:
-    await services.partners.apply("p", command)
+    await services.partner_operations.apply("p", command)
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def dataset(gql: GraphQLClient, admin: str, services: Services, clock: Any
         await register(gql, admin, member_id)
     await services.db.members.update_one({"_id": "A"}, {"$set": {"tier": "SENIOR"}})
     await add_partner(services, "p")
-    await services.partners.link("B", "p", "pb")
+    await services.partner_links.link(SETUP, "B", "p", "pb")
     await grant(gql, admin, "A", 1000, "g-a1")
     await grant(gql, admin, "B", 300, "g-b1")
     await purchase(gql, admin, "C", "o1", 20_000)

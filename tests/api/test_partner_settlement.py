@@ -7,7 +7,7 @@ from datetime import timedelta
 from gateway.features.audit import audit_all
 from tests.conftest import GraphQLClient
 from tests.support.ledger_helpers import earn
-from tests.support.partner_helpers import add_partner, linked_member
+from tests.support.partner_helpers import SETUP, add_partner, linked_member
 
 ACCRUE = """
 mutation($input: PartnerAccrueInput!) {
@@ -166,7 +166,7 @@ async def test_a_partner_may_reverse_operations_from_before_an_unlink_inside_the
     key = coffee.api_key
     await gql.ok(ACCRUE_PLAIN, {"input": {"eventId": "a1", "memberRef": "C-1", "points": 10}}, api_key=key)
     await gql.ok(ACCRUE_PLAIN, {"input": {"eventId": "a2", "memberRef": "C-1", "points": 20}}, api_key=key)
-    await services.partners.unlink("ann", "coffee")
+    await services.partner_links.unlink(SETUP, "ann", "coffee")
     assert await gql.error_code(
         ACCRUE_PLAIN, {"input": {"eventId": "a3", "memberRef": "C-1", "points": 5}}, api_key=key
     ) == ("MEMBER_NOT_LINKED")

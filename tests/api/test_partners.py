@@ -9,8 +9,9 @@ import pytest
 
 from gateway.core.auth import Role, hash_api_key
 from gateway.domain.exchange import Fee
+from gateway.domain.partner_commands import OperationType, PartnerCommand
+from gateway.domain.partner_terms import Limits
 from gateway.features.audit import audit_all
-from gateway.features.partners import Limits, OperationType, PartnerCommand
 from tests.conftest import GraphQLClient, token
 from tests.support.ledger_helpers import add_member, earn
 from tests.support.partner_helpers import add_partner, linked_member
@@ -124,9 +125,12 @@ async def test_member_links_consent_and_a_partner_acts_only_on_linked_members(
     await add_member(services, "ann")
     await add_member(services, "bob")
     link = "mutation($m: ID!, $p: ID!, $r: String!) { linkPartnerAccount(memberId: $m, partnerId: $p, partnerMemberRef: $r) { partnerId partnerMemberRef } }"  # noqa: E501
+    create_code = "mutation { createPartnerLinkCode(memberId: \"ann\", partnerId: \"coffee\") { code } }"
+    redeem = "mutation($c: String!) { redeemPartnerLinkCode(code: $c, partnerMemberRef: \"C-1\") { partnerId } }"
     ann = token(Role.MEMBER, "ann")
-    assert await gql.error_code(link, {"m": "bob", "p": "coffee", "r": "C-2"}, token=ann) == "FORBIDDEN"
-    await gql.ok(link, {"m": "ann", "p": "coffee", "r": "C-1"}, token=ann)
+    assert await gql.error_code(link, {"m": "ann", "p": "coffee", "r": "C-1"}, token=ann) == "FORBIDDEN"
+    code = (await gql.ok(create_code, token=ann))["createPartnerLinkCode"]["code"]
+    await gql.ok(redeem, {"c": code}, api_key=coffee.api_key)
     assert await gql.error_code(link, {"m": "bob", "p": "coffee", "r": "C-1"}, token=admin) == "PARTNER_REF_TAKEN"
     accounts = await gql.ok('{ member(id: "ann") { partnerAccounts { partnerId partnerMemberRef } } }', token=ann)
     assert accounts["member"]["partnerAccounts"] == [{"partnerId": "coffee", "partnerMemberRef": "C-1"}]
@@ -185,7 +189,7 @@ async def test_the_same_event_racing_in_ten_times_applies_once(services, db) -> 
     await add_partner(services, "coffee")
     await linked_member(services, "ann", ("coffee", "C-1"))
     command = PartnerCommand(OperationType.ACCRUE, "race-1", "C-1", points=25)
-    results = await asyncio.gather(*(services.partners.apply("coffee", command) for _ in range(10)))
+    results = await asyncio.gather(*(services.partner_operations.apply("coffee", command) for _ in range(10)))
     assert sorted(replayed for _, replayed in results) == [False] + [True] * 9
     assert len({op["entryId"] for op, _ in results}) == 1
     assert await available(services, "ann") == 25

@@ -80,6 +80,8 @@ ADMIN_ONLY = outcomes(admin=OK)
 SELF_OR_ADMIN = outcomes(member_self=OK, admin=OK)
 OWN_PARTNER_OR_ADMIN = outcomes(partner_own=OK, admin=OK)
 AGGREGATES = outcomes(dashboard=OK, admin=OK)
+# Another member's order answers like a missing one, so its id cannot be probed (issue 16).
+MEMBERS_OWN_ORDER = outcomes(member_self=OK, admin=OK, member_other="REDEMPTION_NOT_FOUND")
 
 
 @dataclass
@@ -134,7 +136,7 @@ async def build_world(services: Services, gql: GraphQLClient) -> World:
     await member_with(services, "bob", points=100_000, tier="SUPREME_VIP")
     own = await add_partner(services, "own")
     rival = await add_partner(services, "rival")
-    await services.partners.link("alice", "own", "alice-ref")
+    await services.partner_links.link(Principal(Role.ADMIN, "setup"), "alice", "own", "alice-ref")
     world.gift_id = await world.new_gift()
     world.redemption_id = await world.new_redemption()
     world.credentials = {
@@ -258,6 +260,11 @@ async def _link(world: World, caller: str) -> dict[str, Any]:
     return {"memberId": target, "partnerId": "rival", "ref": world.key(caller)}
 
 
+async def _link_code(world: World, caller: str) -> dict[str, Any]:
+    code, _ = await world.services.partner_links.create_code(world.bob, "own")
+    return {"code": code, "ref": world.key(caller)}
+
+
 async def _reverse(world: World, caller: str) -> dict[str, Any]:
     original = world.key("original")
     await world.accrue_as_own(original)
@@ -337,10 +344,11 @@ MATRIX: dict[str, Row] = {
     ),
     "Query.redemption": Row(
         "query($id: ID!) { redemption(id: $id) { id } }",
-        outcomes(member_self=OK, admin=OK, payments=OK),
+        outcomes(member_self=OK, admin=OK, payments=OK, member_other="REDEMPTION_NOT_FOUND"),
         lambda w, c: fixed(id=w.redemption_id)(w, c),
     ),
     "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
+    "Query.partnerLinkEvents": Row('{ partnerLinkEvents(memberId: "alice") { action } }', ADMIN_ONLY),
     "Query.notificationSettings": Row("{ notificationSettings { expiringReminderDays } }", ADMIN_ONLY),
     "Query.notificationWebhooks": Row("{ notificationWebhooks { id } }", ADMIN_ONLY),
     "Query.notifications": Row("{ notifications(first: 5) { edges { node { id } } } }", ADMIN_ONLY),
@@ -482,7 +490,7 @@ MATRIX: dict[str, Row] = {
         "mutation($id: ID!) { fulfillRedemption(id: $id) { id } }", ADMIN_ONLY, _fresh_redemption
     ),
     "Mutation.cancelRedemption": Row(
-        "mutation($id: ID!) { cancelRedemption(id: $id) { id } }", SELF_OR_ADMIN, _fresh_redemption
+        "mutation($id: ID!) { cancelRedemption(id: $id) { id } }", MEMBERS_OWN_ORDER, _fresh_redemption
     ),
     "Mutation.createPartner": Row(
         "mutation($input: CreatePartnerInput!) { createPartner(input: $input) { apiKey } }",
@@ -494,8 +502,18 @@ MATRIX: dict[str, Row] = {
     "Mutation.linkPartnerAccount": Row(
         "mutation($memberId: ID!, $partnerId: ID!, $ref: String!) "
         "{ linkPartnerAccount(memberId: $memberId, partnerId: $partnerId, partnerMemberRef: $ref) { partnerId } }",
-        SELF_OR_ADMIN,
+        ADMIN_ONLY,
         _link,
+    ),
+    "Mutation.createPartnerLinkCode": Row(
+        'mutation { createPartnerLinkCode(memberId: "alice", partnerId: "rival") { code } }', outcomes(member_self=OK)
+    ),
+    # Codes belong to one partner: another partner's redemption is refused like an unknown code.
+    "Mutation.redeemPartnerLinkCode": Row(
+        "mutation($code: String!, $ref: String!) { redeemPartnerLinkCode(code: $code, partnerMemberRef: $ref) "
+        "{ partnerId } }",
+        outcomes(partner_own=OK, partner_other="LINK_CODE_INVALID"),
+        _link_code,
     ),
     "Mutation.unlinkPartnerAccount": Row(
         'mutation { unlinkPartnerAccount(memberId: "alice", partnerId: "own") }', SELF_OR_ADMIN

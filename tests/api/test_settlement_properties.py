@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from gateway.core.errors import DomainError
 from gateway.domain.exchange import Direction, Fee
+from gateway.domain.partner_commands import OperationType, PartnerCommand
+from gateway.domain.partner_terms import PartnerTerms
 from gateway.features.audit import audit_all
-from gateway.features.partners import OperationType, PartnerCommand, PartnerTerms
 from tests.conftest import START
 from tests.support.ledger_helpers import earn
 from tests.support.partner_helpers import add_partner, linked_member
@@ -79,7 +80,7 @@ async def test_statement_money_adds_up_at_the_recorded_rates(services, db, clock
             original, original_rate = applied[op[1] % len(applied)]
             command = PartnerCommand(OperationType.REVERSE, event_id, original_event_id=original)
         try:
-            result, _ = await services.partners.apply(partner_id, command)
+            result, _ = await services.partner_operations.apply(partner_id, command)
         except DomainError:
             continue  # refused whole (insufficient points, already reversed, too small): nothing to price
         if command.type is OperationType.REVERSE:
@@ -94,7 +95,7 @@ async def test_statement_money_adds_up_at_the_recorded_rates(services, db, clock
         owed_milli += owed * made_at
 
     clock.advance(timedelta(seconds=1))
-    statement = await services.partners.statement(partner_id, start, clock.now())
+    statement = await services.partner_statements.statement(partner_id, start, clock.now())
     money = statement.money
     assert statement.reconciled
     assert money.funded_by_partner_milli_fen == funded_milli

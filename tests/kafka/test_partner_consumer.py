@@ -17,14 +17,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gateway.core.clock import FrozenClock
 from gateway.core.settings import Settings
+from gateway.domain.partner_commands import OperationType, PartnerCommand
+from gateway.domain.partner_signing import signed_event
 from gateway.events.kafka import new_producer
 from gateway.features.audit import audit_all
-from gateway.features.partners import OperationType, PartnerCommand
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.store.mongo import Database
 from gateway.web.app import create_app
-from gateway.workers.partner_consumer import PartnerEventConsumer, signed_event
+from gateway.workers.partner_consumer import PartnerEventConsumer
 from gateway.workers.supervisor import workers_for
 from tests.conftest import JWT_SECRET
 from tests.support.partner_helpers import PartnerCredentials, add_partner, linked_member
@@ -194,7 +195,7 @@ async def test_a_thousand_events_with_fifty_bad_ones(kafka_services: Services, d
 async def test_replays_over_kafka_and_graphql_share_one_key_space(kafka_services: Services, db: Database) -> None:
     services = kafka_services
     (coffee, _tea), _ = await setup_coalition(services, 2)
-    applied, replayed = await services.partners.apply(
+    applied, replayed = await services.partner_operations.apply(
         "coffee", PartnerCommand(OperationType.ACCRUE, "same-1", "C-0", points=40)
     )
     assert replayed is False

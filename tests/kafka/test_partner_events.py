@@ -8,7 +8,8 @@ import hmac
 import orjson
 import pytest
 
-from gateway.workers.partner_consumer import Rejected, canonical, parse, sign, signed_event
+from gateway.domain.partner_signing import canonical, sign, signed_event
+from gateway.workers.partner_consumer import Rejected, parse
 
 DOC_EVENT = {
     "partnerId": "coffee",

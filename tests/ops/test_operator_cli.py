@@ -269,7 +269,9 @@ async def test_an_interrupted_grant_import_resumes_and_grants_every_row_exactly_
     if sig is signal.SIGTERM:
         assert process.returncode == 130
         assert "interrupted: run the same command again to resume" in stderr
-        assert stopped["nextLine"] == granted_before + 3, "a graceful stop checkpoints the last finished row"
+        # A graceful stop checkpoints the last finished row; the row in flight when the signal came
+        # may have committed just before it, and is then replayed (not granted again) on resume.
+        assert granted_before + 2 <= stopped["nextLine"] <= granted_before + 3
 
     resumed = operator("import", "grants", str(path))
     assert resumed.returncode == 1, resumed.stderr

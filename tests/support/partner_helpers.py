@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.core.auth import Principal, Role
 from gateway.domain.exchange import Fee, Rate
-from gateway.features.partners import Limits, PartnerTerms
+from gateway.domain.partner_terms import Limits, PartnerTerms
 from gateway.services import Services
 from tests.support.ledger_helpers import add_member
+
+SETUP = Principal(Role.ADMIN, "test-setup")
 
 
 @dataclass(frozen=True)
@@ -42,5 +45,5 @@ async def linked_member(services: Services, member_id: str, *partner_refs: tuple
     """A new member linked to each (partner id, partner member ref)."""
     await add_member(services, member_id)
     for partner_id, ref in partner_refs:
-        await services.partners.link(member_id, partner_id, ref)
+        await services.partner_links.link(SETUP, member_id, partner_id, ref)
     return member_id

@@ -17,18 +17,14 @@ COLLECTION_PROPERTIES = {"members", "ledger", "lots", "idempotency", "program"}
 
 STILL_TO_MOVE: dict[str, int] = {
     "gateway/demo/catalog.py": 1,
-    "gateway/demo/partners.py": 1,
     "gateway/demo/seed.py": 1,
     "gateway/events/streams.py": 1,
     "gateway/features/audit.py": 3,
     "gateway/features/engagement.py": 4,
-    "gateway/features/partners.py": 21,
     "gateway/features/purchases.py": 4,
     "gateway/features/redemptions.py": 3,
     "gateway/features/rule_earning.py": 1,
     "gateway/ledger/transaction.py": 20,
-    "gateway/web/authenticate.py": 1,
-    "gateway/workers/partner_consumer.py": 3,
     "gateway/workers/relay.py": 2,
 }
 
