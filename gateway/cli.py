@@ -121,6 +121,7 @@ def serve(
             log_level=settings.log_level.lower(),
             log_config=None,  # keep the structured logging configured above
             lifespan="on",
+            ws_max_size=settings.max_body_bytes,  # a WebSocket message is bounded like an HTTP body
             # uvicorn's own line per request; the request id middleware logs its structured line regardless
             access_log=settings.access_log_enabled,
             ws_per_message_deflate=settings.ws_per_message_deflate,
@@ -257,6 +258,36 @@ def consume_partner_events(
         )
 
     typer.echo(with_services(settings, work), err=True)
+
+
+@app.command("persist-queries")
+def persist_queries_command(
+    files: Annotated[list[Path], typer.Argument(help="FILE.graphql documents, or Apollo manifest .json files.")],
+) -> None:
+    """Register a client's operations in the allow-list (all or nothing; each must validate)."""
+    from resolvers.documents import DocumentError, Operation, operations_in_graphql, operations_in_manifest
+
+    operations: list[Operation] = []
+    try:
+        for path in files:
+            text = path.read_text()
+            found = operations_in_manifest(text, str(path)) if path.suffix == ".json" else None
+            operations.extend(found if found is not None else operations_in_graphql(text, str(path)))
+    except (OSError, DocumentError) as exc:
+        raise fail(str(exc)) from None
+
+    async def register(services: Services) -> list[tuple[str, str | None]]:
+        return [
+            (
+                await services.persisted_queries.register(op.text, allow_listed=True, name=op.name, source="cli"),
+                op.name,
+            )
+            for op in operations
+        ]
+
+    for sha, name in with_services(settings_or_exit(), register):
+        typer.echo(f"{sha} {name or '(anonymous)'}")
+    typer.echo(f"{len(operations)} operations allow-listed", err=True)
 
 
 # -- operator data: program YAML, CSV imports, ledger export, backup and restore ----------------

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.features.analytics import Analytics
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
+    from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
@@ -103,6 +104,18 @@ class Services:
         from gateway.features.partner_statements import PartnerStatements
 
         return PartnerStatements(self.db, self.partners)
+
+    @cached_property
+    def rate_limits(self) -> RateLimiter:
+        from gateway.features.guard import RateLimiter
+
+        return RateLimiter(self.db, self.clock, self.settings.rate_limits)
+
+    @cached_property
+    def persisted_queries(self) -> PersistedQueries:
+        from gateway.features.guard import PersistedQueries
+
+        return PersistedQueries(self.db, self.clock)
 
     @cached_property
     def notifications(self) -> Notifications:

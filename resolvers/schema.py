@@ -6,7 +6,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
 from strawberry.types import Info
@@ -15,7 +14,13 @@ from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubs
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
-from resolvers.extensions import MetricsExtension
+from resolvers.extensions import (
+    GuardedParserCache,
+    GuardedValidationCache,
+    MetricsExtension,
+    OperationGuard,
+    TokenLimit,
+)
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.input_guard import InputTextGuard
 from resolvers.member_types import Member
@@ -75,9 +80,13 @@ def build_schema() -> GatewaySchema:
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         types=ENTITIES,
+        # Order matters: the token limit applies to the cached parse too; OperationGuard refuses
+        # over-limit documents before the (cached) validation, which then keeps that refusal.
         extensions=[
-            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            TokenLimit,
+            lambda: GuardedParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            OperationGuard,
+            lambda: GuardedValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
             MaskUnexpectedErrors,
             MetricsExtension,
             RouterOnlyFederation,

@@ -87,8 +87,8 @@ def token(role: Role, subject: str = "tester", *, ttl: timedelta = timedelta(hou
     return mint_token(JWT_SECRET, role=role, subject=subject, now=datetime.now(UTC), ttl=ttl)
 
 
-# Collections a refused request may legitimately write (none yet; rate-limit counters would be one).
-WRITTEN_ON_REFUSAL: frozenset[str] = frozenset()
+# Collections a refused request may legitimately write: rate-limit counters (every request counts).
+WRITTEN_ON_REFUSAL: frozenset[str] = frozenset({"rate_limits"})
 
 
 async def database_state(db: Database) -> dict[str, list[Any]]:

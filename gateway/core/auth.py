@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -29,6 +29,8 @@ class Role(StrEnum):
 class Principal:
     role: Role
     subject: str
+    # When the credential stops being valid (a token's exp); a WebSocket closes then (4403).
+    expires_at: datetime | None = field(default=None, compare=False)
     # A partner's own document, as authentication read it: its operations reuse it
     # instead of reading it again (not part of the caller's identity).
     partner: dict[str, Any] | None = field(default=None, compare=False, repr=False)
@@ -53,7 +55,7 @@ def decode_token(secret: str, token: str) -> Principal:
         raise Unauthenticated("Token has an unknown role") from None
     if role is Role.PARTNER:
         raise Unauthenticated("Partners authenticate with X-Api-Key")
-    return Principal(role=role, subject=str(claims["sub"]))
+    return Principal(role=role, subject=str(claims["sub"]), expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def new_api_key() -> str:

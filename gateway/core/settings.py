@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.core.hardening import HardeningSettings
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -20,7 +22,7 @@ class SettingsError(RuntimeError):
     """A setting is missing or malformed; the message is one line for the operator."""
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, HardeningSettings):
     model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore")
 
     mongodb_uri: str | None = Field(default=None, description="MongoDB URI; unset starts the embedded mongod.")

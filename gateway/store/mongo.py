@@ -63,6 +63,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("paidAt", DESCENDING)]),
     ],
     "deductions": [IndexModel([("memberId", ASCENDING), ("orderId", ASCENDING)], unique=True)],
+    # gateway/store/guard.py: a rate-limit window's counter expires with its window
+    "rate_limits": [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)],
+    # APQ registrations are a cache that expires; allow-listed documents have no expiresAt
+    "persisted_queries": [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)],
     "benefit_usages": [IndexModel([("memberId", ASCENDING), ("code", ASCENDING), ("period", ASCENDING)])],
     "growth_events": [IndexModel([("memberId", ASCENDING), ("at", DESCENDING)])],
     "partners": [

@@ -20,6 +20,7 @@ from gateway.runtime import open_services, prepare
 from gateway.services import Services
 from gateway.web.dashboard import routes as dashboard_routes
 from gateway.web.graphql_view import GatewayGraphQL
+from gateway.web.limits import middleware as limit_middleware
 from gateway.web.metrics import metrics_endpoint
 from gateway.web.request_id import RequestIdMiddleware
 from gateway.workers.supervisor import running_workers, worker_states
@@ -94,6 +95,7 @@ def create_app(
             *dashboard_routes,
         ],
         lifespan=lifespan,
-        middleware=[Middleware(RequestIdMiddleware)],
+        # the request id outermost, so a 413 or a CORS refusal carries one too
+        middleware=[Middleware(RequestIdMiddleware), *limit_middleware(settings)],
     )
     return application

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
@@ -26,7 +27,17 @@ from gateway.core.errors import UNAVAILABLE_MESSAGE, DomainError, ServiceUnavail
 from gateway.services import Services
 from gateway.store.mongo import is_unavailable
 from gateway.web.authenticate import authenticate
+from gateway.web.guard import (
+    GatewayTransportWSHandler,
+    SubscriptionCounts,
+    client_address,
+    rate_key,
+    rate_limited,
+    resolve_persisted,
+)
 from resolvers.context import Context
+
+log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -110,12 +121,19 @@ class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
 class GatewayGraphQL(GraphQL[Context, None]):
     services: Services
     websocket_adapter_class = GatewayWebSocketAdapter  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = GatewayTransportWSHandler
 
     def __init__(self, **kwargs: Any) -> None:
         from resolvers.schema import schema
 
         kwargs.setdefault("subscription_protocols", ("graphql-transport-ws",))
+        kwargs.setdefault("max_subscriptions_per_connection", None)  # GatewayTransportWSHandler counts, with a code
         super().__init__(schema, **kwargs)
+        self.subscription_counts = SubscriptionCounts()
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Not for an APQ GET (``?extensions=`` with a hash and no query)."""
+        return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry's run, with two refusals answered as GraphQL errors instead of a 500:
@@ -154,15 +172,25 @@ class GatewayGraphQL(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             # Subscriptions authenticate in connection_init (see on_ws_connect).
             return SocketContext(services=self.services, principal=None, request=request, response=response)
-        try:
-            principal = await authenticate(request.headers, db=self.services.db, jwt_secret=self.services.jwt_secret)
-            auth_error = None
-        except DomainError as exc:
-            principal, auth_error = None, exc
-        except Exception as exc:  # an API key is looked up in MongoDB: it may be unreachable
-            if not is_unavailable(exc):
-                raise
-            principal, auth_error = None, ServiceUnavailable(UNAVAILABLE_MESSAGE)
+        principal, auth_error = None, None
+        address = client_address(request)
+        credentialed = "authorization" in request.headers or "x-api-key" in request.headers
+        limiter = self.services.rate_limits
+        request.state.refusal = limiter.blocked(address) if credentialed else None
+        if request.state.refusal is None:
+            try:
+                principal = await authenticate(
+                    request.headers, db=self.services.db, jwt_secret=self.services.jwt_secret
+                )
+            except DomainError as exc:
+                auth_error = exc
+                request.state.refusal = await limiter.failed(address)
+            except Exception as exc:  # an API key is looked up in MongoDB: it may be unreachable
+                if is_unavailable(exc):
+                    auth_error = ServiceUnavailable(UNAVAILABLE_MESSAGE)
+                else:
+                    log.exception("authentication failed unexpectedly")
+                    auth_error = DomainError("Internal server error", code="INTERNAL_SERVER_ERROR")
         return Context(
             services=self.services,
             principal=principal,
@@ -179,11 +207,15 @@ class GatewayGraphQL(GraphQL[Context, None]):
         """
         assert isinstance(context, SocketContext)
         credentials = _credentials(context.connection_params or {}, context.request)
+        address = client_address(context.request)
+        if credentials and self.services.rate_limits.blocked(address) is not None:
+            raise ConnectionRejectionError({"code": "RATE_LIMITED"})
         try:
             context.principal = await authenticate(
                 credentials, db=self.services.db, jwt_secret=self.services.jwt_secret
             )
         except DomainError as exc:
+            await self.services.rate_limits.failed(address)
             raise ConnectionRejectionError({"code": exc.code}) from None
         return UNSET
 
@@ -201,10 +233,30 @@ class GatewayGraphQL(GraphQL[Context, None]):
         root_value: Any,
         sub_response: Any,
     ) -> Any:
+        refusal = request.state.refusal
+        if refusal is None and context.auth_error is None:
+            kind, subject = rate_key(context.principal, client_address(request))
+            refusal = await self.services.rate_limits.hit(kind, subject)
+        if refusal is not None:
+            sub_response.status_code = 429
+            sub_response.headers["retry-after"] = str(refusal.retry_after)
+            return ExecutionResult(data=None, errors=[rate_limited(refusal)])
         if context.auth_error is not None:
             return ExecutionResult(data=None, errors=[_auth_error(context.auth_error)])
+        if too_large := _variables_too_large(
+            getattr(request_data, "variables", None), self.services.settings.max_variables_bytes
+        ):
+            return ExecutionResult(data=None, errors=[too_large])
+        persisted = None
+        if isinstance(request_data, GraphQLRequestData):
+            persisted = await resolve_persisted(
+                self.services, request_data.query, request_data.extensions, context.principal
+            )
+            if persisted.error is not None:
+                return ExecutionResult(data=None, errors=[persisted.error])
+            request_data.query = persisted.query
         try:
-            return await super().execute_operation(
+            result = await super().execute_operation(
                 request=request,
                 request_adapter=request_adapter,
                 request_data=request_data,
@@ -217,6 +269,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
                 # GraphQL over HTTP: a mutation sent with GET is 405, with Allow: POST.
                 raise HTTPException(405, exc.reason) from exc
             raise
+        if persisted is not None and persisted.register and persisted.query and not _has_request_errors(result):
+            await self.services.persisted_queries.register(persisted.query, allow_listed=False, source="apq")
+        return result
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
@@ -241,6 +296,21 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return response
 
 
+def _request_error(message: str, code: str, **details: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **details})
+
+
+def _variables_too_large(variables: dict[str, Any] | None, limit: int) -> GraphQLError | None:
+    if not variables:
+        return None
+    size = len(orjson.dumps(variables))
+    if size <= limit:
+        return None
+    return _request_error(
+        f"variables are {size} bytes; the limit is {limit}", "VARIABLES_TOO_LARGE", size=size, limit=limit
+    )
+
+
 class RequestRefused(HTTPException):
     """A request refused before GraphQL execution, answered as a GraphQL error with a code."""
 
@@ -259,10 +329,16 @@ def _auth_error(error: DomainError) -> GraphQLError:
     return GraphQLError(error.message, extensions=error.extensions)
 
 
+def _has_request_errors(result: Any) -> bool:
+    return isinstance(result, ExecutionResult) and is_request_error(result)
+
+
 def _codes(result: ExecutionResult) -> set[object]:
     return {(e.extensions or {}).get("code") for e in result.errors or []}
 
 
 def _request_error_status(result: ExecutionResult) -> int:
     codes = _codes(result)
+    if "RATE_LIMITED" in codes:
+        return 429
     return 401 if "UNAUTHENTICATED" in codes else 400
