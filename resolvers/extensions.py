@@ -14,6 +14,7 @@ from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from gateway.core.hardening import OperationLimits
 from gateway.core.logs import get_logger, note_request
 from gateway.core.metrics import DURATION, ERRORS, OPERATION_DURATION, OPERATION_NAMES, OPERATIONS
+from resolvers.federation import is_router
 from resolvers.operation_limits import INTROSPECTION_FIELDS, check
 
 log = get_logger("gateway.graphql")
@@ -97,6 +98,14 @@ def limits_of(execution_context: Any) -> OperationLimits:
     services = getattr(execution_context.context, "services", None)
     settings = getattr(services, "settings", None)
     return settings.operation_limits if settings is not None else OperationLimits()
+
+
+def _is_router(execution_context: Any) -> bool:
+    services = getattr(execution_context.context, "services", None)
+    request = getattr(execution_context.context, "request", None)
+    if services is None or request is None:
+        return False
+    return is_router(services.settings, getattr(request, "headers", None))
 
 
 def _principal_role(execution_context: Any) -> str | None:
@@ -212,8 +221,10 @@ class OperationGuard(SchemaExtension):
         limits = limits_of(context)
         if context.graphql_document is not None and context.pre_execution_errors is None:
             allowed = INTROSPECTION_FIELDS if limits.introspection else frozenset()
-            if _principal_role(context) == "admin":
-                allowed = allowed | {"_service"}  # a supergraph composition job reads the SDL as admin
+            if _principal_role(context) == "admin" or _is_router(context):
+                # supergraph composition reads the SDL; in production RouterOnlyFederation then
+                # admits only the router (its shared secret), whoever else asks
+                allowed = allowed | {"_service"}
             errors = check(
                 context.schema._schema,
                 context.graphql_document,

@@ -303,7 +303,10 @@ def _request_error(message: str, code: str, **details: Any) -> GraphQLError:
 def _variables_too_large(variables: dict[str, Any] | None, limit: int) -> GraphQLError | None:
     if not variables:
         return None
-    size = len(orjson.dumps(variables))
+    try:
+        size = len(orjson.dumps(variables))
+    except TypeError:  # a lone surrogate: json escapes it; the input guard then refuses it with a field
+        size = len(json.dumps(variables))
     if size <= limit:
         return None
     return _request_error(

@@ -148,12 +148,21 @@ async def test_production_hides_the_schema(prod_http: httpx.AsyncClient) -> None
     assert codes(response.json()) == ["INTROSPECTION_DISABLED"]
     admin = token(Role.ADMIN)
     response = await post(prod_http, "{ _service { sdl } }", authorization=f"Bearer {admin}")
-    assert "type Member" in response.json()["data"]["_service"]["sdl"]  # supergraph composition, as admin
+    assert codes(response.json()) == ["FORBIDDEN"]  # in production the SDL is for the router only (issue 16)
     response = await post(prod_http, "{ tier { code } }")
     message = response.json()["errors"][0]["message"]
     assert codes(response.json()) == ["GRAPHQL_VALIDATION_FAILED"]
     assert "Did you mean" not in message and "tiers" not in message
     assert (await post(prod_http, "{ tiers { code } }")).json()["data"]["tiers"]
+
+
+async def test_the_router_reads_the_sdl_in_production(tmp_path: Path, mongo_uri: str, db: Database) -> None:
+    secret = "router-secret-that-is-long-enough-0123"
+    async with gateway_with(tmp_path, mongo_uri, db, environment="production", router_secret=secret) as client:
+        body = (await post(client, "{ _service { sdl } }", **{"x-router-secret": secret})).json()
+        refused = (await post(client, "{ __schema { queryType { name } } }", **{"x-router-secret": secret})).json()
+    assert "type Member" in body["data"]["_service"]["sdl"]  # supergraph composition
+    assert codes(refused) == ["INTROSPECTION_DISABLED"]  # the secret opens _service, not introspection
 
 
 async def test_introspection_can_be_enabled_in_production(tmp_path: Path, mongo_uri: str, db: Database) -> None:
