@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, field_validator
 
-CALLER_KINDS = ("anonymous", "member", "partner", "dashboard", "admin")
+from gateway.core.auth import Role
+
+CALLER_KINDS = ("anonymous", *(role.value for role in Role))  # every role has its own limit
 
 
 def _kinds(value: str) -> frozenset[str]:
@@ -47,6 +49,7 @@ class RateLimits:
     partner: int = 3000
     dashboard: int = 1200
     admin: int = 3000
+    payments: int = 3000
     failed_auth: int = 20
     subscriptions_per_connection: int = 20
     subscriptions_per_member: int = 10
@@ -83,6 +86,7 @@ class HardeningSettings(BaseModel):
     rate_limit_partner: int = Field(default=3000, ge=1, description="Requests per window per partner.")
     rate_limit_dashboard: int = Field(default=1200, ge=1)
     rate_limit_admin: int = Field(default=3000, ge=1)
+    rate_limit_payments: int = Field(default=3000, ge=1)
     rate_limit_failed_auth: int = Field(default=20, ge=1, description="Bad credentials per window per address.")
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     max_subscriptions_per_member: int = Field(default=10, ge=1)
@@ -122,6 +126,7 @@ class HardeningSettings(BaseModel):
             partner=self.rate_limit_partner,
             dashboard=self.rate_limit_dashboard,
             admin=self.rate_limit_admin,
+            payments=self.rate_limit_payments,
             failed_auth=self.rate_limit_failed_auth,
             subscriptions_per_connection=self.max_subscriptions_per_connection,
             subscriptions_per_member=self.max_subscriptions_per_member,

@@ -217,7 +217,8 @@ async def _ensure_topics(bootstrap: str) -> None:
 
 
 async def _publish(bootstrap: str, secret: str, events: list[dict[str, Any]]) -> None:
-    from gateway.workers.partner_consumer import new_producer, signed_event
+    from gateway.domain.partner_signing import signed_event
+    from gateway.events.kafka import new_producer
 
     settings = _kafka_settings(bootstrap)
     producer = new_producer(settings)
