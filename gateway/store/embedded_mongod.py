@@ -261,6 +261,12 @@ class EmbeddedMongo:
                 str(log_path),
                 "--logappend",
                 "--quiet",
+                # Close idle table handles soon: every created-and-dropped database (a test suite
+                # makes hundreds) keeps one open file per collection and index until WiredTiger's
+                # sweep, whose default waits for 2,000 handles and 10 minutes; a 20,000-file limit
+                # was reached and mongod panicked ("Too many open files").
+                "--wiredTigerEngineConfigString",
+                "file_manager=(close_idle_time=30,close_scan_interval=10,close_handle_minimum=250)",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
