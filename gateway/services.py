@@ -21,6 +21,7 @@ from gateway.store.mongo import Database
 
 if TYPE_CHECKING:
     from gateway.events.hub import Hub
+    from gateway.features.admin_audit import AdminAudit
     from gateway.features.analytics import Analytics
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
@@ -49,6 +50,12 @@ class Services:
             self.jwt_secret = self.settings.resolved_jwt_secret()
         self.members = Members(self.db, self.clock)
         self.ledger = Ledger(self.db, self.clock)
+
+    @cached_property
+    def admin_audit(self) -> AdminAudit:
+        from gateway.features.admin_audit import AdminAudit
+
+        return AdminAudit(self.db, self.clock)
 
     @cached_property
     def purchases(self) -> Purchases:

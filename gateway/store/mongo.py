@@ -29,6 +29,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tier", ASCENDING)]),
         IndexModel([("registeredAt", DESCENDING)]),
     ],
+    "adminAudit": [
+        IndexModel([("action", ASCENDING), ("seq", DESCENDING)]),
+        IndexModel([("actor", ASCENDING), ("seq", DESCENDING)]),
+        IndexModel([("targetKind", ASCENDING), ("targetId", ASCENDING), ("seq", DESCENDING)]),
+        IndexModel([("at", DESCENDING)]),
+    ],
     "ledger": [
         IndexModel([("memberId", ASCENDING), ("seq", DESCENDING)], unique=True),
         IndexModel([("createdAt", ASCENDING)]),

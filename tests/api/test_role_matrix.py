@@ -44,6 +44,10 @@ PARTNER_OTHER = "partner_other"
 DASHBOARD = "dashboard"
 PAYMENTS = "payments"
 ADMIN = "admin"
+SUPPORT = "support"
+FINANCE = "finance"
+WAREHOUSE = "warehouse"
+MARKETING = "marketing"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,10 @@ CALLERS: tuple[Caller, ...] = (
     Caller(DASHBOARD, Role.DASHBOARD, "a dashboard token"),
     Caller(PAYMENTS, Role.PAYMENTS, "the payment service's token"),
     Caller(ADMIN, Role.ADMIN, "an operator"),
+    Caller(SUPPORT, Role.SUPPORT, "customer service staff"),
+    Caller(FINANCE, Role.FINANCE, "finance staff"),
+    Caller(WAREHOUSE, Role.WAREHOUSE, "warehouse staff"),
+    Caller(MARKETING, Role.MARKETING, "marketing staff"),
 )
 CALLER_NAMES = tuple(c.name for c in CALLERS)
 
@@ -147,6 +155,10 @@ async def build_world(services: Services, gql: GraphQLClient) -> World:
         PARTNER_OTHER: {"api_key": rival.api_key},
         DASHBOARD: {"token": token(Role.DASHBOARD, "dash-1")},
         PAYMENTS: {"token": token(Role.PAYMENTS, "psp-1")},
+        SUPPORT: {"token": token(Role.SUPPORT, "support-1")},
+        FINANCE: {"token": token(Role.FINANCE, "finance-1")},
+        WAREHOUSE: {"token": token(Role.WAREHOUSE, "warehouse-1")},
+        MARKETING: {"token": token(Role.MARKETING, "marketing-1")},
         ADMIN: {"token": admin},
     }
     await world.accrue_as_own("own-seed-event")
