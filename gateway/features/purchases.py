@@ -30,7 +30,7 @@ from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.features.members import Members, Registration, new_member_document, paid_member_at
 from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
-from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store import deductions, purchases
 from gateway.store.mongo import Database, Document
 
@@ -139,11 +139,13 @@ class Purchases:
             request.member_id,
             "PURCHASE",
             earning.points,
-            kind=EntryKind.PURCHASE,
-            reason=f"Purchase {request.order_id}",
-            source=source,
+            Memo(
+                EntryKind.PURCHASE,
+                f"Purchase {request.order_id}",
+                source,
+                {"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
+            ),
             available_at=available_at,
-            extra={"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
         )
         first_purchase = not member.get("purchaseCount")
         referral = None
@@ -227,10 +229,12 @@ class Purchases:
             )
         entry = await tx.post_hold(
             deduction["holdId"],
-            kind=EntryKind.DEDUCTION,
-            reason=f"Deduction at checkout on {request.order_id}",
-            source=Source("ORDER", request.order_id),
-            extra={"valueFen": deduction["valueFen"], "orderAmount": check.order_amount_fen},
+            Memo(
+                EntryKind.DEDUCTION,
+                f"Deduction at checkout on {request.order_id}",
+                Source("ORDER", request.order_id),
+                {"valueFen": deduction["valueFen"], "orderAmount": check.order_amount_fen},
+            ),
         )
         posted = {"entryId": entry["_id"], "orderAmount": check.order_amount_fen, "settledAt": tx.now}
         await deductions.settle(tx.db, deduction, str(HoldStatus.POSTED), posted, session=tx.session)
@@ -246,9 +250,9 @@ class Purchases:
             referrer_id,
             "REFERRAL",
             tx.program.earning.referral_points,
-            kind=EntryKind.REFERRAL,
-            reason=f"Referred {member['_id']} made a first purchase",
-            source=Source("REFERRAL", member["_id"]),
+            Memo(
+                EntryKind.REFERRAL, f"Referred {member['_id']} made a first purchase", Source("REFERRAL", member["_id"])
+            ),
             available_at=available_at,
         )
         return earned.entry
@@ -294,11 +298,13 @@ class Purchases:
             entry = await tx.take_back(
                 request.member_id,
                 points,
+                Memo(
+                    EntryKind.REFUND,
+                    f"Refund of {request.amount} fen on {request.order_id}",
+                    source,
+                    {"refundAmount": request.amount},
+                ),
                 lot_ids=purchase["lotIds"],
-                kind=EntryKind.REFUND,
-                reason=f"Refund of {request.amount} fen on {request.order_id}",
-                source=source,
-                extra={"refundAmount": request.amount},
             )
         returned_entry = await self._return_deducted_points(tx, request, purchase)
         revoked = await self._revoke_referral(tx, request, purchase)
@@ -336,11 +342,13 @@ class Purchases:
         entry = await tx.take_back(
             referral["referrerId"],
             referral["points"],
+            Memo(
+                EntryKind.REFERRAL_REVOKED,
+                f"Referral taken back: {request.member_id} refunded their first purchase {request.order_id}",
+                Source("REFERRAL", request.member_id),
+                {"orderId": request.order_id},
+            ),
             lot_ids=referral["lotIds"],
-            kind=EntryKind.REFERRAL_REVOKED,
-            reason=f"Referral taken back: {request.member_id} refunded their first purchase {request.order_id}",
-            source=Source("REFERRAL", request.member_id),
-            extra={"orderId": request.order_id},
         )
         await purchases.mark_referral_revoked(tx.db, purchase["_id"], entry["_id"], session=tx.session)
         return entry
@@ -361,8 +369,10 @@ class Purchases:
         return await tx.restore(
             request.member_id,
             spend_entry,
+            Memo(
+                EntryKind.DEDUCTION_RETURN,
+                f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
+                Source("ORDER", request.order_id),
+            ),
             points=share,
-            kind=EntryKind.DEDUCTION_RETURN,
-            reason=f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
-            source=Source("ORDER", request.order_id),
         )

@@ -375,6 +375,10 @@ MATRIX: dict[str, Row] = {
     "Query.member": Row(
         "query($id: ID!) { member(id: $id) { id } }", needs(P.MEMBERS_READ, member_self=OK), fixed(id="alice")
     ),
+    "Query.members": Row(
+        'query { members(filter: {name: "ali"}, first: 5) { edges { node { id } } } }', needs(P.MEMBERS_READ)
+    ),
+    "Query.memberCount": Row('query { memberCount(filter: {tiers: ["SUPREME_VIP"]}) }', needs(P.MEMBERS_READ)),
     "Query.me": Row("{ me { id } }", outcomes(member_self=OK, member_other=OK)),
     "Query.program": Row("{ program { name } }", needs(P.RULES_MANAGE)),
     "Query.gifts": Row(
