@@ -22,6 +22,7 @@ from resolvers.extensions import (
     TokenLimit,
 )
 from resolvers.federation import RouterOnlyFederation, check_representations
+from resolvers.grants import GrantRequestMutation, GrantRequestQuery
 from resolvers.input_guard import InputTextGuard
 from resolvers.member_search import MemberSearchQuery
 from resolvers.member_types import Member
@@ -45,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     AnalyticsQuery,
     PartnerLinkQuery,
     MemberSearchQuery,
+    GrantRequestQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
@@ -55,6 +57,7 @@ MUTATIONS: tuple[type, ...] = (
     PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
+    GrantRequestMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
