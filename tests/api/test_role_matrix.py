@@ -198,6 +198,25 @@ async def _fresh_redemption(world: World, caller: str) -> dict[str, Any]:
     return {"id": await world.new_redemption()}
 
 
+async def _fresh_campaign(world: World, caller: str) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from gateway.domain.campaigns import BoostSpec, CampaignSpec
+
+    start = world.services.clock.now() + timedelta(days=1)
+    end = start + timedelta(days=7)
+    spec = CampaignSpec(name=f"c-{caller}", starts_at=start, ends_at=end, boosts=(BoostSpec(200),))
+    doc = await world.services.campaigns.create(Principal(Role.ADMIN, "setup"), spec)
+    return {"id": str(doc["_id"])}
+
+
+CAMPAIGN_INPUT = (
+    '{name: "Spring", startsAt: "2030-01-01T00:00:00Z", endsAt: "2030-01-08T00:00:00Z", '
+    "boosts: [{multiplierPercent: 200}]}"
+)
+CAMPAIGN_MANAGERS = outcomes(admin=OK, marketing=OK)
+
+
 async def _held_checkout(world: World, caller: str) -> dict[str, Any]:
     order = world.key(caller)
     await world.gql.ok(
@@ -580,6 +599,19 @@ MATRIX: dict[str, Row] = {
         'mutation { removeNotificationWebhook(id: "whk_none") { id } }', outcomes(admin="NOT_FOUND")
     ),
     "Mutation.retryNotification": Row('mutation { retryNotification(id: "none") { id } }', outcomes(admin="NOT_FOUND")),
+    "Query.campaign": Row("query($id: ID!) { campaign(id: $id) { name } }", CAMPAIGN_MANAGERS, _fresh_campaign),
+    "Query.campaigns": Row("{ campaigns(first: 5) { edges { node { name } } } }", CAMPAIGN_MANAGERS),
+    "Mutation.createCampaign": Row(
+        f"mutation {{ createCampaign(input: {CAMPAIGN_INPUT}) {{ id }} }}", CAMPAIGN_MANAGERS
+    ),
+    "Mutation.updateCampaign": Row(
+        f"mutation($id: ID!) {{ updateCampaign(id: $id, input: {CAMPAIGN_INPUT}) {{ id }} }}",
+        CAMPAIGN_MANAGERS,
+        _fresh_campaign,
+    ),
+    "Mutation.cancelCampaign": Row(
+        'mutation($id: ID!) { cancelCampaign(id: $id, reason: "test") { id } }', CAMPAIGN_MANAGERS, _fresh_campaign
+    ),
     # ---- subscriptions
     "Subscription.balanceChanged": Row(
         "subscription($memberId: String!) { balanceChanged(memberId: $memberId) { position } }", SELF_OR_ADMIN, _alice
