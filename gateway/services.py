@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.settings import Settings
 from gateway.features.members import Members
-from gateway.ledger.transaction import Ledger
+from gateway.ledger import Ledger
 from gateway.store.mongo import Database
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from gateway.domain import campaigns as rules
 from gateway.domain.admin_audit import AuditAction
 from gateway.domain.earning import LineItem, allocate, line_bonuses, within_budget
 from gateway.features.admin_audit import AdminAudit
-from gateway.ledger.transaction import EntryKind, LedgerTx, Source
+from gateway.ledger import EntryKind, LedgerTx, Memo, Source
 from gateway.store import campaigns as store
 from gateway.store.mongo import Database, Document
 
@@ -273,11 +273,13 @@ async def earn_campaign_bonuses(
         entry = await tx.earn(
             member_id,
             allowed,
-            kind=EntryKind.CAMPAIGN,
-            reason=f"Campaign {doc['name']} on {order_id}",
-            source=Source("CAMPAIGN", cid),
+            Memo(
+                EntryKind.CAMPAIGN,
+                f"Campaign {doc['name']} on {order_id}",
+                Source("CAMPAIGN", cid),
+                {"orderId": order_id, "requested": requested},
+            ),
             available_at=available_at,
-            extra={"orderId": order_id, "requested": requested},
         )
         for index, share in zip(indexes, allocate(allowed, [wanted[i].points for i in indexes]), strict=True):
             line_bonus[index] = (cid, share)

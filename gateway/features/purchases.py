@@ -36,7 +36,7 @@ from gateway.features.campaigns import earn_campaign_bonuses
 from gateway.features.members import Members, Registration, new_member_document, paid_member_at
 from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
-from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store import deductions, purchases
 from gateway.store.mongo import Database, Document
 
@@ -161,11 +161,13 @@ class Purchases:
             request.member_id,
             "PURCHASE",
             earning.points,
-            kind=EntryKind.PURCHASE,
-            reason=f"Purchase {request.order_id}",
-            source=source,
+            Memo(
+                EntryKind.PURCHASE,
+                f"Purchase {request.order_id}",
+                source,
+                {"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
+            ),
             available_at=available_at,
-            extra={"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
         )
         lines = request.lines or (LineItem(None, None, request.amount),)
         campaigns = await earn_campaign_bonuses(tx, request.member_id, request.order_id, lines, paid_at, available_at)
@@ -273,10 +275,12 @@ class Purchases:
             )
         entry = await tx.post_hold(
             deduction["holdId"],
-            kind=EntryKind.DEDUCTION,
-            reason=f"Deduction at checkout on {request.order_id}",
-            source=Source("ORDER", request.order_id),
-            extra={"valueFen": deduction["valueFen"], "orderAmount": check.order_amount_fen},
+            Memo(
+                EntryKind.DEDUCTION,
+                f"Deduction at checkout on {request.order_id}",
+                Source("ORDER", request.order_id),
+                {"valueFen": deduction["valueFen"], "orderAmount": check.order_amount_fen},
+            ),
         )
         posted = {"entryId": entry["_id"], "orderAmount": check.order_amount_fen, "settledAt": tx.now}
         await deductions.settle(tx.db, deduction, str(HoldStatus.POSTED), posted, session=tx.session)
@@ -292,9 +296,9 @@ class Purchases:
             referrer_id,
             "REFERRAL",
             tx.program.earning.referral_points,
-            kind=EntryKind.REFERRAL,
-            reason=f"Referred {member['_id']} made a first purchase",
-            source=Source("REFERRAL", member["_id"]),
+            Memo(
+                EntryKind.REFERRAL, f"Referred {member['_id']} made a first purchase", Source("REFERRAL", member["_id"])
+            ),
             available_at=available_at,
         )
         return earned.entry
@@ -344,11 +348,13 @@ class Purchases:
             entry = await tx.take_back(
                 request.member_id,
                 points,
+                Memo(
+                    EntryKind.REFUND,
+                    f"Refund of {request.amount} fen on {request.order_id}",
+                    source,
+                    {"refundAmount": request.amount},
+                ),
                 lot_ids=purchase["lotIds"],
-                kind=EntryKind.REFUND,
-                reason=f"Refund of {request.amount} fen on {request.order_id}",
-                source=source,
-                extra={"refundAmount": request.amount},
             )
         bonus_entries = await self._take_back_bonuses(tx, request, purchase, lines, shares)
         returned_entry = await self._return_deducted_points(tx, request, purchase)
@@ -403,11 +409,13 @@ class Purchases:
             entry = await tx.take_back(
                 request.member_id,
                 points,
+                Memo(
+                    EntryKind.REFUND,
+                    f"Refund of {request.amount} fen on {request.order_id}: campaign bonus taken back",
+                    Source("CAMPAIGN", given["campaignId"]),
+                    {"refundAmount": request.amount, "orderId": request.order_id},
+                ),
                 lot_ids=given["lotIds"],
-                kind=EntryKind.REFUND,
-                reason=f"Refund of {request.amount} fen on {request.order_id}: campaign bonus taken back",
-                source=Source("CAMPAIGN", given["campaignId"]),
-                extra={"refundAmount": request.amount, "orderId": request.order_id},
             )
             taken.append((index, entry))
         return taken
@@ -425,11 +433,13 @@ class Purchases:
         entry = await tx.take_back(
             referral["referrerId"],
             referral["points"],
+            Memo(
+                EntryKind.REFERRAL_REVOKED,
+                f"Referral taken back: {request.member_id} refunded their first purchase {request.order_id}",
+                Source("REFERRAL", request.member_id),
+                {"orderId": request.order_id},
+            ),
             lot_ids=referral["lotIds"],
-            kind=EntryKind.REFERRAL_REVOKED,
-            reason=f"Referral taken back: {request.member_id} refunded their first purchase {request.order_id}",
-            source=Source("REFERRAL", request.member_id),
-            extra={"orderId": request.order_id},
         )
         await purchases.mark_referral_revoked(tx.db, purchase["_id"], entry["_id"], session=tx.session)
         return entry
@@ -450,10 +460,12 @@ class Purchases:
         return await tx.restore(
             request.member_id,
             spend_entry,
+            Memo(
+                EntryKind.DEDUCTION_RETURN,
+                f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
+                Source("ORDER", request.order_id),
+            ),
             points=share,
-            kind=EntryKind.DEDUCTION_RETURN,
-            reason=f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
-            source=Source("ORDER", request.order_id),
         )
 
 

@@ -12,10 +12,9 @@ then moves points. Other writes that belong to the same business action
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -32,57 +31,11 @@ from gateway.domain.expiry import expiry_for
 from gateway.domain.holds import HoldAction, HoldRefusal, HoldStatus, transition
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.domain.program import Program
+from gateway.ledger.entries import EntryKind, LotState, Memo, Source
 from gateway.store import holds as holds_store
 from gateway.store import idempotency as idempotency_store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import load_program
-
-
-class EntryKind(StrEnum):
-    PURCHASE = "PURCHASE"
-    CHECK_IN = "CHECK_IN"
-    REFERRAL = "REFERRAL"
-    BEHAVIOUR = "BEHAVIOUR"
-    GRANT = "GRANT"
-    ADJUSTMENT = "ADJUSTMENT"
-    RELEASE = "RELEASE"
-    EXPIRE = "EXPIRE"
-    REFUND = "REFUND"
-    REFERRAL_REVOKED = "REFERRAL_REVOKED"
-    DEDUCTION_HOLD = "DEDUCTION_HOLD"
-    DEDUCTION = "DEDUCTION"
-    DEDUCTION_VOID = "DEDUCTION_VOID"
-    DEDUCTION_RETURN = "DEDUCTION_RETURN"
-    REDEMPTION_HOLD = "REDEMPTION_HOLD"
-    REDEMPTION = "REDEMPTION"
-    REDEMPTION_VOID = "REDEMPTION_VOID"
-    REDEMPTION_CANCEL = "REDEMPTION_CANCEL"
-    PARTNER_ACCRUE = "PARTNER_ACCRUE"
-    PARTNER_BURN = "PARTNER_BURN"
-    PARTNER_REVERSE = "PARTNER_REVERSE"
-    PARTNER_CONVERT_IN = "PARTNER_CONVERT_IN"
-    PARTNER_CONVERT_OUT = "PARTNER_CONVERT_OUT"
-    CAMPAIGN = "CAMPAIGN"  # a campaign's bonus on a purchase (features/campaigns.py)
-
-
-class LotState(StrEnum):
-    PENDING = "PENDING"
-    AVAILABLE = "AVAILABLE"
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a change came from: an order, a rule, an operator, a partner, a redemption."""
-
-    type: str
-    id: str
-    partner_id: str | None = None
-
-    def document(self) -> Document:
-        doc: Document = {"type": self.type, "id": self.id}
-        if self.partner_id is not None:
-            doc["partnerId"] = self.partner_id
-        return doc
 
 
 @dataclass(frozen=True)
@@ -170,17 +123,7 @@ class LedgerTx:
             await self._recompute_due(member_id)
         return doc
 
-    async def earn(
-        self,
-        member_id: str,
-        points: int,
-        *,
-        kind: EntryKind,
-        reason: str,
-        source: Source,
-        available_at: datetime | None = None,
-        extra: Document | None = None,
-    ) -> Document:
+    async def earn(self, member_id: str, points: int, memo: Memo, *, available_at: datetime | None = None) -> Document:
         """Credit a new lot, expiring per the program; pending until ``available_at`` if that is in the future."""
         if points <= 0:
             raise BadInput("points to earn must be positive", field="points")
@@ -194,18 +137,16 @@ class LedgerTx:
         )
         entry = await self._post(
             member_id,
-            kind,
+            memo,
             change,
-            reason,
-            source,
             lots=[{"lotId": lot_id, "points": points}],
-            extra={"expiresAt": expiry, "availableAt": available_at if pending else self.now, **(extra or {})},
+            extra={"expiresAt": expiry, "availableAt": available_at if pending else self.now, **memo.extra},
         )
         lot = {
             "_id": lot_id,
             "memberId": member_id,
             "entryId": entry["_id"],
-            "source": source.document(),
+            "source": memo.source.document(),
             "points": points,
             "remaining": points,
             "state": LotState.PENDING if pending else LotState.AVAILABLE,
@@ -218,34 +159,12 @@ class LedgerTx:
         await self.db.lots.insert_one(lot, session=self.session)
         return entry
 
-    async def spend(
-        self,
-        member_id: str,
-        points: int,
-        *,
-        kind: EntryKind,
-        reason: str,
-        source: Source,
-        extra: Document | None = None,
-    ) -> Document:
+    async def spend(self, member_id: str, points: int, memo: Memo) -> Document:
         """Consume available points, soonest-expiring lots first; never below zero."""
         takes = await self._take_available(member_id, points)
-        return await self._post(
-            member_id, kind, delta(available=-points, spent=points), reason, source, lots=takes, extra=extra
-        )
+        return await self._post(member_id, memo, delta(available=-points, spent=points), lots=takes, extra=memo.extra)
 
-    async def hold(
-        self,
-        member_id: str,
-        points: int,
-        *,
-        purpose: str,
-        expires_at: datetime,
-        kind: EntryKind,
-        reason: str,
-        source: Source,
-        extra: Document | None = None,
-    ) -> Document:
+    async def hold(self, member_id: str, points: int, memo: Memo, *, purpose: str, expires_at: datetime) -> Document:
         """Put available points on hold (phase one of a two-phase spend); returns the hold.
 
         The points leave their lots now, soonest-expiring first, exactly as a spend
@@ -254,9 +173,7 @@ class LedgerTx:
         names the feature that owns the hold (it settles holds that time out).
         """
         takes = await self._take_available(member_id, points)
-        entry = await self._post(
-            member_id, kind, delta(available=-points, held=points), reason, source, lots=takes, extra=extra
-        )
+        entry = await self._post(member_id, memo, delta(available=-points, held=points), lots=takes, extra=memo.extra)
         hold: Document = {
             "_id": ObjectId(),
             "memberId": member_id,
@@ -264,7 +181,7 @@ class LedgerTx:
             "lots": takes,
             "status": str(HoldStatus.HELD),
             "purpose": purpose,
-            "source": source.document(),
+            "source": memo.source.document(),
             "expiresAt": expires_at,
             "holdEntryId": entry["_id"],
             "createdAt": self.now,
@@ -272,28 +189,22 @@ class LedgerTx:
         await holds_store.insert(self.db, hold, session=self.session)
         return hold
 
-    async def post_hold(
-        self, hold_id: Any, *, kind: EntryKind, reason: str, source: Source, extra: Document | None = None
-    ) -> Document:
+    async def post_hold(self, hold_id: Any, memo: Memo) -> Document:
         """Phase two, commit: the held points become spent. Refused once the hold's deadline passed."""
         hold = await self._settle_hold(hold_id, HoldAction.POST)
         assert hold is not None
         points = hold["points"]
         entry = await self._post(
             hold["memberId"],
-            kind,
+            memo,
             delta(held=-points, spent=points),
-            reason,
-            source,
             lots=hold["lots"],
-            extra={**(extra or {}), "holdId": hold["_id"]},
+            extra={**memo.extra, "holdId": hold["_id"]},
         )
         await self._close_hold(hold, HoldStatus.POSTED, entry)
         return entry
 
-    async def void_hold(
-        self, hold_id: Any, *, kind: EntryKind, reason: str, source: Source, extra: Document | None = None
-    ) -> Document | None:
+    async def void_hold(self, hold_id: Any, memo: Memo) -> Document | None:
         """Phase two, abort: the held points go back to their lots (original expiry); the
         share of a lot that expired meanwhile lapses. None if the hold was already voided."""
         hold = await self._settle_hold(hold_id, HoldAction.VOID)
@@ -305,12 +216,10 @@ class LedgerTx:
         )
         entry = await self._post(
             member_id,
-            kind,
+            memo,
             delta(held=-hold["points"], available=returned, expired=lapsed),
-            reason,
-            source,
             lots=back,
-            extra={**(extra or {}), "holdId": hold["_id"], "lapsed": lapsed},
+            extra={**memo.extra, "holdId": hold["_id"], "lapsed": lapsed},
         )
         await self._close_hold(hold, HoldStatus.VOIDED, entry)
         return entry
@@ -348,17 +257,7 @@ class LedgerTx:
             )
         return await self._consume(member_id, points, {"state": LotState.AVAILABLE})
 
-    async def take_back(
-        self,
-        member_id: str,
-        points: int,
-        *,
-        lot_ids: list[Any],
-        kind: EntryKind,
-        reason: str,
-        source: Source,
-        extra: Document | None = None,
-    ) -> Document:
+    async def take_back(self, member_id: str, points: int, memo: Memo, *, lot_ids: list[Any]) -> Document:
         """Reverse earning (a refund): from the lots it created first, then from other
         available points; what is still missing becomes debt if the program allows
         negative balances, else it is recorded on the entry as ``shortfall``.
@@ -384,24 +283,14 @@ class LedgerTx:
         change = delta(pending=-from_pending, available=-(from_available + debt), lifetimeEarned=-taken)
         return await self._post(
             member_id,
-            kind,
+            memo,
             change,
-            reason,
-            source,
             lots=pending_takes + own_takes + other_takes,
-            extra={**(extra or {}), "requested": points, "shortfall": missing - debt},
+            extra={**memo.extra, "requested": points, "shortfall": missing - debt},
         )
 
     async def restore(
-        self,
-        member_id: str,
-        spend_entry: Document,
-        *,
-        kind: EntryKind,
-        reason: str,
-        source: Source,
-        points: int | None = None,
-        extra: Document | None = None,
+        self, member_id: str, spend_entry: Document, memo: Memo, *, points: int | None = None
     ) -> Document:
         """Undo a spend, wholly or ``points`` of it: the points go back to the lots they
         came from, keeping their original expiry. Lots that expired in the meantime give
@@ -425,12 +314,10 @@ class LedgerTx:
         change = delta(available=returned, spent=-(returned + lapsed), expired=lapsed)
         return await self._post(
             member_id,
-            kind,
+            memo,
             change,
-            reason,
-            source,
             lots=back_docs,
-            extra={**(extra or {}), "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
+            extra={**memo.extra, "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
         )
 
     async def _return_to_lots(self, member_id: str, back: list[Take]) -> tuple[int, int, list[Document]]:
@@ -504,10 +391,8 @@ class LedgerTx:
             if points:
                 await self._post(
                     member_id,
-                    EntryKind.RELEASE,
+                    Memo(EntryKind.RELEASE, "Return window closed", Source("LOT", str(lot["_id"]))),
                     delta(pending=-points, available=points),
-                    "Return window closed",
-                    Source("LOT", str(lot["_id"])),
                     lots=[{"lotId": lot["_id"], "points": points}],
                 )
                 repaid = await self._pay_debt(member_id, points)
@@ -536,10 +421,8 @@ class LedgerTx:
             )
             await self._post(
                 member_id,
-                EntryKind.EXPIRE,
+                Memo(EntryKind.EXPIRE, "Points expired", Source("LOT", str(lot["_id"]))),
                 delta(available=-points, expired=points),
-                "Points expired",
-                Source("LOT", str(lot["_id"])),
                 lots=[{"lotId": lot["_id"], "points": points}],
                 extra={"expiredAt": lot["expiresAt"]},
             )
@@ -590,14 +473,14 @@ class LedgerTx:
     async def _post(
         self,
         member_id: str,
-        kind: EntryKind,
+        memo: Memo,
         change: dict[str, int],
-        reason: str,
-        source: Source,
         *,
         lots: list[Document],
-        extra: Document | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Document:
+        """Write one entry (the memo's kind, reason and source; ``extra``: the entry's other
+        fields) and move the member's balances and sequence by ``change``."""
         member = self.members[member_id]
         member["ledgerSeq"] = member.get("ledgerSeq", 0) + 1
         member["balances"] = apply_delta(member["balances"], change)
@@ -605,11 +488,11 @@ class LedgerTx:
             "_id": ObjectId(),
             "memberId": member_id,
             "seq": member["ledgerSeq"],
-            "kind": str(kind),
+            "kind": str(memo.kind),
             "points": net_points(change),
             "delta": change,
-            "reason": reason,
-            "source": source.document(),
+            "reason": memo.reason,
+            "source": memo.source.document(),
             "lots": lots,
             "balancesAfter": member["balances"],
             "createdAt": self.now,
