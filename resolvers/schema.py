@@ -24,6 +24,7 @@ from resolvers.extensions import (
 )
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.input_guard import InputTextGuard
+from resolvers.member_search import MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.notifications import NotificationMutation, NotificationQuery
@@ -45,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     AnalyticsQuery,
     PartnerLinkQuery,
     CampaignQuery,
+    MemberSearchQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,

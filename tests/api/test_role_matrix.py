@@ -361,6 +361,11 @@ MATRIX: dict[str, Row] = {
     "Query._service": Row("{ _service { sdl } }", PUBLIC),
     "Query.tiers": Row("{ tiers { code } }", PUBLIC),
     "Query.member": Row("query($id: ID!) { member(id: $id) { id } }", SELF_OR_ADMIN, fixed(id="alice")),
+    "Query.members": Row(
+        'query { members(filter: {name: "ali"}, first: 5) { edges { node { id } } } }',
+        outcomes(admin=OK, support=OK),
+    ),
+    "Query.memberCount": Row('query { memberCount(filter: {tiers: ["SUPREME_VIP"]}) }', outcomes(admin=OK, support=OK)),
     "Query.me": Row("{ me { id } }", outcomes(member_self=OK, member_other=OK)),
     "Query.program": Row("{ program { name } }", ADMIN_ONLY),
     "Query.gifts": Row(
