@@ -11,6 +11,7 @@ from strawberry.tools import merge_types
 from strawberry.types import Info
 
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
+from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
@@ -45,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     NotificationQuery,
     AnalyticsQuery,
     PartnerLinkQuery,
+    CampaignQuery,
     MemberSearchQuery,
     GrantRequestQuery,
 )
@@ -58,6 +60,7 @@ MUTATIONS: tuple[type, ...] = (
     NotificationMutation,
     AnalyticsMutation,
     GrantRequestMutation,
+    CampaignMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
