@@ -347,6 +347,7 @@ MATRIX: dict[str, Row] = {
         outcomes(admin=OK, support=OK),
     ),
     "Query.memberCount": Row('query { memberCount(filter: {tiers: ["SUPREME_VIP"]}) }', outcomes(admin=OK, support=OK)),
+    "Query.memberSegmentSnapshot": Row("{ memberSegmentSnapshot { asOf } }", outcomes(admin=OK, support=OK)),
     "Query.me": Row("{ me { id } }", outcomes(member_self=OK, member_other=OK)),
     "Query.program": Row("{ program { name } }", ADMIN_ONLY),
     "Query.gifts": Row(
@@ -386,6 +387,7 @@ MATRIX: dict[str, Row] = {
         outcomes(admin=OK, member_self="ALREADY_EXISTS", member_other="ALREADY_EXISTS"),
         _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
     ),
+    "Mutation.refreshMemberSegments": Row("mutation { refreshMemberSegments { scored } }", ADMIN_ONLY),
     "Mutation.updateProfile": Row(
         'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }', SELF_OR_ADMIN
     ),
