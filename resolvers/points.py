@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from gateway.core.auth import Role, require_member_access, require_role
 from gateway.core.clock import as_utc
+from gateway.core.permissions import Permission, require_permission, require_self_or
 from gateway.domain.holds import HoldStatus
 from gateway.features.purchases import PurchaseRequest, RefundRequest
 from gateway.store.mongo import Document
@@ -206,7 +206,7 @@ async def _deduction(info: Info, result: Document) -> DeductionResult:
 class PointsMutation:
     @strawberry.mutation(description="Record a paid order (admin). Joins the buyer implicitly if the program says so.")
     async def record_purchase(self, info: Info, input: RecordPurchaseInput) -> PurchaseResult:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
         request = PurchaseRequest(
             member_id=str(input.member_id),
             order_id=input.order_id,
@@ -219,14 +219,14 @@ class PointsMutation:
 
     @strawberry.mutation(description="Refund all or part of an order (admin): takes back its share of points.")
     async def refund_purchase(self, info: Info, input: RefundPurchaseInput) -> RefundResult:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
         request = RefundRequest(member_id=str(input.member_id), order_id=input.order_id, amount=input.amount)
         result = await info.context.services.purchases.refund(who, request, input.idempotency_key)
         return await _points_result(info, RefundResult, result)
 
     @strawberry.mutation(description="Daily check-in (签到): the member or an admin; once per local day.")
     async def check_in(self, info: Info, member_id: strawberry.ID, idempotency_key: str | None = None) -> CheckInResult:
-        who = require_member_access(info.context.principal, str(member_id))
+        who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.check_in(who, str(member_id), idempotency_key)
         return await _points_result(info, CheckInResult, result)
 
@@ -234,13 +234,13 @@ class PointsMutation:
     async def record_behaviour(
         self, info: Info, member_id: strawberry.ID, event: str, idempotency_key: str
     ) -> BehaviourResult:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.record_behaviour(who, str(member_id), event, idempotency_key)
         return await _points_result(info, BehaviourResult, result)
 
     @strawberry.mutation(description="Operator grant (送积分) or negative adjustment, with a reason (admin).")
     async def grant_points(self, info: Info, input: GrantPointsInput) -> GrantResult:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.POINTS_ADJUST)
         ids = [str(i) for i in (input.member_ids or [])] + ([str(input.member_id)] if input.member_id else [])
         result = await info.context.services.engagement.grant(
             who, ids, input.points, input.reason, input.idempotency_key
@@ -252,7 +252,7 @@ class PointsMutation:
         "recordPurchase of the same order spends them, re-checking the cap against the amount really paid."
     )
     async def deduct_points_at_checkout(self, info: Info, input: DeductPointsInput) -> DeductionResult:
-        who = require_member_access(info.context.principal, str(input.member_id))
+        who = require_self_or(info.context.principal, str(input.member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.deduct_at_checkout(
             who, str(input.member_id), input.order_id, input.order_amount, input.points, input.idempotency_key
         )
@@ -263,7 +263,7 @@ class PointsMutation:
         "Repeating it is harmless; once the purchase spent them, HOLD_ALREADY_POSTED."
     )
     async def cancel_checkout_deduction(self, info: Info, member_id: strawberry.ID, order_id: str) -> DeductionResult:
-        who = require_member_access(info.context.principal, str(member_id))
+        who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.cancel_checkout(who, str(member_id), order_id)
         return await _deduction(info, result)
 
@@ -271,6 +271,6 @@ class PointsMutation:
     async def consume_benefit(
         self, info: Info, member_id: strawberry.ID, code: str, idempotency_key: str
     ) -> ConsumeBenefitResult:
-        who = require_member_access(info.context.principal, str(member_id))
+        who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.consume_benefit(who, str(member_id), code, idempotency_key)
         return await _points_result(info, ConsumeBenefitResult, result)

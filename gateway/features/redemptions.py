@@ -18,8 +18,9 @@ from enum import StrEnum
 
 from pymongo.errors import DuplicateKeyError
 
-from gateway.core.auth import Principal, Role
+from gateway.core.auth import Principal
 from gateway.core.errors import BadInput, DomainError, NotFound, quote
+from gateway.core.permissions import Permission, allows
 from gateway.domain.catalog import Reason, price_at
 from gateway.domain.holds import HoldRefusal, deadline
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
@@ -277,12 +278,13 @@ class Redemptions:
         back in stock. An unpaid order's held points are released, never spent.
         """
         allowed = {str(OrderStatus.AWAITING_PAYMENT), str(OrderStatus.PLACED)}
-        if principal.role is Role.ADMIN:
+        staff = allows(principal, Permission.ORDERS_FULFIL)
+        if staff:
             allowed.add(str(OrderStatus.FULFILLED))
 
         async def work(tx: LedgerTx) -> Document:
             order = await self._locked(tx, order_id)
-            if principal.role is not Role.ADMIN and order["memberId"] != principal.subject:
+            if not staff and order["memberId"] != principal.subject:
                 raise redemption_not_found(order_id)  # someone else's order: as if it did not exist
             if order["status"] not in allowed:
                 raise invalid_state(order, "cancelled")
