@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gateway.events.hub import Hub
     from gateway.features.admin_audit import AdminAudit
     from gateway.features.analytics import Analytics
+    from gateway.features.campaigns import Campaigns
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
     from gateway.features.guard import PersistedQueries, RateLimiter
@@ -159,3 +160,9 @@ class Services:
         from gateway.features.analytics import Analytics
 
         return Analytics(self.db, self.clock)
+
+    @cached_property
+    def campaigns(self) -> Campaigns:
+        from gateway.features.campaigns import Campaigns
+
+        return Campaigns(self.db, self.clock, self.admin_audit)

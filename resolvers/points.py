@@ -16,6 +16,7 @@ import strawberry
 
 from gateway.core.clock import as_utc
 from gateway.core.permissions import Permission, require_permission, require_self_or
+from gateway.domain.earning import LineItem
 from gateway.domain.holds import HoldStatus
 from gateway.features.purchases import PurchaseRequest, RefundRequest
 from gateway.store.mongo import Document
@@ -40,6 +41,26 @@ R = TypeVar("R")
 HoldStatusEnum = graphql_enum(HoldStatus, "HoldStatus", "A two-phase points hold: HELD, then POSTED or VOIDED.")
 
 
+@strawberry.input(description="One line of an order: what was bought and what was paid for it.")
+class LineItemInput:
+    sku: str | None = strawberry.field(default=None, description="Unique within the order; names the line in a refund.")
+    category: str | None = None
+    amount: int = strawberry.field(description="Paid for this line in fen, after discounts.")
+
+
+@strawberry.input(description="A returned line of an order and the fen refunded for it.")
+class RefundLineInput:
+    sku: str
+    amount: int
+
+
+@strawberry.type(description="A campaign's bonus on a purchase.")
+class CampaignBonus:
+    campaign_id: strawberry.ID
+    name: str
+    points: int
+
+
 @strawberry.input
 class RecordPurchaseInput:
     member_id: strawberry.ID
@@ -50,13 +71,20 @@ class RecordPurchaseInput:
     display_name: str | None = strawberry.field(
         default=None, description="Used only when the purchase makes the buyer a member (implicit join)."
     )
+    line_items: list[LineItemInput] | None = strawberry.field(
+        default=None,
+        description="The order's lines (up to 200); their amounts add up to amount exactly. Campaigns boost lines by "
+        "category or SKU; a refund may name the lines it returns.",
+    )
 
 
 @strawberry.type
 class PurchaseResult:
     order_id: str
     joined: bool = strawberry.field(description="This purchase made the buyer a member.")
-    points: int = strawberry.field(description="Points earned (pending until availableAt).")
+    points: int = strawberry.field(description="Points earned (pending until availableAt), campaign bonuses included.")
+    bonus_points: int = strawberry.field(default=0, description="The part of points that campaigns gave.")
+    campaigns: list[CampaignBonus]
     capped: bool = strawberry.field(description="An earn cap reduced the points.")
     available_at: datetime
     tier_before: str
@@ -75,12 +103,18 @@ class RefundPurchaseInput:
     order_id: str
     amount: int = strawberry.field(description="Refunded amount in fen; at most what is still unrefunded.")
     idempotency_key: str
+    lines: list[RefundLineInput] | None = strawberry.field(
+        default=None,
+        description="The returned lines (by SKU), adding up to amount. Without them the amount is spread over the "
+        "order's lines in proportion to what each can still refund.",
+    )
 
 
 @strawberry.type
 class RefundResult:
     order_id: str
-    points: int = strawberry.field(description="Points the refund took back (requested).")
+    points: int = strawberry.field(description="Points the refund took back (requested), campaign bonuses included.")
+    bonus_points: int = strawberry.field(default=0, description="The part of points that was campaign bonus.")
     shortfall: int = strawberry.field(description="Points already spent that could not be taken back.")
     points_returned: int = strawberry.field(
         default=0,
@@ -213,14 +247,24 @@ class PointsMutation:
             amount=input.amount,
             paid_at=input.paid_at,
             display_name=input.display_name,
+            lines=tuple(LineItem(x.sku, x.category, x.amount) for x in input.line_items or ()),
         )
         result = await info.context.services.purchases.record(who, request, input.idempotency_key)
-        return await _points_result(info, PurchaseResult, result)
+        campaigns = [
+            CampaignBonus(campaign_id=strawberry.ID(c["campaignId"]), name=c["name"], points=c["points"])
+            for c in result.get("campaigns", [])
+        ]
+        return await _points_result(info, PurchaseResult, result, campaigns=campaigns)
 
     @strawberry.mutation(description="Refund all or part of an order (admin): takes back its share of points.")
     async def refund_purchase(self, info: Info, input: RefundPurchaseInput) -> RefundResult:
         who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
-        request = RefundRequest(member_id=str(input.member_id), order_id=input.order_id, amount=input.amount)
+        request = RefundRequest(
+            member_id=str(input.member_id),
+            order_id=input.order_id,
+            amount=input.amount,
+            lines=tuple((x.sku, x.amount) for x in input.lines or ()),
+        )
         result = await info.context.services.purchases.refund(who, request, input.idempotency_key)
         return await _points_result(info, RefundResult, result)
 

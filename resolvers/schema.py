@@ -11,6 +11,7 @@ from strawberry.tools import merge_types
 from strawberry.types import Info
 
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
+from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
@@ -44,6 +45,7 @@ QUERIES: tuple[type, ...] = (
     NotificationQuery,
     AnalyticsQuery,
     PartnerLinkQuery,
+    CampaignQuery,
     MemberSearchQuery,
 )
 MUTATIONS: tuple[type, ...] = (
@@ -56,6 +58,7 @@ MUTATIONS: tuple[type, ...] = (
     NotificationMutation,
     AnalyticsMutation,
     MemberSearchMutation,
+    CampaignMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)

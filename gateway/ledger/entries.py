@@ -40,6 +40,7 @@ class EntryKind(StrEnum):
     PARTNER_REVERSE = "PARTNER_REVERSE"
     PARTNER_CONVERT_IN = "PARTNER_CONVERT_IN"
     PARTNER_CONVERT_OUT = "PARTNER_CONVERT_OUT"
+    CAMPAIGN = "CAMPAIGN"  # a campaign's bonus on a purchase (features/campaigns.py)
 
 
 class LotState(StrEnum):

@@ -109,6 +109,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
+    "campaigns": [IndexModel([("endsAt", ASCENDING), ("startsAt", ASCENDING)])],
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
     "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }

@@ -229,6 +229,24 @@ async def _fresh_redemption(world: World, caller: str) -> dict[str, Any]:
     return {"id": await world.new_redemption()}
 
 
+async def _fresh_campaign(world: World, caller: str) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from gateway.domain.campaigns import BoostSpec, CampaignSpec
+
+    start = world.services.clock.now() + timedelta(days=1)
+    end = start + timedelta(days=7)
+    spec = CampaignSpec(name=f"c-{caller}", starts_at=start, ends_at=end, boosts=(BoostSpec(200),))
+    doc = await world.services.campaigns.create(Principal(Role.ADMIN, "setup"), spec)
+    return {"id": str(doc["_id"])}
+
+
+CAMPAIGN_INPUT = (
+    '{name: "Spring", startsAt: "2030-01-01T00:00:00Z", endsAt: "2030-01-08T00:00:00Z", '
+    "boosts: [{multiplierPercent: 200}]}"
+)
+
+
 async def _held_checkout(world: World, caller: str) -> dict[str, Any]:
     order = world.key(caller)
     await world.gql.ok(
@@ -649,6 +667,21 @@ MATRIX: dict[str, Row] = {
     ),
     "Mutation.retryNotification": Row(
         'mutation { retryNotification(id: "none") { id } }', needs(P.NOTIFICATIONS_MANAGE, allowed="NOT_FOUND")
+    ),
+    "Query.campaign": Row("query($id: ID!) { campaign(id: $id) { name } }", needs(P.CAMPAIGNS_MANAGE), _fresh_campaign),
+    "Query.campaigns": Row("{ campaigns(first: 5) { edges { node { name } } } }", needs(P.CAMPAIGNS_MANAGE)),
+    "Mutation.createCampaign": Row(
+        f"mutation {{ createCampaign(input: {CAMPAIGN_INPUT}) {{ id }} }}", needs(P.CAMPAIGNS_MANAGE)
+    ),
+    "Mutation.updateCampaign": Row(
+        f"mutation($id: ID!) {{ updateCampaign(id: $id, input: {CAMPAIGN_INPUT}) {{ id }} }}",
+        needs(P.CAMPAIGNS_MANAGE),
+        _fresh_campaign,
+    ),
+    "Mutation.cancelCampaign": Row(
+        'mutation($id: ID!) { cancelCampaign(id: $id, reason: "test") { id } }',
+        needs(P.CAMPAIGNS_MANAGE),
+        _fresh_campaign,
     ),
     # ---- subscriptions
     "Subscription.balanceChanged": Row(
