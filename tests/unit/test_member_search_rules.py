@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
@@ -20,6 +20,7 @@ from gateway.domain.member_search import (
     phone_digits,
     position_of,
     search_keys,
+    segment_window,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -131,3 +132,12 @@ def test_a_cursor_of_another_order_or_shape_is_refused():
     for raw in ("", "NEWEST|x|m1", "NEWEST|2026-01-01T00:00:00|m1", "HIGHEST_SPEND|1e5|m1", "NEWEST|" + T0.isoformat()):
         with pytest.raises(ValueError):
             Position.decode(raw, MemberOrder.NEWEST if raw.startswith("NEWEST") else MemberOrder.HIGHEST_SPEND)
+
+
+def test_the_segment_window_is_the_days_ending_today():
+    today = date(2026, 3, 2)
+    assert segment_window(today, 365) == (date(2025, 3, 3), today)
+    assert segment_window(today, 1) == (today, today)
+    for bad in (0, 3661):
+        with pytest.raises(ValueError):
+            segment_window(today, bad)
