@@ -32,7 +32,7 @@ class LedgerFilterInput:
     def to_domain(self) -> LedgerFilter:
         try:
             return LedgerFilter.parse(
-                kinds=[k.value for k in self.kinds or ()],
+                kinds=[k.value for k in self.kinds or ()],  # type: ignore[attr-defined]
                 source_type=self.source_type,
                 source_id=self.source_id,
                 partner_id=self.partner_id,
