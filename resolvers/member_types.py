@@ -17,7 +17,7 @@ from resolvers.analytics_types import RfmSegmentName
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
 from resolvers.context import Info
-from resolvers.ledger_types import LedgerEntry
+from resolvers.ledger_types import LedgerEntry, LedgerFilterInput
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import PartnerAccount
 from resolvers.points_types import BenefitStatus, ExpiringPoints, PaidMembership, Purchase, TierProgress
@@ -99,8 +99,13 @@ class Member:
             return None
         return MemberRfm.of(self.doc["rfm"])
 
-    @strawberry.field(description="The member's ledger, newest first.")
-    async def ledger(self, info: Info, first: int = 20, after: str | None = None) -> Connection[LedgerEntry]:
+    @strawberry.field(
+        description="The member's ledger, newest first; `filter` narrows it by kind, source and time "
+        "(customer service: docs/members.md)."
+    )
+    async def ledger(
+        self, info: Info, first: int = 20, after: str | None = None, filter: LedgerFilterInput | None = None
+    ) -> Connection[LedgerEntry]:
         size = page_size(first)
         position = decode_cursor(after)
         if position is not None and not position.isdigit():
@@ -110,6 +115,7 @@ class Member:
             self.doc["_id"],
             before_seq=int(position) if position is not None else None,
             limit=size + 1,
+            ledger_filter=filter.to_domain() if filter is not None else None,
         )
         entries = [LedgerEntry.of(doc) for doc in docs]
         return connection(entries, size, lambda entry: str(entry.position))

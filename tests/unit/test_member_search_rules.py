@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.domain.analytics import Segment
+from gateway.domain.ledger_view import LedgerFilter
 from gateway.domain.member_search import (
     InvalidFilter,
     MemberFilter,
@@ -141,3 +142,20 @@ def test_the_segment_window_is_the_days_ending_today():
     for bad in (0, 3661):
         with pytest.raises(ValueError):
             segment_window(today, bad)
+
+
+def test_a_ledger_filter_is_validated_and_deduplicated():
+    f = LedgerFilter.parse(kinds=["GRANT", "GRANT", "PURCHASE"], source_type="ORDER", source_id="o-1", since=T0)
+    assert f.kinds == ("GRANT", "PURCHASE") and f.source_type == "ORDER" and f.since == T0
+    assert LedgerFilter.parse() == LedgerFilter()
+    for raw, field in (
+        ({"since": T1, "until": T0}, "until"),
+        ({"since": datetime(2026, 1, 1)}, "since"),
+        ({"source_type": "order"}, "sourceType"),
+        ({"source_id": "a\nb"}, "sourceId"),
+        ({"partner_id": ""}, "partnerId"),
+        ({"kinds": [f"K{i}" for i in range(31)]}, "kinds"),
+    ):
+        with pytest.raises(InvalidFilter) as caught:
+            LedgerFilter.parse(**raw)
+        assert caught.value.field == field
