@@ -10,6 +10,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
+from resolvers.admin_audit import AdminAuditQuery
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
@@ -49,6 +50,7 @@ QUERIES: tuple[type, ...] = (
     CampaignQuery,
     MemberSearchQuery,
     GrantRequestQuery,
+    AdminAuditQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
