@@ -33,6 +33,7 @@ from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
 from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
+from resolvers.segment_grants import SegmentGrantMutation, SegmentGrantQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
@@ -46,6 +47,7 @@ QUERIES: tuple[type, ...] = (
     AnalyticsQuery,
     PartnerLinkQuery,
     CampaignQuery,
+    SegmentGrantQuery,
     MemberSearchQuery,
 )
 MUTATIONS: tuple[type, ...] = (
@@ -58,6 +60,7 @@ MUTATIONS: tuple[type, ...] = (
     NotificationMutation,
     AnalyticsMutation,
     CampaignMutation,
+    SegmentGrantMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
