@@ -1,11 +1,18 @@
 """The points ledger: unit of work, idempotency and posting of immutable entries.
 
-Import its vocabulary from here (``from gateway.ledger import Ledger, LedgerTx, Memo``):
-the modules inside may be rearranged, this list stays.
+- ``entries``: what an entry says (``EntryKind``, ``LotState``, ``Source``, ``Memo``);
+- ``idempotency``: at most once per client key (``Idempotency``);
+- ``unit_of_work``: one transaction per business action (``Ledger.transact``, ``Work``);
+- ``posting``: how a transaction moves points through lots, holds and entries (``LedgerTx``).
+
+Its queries are repositories in gateway/store/ (``ledger``, ``lots``, ``holds``, ``idempotency``).
+Import its vocabulary from here (``from gateway.ledger import Ledger, LedgerTx, Memo``).
 """
 
 from gateway.ledger.entries import EntryKind, LotState, Memo, Source
-from gateway.ledger.transaction import Idempotency, InsufficientPoints, Ledger, LedgerTx, Work
+from gateway.ledger.idempotency import Idempotency
+from gateway.ledger.posting import InsufficientPoints, LedgerTx
+from gateway.ledger.unit_of_work import Ledger, Work
 
 __all__ = [
     "EntryKind",

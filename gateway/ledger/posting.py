@@ -1,74 +1,42 @@
-"""The points ledger: immutable entries, lots, and balances that always reconcile.
+"""Posting: how one transaction moves a member's points through lots, holds and entries.
 
-Every change to a member's points happens inside ``Ledger.transact``: one MongoDB
-transaction that first locks the member document (so concurrent writers of the
-same member serialize instead of losing updates), settles what is due (pending
-lots whose return window closed become available, lots past expiry expire),
-then moves points. Other writes that belong to the same business action
-(stock, orders, idempotency records) go in the same transaction via
-``tx.session``, so a change is either wholly applied or not at all.
+Every change to a member's points happens through a ``LedgerTx`` inside ``Ledger.transact``
+(gateway/ledger/unit_of_work.py): one MongoDB transaction that first locks the member
+document (so concurrent writers of the same member serialize instead of losing updates),
+settles what is due (pending lots whose return window closed become available, lots past
+expiry expire), then moves points. Each move writes one immutable entry whose ``delta`` is
+its exact change to the balances (gateway/domain/ledger_rules.py), described by a ``Memo``
+(gateway/ledger/entries.py). Other writes that belong to the same business action (stock,
+orders, idempotency records) go in the same transaction via ``tx.session``, so a change is
+either wholly applied or not at all.
+
+The moves: ``earn`` (a new lot, pending or available), ``spend`` (soonest-expiring lots
+first), ``hold`` / ``post_hold`` / ``void_hold`` (a two-phase spend, gateway/domain/holds.py),
+``take_back`` (reverse earning, into debt or a recorded shortfall) and ``restore`` (give a
+spend back to the lots it came from). The queries are in gateway/store/ledger.py and lots.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from bson import ObjectId
-from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
 
-from gateway.core.auth import Principal
-from gateway.core.clock import Clock, as_utc
-from gateway.core.errors import BadInput, DomainError, IdempotencyConflict, member_not_found
-from gateway.core.metrics import record_committed
+from gateway.core.clock import as_utc
+from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.expiry import expiry_for
 from gateway.domain.holds import HoldAction, HoldRefusal, HoldStatus, transition
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.domain.program import Program
 from gateway.ledger.entries import EntryKind, LotState, Memo, Source
 from gateway.store import holds as holds_store
-from gateway.store import idempotency as idempotency_store
+from gateway.store import ledger as ledger_store
+from gateway.store import lots as lots_store
 from gateway.store.mongo import Database, Document
-from gateway.store.program import load_program
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """A client's promise that repeating ``key`` means repeating the same request.
-
-    ``scope`` names the caller (so two clients' keys never collide); ``payload``
-    is what the request asked for, compared on replay.
-    """
-
-    scope: str
-    key: str
-    payload: dict[str, Any]
-
-    @classmethod
-    def for_caller(cls, principal: Principal, key: str, operation: str, **payload: Any) -> Idempotency:
-        """Keys are scoped to the caller; the operation name is part of what must match."""
-        return cls(
-            scope=f"{principal.role.value}:{principal.subject}", key=key, payload={"operation": operation, **payload}
-        )
-
-    @property
-    def record_id(self) -> str:
-        return f"{self.scope}:{self.key}"
-
-    @property
-    def fingerprint(self) -> str:
-        return hashlib.sha256(orjson.dumps(self.payload, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
-
-    def validated(self) -> Idempotency:
-        if not 1 <= len(self.key) <= 200:
-            raise BadInput("idempotencyKey must be 1 to 200 characters", field="idempotencyKey")
-        return self
 
 
 class InsufficientPoints(DomainError):
@@ -106,12 +74,7 @@ class LedgerTx:
         """
         if member_id in self.members:
             return self.members[member_id]
-        doc = await self.db.members.find_one_and_update(
-            {"_id": member_id},
-            {"$inc": {"lockVersion": 1}},
-            return_document=ReturnDocument.AFTER,
-            session=self.session,
-        )
+        doc = await ledger_store.lock_member(self.db, member_id, session=self.session)
         if doc is None:
             raise member_not_found(member_id)
         doc.setdefault("debt", 0)
@@ -156,7 +119,7 @@ class LedgerTx:
         }
         if not pending:
             lot["remaining"] -= await self._pay_debt(member_id, points)
-        await self.db.lots.insert_one(lot, session=self.session)
+        await lots_store.insert(self.db, lot, session=self.session)
         return entry
 
     async def spend(self, member_id: str, points: int, memo: Memo) -> Document:
@@ -255,7 +218,7 @@ class LedgerTx:
                 available=max(available, 0),
                 requested=points,
             )
-        return await self._consume(member_id, points, {"state": LotState.AVAILABLE})
+        return await self._consume(member_id, points, state=LotState.AVAILABLE)
 
     async def take_back(self, member_id: str, points: int, memo: Memo, *, lot_ids: list[Any]) -> Document:
         """Reverse earning (a refund): from the lots it created first, then from other
@@ -265,20 +228,18 @@ class LedgerTx:
         if points <= 0:
             raise BadInput("points to take back must be positive", field="points")
         member = await self.member(member_id)
-        pending_takes = await self._consume(member_id, points, {"_id": {"$in": lot_ids}, "state": LotState.PENDING})
+        pending_takes = await self._consume(member_id, points, state=LotState.PENDING, lot_ids=lot_ids)
         from_pending = sum(t["points"] for t in pending_takes)
-        own_takes = await self._consume(
-            member_id, points - from_pending, {"_id": {"$in": lot_ids}, "state": LotState.AVAILABLE}
-        )
+        own_takes = await self._consume(member_id, points - from_pending, state=LotState.AVAILABLE, lot_ids=lot_ids)
         other_takes = await self._consume(
-            member_id, points - from_pending - sum(t["points"] for t in own_takes), {"state": LotState.AVAILABLE}
+            member_id, points - from_pending - sum(t["points"] for t in own_takes), state=LotState.AVAILABLE
         )
         from_available = sum(t["points"] for t in own_takes + other_takes)
         missing = points - from_pending - from_available
         debt = missing if self.program.allow_negative_balance else 0
         if debt:
             member["debt"] += debt
-            await self.db.members.update_one({"_id": member_id}, {"$inc": {"debt": debt}}, session=self.session)
+            await ledger_store.add_debt(self.db, member_id, debt, session=self.session)
         taken = from_pending + from_available + debt
         change = delta(pending=-from_pending, available=-(from_available + debt), lifetimeEarned=-taken)
         return await self._post(
@@ -300,9 +261,7 @@ class LedgerTx:
         """
         await self.member(member_id)
         already: dict[object, int] = {}
-        async for earlier in self.db.ledger.find(
-            {"memberId": member_id, "restoredFrom": spend_entry["_id"]}, {"lots": 1}, session=self.session
-        ):
+        async for earlier in ledger_store.restores_of(self.db, member_id, spend_entry["_id"], session=self.session):
             for take in earlier["lots"]:
                 already[take["lotId"]] = already.get(take["lotId"], 0) + take["points"]
         takes = [Take(t["lotId"], t["points"]) for t in spend_entry["lots"]]
@@ -323,10 +282,7 @@ class LedgerTx:
     async def _return_to_lots(self, member_id: str, back: list[Take]) -> tuple[int, int, list[Document]]:
         """Put taken points back into their lots; a lot past its expiry takes nothing back
         (those points lapse). Returns (returned, lapsed, the takes as entry lots)."""
-        lots = {
-            lot["_id"]: lot
-            async for lot in self.db.lots.find({"_id": {"$in": [t.lot_id for t in back]}}, session=self.session)
-        }
+        lots = await lots_store.by_id(self.db, [t.lot_id for t in back], session=self.session)
         returned, lapsed = 0, 0
         for take in back:
             lot = lots[take.lot_id]
@@ -335,9 +291,7 @@ class LedgerTx:
                 continue
             returned += take.points
             self._lower_due(member_id, lot["expiresAt"])
-            await self.db.lots.update_one(
-                {"_id": lot["_id"]}, {"$inc": {"remaining": take.points}}, session=self.session
-            )
+            await lots_store.add_remaining(self.db, lot["_id"], take.points, session=self.session)
         back_docs = [{"lotId": t.lot_id, "points": t.points} for t in back]
         if returned:
             await self._pay_debt(member_id, returned, lot_takes=back_docs)
@@ -345,25 +299,25 @@ class LedgerTx:
 
     async def entry(self, entry_id: Any) -> Document:
         """A ledger entry that an order or operation refers to; it must exist."""
-        found = await self.db.ledger.find_one({"_id": entry_id}, session=self.session)
+        found = await ledger_store.entry(self.db, entry_id, session=self.session)
         if found is None:
             raise LookupError(f"ledger entry {entry_id!r} is referenced but missing")
         return found
 
-    async def _consume(self, member_id: str, points: int, query: Document) -> list[Document]:
+    async def _consume(
+        self, member_id: str, points: int, *, state: str | None = None, lot_ids: list[Any] | None = None
+    ) -> list[Document]:
+        """Take ``points`` from the member's lots (of ``state``, among ``lot_ids``), soonest-expiring
+        first: one read, one write for every lot taken from. Returns the takes as entry lots."""
         if points <= 0:
             return []
-        cursor = self.db.lots.find({"memberId": member_id, "remaining": {"$gt": 0}, **query}, session=self.session)
+        found = await lots_store.with_points(self.db, member_id, state=state, lot_ids=lot_ids, session=self.session)
         lots = [
             Lot(id=d["_id"], remaining=d["remaining"], expires_at=d["expiresAt"], created_at=d["createdAt"])
-            async for d in cursor
+            for d in found
         ]
         takes, _ = allocate(lots, points)
-        if takes:  # every lot taken from, in one round trip
-            await self.db.lots.bulk_write(
-                [UpdateOne({"_id": t.lot_id}, {"$inc": {"remaining": -t.points}}) for t in takes],
-                session=self.session,
-            )
+        await lots_store.take(self.db, [(t.lot_id, t.points) for t in takes], session=self.session)
         return [{"lotId": t.lot_id, "points": t.points} for t in takes]
 
     async def _pay_debt(self, member_id: str, points: int, lot_takes: list[Document] | None = None) -> int:
@@ -372,21 +326,15 @@ class LedgerTx:
         repay = min(member["debt"], points)
         if repay:
             member["debt"] -= repay
-            await self.db.members.update_one({"_id": member_id}, {"$inc": {"debt": -repay}}, session=self.session)
+            await ledger_store.add_debt(self.db, member_id, -repay, session=self.session)
             if lot_takes is not None:
-                await self._consume(member_id, repay, {"_id": {"$in": [t["lotId"] for t in lot_takes]}})
+                await self._consume(member_id, repay, lot_ids=[t["lotId"] for t in lot_takes])
         return repay
 
     async def _release_due(self, member_id: str) -> None:
         """Pending lots whose return window has closed become available (one entry each)."""
-        due = self.db.lots.find(
-            {"memberId": member_id, "state": LotState.PENDING, "availableAt": {"$lte": self.now}},
-            session=self.session,
-        )
-        async for lot in due:
-            await self.db.lots.update_one(
-                {"_id": lot["_id"]}, {"$set": {"state": LotState.AVAILABLE}}, session=self.session
-            )
+        async for lot in lots_store.pending_due(self.db, member_id, self.now, session=self.session):
+            await lots_store.make_available(self.db, lot["_id"], session=self.session)
             points = lot["remaining"]
             if points:
                 await self._post(
@@ -397,28 +345,13 @@ class LedgerTx:
                 )
                 repaid = await self._pay_debt(member_id, points)
                 if repaid:
-                    await self.db.lots.update_one(
-                        {"_id": lot["_id"]}, {"$inc": {"remaining": -repaid}}, session=self.session
-                    )
+                    await lots_store.add_remaining(self.db, lot["_id"], -repaid, session=self.session)
 
     async def _expire_due(self, member_id: str) -> None:
         """Available lots past their expiry lose what is left of them (one entry each)."""
-        due = self.db.lots.find(
-            {
-                "memberId": member_id,
-                "state": LotState.AVAILABLE,
-                "remaining": {"$gt": 0},
-                "expiresAt": {"$ne": None, "$lte": self.now},
-            },
-            session=self.session,
-        )
-        async for lot in due:
+        async for lot in lots_store.expiring_due(self.db, member_id, self.now, session=self.session):
             points = lot["remaining"]
-            await self.db.lots.update_one(
-                {"_id": lot["_id"], "remaining": points},
-                {"$set": {"remaining": 0, "expired": points}},
-                session=self.session,
-            )
+            await lots_store.expire(self.db, lot["_id"], points, session=self.session)
             await self._post(
                 member_id,
                 Memo(EntryKind.EXPIRE, "Points expired", Source("LOT", str(lot["_id"]))),
@@ -440,35 +373,9 @@ class LedgerTx:
 
     async def _recompute_due(self, member_id: str) -> None:
         """After settling: the earliest release or expiry still ahead (or never)."""
-        pipeline: list[Document] = [
-            {
-                "$match": {
-                    "memberId": member_id,
-                    "$or": [
-                        {"state": LotState.PENDING},
-                        {"state": LotState.AVAILABLE, "remaining": {"$gt": 0}, "expiresAt": {"$ne": None}},
-                    ],
-                }
-            },
-            {
-                "$group": {
-                    "_id": None,
-                    "at": {
-                        "$min": {
-                            "$cond": [
-                                {"$eq": ["$state", LotState.PENDING]},
-                                {"$min": ["$availableAt", "$expiresAt"]},
-                                "$expiresAt",
-                            ]
-                        }
-                    },
-                }
-            },
-        ]
-        rows = await (await self.db.lots.aggregate(pipeline, session=self.session)).to_list()
-        due = rows[0]["at"] if rows and rows[0]["at"] is not None else NEVER_DUE
+        due = await lots_store.next_due(self.db, member_id, session=self.session) or NEVER_DUE
         self.members[member_id]["nextDueAt"] = due
-        await self.db.members.update_one({"_id": member_id}, {"$set": {"nextDueAt": due}}, session=self.session)
+        await ledger_store.set_next_due(self.db, member_id, due, session=self.session)
 
     async def _post(
         self,
@@ -499,154 +406,6 @@ class LedgerTx:
             "idempotencyKey": self.idempotency_key,
             **(extra or {}),
         }
-        await self.db.members.update_one(
-            {"_id": member_id},
-            {
-                "$inc": {"ledgerSeq": 1, **{f"balances.{k}": v for k, v in change.items() if v}},
-                "$set": {"nextDueAt": member.get("nextDueAt")},
-            },
-            session=self.session,
-        )
-        await self.db.ledger.insert_one(entry, session=self.session)
+        await ledger_store.append(self.db, entry, change, member.get("nextDueAt"), session=self.session)
         self.entries.append(entry)
         return entry
-
-
-Work = Callable[[LedgerTx], Awaitable[Document]]
-
-
-class Ledger:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db = db
-        self.clock = clock
-
-    async def transact(self, work: Work, *, idempotency: Idempotency | None = None) -> Document:
-        """Run ``work`` in one transaction; with ``idempotency``, at most once per key.
-
-        ``work`` returns a small document (ids of what it made) that is stored with
-        the idempotency record, so a replay returns the original result.
-        """
-        if idempotency is None:
-            return await self._run(work, None)
-        idempotency = idempotency.validated()
-        # No read before the work: a first request (nearly all of them) pays nothing for its
-        # key. The record is written in the same transaction as the work, so a repeat either
-        # meets the unique key (its work rolled back with it) or is refused by a rule the first
-        # request changed (ALREADY_DEDUCTED, OUT_OF_STOCK...): only then is the record read,
-        # and a recorded request replays its first result (or is a conflict) instead.
-        try:
-            return await self._run(work, idempotency)
-        except (DuplicateKeyError, DomainError):
-            replay = await self._replay(idempotency)
-            if replay is None:
-                raise
-            return replay
-
-    async def _replay(self, idempotency: Idempotency) -> Document | None:
-        record = await idempotency_store.find_record(self.db, idempotency.record_id)
-        if record is None:
-            return None
-        if record["fingerprint"] != idempotency.fingerprint:
-            raise IdempotencyConflict(
-                "This idempotencyKey was already used for a different request", idempotencyKey=idempotency.key
-            )
-        return {**record["result"], "replayed": True}
-
-    async def _run(self, work: Work, idempotency: Idempotency | None) -> Document:
-        attempts: list[LedgerTx] = []
-
-        async def attempt(session: AsyncClientSession) -> Document:
-            program = await load_program(self.db, session=session)
-            tx = LedgerTx(
-                self.db, session, program, self.clock.now(), idempotency_key=idempotency.key if idempotency else None
-            )
-            attempts.append(tx)
-            result = await work(tx)
-            if idempotency is not None:
-                await idempotency_store.insert_records(
-                    self.db,
-                    [
-                        {
-                            "_id": idempotency.record_id,
-                            "fingerprint": idempotency.fingerprint,
-                            "result": result,
-                            "createdAt": tx.now,
-                        }
-                    ],
-                    session,
-                )
-            return result
-
-        result = await self.db.transaction(attempt)
-        record_committed(attempts[-1].entries)
-        return {**result, "replayed": False}
-
-    async def transact_many(self, steps: list[tuple[Work, Idempotency]]) -> list[Document]:
-        """Several idempotent operations in ONE transaction, in order; each keeps its own
-        idempotency record, so each replays on its own later. Steps already recorded are
-        replayed from their records and not run again.
-
-        All or nothing: if any step fails (a DomainError, a concurrent duplicate), nothing of
-        the others commits either and the error propagates; a caller that wants each
-        operation to stand alone then applies them one by one (``transact``).
-        """
-        steps = [(work, idempotency.validated()) for work, idempotency in steps]
-        recorded = await idempotency_store.find_records(self.db, [i.record_id for _, i in steps])
-        results: list[Document | None] = []
-        pending: list[tuple[int, Work, Idempotency]] = []
-        for index, (work, idempotency) in enumerate(steps):
-            record = recorded.get(idempotency.record_id)
-            if record is None:
-                results.append(None)
-                pending.append((index, work, idempotency))
-                continue
-            if record["fingerprint"] != idempotency.fingerprint:
-                raise IdempotencyConflict(
-                    "This idempotencyKey was already used for a different request", idempotencyKey=idempotency.key
-                )
-            results.append({**record["result"], "replayed": True})
-        if not pending:
-            return [r for r in results if r is not None]
-        attempts: list[LedgerTx] = []
-
-        async def attempt(session: AsyncClientSession) -> list[Document]:
-            program = await load_program(self.db, session=session)
-            tx = LedgerTx(self.db, session, program, self.clock.now())
-            attempts.append(tx)
-            done: list[Document] = []
-            for _, work, idempotency in pending:
-                tx.idempotency_key = idempotency.key
-                done.append(await work(tx))
-            await idempotency_store.insert_records(
-                self.db,
-                [
-                    {"_id": i.record_id, "fingerprint": i.fingerprint, "result": result, "createdAt": tx.now}
-                    for (_, _, i), result in zip(pending, done, strict=True)
-                ],
-                session,
-            )
-            return done
-
-        done = await self.db.transaction(attempt)
-        record_committed(attempts[-1].entries)
-        for (index, _, _), result in zip(pending, done, strict=True):
-            results[index] = {**result, "replayed": False}
-        return [r for r in results if r is not None]
-
-    async def settle(self, member_id: str) -> list[Document]:
-        """Release and expire what is due for one member; returns the entries written."""
-
-        async def work(tx: LedgerTx) -> Document:
-            await tx.member(member_id, settle=True)
-            return {"entryIds": [e["_id"] for e in tx.entries]}
-
-        result = await self.transact(work)
-        return await self.entries(result["entryIds"])
-
-    async def due_holds(self, now: datetime, limit: int) -> list[Document]:
-        """Holds still HELD at or past their deadline, oldest deadline first."""
-        return await holds_store.due(self.db, now, limit)
-
-    async def entries(self, entry_ids: list[Any]) -> list[Document]:
-        found = {e["_id"]: e async for e in self.db.ledger.find({"_id": {"$in": entry_ids}})}
-        return [found[i] for i in entry_ids if i in found]
