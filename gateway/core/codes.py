@@ -37,6 +37,7 @@ CODES: dict[str, str] = {
     "HOLD_ALREADY_VOIDED": "the held points were already released",
     "NOT_A_PAID_MEMBER": "the member holds no running paid membership",
     "BIRTHDAY_LOCKED": "a member's recorded birthday is changed only by an admin",
+    "SECOND_APPROVER_REQUIRED": "a grant request is approved by someone other than its requester (two-person rule)",
     "TIER_IN_USE": "a removed tier is held by members or required by gifts and no replacement was named",
     # points mall
     "GIFT_NOT_FOUND": "no gift with that id (or not listed for this caller)",
