@@ -24,6 +24,7 @@ from resolvers.extensions import (
 )
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.input_guard import InputTextGuard
+from resolvers.member_accounts import MemberAccountMutation
 from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
@@ -58,6 +59,7 @@ MUTATIONS: tuple[type, ...] = (
     NotificationMutation,
     AnalyticsMutation,
     MemberSearchMutation,
+    MemberAccountMutation,
     CampaignMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)

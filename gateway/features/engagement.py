@@ -272,6 +272,13 @@ class Engagement:
         except DomainError:  # posted meanwhile
             return False
 
+    async def void_checkout_hold(self, tx: LedgerTx, hold: Document, reason: str) -> bool:
+        """Release a checkout hold inside the caller's transaction (a freeze); False if already settled."""
+        deduction = await deductions.for_hold(tx.db, hold["_id"], session=tx.session)
+        if deduction is None:
+            raise LookupError(f"checkout hold {hold['_id']!r} has no deduction")
+        return await self._void(tx, deduction, reason) is not None
+
     async def _void(self, tx: LedgerTx, deduction: Document, reason: str) -> Document | None:
         entry = await tx.void_hold(
             deduction["holdId"], Memo(EntryKind.DEDUCTION_VOID, reason, Source("ORDER", deduction["orderId"]))

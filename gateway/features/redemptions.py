@@ -125,6 +125,7 @@ class Redemptions:
                 if gift is None:
                     raise gift_not_found(req.gift_id)
             member = await tx.member(req.member_id)
+            tx.refuse_inactive(member)  # a frozen member's order is refused as such, before any other reason
             rules = rules_of(gift)
             verdicts = await eligibilities(
                 tx.db, member, [gift], tx.program, tx.now, quantity=req.quantity, session=tx.session
@@ -305,6 +306,15 @@ class Redemptions:
             return {"cancelled": True}
 
         return bool((await self.ledger.transact(work))["cancelled"])
+
+    async def cancel_unpaid_in(self, tx: LedgerTx, hold: Document, reason: str, by: str) -> bool:
+        """Cancel the unpaid order behind ``hold`` inside the caller's transaction (a freeze), as the
+        payment timeout would: points and stock return. False if the order is no longer unpaid."""
+        order = await orders.find(tx.db, hold["source"]["id"], session=tx.session)
+        if order is None or order["status"] != OrderStatus.AWAITING_PAYMENT or order.get("holdId") != hold["_id"]:
+            return False
+        await self._cancel(tx, order, reason, by)
+        return True
 
     async def _locked(self, tx: LedgerTx, order_id: str) -> Document:
         """The order, read after locking its member (every change of an order goes through it)."""
