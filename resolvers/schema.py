@@ -14,6 +14,7 @@ from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubs
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
+from resolvers.extension_runner import CachedHookRunner
 from resolvers.extensions import (
     GuardedParserCache,
     GuardedValidationCache,
@@ -64,6 +65,9 @@ DOCUMENT_CACHE_SIZE = 512
 class GatewaySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_unexpected(errors)
+
+    def create_extensions_runner(self, execution_context: Any, extensions: list[Any]) -> CachedHookRunner:
+        return CachedHookRunner(execution_context=execution_context, extensions=extensions)
 
     def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
         """Strawberry's, behind the checks of resolvers/federation.py (count, __typename, key types)."""
