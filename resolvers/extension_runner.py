@@ -23,6 +23,7 @@ from strawberry.extensions.context import (
     ExecutingContextManager,
     OperationContextManager,
     ParsingContextManager,
+    StreamResultContextManager,
     ValidationContextManager,
     WrappedHook,
 )
@@ -82,6 +83,10 @@ class _Executing(_CachedHooks, ExecutingContextManager):
     __slots__ = ()
 
 
+class _StreamResult(_CachedHooks, StreamResultContextManager):
+    pass  # per event and subscription: the stage a broadcast runs once per subscriber
+
+
 class CachedHookRunner(SchemaExtensionsRunner):
     """``SchemaExtensionsRunner`` with the hook wrappers made once per extension class."""
 
@@ -96,3 +101,6 @@ class CachedHookRunner(SchemaExtensionsRunner):
 
     def executing(self) -> ExecutingContextManager:
         return _Executing(self.extensions)
+
+    def on_stream_result(self, result: Any) -> StreamResultContextManager:
+        return _StreamResult(self.extensions, result)
