@@ -165,7 +165,9 @@ def probe(
 
 @app.command()
 def token(
-    role: Annotated[Role, typer.Option(help="member, admin, dashboard or payments.")] = Role.ADMIN,
+    role: Annotated[
+        Role, typer.Option(help="member, admin, support, finance, warehouse, marketing, dashboard or payments.")
+    ] = Role.ADMIN,
     subject: Annotated[str, typer.Option("--sub", help="Subject: the member id for member tokens.")] = "local-admin",
     hours: Annotated[float, typer.Option(help="Lifetime in hours.")] = 24.0,
 ) -> None:

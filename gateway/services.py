@@ -16,16 +16,19 @@ from typing import TYPE_CHECKING, Any
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.settings import Settings
 from gateway.features.members import Members
-from gateway.ledger.transaction import Ledger
+from gateway.ledger import Ledger
 from gateway.store.mongo import Database
 
 if TYPE_CHECKING:
     from gateway.events.hub import Hub
+    from gateway.features.admin_audit import AdminAudit
     from gateway.features.analytics import Analytics
+    from gateway.features.campaigns import Campaigns
     from gateway.features.catalog import Catalog
     from gateway.features.engagement import Engagement
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
+    from gateway.features.member_segments import MemberSegments
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
     from gateway.features.partner_links import PartnerLinks
@@ -49,6 +52,18 @@ class Services:
             self.jwt_secret = self.settings.resolved_jwt_secret()
         self.members = Members(self.db, self.clock)
         self.ledger = Ledger(self.db, self.clock)
+
+    @cached_property
+    def admin_audit(self) -> AdminAudit:
+        from gateway.features.admin_audit import AdminAudit
+
+        return AdminAudit(self.db, self.clock)
+
+    @cached_property
+    def member_segments(self) -> MemberSegments:
+        from gateway.features.member_segments import MemberSegments
+
+        return MemberSegments(self.db, self.clock, self.settings.member_segment_window_days)
 
     @cached_property
     def purchases(self) -> Purchases:
@@ -145,3 +160,9 @@ class Services:
         from gateway.features.analytics import Analytics
 
         return Analytics(self.db, self.clock)
+
+    @cached_property
+    def campaigns(self) -> Campaigns:
+        from gateway.features.campaigns import Campaigns
+
+        return Campaigns(self.db, self.clock, self.admin_audit)

@@ -7,8 +7,8 @@ from datetime import datetime
 import strawberry
 
 from dataloaders.catalog import gift_loader
-from gateway.core.auth import Role, require_role
 from gateway.core.clock import as_utc
+from gateway.core.permissions import Permission, require_permission
 from gateway.domain import catalog as rules
 from gateway.domain.calendar import Period
 from gateway.features.catalog import gift_not_found, rules_of, version_of, visible_to
@@ -143,7 +143,7 @@ class Gift:
 
     @strawberry.field(description="Admins only: what the operator pays for one unit, in fen.")
     def cost_price(self, info: Info) -> int:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         return self.doc["costPrice"]
 
     @strawberry.field(
@@ -151,7 +151,7 @@ class Gift:
         'point, as a decimal string rounded half-up to 3 places, e.g. "2.133".'
     )
     def cost_per_point(self, info: Info) -> str:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         price = rules.price_at(self.gift_rules, info.context.now)
         return str(rules.cost_per_point(self.doc["costPrice"], price.cash, price.points))
 

@@ -23,6 +23,11 @@ class Role(StrEnum):
     DASHBOARD = "dashboard"
     PARTNER = "partner"
     PAYMENTS = "payments"  # the payment service: confirms that the cash part of an order was paid
+    # Staff with narrower powers than an admin; what each may do is gateway/core/permissions.py.
+    SUPPORT = "support"
+    FINANCE = "finance"
+    WAREHOUSE = "warehouse"
+    MARKETING = "marketing"
 
 
 @dataclass(frozen=True)

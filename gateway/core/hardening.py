@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 from gateway.core.auth import Role
 
 CALLER_KINDS = ("anonymous", *(role.value for role in Role))  # every role has its own limit
+STAFF_KINDS = frozenset({Role.SUPPORT.value, Role.FINANCE.value, Role.WAREHOUSE.value, Role.MARKETING.value})
 
 
 def _kinds(value: str) -> frozenset[str]:
@@ -50,11 +51,14 @@ class RateLimits:
     dashboard: int = 1200
     admin: int = 3000
     payments: int = 3000
+    staff: int = 3000  # support, finance, warehouse, marketing: one limit each per person
     failed_auth: int = 20
     subscriptions_per_connection: int = 20
     subscriptions_per_member: int = 10
 
     def for_kind(self, kind: str) -> int:
+        if kind in STAFF_KINDS:
+            return self.staff
         return int(getattr(self, kind))
 
 
@@ -87,6 +91,9 @@ class HardeningSettings(BaseModel):
     rate_limit_dashboard: int = Field(default=1200, ge=1)
     rate_limit_admin: int = Field(default=3000, ge=1)
     rate_limit_payments: int = Field(default=3000, ge=1)
+    rate_limit_staff: int = Field(
+        default=3000, ge=1, description="Per person, for support/finance/warehouse/marketing."
+    )
     rate_limit_failed_auth: int = Field(default=20, ge=1, description="Bad credentials per window per address.")
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     max_subscriptions_per_member: int = Field(default=10, ge=1)
@@ -127,6 +134,7 @@ class HardeningSettings(BaseModel):
             dashboard=self.rate_limit_dashboard,
             admin=self.rate_limit_admin,
             payments=self.rate_limit_payments,
+            staff=self.rate_limit_staff,
             failed_auth=self.rate_limit_failed_auth,
             subscriptions_per_connection=self.max_subscriptions_per_connection,
             subscriptions_per_member=self.max_subscriptions_per_member,
