@@ -15,6 +15,7 @@ from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
+from resolvers.extension_runner import CachedHookRunner
 from resolvers.extensions import (
     GuardedParserCache,
     GuardedValidationCache,
@@ -35,6 +36,7 @@ from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
 from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
+from resolvers.segment_grants import SegmentGrantMutation, SegmentGrantQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
@@ -48,6 +50,7 @@ QUERIES: tuple[type, ...] = (
     AnalyticsQuery,
     PartnerLinkQuery,
     CampaignQuery,
+    SegmentGrantQuery,
     MemberSearchQuery,
     GrantRequestQuery,
 )
@@ -64,6 +67,7 @@ MUTATIONS: tuple[type, ...] = (
     MemberSearchMutation,
     MemberAccountMutation,
     CampaignMutation,
+    SegmentGrantMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
@@ -75,6 +79,9 @@ DOCUMENT_CACHE_SIZE = 512
 class GatewaySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_unexpected(errors)
+
+    def create_extensions_runner(self, execution_context: Any, extensions: list[Any]) -> CachedHookRunner:
+        return CachedHookRunner(execution_context=execution_context, extensions=extensions)
 
     def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
         """Strawberry's, behind the checks of resolvers/federation.py (count, __typename, key types)."""

@@ -110,6 +110,7 @@ class Redemptions:
     async def redeem(self, principal: Principal, request: RedeemRequest) -> Document:
         """Place an order; a replay of the same idempotency key returns the original order."""
         req = request.validated()
+        placed: Document = {}
 
         async def work(tx: LedgerTx) -> Document:
             # Take the stock first: the gift is the contended document, so a loser of the race
@@ -183,6 +184,8 @@ class Redemptions:
                 )
                 order |= {"status": str(OrderStatus.PLACED), "spendEntryId": entry["_id"]}
             await orders.insert(tx.db, order, session=tx.session)
+            placed.clear()
+            placed.update(order)  # the last attempt's order is the one that commits
             return {"redemptionId": order_id}
 
         idempotency = Idempotency.for_caller(
@@ -195,7 +198,9 @@ class Redemptions:
             cashPaid=req.cash_paid,
         )
         result = await self.ledger.transact(work, idempotency=idempotency)
-        return await self.get(result["redemptionId"])
+        if result.get("replayed") or placed.get("_id") != result["redemptionId"]:
+            return await self.get(result["redemptionId"])  # a replay: the order as it stands now
+        return orders.as_stored(self.db, placed)  # just committed: the order in hand, not read again
 
     async def fulfil(self, order_id: str, *, carrier: str | None, tracking_number: str | None) -> Document:
         """Placed → fulfilled (shipped); anything else is INVALID_STATE."""
