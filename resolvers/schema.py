@@ -13,6 +13,7 @@ from strawberry.types import Info
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
+from resolvers.coupons import CouponMutation, CouponQuery
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.extensions import (
     GuardedParserCache,
@@ -39,6 +40,7 @@ QUERIES: tuple[type, ...] = (
     MemberQuery,
     ProgramAdminQuery,
     CatalogQuery,
+    CouponQuery,
     PartnerQuery,
     NotificationQuery,
     AnalyticsQuery,
@@ -49,6 +51,7 @@ MUTATIONS: tuple[type, ...] = (
     PointsMutation,
     ProgramAdminMutation,
     CatalogMutation,
+    CouponMutation,
     PartnerMutation,
     PartnerLinkMutation,
     NotificationMutation,
