@@ -248,7 +248,7 @@ async def test_voiding_leaked_codes_takes_them_out_of_stock(gql, admin, services
     alice = await member_with(services, "alice", points=1000)
     order = (await redeem(gql, alice, "alice", gift["id"], "v"))["data"]["redeemGift"]["id"]
     given = (await order_codes(gql, alice, order))["coupons"][0]["code"]
-    result = (await gql.ok(VOID, {"g": gift["id"], "codes": ["V1", "V2", "V3", "NOPE"]}, token=admin))
+    result = await gql.ok(VOID, {"g": gift["id"], "codes": ["V1", "V2", "V3", "NOPE"]}, token=admin)
     assert result["voidCouponCodes"] == {"voided": 2, "notAvailable": 1, "notFound": 1}
     status = await pool(gql, admin, gift["id"])
     assert status["counts"]["void"] == 2 and status["giftStock"] == 0 == status["counts"]["available"]
@@ -264,7 +264,9 @@ async def test_a_points_and_cash_coupon_shows_its_code_only_once_paid(gql, admin
     placed = (await redeem(gql, alice, "alice", gift["id"], "p", cash=500))["data"]["redeemGift"]
     assert placed["status"] == "AWAITING_PAYMENT"
     assert (await order_codes(gql, alice, placed["id"]))["coupons"] == []
-    confirm = "mutation($id: ID!) { confirmRedemptionPayment(id: $id, paymentReference: \"pay-1\", amount: 500) { status } }"
+    confirm = (
+        'mutation($id: ID!) { confirmRedemptionPayment(id: $id, paymentReference: "pay-1", amount: 500) { status } }'
+    )
     paid = await gql.ok(confirm, {"id": placed["id"]}, token=token(Role.PAYMENTS, "psp"))
     assert paid["confirmRedemptionPayment"]["status"] == "FULFILLED"
     order = await order_codes(gql, alice, placed["id"])

@@ -676,6 +676,7 @@ MATRIX.update(
     }
 )
 
+
 def schema_operations() -> set[str]:
     names = set()
     for root in (schema._schema.query_type, schema._schema.mutation_type, schema._schema.subscription_type):
