@@ -23,7 +23,7 @@ from gateway.core.clock import SystemClock
 from gateway.core.errors import DomainError
 from gateway.features.audit import audit_all
 from gateway.features.engagement import Engagement
-from gateway.ledger.transaction import Ledger
+from gateway.ledger import Ledger
 from gateway.runtime import prepare
 from gateway.store.embedded_mongod import EmbeddedMongo
 from gateway.store.mongo import Database, create_client

@@ -33,7 +33,7 @@ from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.catalog import GiftSpec
 from gateway.features.members import Registration, new_member_document
 from gateway.features.redemptions import RedeemRequest, new_order_id
-from gateway.ledger.transaction import EntryKind, LedgerTx, Source
+from gateway.ledger import EntryKind, LedgerTx, Memo, Source
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.store.embedded_mongod import EmbeddedMongo
@@ -56,7 +56,7 @@ async def setup(db: Database, services: Services) -> str:
         await services.members.insert(doc)
 
         async def work(tx: LedgerTx, member_id: str = doc["_id"]) -> dict[str, str]:
-            await tx.earn(member_id, 1_000_000, kind=EntryKind.GRANT, reason="bench", source=Source("BENCH", "b"))
+            await tx.earn(member_id, 1_000_000, Memo(EntryKind.GRANT, "bench", Source("BENCH", "b")))
             return {}
 
         await services.ledger.transact(work)

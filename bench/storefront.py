@@ -47,7 +47,7 @@ from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.catalog import GiftSpec
 from gateway.features.members import Registration, new_member_document
 from gateway.features.redemptions import RedeemRequest
-from gateway.ledger.transaction import EntryKind, LedgerTx, Source
+from gateway.ledger import EntryKind, LedgerTx, Memo, Source
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.store.embedded_mongod import EmbeddedMongo, free_port
@@ -83,7 +83,7 @@ async def seed(uri: str) -> None:
         await services.members.insert(doc)
 
         async def grant(tx: LedgerTx) -> dict[str, str]:
-            await tx.earn(MEMBER, 12_000, kind=EntryKind.GRANT, reason="bench", source=Source("BENCH", "seed"))
+            await tx.earn(MEMBER, 12_000, Memo(EntryKind.GRANT, "bench", Source("BENCH", "seed")))
             return {}
 
         await services.ledger.transact(grant)

@@ -14,6 +14,7 @@ from gateway.core.clock import Clock, SystemClock
 from gateway.core.settings import Settings
 from gateway.services import Services
 from gateway.store.embedded_mongod import EmbeddedMongo
+from gateway.store.members import backfill_search_keys
 from gateway.store.mongo import Database, create_client
 from gateway.store.program import seed_program
 
@@ -53,6 +54,7 @@ async def prepare(db: Database) -> None:
     """Indexes and the default program: idempotent, run at every start."""
     await db.ensure_indexes()
     await seed_program(db)
+    await backfill_search_keys(db)
 
 
 async def _prepare_when_reachable(db: Database, timeout: float = 60.0) -> None:

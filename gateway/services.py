@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.settings import Settings
 from gateway.features.members import Members
-from gateway.ledger.transaction import Ledger
+from gateway.ledger import Ledger
 from gateway.store.mongo import Database
 
 if TYPE_CHECKING:
     from gateway.events.hub import Hub
     from gateway.features.admin_audit import AdminAudit
     from gateway.features.analytics import Analytics
+    from gateway.features.campaigns import Campaigns
     from gateway.features.catalog import Catalog
     from gateway.features.coupons import Coupons
     from gateway.features.engagement import Engagement
@@ -162,3 +163,9 @@ class Services:
         from gateway.features.analytics import Analytics
 
         return Analytics(self.db, self.clock)
+
+    @cached_property
+    def campaigns(self) -> Campaigns:
+        from gateway.features.campaigns import Campaigns
+
+        return Campaigns(self.db, self.clock, self.admin_audit)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway.core.auth import Role, require_role
+from gateway.core.permissions import Permission, require_permission
 from gateway.domain.analytics import Flows, entry_flows
 from gateway.events.hub import Change
 from gateway.events.streams import ACTIVITY, live_changes
@@ -26,7 +26,6 @@ from resolvers.analytics_types import (
 )
 from resolvers.context import Info
 
-READERS = (Role.ADMIN, Role.DASHBOARD)
 From = Annotated[date, strawberry.argument(name="from", description="First local date (program time zone).")]
 UPDATE_INTERVAL_SECONDS = 1.0
 
@@ -38,35 +37,35 @@ class AnalyticsQuery:
         "cost and breakage for the local dates from..to (inclusive). Admin and dashboard roles."
     )
     async def points_analytics(self, info: Info, from_: From, to: date) -> PointsAnalytics:
-        require_role(info.context.principal, *READERS)
+        require_permission(info.context.principal, Permission.ANALYTICS_READ)
         program = await info.context.program()
         span = span_of(from_, to, program)
         return PointsAnalytics.of(await info.context.services.analytics.points(span, program), program, span)
 
     @strawberry.field(description="Members by tier (now), new and active members per month, RFM segments.")
     async def member_analytics(self, info: Info, from_: From, to: date) -> MemberAnalytics:
-        require_role(info.context.principal, *READERS)
+        require_permission(info.context.principal, Permission.ANALYTICS_READ)
         program = await info.context.program()
         span = span_of(from_, to, program)
         return MemberAnalytics(span=span, program=program)
 
     @strawberry.field(description="Gifts by redemptions in the range (cancelled orders excluded), most first.")
     async def top_gifts(self, info: Info, from_: From, to: date, first: int = 10) -> list[TopGift]:
-        require_role(info.context.principal, *READERS)
+        require_permission(info.context.principal, Permission.ANALYTICS_READ)
         program = await info.context.program()
         span = span_of(from_, to, program)
         return [TopGift.of(g) for g in await info.context.services.analytics.top_gifts(span, first)]
 
     @strawberry.field(description="Per partner: accrued, burned, converted, net points and settlement money.")
     async def partner_analytics(self, info: Info, from_: From, to: date) -> list[PartnerTotals]:
-        require_role(info.context.principal, *READERS)
+        require_permission(info.context.principal, Permission.ANALYTICS_READ)
         program = await info.context.program()
         span = span_of(from_, to, program)
         return [PartnerTotals.of(p) for p in await info.context.services.analytics.partners(span)]
 
     @strawberry.field(description="Dashboard settings: time zone, cost per point, health thresholds.")
     async def analytics_settings(self, info: Info) -> AnalyticsSettings:
-        require_role(info.context.principal, *READERS)
+        require_permission(info.context.principal, Permission.ANALYTICS_READ)
         return AnalyticsSettings.of(await info.context.program(), info.context.services.clock.now())
 
 
@@ -74,7 +73,7 @@ class AnalyticsQuery:
 class AnalyticsMutation:
     @strawberry.mutation(description="Change the dashboard settings (admins only); invalid → BAD_USER_INPUT.")
     async def update_analytics_settings(self, info: Info, input: AnalyticsSettingsInput) -> AnalyticsSettings:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.ANALYTICS_MANAGE)
         changes: dict[str, Any] = {}
         for name in ("cost_per_point_milli_fen", "advice_low_percent", "advice_high_percent"):
             value = getattr(input, name)
@@ -95,7 +94,7 @@ class AnalyticsSubscription:
         "re-reads its KPIs on each. Fed by the change stream, so changes made through any replica arrive."
     )
     async def analytics_updated(self, info: Info) -> AsyncGenerator[AnalyticsUpdate, None]:
-        require_role(info.context.principal, *READERS)
+        require_permission(info.context.principal, Permission.ANALYTICS_READ)
         changes = live_changes(info.context.services, ACTIVITY, getattr(info.context, "close_soon", None))
         return _updates(batches(changes, UPDATE_INTERVAL_SECONDS), info)
 

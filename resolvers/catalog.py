@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway.core.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.auth import Role, require_principal
 from gateway.core.errors import BadInput, Forbidden
+from gateway.core.permissions import Permission, require_permission, require_self_or
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
 from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found, visible_to
@@ -109,10 +110,6 @@ class RedeemGiftInput:
     )
 
 
-def _is_admin(info: Info) -> bool:
-    return info.context.principal is not None and info.context.principal.role is Role.ADMIN
-
-
 @strawberry.type
 class CatalogQuery:
     @strawberry.field(
@@ -131,9 +128,9 @@ class CatalogQuery:
         include_unlisted: bool = False,
     ) -> Connection[Gift]:
         if member_id is not None:
-            require_member_access(info.context.principal, member_id)
+            require_self_or(info.context.principal, member_id, Permission.MEMBERS_READ)
         if include_unlisted:
-            require_role(info.context.principal, Role.ADMIN)
+            require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         size = page_size(first)
         position = decode_cursor(after)
         context = info.context
@@ -161,7 +158,7 @@ class CatalogQuery:
         if member_id is None:
             doc = await context.services.catalog.get(str(id))
         else:
-            require_member_access(context.principal, member_id)
+            require_self_or(context.principal, member_id, Permission.MEMBERS_READ)
             doc, member, program = await together(
                 context.services.catalog.get(str(id)), context.load_member(member_id), context.program()
             )
@@ -178,7 +175,7 @@ class CatalogQuery:
         doc = await info.context.services.redemptions.get(str(id))
         if who.role is not Role.PAYMENTS:
             try:
-                require_member_access(who, doc["memberId"])
+                require_self_or(who, doc["memberId"], Permission.MEMBERS_READ, Permission.ORDERS_FULFIL)
             except Forbidden:
                 if who.role is Role.MEMBER:
                     # Another member's order answers exactly like a missing one: ids cannot be probed.
@@ -191,7 +188,7 @@ class CatalogQuery:
 class CatalogMutation:
     @strawberry.mutation(description="Admins: add a gift to the mall.")
     async def create_gift(self, info: Info, input: CreateGiftInput) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         spec = GiftSpec(
             name=input.name,
             category=input.category,
@@ -230,7 +227,7 @@ class CatalogMutation:
             strawberry.argument(description="The gift version this edit is based on; CONFLICT if it changed since."),
         ] = None,
     ) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         program = await info.context.program()
         catalog = info.context.services.catalog
         doc = await catalog.update(str(id), input.changes(), program, expected_version=expected_version)
@@ -238,24 +235,24 @@ class CatalogMutation:
 
     @strawberry.mutation(description="Admins: add stock; a sold-out gift is back on sale at once.")
     async def restock_gift(self, info: Info, id: strawberry.ID, quantity: int) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         return Gift.of(await info.context.services.catalog.restock(str(id), quantity), info.context.now)
 
     @strawberry.mutation(description="Admins: list now (a future start or a past end is dropped).")
     async def list_gift(self, info: Info, id: strawberry.ID) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         return Gift.of(await info.context.services.catalog.set_listed(str(id), True), info.context.now)
 
     @strawberry.mutation(description="Admins: take off sale (kept, with its orders).")
     async def unlist_gift(self, info: Info, id: strawberry.ID) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         return Gift.of(await info.context.services.catalog.set_listed(str(id), False), info.context.now)
 
     @strawberry.mutation(description="Admins: 定时上架, on sale from startsAt until endsAt (open-ended if null).")
     async def schedule_gift(
         self, info: Info, id: strawberry.ID, starts_at: datetime, ends_at: datetime | None = None
     ) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         program = await info.context.program()
         return Gift.of(
             await info.context.services.catalog.schedule(str(id), starts_at, ends_at, program), info.context.now
@@ -263,18 +260,18 @@ class CatalogMutation:
 
     @strawberry.mutation(description="Admins: 限时兑换, a special points price inside a window (replaces any).")
     async def set_gift_offer(self, info: Info, id: strawberry.ID, input: GiftOfferInput) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         catalog = info.context.services.catalog
         return Gift.of(await catalog.set_offer(str(id), input.points, input.starts_at, input.ends_at), info.context.now)
 
     @strawberry.mutation(description="Admins: remove a gift's limited-time offer.")
     async def clear_gift_offer(self, info: Info, id: strawberry.ID) -> Gift:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         return Gift.of(await info.context.services.catalog.clear_offer(str(id)), info.context.now)
 
     @strawberry.mutation(description="Admins: delete a gift nobody ever redeemed (else GIFT_HAS_REDEMPTIONS).")
     async def delete_gift(self, info: Info, id: strawberry.ID) -> bool:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         await info.context.services.catalog.delete(str(id))
         return True
 
@@ -284,7 +281,7 @@ class CatalogMutation:
         "+ cash order is AWAITING_PAYMENT (points held, stock taken) until its payment is confirmed."
     )
     async def redeem_gift(self, info: Info, input: RedeemGiftInput) -> Redemption:
-        who = require_member_access(info.context.principal, input.member_id)
+        who = require_self_or(info.context.principal, input.member_id, Permission.SHOP_BACKEND)
         request = RedeemRequest(
             member_id=input.member_id,
             gift_id=input.gift_id,
@@ -304,16 +301,18 @@ class CatalogMutation:
     async def confirm_redemption_payment(
         self, info: Info, id: strawberry.ID, payment_reference: str, amount: int
     ) -> Redemption:
-        who = require_role(info.context.principal, Role.ADMIN, Role.PAYMENTS)
+        who = require_principal(info.context.principal)
+        if who.role is not Role.PAYMENTS:
+            require_permission(who, Permission.SHOP_BACKEND)
         order = await info.context.services.redemptions.confirm_payment(who, str(id), payment_reference, amount)
         info.context.forget_member(order["memberId"])
         return Redemption.of(order)
 
-    @strawberry.mutation(description="Admins: mark a placed order shipped.")
+    @strawberry.mutation(description="Warehouse staff (orders:fulfil): mark a placed order shipped.")
     async def fulfill_redemption(
         self, info: Info, id: strawberry.ID, carrier: str | None = None, tracking_number: str | None = None
     ) -> Redemption:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.ORDERS_FULFIL)
         order = await info.context.services.redemptions.fulfil(
             str(id), carrier=carrier, tracking_number=tracking_number
         )
@@ -324,7 +323,9 @@ class CatalogMutation:
         "Points return with their original expiry (held points are released), stock returns to the gift."
     )
     async def cancel_redemption(self, info: Info, id: strawberry.ID, reason: str | None = None) -> Redemption:
-        who = require_role(info.context.principal, Role.ADMIN, Role.MEMBER)
+        who = require_principal(info.context.principal)
+        if who.role is not Role.MEMBER:
+            require_permission(who, Permission.ORDERS_FULFIL)
         order = await info.context.services.redemptions.cancel(who, str(id), reason)
         info.context.forget_member(order["memberId"])
         return Redemption.of(order)

@@ -7,9 +7,10 @@ from datetime import datetime
 import strawberry
 
 from dataloaders.catalog import gift_loader
-from gateway.core.auth import Role, require_role
+from gateway.core.auth import Role
 from gateway.core.clock import as_utc
 from gateway.core.errors import Forbidden
+from gateway.core.permissions import Permission, allows, require_permission
 from gateway.domain import catalog as rules
 from gateway.domain.calendar import Period
 from gateway.domain.coupons import GiftKind as DomainGiftKind
@@ -148,7 +149,7 @@ class Gift:
 
     @strawberry.field(description="Admins only: what the operator pays for one unit, in fen.")
     def cost_price(self, info: Info) -> int:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         return self.doc["costPrice"]
 
     @strawberry.field(
@@ -156,7 +157,7 @@ class Gift:
         'point, as a decimal string rounded half-up to 3 places, e.g. "2.133".'
     )
     def cost_per_point(self, info: Info) -> str:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         price = rules.price_at(self.gift_rules, info.context.now)
         return str(rules.cost_per_point(self.doc["costPrice"], price.cash, price.points))
 
@@ -233,8 +234,8 @@ class Redemption:
     async def coupons(self, info: Info) -> list[IssuedCoupon]:
         who = info.context.principal
         own = who is not None and who.role is Role.MEMBER and who.subject == self.member_id
-        if not own and (who is None or who.role is not Role.ADMIN):
-            raise Forbidden("Only the member and admins see a coupon's code")
+        if not own and not allows(who, Permission.COUPONS_REVEAL):
+            raise Forbidden("Only the member and admins (coupons:reveal) see a coupon's code")
         return [IssuedCoupon.of(c) for c in await info.context.services.coupons.issued(self.doc)]
 
     @strawberry.field(description="The gift as it is now (null if it no longer exists).")

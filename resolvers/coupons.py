@@ -7,8 +7,7 @@ from datetime import datetime
 import strawberry
 
 from gateway.core.auth import Role, require_principal
-from gateway.core.errors import Forbidden
-from gateway.core.permissions import Permission, allows, require_permission
+from gateway.core.permissions import Permission, require_permission
 from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.coupon_types import (
@@ -100,15 +99,15 @@ class CouponMutation:
         return CouponPool.of(await coupons.status(gift_id))
 
     @strawberry.mutation(
-        description="The storefront's checkout backend (JWT role `payments`) or staff with orders:fulfil: a "
+        description="The storefront's checkout backend (JWT role `payments`, or shop:backend): a "
         "member applied their coupon to an order (`reference`). Only a code a fulfilled redemption gave that "
         "member can be used, once: the same reference again answers the same, another one COUPON_ALREADY_USED. "
         "A used coupon's order can no longer be cancelled."
     )
     async def mark_coupon_used(self, info: Info, code: str, member_id: str, reference: str) -> CouponUse:
         who = require_principal(info.context.principal)
-        if who.role is not Role.PAYMENTS and not allows(who, Permission.ORDERS_FULFIL):
-            raise Forbidden("Only the payments service or staff with orders:fulfil may mark coupons used")
+        if who.role is not Role.PAYMENTS:
+            require_permission(who, Permission.SHOP_BACKEND)
         doc: Document = await info.context.services.coupons.mark_used(who, code, member_id, reference)
         return CouponUse(
             gift_id=doc["giftId"], redemption_id=doc["orderId"], used_at=doc["usedAt"], reference=doc["useReference"]

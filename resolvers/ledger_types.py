@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from gateway.core.clock import as_utc
-from gateway.ledger.transaction import EntryKind as DomainEntryKind
+from gateway.ledger import EntryKind as DomainEntryKind
 from gateway.store.mongo import Document
 from resolvers.balance_types import PointBalances
 from resolvers.enums import graphql_enum

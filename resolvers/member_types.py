@@ -54,9 +54,9 @@ class Member:
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member:
-        from gateway.core.auth import require_member_access
+        from gateway.core.permissions import Permission, require_self_or
 
-        require_member_access(info.context.principal, str(id))
+        require_self_or(info.context.principal, str(id), Permission.MEMBERS_READ)
         return cls.of(await info.context.load_member(str(id)))
 
     @strawberry.field(description="Holds a running paid membership (付费会员) now: purchase points multiplied.")

@@ -6,8 +6,9 @@ from datetime import date
 
 import strawberry
 
-from gateway.core.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.auth import Role, require_principal
 from gateway.core.errors import Forbidden, quote
+from gateway.core.permissions import Permission, allows, require_permission, require_self_or
 from gateway.domain.membership import Plan
 from gateway.features.members import ProfileUpdate, Registration
 from resolvers.context import Info
@@ -47,7 +48,7 @@ class UpdateProfileInput:
 class MemberQuery:
     @strawberry.field(description="A member by id: the member themselves or an admin.")
     async def member(self, info: Info, id: strawberry.ID) -> Member:
-        require_member_access(info.context.principal, str(id))
+        require_self_or(info.context.principal, str(id), Permission.MEMBERS_READ)
         return Member.of(await info.context.load_member(str(id)))
 
     @strawberry.field(description="The member the bearer token belongs to.")
@@ -69,7 +70,7 @@ class MemberMutation:
         member_id: str | None
         if who.role is Role.MEMBER:
             member_id = who.subject
-        elif who.role is Role.ADMIN:
+        elif allows(who, Permission.SHOP_BACKEND):
             member_id = input.id
         else:
             raise Forbidden(f"Role {quote(who.role.value)} may not register members")
@@ -96,7 +97,7 @@ class MemberMutation:
         plan: PaidMembershipPlan,  # type: ignore[valid-type]
         idempotency_key: str,
     ) -> Member:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
         bought = Plan(plan.value)  # type: ignore[attr-defined]
         await info.context.services.paid_memberships.record(who, str(member_id), bought, idempotency_key)
         info.context.forget_member(str(member_id))
@@ -104,7 +105,7 @@ class MemberMutation:
 
     @strawberry.mutation(description="Admin: end a running paid membership now (refunded or revoked).")
     async def end_paid_membership(self, info: Info, member_id: strawberry.ID, reason: str | None = None) -> Member:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
         await info.context.services.paid_memberships.end(who, str(member_id), reason)
         info.context.forget_member(str(member_id))
         return Member.of(await info.context.load_member(str(member_id)))
@@ -115,9 +116,9 @@ class MemberMutation:
         "recorded birthday → BIRTHDAY_LOCKED."
     )
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> Member:
-        who = require_member_access(info.context.principal, input.member_id)
+        who = require_self_or(info.context.principal, input.member_id, Permission.SHOP_BACKEND)
         doc = await info.context.services.members.update_profile(
-            input.member_id, input.update(), by_admin=who.role is Role.ADMIN
+            input.member_id, input.update(), by_admin=who.role is not Role.MEMBER
         )
         info.context.forget_member(input.member_id)
         return Member.of(doc)

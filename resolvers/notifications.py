@@ -7,8 +7,8 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.core.auth import Role, require_role
 from gateway.core.errors import BadInput
+from gateway.core.permissions import Permission, require_permission
 from gateway.domain.notifications import Reason, Status
 from gateway.store.mongo import Document
 from resolvers.context import Info
@@ -108,13 +108,13 @@ def _position(cursor: str | None) -> tuple[datetime, str] | None:
 class NotificationQuery:
     @strawberry.field(description="Admin: when members are reminded before their points expire.")
     async def notification_settings(self, info: Info) -> NotificationSettings:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         days = await info.context.services.notifications.reminder_days()
         return NotificationSettings(expiring_reminder_days=list(days))
 
     @strawberry.field(description="Admin: the webhooks notifications are delivered to (secrets are never shown again).")
     async def notification_webhooks(self, info: Info) -> list[NotificationWebhook]:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         return [NotificationWebhook.of(doc) for doc in await info.context.services.notifications.webhooks()]
 
     @strawberry.field(description="Admin: the notification outbox, newest first; status DEAD lists the dead letters.")
@@ -126,7 +126,7 @@ class NotificationQuery:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[Notification]:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         size = page_size(first)
         docs = await info.context.services.notifications.page(
             status=to_domain(Status, status).value if status else None,
@@ -141,7 +141,7 @@ class NotificationQuery:
 class NotificationMutation:
     @strawberry.mutation(description="Admin: reminders N days before points expire (1–365, at most 5).")
     async def update_notification_settings(self, info: Info, expiring_reminder_days: list[int]) -> NotificationSettings:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         days = await info.context.services.notifications.set_reminder_days(expiring_reminder_days)
         return NotificationSettings(expiring_reminder_days=list(days))
 
@@ -153,17 +153,17 @@ class NotificationMutation:
         description: str = "",
         reasons: list[NotificationReason] | None = None,  # type: ignore[valid-type]
     ) -> NotificationWebhookCreated:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         chosen = [to_domain(Reason, r) for r in reasons] if reasons else None
         doc, secret = await info.context.services.notifications.add_webhook(url, description, chosen)
         return NotificationWebhookCreated(webhook=NotificationWebhook.of(doc), secret=secret)
 
     @strawberry.mutation(description="Admin: stop delivering to a webhook (deliveries not yet made to it are skipped).")
     async def remove_notification_webhook(self, info: Info, id: strawberry.ID) -> NotificationWebhook:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         return NotificationWebhook.of(await info.context.services.notifications.remove_webhook(str(id)))
 
     @strawberry.mutation(description="Admin: give a dead-lettered notification a fresh round of attempts.")
     async def retry_notification(self, info: Info, id: strawberry.ID) -> Notification:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         return Notification.of(await info.context.services.notifications.retry(str(id)))

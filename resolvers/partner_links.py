@@ -11,9 +11,10 @@ from datetime import datetime
 
 import strawberry
 
-from gateway.core.auth import Role, require_member_access, require_principal, require_role
+from gateway.core.auth import Role, require_principal, require_role
 from gateway.core.clock import as_utc
 from gateway.core.errors import Forbidden
+from gateway.core.permissions import Permission, require_permission, require_self_or
 from gateway.domain.partner_links import LinkAction, LinkVia
 from gateway.features.partner_links import PartnerLinks
 from gateway.store.mongo import Document
@@ -73,7 +74,7 @@ class PartnerLinkQuery:
         partner_id: strawberry.ID | None = None,
         first: int = 50,
     ) -> list[PartnerLinkEvent]:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.PARTNERS_MANAGE, Permission.MEMBERS_READ)
         docs = await _links(info).history(
             member_id=str(member_id) if member_id is not None else None,
             partner_id=str(partner_id) if partner_id is not None else None,
@@ -110,10 +111,10 @@ class PartnerLinkMutation:
     async def link_partner_account(
         self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID, partner_member_ref: str
     ) -> PartnerAccount:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
         return PartnerAccount.of(await _links(info).link(who, str(member_id), str(partner_id), partner_member_ref))
 
     @strawberry.mutation(description="The member or an admin withdraws the link; false when there was none.")
     async def unlink_partner_account(self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID) -> bool:
-        who = require_member_access(info.context.principal, str(member_id))
+        who = require_self_or(info.context.principal, str(member_id), Permission.PARTNERS_MANAGE)
         return await _links(info).unlink(who, str(member_id), str(partner_id))

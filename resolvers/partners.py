@@ -10,6 +10,7 @@ import strawberry
 from gateway.core.auth import Principal, Role, require_principal, require_role
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput, Forbidden
+from gateway.core.permissions import Permission, allows, require_permission
 from gateway.domain.exchange import AccrualRate as DomainAccrualRate
 from gateway.domain.exchange import Fee, Rate
 from gateway.domain.partner_commands import OperationType, PartnerCommand
@@ -145,10 +146,12 @@ def _service(info: Info) -> Partners:
     return info.context.services.partners
 
 
-def _partner_or_admin(principal: Principal | None, partner_id: str) -> Principal:
-    """Admins see every partner; a partner sees only itself."""
+def _partner_or_admin(principal: Principal | None, partner_id: str, *staff: Permission) -> Principal:
+    """Staff holding one of ``staff`` see every partner; a partner sees only itself."""
     who = require_principal(principal)
-    if who.role is Role.ADMIN or (who.role is Role.PARTNER and who.subject == partner_id):
+    if who.role is Role.PARTNER and who.subject == partner_id:
+        return who
+    if staff and allows(who, *staff):
         return who
     raise Forbidden("Not allowed to access this partner")
 
@@ -271,12 +274,12 @@ class PartnerStatement:
 class PartnerQuery:
     @strawberry.field(description="Every partner (admin).")
     async def partners(self, info: Info) -> list[Partner]:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.PARTNERS_MANAGE, Permission.STATEMENTS_READ)
         return [Partner.of(doc) for doc in await _service(info).all()]
 
     @strawberry.field(description="One partner: an admin, or the partner itself.")
     async def partner(self, info: Info, id: strawberry.ID) -> Partner:
-        _partner_or_admin(info.context.principal, str(id))
+        _partner_or_admin(info.context.principal, str(id), Permission.PARTNERS_MANAGE, Permission.STATEMENTS_READ)
         return Partner.of(await _service(info).get(str(id)))
 
     @strawberry.field(
@@ -287,7 +290,7 @@ class PartnerQuery:
     ) -> PartnerOperation | None:
         who = require_principal(info.context.principal)
         owner = who.subject if who.role is Role.PARTNER else str(partner_id or "")
-        _partner_or_admin(who, owner)
+        _partner_or_admin(who, owner, Permission.PARTNERS_MANAGE)
         doc = await info.context.services.partner_operations.operation(owner, event_id)
         return PartnerOperation.of(doc) if doc else None
 
@@ -299,7 +302,7 @@ class PartnerQuery:
         period_from: Annotated[datetime, strawberry.argument(name="from")],
         period_to: Annotated[datetime, strawberry.argument(name="to")],
     ) -> PartnerStatement:
-        _partner_or_admin(info.context.principal, str(partner_id))
+        _partner_or_admin(info.context.principal, str(partner_id), Permission.STATEMENTS_READ)
         statement = await info.context.services.partner_statements.statement(
             str(partner_id), as_utc(period_from), as_utc(period_to)
         )
@@ -310,19 +313,19 @@ class PartnerQuery:
 class PartnerMutation:
     @strawberry.mutation(description="Admin: a new partner; its API key and signing secret are returned only now.")
     async def create_partner(self, info: Info, input: CreatePartnerInput) -> PartnerCredentials:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
         doc, api_key, secret = await _service(info).create(_terms(input), partner_id=input.id)
         return PartnerCredentials(partner=Partner.of(doc), api_key=api_key, signing_secret=secret)
 
     @strawberry.mutation(description="Admin: new API key and signing secret; the old ones stop working at once.")
     async def rotate_partner_key(self, info: Info, id: strawberry.ID) -> PartnerCredentials:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
         doc, api_key, secret = await _service(info).rotate_key(str(id))
         return PartnerCredentials(partner=Partner.of(doc), api_key=api_key, signing_secret=secret)
 
     @strawberry.mutation(description="Admin: change rate, fee, limits, settlement value or active flag.")
     async def update_partner(self, info: Info, id: strawberry.ID, input: UpdatePartnerInput) -> Partner:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
         service = _service(info)
         current = await service.get(str(id))
         fee = current.get("fee") or {}

@@ -10,12 +10,13 @@ Who may call what (docs/points.md):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 
-from gateway.core.auth import Role, require_member_access, require_role
 from gateway.core.clock import as_utc
+from gateway.core.permissions import Permission, require_permission, require_self_or
+from gateway.domain.earning import LineItem
 from gateway.domain.holds import HoldStatus
 from gateway.features.purchases import PurchaseRequest, RefundRequest
 from gateway.store.mongo import Document
@@ -36,7 +37,28 @@ async def _member(info: Info, member_id: str) -> Member:
     return Member.of(await info.context.load_member(member_id))
 
 
+R = TypeVar("R")
 HoldStatusEnum = graphql_enum(HoldStatus, "HoldStatus", "A two-phase points hold: HELD, then POSTED or VOIDED.")
+
+
+@strawberry.input(description="One line of an order: what was bought and what was paid for it.")
+class LineItemInput:
+    sku: str | None = strawberry.field(default=None, description="Unique within the order; names the line in a refund.")
+    category: str | None = None
+    amount: int = strawberry.field(description="Paid for this line in fen, after discounts.")
+
+
+@strawberry.input(description="A returned line of an order and the fen refunded for it.")
+class RefundLineInput:
+    sku: str
+    amount: int
+
+
+@strawberry.type(description="A campaign's bonus on a purchase.")
+class CampaignBonus:
+    campaign_id: strawberry.ID
+    name: str
+    points: int
 
 
 @strawberry.input
@@ -49,19 +71,26 @@ class RecordPurchaseInput:
     display_name: str | None = strawberry.field(
         default=None, description="Used only when the purchase makes the buyer a member (implicit join)."
     )
+    line_items: list[LineItemInput] | None = strawberry.field(
+        default=None,
+        description="The order's lines (up to 200); their amounts add up to amount exactly. Campaigns boost lines by "
+        "category or SKU; a refund may name the lines it returns.",
+    )
 
 
 @strawberry.type
 class PurchaseResult:
     order_id: str
     joined: bool = strawberry.field(description="This purchase made the buyer a member.")
-    points: int = strawberry.field(description="Points earned (pending until availableAt).")
+    points: int = strawberry.field(description="Points earned (pending until availableAt), campaign bonuses included.")
+    bonus_points: int = strawberry.field(default=0, description="The part of points that campaigns gave.")
+    campaigns: list[CampaignBonus]
     capped: bool = strawberry.field(description="An earn cap reduced the points.")
     available_at: datetime
     tier_before: str
     tier_after: str
     points_deducted: int = strawberry.field(
-        description="Points held at checkout for this order that the purchase spent (0 if none)."
+        default=0, description="Points held at checkout for this order that the purchase spent (0 if none)."
     )
     replayed: bool
     member: Member
@@ -74,18 +103,26 @@ class RefundPurchaseInput:
     order_id: str
     amount: int = strawberry.field(description="Refunded amount in fen; at most what is still unrefunded.")
     idempotency_key: str
+    lines: list[RefundLineInput] | None = strawberry.field(
+        default=None,
+        description="The returned lines (by SKU), adding up to amount. Without them the amount is spread over the "
+        "order's lines in proportion to what each can still refund.",
+    )
 
 
 @strawberry.type
 class RefundResult:
     order_id: str
-    points: int = strawberry.field(description="Points the refund took back (requested).")
+    points: int = strawberry.field(description="Points the refund took back (requested), campaign bonuses included.")
+    bonus_points: int = strawberry.field(default=0, description="The part of points that was campaign bonus.")
     shortfall: int = strawberry.field(description="Points already spent that could not be taken back.")
     points_returned: int = strawberry.field(
-        description="Points deducted at checkout on this order that the refund gave back (same share as the money)."
+        default=0,
+        description="Points deducted at checkout on this order that the refund gave back (same share as the money).",
     )
     referral_revoked: bool = strawberry.field(
-        description="This refund left less than a qualifying first purchase, so the referrer's reward was taken back."
+        default=False,
+        description="This refund left less than a qualifying first purchase, so the referrer's reward was taken back.",
     )
     tier_before: str
     tier_after: str
@@ -150,7 +187,9 @@ class DeductionResult:
         description="HELD until recordPurchase of the order spends them (POSTED) or the checkout is cancelled or "
         "times out (VOIDED)."
     )
-    hold_expires_at: datetime | None = strawberry.field(description="When held points are released if unposted.")
+    hold_expires_at: datetime | None = strawberry.field(
+        default=None, description="When held points are released if unposted."
+    )
     replayed: bool
     member: Member
     entries: list[LedgerEntry]
@@ -164,118 +203,100 @@ class ConsumeBenefitResult:
     member: Member
 
 
-def _common(result: Document) -> dict[str, Any]:
-    return {"replayed": result["replayed"]}
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+async def _points_result(info: Info, cls: type[R], result: Document, **values: Any) -> R:
+    """The one mapper of every points mutation's result to its GraphQL type.
+
+    Each field of ``cls`` takes the result's key of the same name in camelCase (``order_id`` from
+    ``orderId``; an instant as UTC) unless ``values`` gives it; a key the result lacks leaves the
+    field's default. ``member``/``members`` and ``entries`` are read after the write.
+    """
+    for field in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        name = field.python_name
+        if name in values:
+            continue
+        if name == "member":
+            values[name] = await _member(info, result["memberId"])
+        elif name == "members":
+            values[name] = [await _member(info, m) for m in result["memberIds"]]
+        elif name == "entries":
+            values[name] = await _entries(info, result)
+        elif (key := _camel(name)) in result:
+            found = result[key]
+            values[name] = as_utc(found) if isinstance(found, datetime) else found
+    return cls(**values)
 
 
 async def _deduction(info: Info, result: Document) -> DeductionResult:
-    expires = result.get("holdExpiresAt")
-    return DeductionResult(
-        order_id=result["orderId"],
-        points=result["points"],
-        value_fen=result["valueFen"],
-        status=HoldStatusEnum(result.get("status", HoldStatus.POSTED)),
-        hold_expires_at=as_utc(expires) if expires else None,
-        member=await _member(info, result["memberId"]),
-        entries=await _entries(info, result),
-        **_common(result),
-    )
+    status = HoldStatusEnum(result.get("status", HoldStatus.POSTED))  # deducted before holds: spent at once
+    return await _points_result(info, DeductionResult, result, status=status)
 
 
 @strawberry.type
 class PointsMutation:
     @strawberry.mutation(description="Record a paid order (admin). Joins the buyer implicitly if the program says so.")
     async def record_purchase(self, info: Info, input: RecordPurchaseInput) -> PurchaseResult:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
         request = PurchaseRequest(
             member_id=str(input.member_id),
             order_id=input.order_id,
             amount=input.amount,
             paid_at=input.paid_at,
             display_name=input.display_name,
+            lines=tuple(LineItem(x.sku, x.category, x.amount) for x in input.line_items or ()),
         )
         result = await info.context.services.purchases.record(who, request, input.idempotency_key)
-        return PurchaseResult(
-            order_id=result["orderId"],
-            joined=result["joined"],
-            points=result["points"],
-            capped=result["capped"],
-            available_at=as_utc(result["availableAt"]),
-            tier_before=result["tierBefore"],
-            tier_after=result["tierAfter"],
-            points_deducted=result.get("pointsDeducted", 0),
-            member=await _member(info, result["memberId"]),
-            entries=await _entries(info, result),
-            **_common(result),
-        )
+        campaigns = [
+            CampaignBonus(campaign_id=strawberry.ID(c["campaignId"]), name=c["name"], points=c["points"])
+            for c in result.get("campaigns", [])
+        ]
+        return await _points_result(info, PurchaseResult, result, campaigns=campaigns)
 
     @strawberry.mutation(description="Refund all or part of an order (admin): takes back its share of points.")
     async def refund_purchase(self, info: Info, input: RefundPurchaseInput) -> RefundResult:
-        who = require_role(info.context.principal, Role.ADMIN)
-        request = RefundRequest(member_id=str(input.member_id), order_id=input.order_id, amount=input.amount)
-        result = await info.context.services.purchases.refund(who, request, input.idempotency_key)
-        return RefundResult(
-            order_id=result["orderId"],
-            points=result["points"],
-            shortfall=result["shortfall"],
-            points_returned=result.get("pointsReturned", 0),
-            referral_revoked=result.get("referralRevoked", False),
-            tier_before=result["tierBefore"],
-            tier_after=result["tierAfter"],
-            member=await _member(info, result["memberId"]),
-            entries=await _entries(info, result),
-            **_common(result),
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
+        request = RefundRequest(
+            member_id=str(input.member_id),
+            order_id=input.order_id,
+            amount=input.amount,
+            lines=tuple((x.sku, x.amount) for x in input.lines or ()),
         )
+        result = await info.context.services.purchases.refund(who, request, input.idempotency_key)
+        return await _points_result(info, RefundResult, result)
 
     @strawberry.mutation(description="Daily check-in (签到): the member or an admin; once per local day.")
     async def check_in(self, info: Info, member_id: strawberry.ID, idempotency_key: str | None = None) -> CheckInResult:
-        who = require_member_access(info.context.principal, str(member_id))
+        who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.check_in(who, str(member_id), idempotency_key)
-        return CheckInResult(
-            streak=result["streak"],
-            points=result["points"],
-            bonus=result["bonus"],
-            capped=result["capped"],
-            member=await _member(info, result["memberId"]),
-            entries=await _entries(info, result),
-            **_common(result),
-        )
+        return await _points_result(info, CheckInResult, result)
 
     @strawberry.mutation(description="A behaviour event (REVIEW, PHOTO_REVIEW...) from the shop backend (admin).")
     async def record_behaviour(
         self, info: Info, member_id: strawberry.ID, event: str, idempotency_key: str
     ) -> BehaviourResult:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.record_behaviour(who, str(member_id), event, idempotency_key)
-        return BehaviourResult(
-            event=result["event"],
-            points=result["points"],
-            capped=result["capped"],
-            member=await _member(info, result["memberId"]),
-            entries=await _entries(info, result),
-            **_common(result),
-        )
+        return await _points_result(info, BehaviourResult, result)
 
     @strawberry.mutation(description="Operator grant (送积分) or negative adjustment, with a reason (admin).")
     async def grant_points(self, info: Info, input: GrantPointsInput) -> GrantResult:
-        who = require_role(info.context.principal, Role.ADMIN)
+        who = require_permission(info.context.principal, Permission.POINTS_ADJUST)
         ids = [str(i) for i in (input.member_ids or [])] + ([str(input.member_id)] if input.member_id else [])
         result = await info.context.services.engagement.grant(
             who, ids, input.points, input.reason, input.idempotency_key
         )
-        return GrantResult(
-            points=result["points"],
-            members=[await _member(info, m) for m in result["memberIds"]],
-            entries=await _entries(info, result),
-            **_common(result),
-        )
+        return await _points_result(info, GrantResult, result)
 
     @strawberry.mutation(
         description="Use points at checkout (积分抵扣): N points = ¥1, capped per order. The points are HELD until "
         "recordPurchase of the same order spends them, re-checking the cap against the amount really paid."
     )
     async def deduct_points_at_checkout(self, info: Info, input: DeductPointsInput) -> DeductionResult:
-        who = require_member_access(info.context.principal, str(input.member_id))
+        who = require_self_or(info.context.principal, str(input.member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.deduct_at_checkout(
             who, str(input.member_id), input.order_id, input.order_amount, input.points, input.idempotency_key
         )
@@ -286,7 +307,7 @@ class PointsMutation:
         "Repeating it is harmless; once the purchase spent them, HOLD_ALREADY_POSTED."
     )
     async def cancel_checkout_deduction(self, info: Info, member_id: strawberry.ID, order_id: str) -> DeductionResult:
-        who = require_member_access(info.context.principal, str(member_id))
+        who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.cancel_checkout(who, str(member_id), order_id)
         return await _deduction(info, result)
 
@@ -294,11 +315,6 @@ class PointsMutation:
     async def consume_benefit(
         self, info: Info, member_id: strawberry.ID, code: str, idempotency_key: str
     ) -> ConsumeBenefitResult:
-        who = require_member_access(info.context.principal, str(member_id))
+        who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
         result = await info.context.services.engagement.consume_benefit(who, str(member_id), code, idempotency_key)
-        return ConsumeBenefitResult(
-            code=result["code"],
-            used=result["used"],
-            member=await _member(info, result["memberId"]),
-            **_common(result),
-        )
+        return await _points_result(info, ConsumeBenefitResult, result)

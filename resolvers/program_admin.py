@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway.core.auth import Role, require_role
 from gateway.core.errors import BadInput
+from gateway.core.permissions import Permission, require_permission
 from gateway.domain import program as cfg
 from gateway.features.program_admin import update_program, update_tiers
 from gateway.store.program import load_versioned
@@ -287,7 +287,7 @@ ExpectedVersion = Annotated[
 class ProgramAdminQuery:
     @strawberry.field(description="The full program configuration (admins only).")
     async def program(self, info: Info) -> ProgramConfig:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.RULES_MANAGE)
         program, version = await load_versioned(info.context.services.db)
         return ProgramConfig.of(program, version)
 
@@ -301,7 +301,7 @@ class ProgramAdminMutation:
         input: EarningRulesInput,
         expected_version: ExpectedVersion = None,
     ) -> ProgramConfig:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.RULES_MANAGE)
         program, version = await update_program(
             info.context.services.db, {"earning": earning_changes(input)}, expected_version=expected_version
         )
@@ -315,7 +315,7 @@ class ProgramAdminMutation:
         input: ProgramSettingsInput,
         expected_version: ExpectedVersion = None,
     ) -> ProgramConfig:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.RULES_MANAGE)
         changes = _changes(input)
         policy = changes.get("tier_policy")
         if policy is not None and policy.get("validity_days") == 0:
@@ -337,7 +337,7 @@ class ProgramAdminMutation:
         replacements: list[TierReplacementInput] | None = None,
         expected_version: ExpectedVersion = None,
     ) -> ProgramConfig:
-        require_role(info.context.principal, Role.ADMIN)
+        require_permission(info.context.principal, Permission.RULES_MANAGE)
         moves: dict[str, str] = {}
         for item in replacements or []:
             if item.code in moves:

@@ -11,6 +11,7 @@ from strawberry.tools import merge_types
 from strawberry.types import Info
 
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
+from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.coupons import CouponMutation, CouponQuery
@@ -24,6 +25,7 @@ from resolvers.extensions import (
 )
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.input_guard import InputTextGuard
+from resolvers.member_search import MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.notifications import NotificationMutation, NotificationQuery
@@ -45,6 +47,8 @@ QUERIES: tuple[type, ...] = (
     NotificationQuery,
     AnalyticsQuery,
     PartnerLinkQuery,
+    CampaignQuery,
+    MemberSearchQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
@@ -56,6 +60,7 @@ MUTATIONS: tuple[type, ...] = (
     PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
+    CampaignMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)

@@ -17,7 +17,8 @@ from typing import Any
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gateway.core.auth import Principal, Role
+from gateway.core.auth import Principal
+from gateway.core.permissions import ROLE_PERMISSIONS
 
 
 class SharedEvent:
@@ -49,7 +50,7 @@ def audience(principal: Principal | None) -> tuple[str, ...]:
     data (member, partner) the subject too."""
     if principal is None:
         return ("anonymous",)
-    if principal.role in (Role.ADMIN, Role.DASHBOARD):
+    if principal.role in ROLE_PERMISSIONS:  # staff and the dashboard: what they see depends on the role alone
         return (principal.role.value,)
     return (principal.role.value, principal.subject)
 

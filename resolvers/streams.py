@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
-from gateway.core.auth import Role, require_member_access, require_role
+from gateway.core.permissions import Permission, require_permission, require_self_or
 from gateway.events.hub import Closer
 from gateway.events.streams import ACTIVITY, balance_entries, gift_topic, live_changes, redemption_topic, tier_topic
 from gateway.features.catalog import visible_to
@@ -32,26 +32,26 @@ class StreamSubscription:
     async def balance_changed(
         self, info: Info, member_id: str, after: int | None = None
     ) -> AsyncGenerator[BalanceEvent, None]:
-        require_member_access(info.context.principal, member_id)
+        require_self_or(info.context.principal, member_id, Permission.MEMBERS_READ)
         await info.context.load_member(member_id)
         entries = balance_entries(info.context.services, member_id, after, _closer(info))
         return _views(entries, "balance", BalanceEvent.of)
 
     @strawberry.subscription(description="Every ledger entry, program-wide (admin and dashboard roles).")
     async def points_activity(self, info: Info) -> AsyncGenerator[PointsActivity, None]:
-        require_role(info.context.principal, Role.ADMIN, Role.DASHBOARD)
+        require_permission(info.context.principal, Permission.ANALYTICS_READ)
         changes = live_changes(info.context.services, ACTIVITY, _closer(info))
         return _views(changes, "activity", PointsActivity.of)
 
     @strawberry.subscription(description="A member's tier changes.")
     async def tier_changed(self, info: Info, member_id: str) -> AsyncGenerator[TierChangeEvent, None]:
-        require_member_access(info.context.principal, member_id)
+        require_self_or(info.context.principal, member_id, Permission.MEMBERS_READ)
         changes = live_changes(info.context.services, tier_topic(member_id), _closer(info))
         return _views(changes, "tier", TierChangeEvent.of)
 
     @strawberry.subscription(description="A member's redemption orders: placed, fulfilled, cancelled.")
     async def redemption_updated(self, info: Info, member_id: str) -> AsyncGenerator[RedemptionEvent, None]:
-        require_member_access(info.context.principal, member_id)
+        require_self_or(info.context.principal, member_id, Permission.MEMBERS_READ)
         changes = live_changes(info.context.services, redemption_topic(member_id), _closer(info))
         return _views(changes, "redemption", RedemptionEvent.of)
 

@@ -32,12 +32,17 @@ class Permission(StrEnum):
     NOTIFICATIONS_MANAGE = "notifications:manage"  # notification settings, webhooks, dead letters
     AUDIT_READ = "audit:read"  # the append-only admin audit log
     OPERATIONS = "operations"  # imports, backups, jobs: running the platform
+    ANALYTICS_MANAGE = "analytics:manage"  # dashboard settings: cost per point, health thresholds
+    SHOP_BACKEND = "shop:backend"  # the shop's backend: purchases, refunds, payments; acting for a member
+    COUPONS_REVEAL = "coupons:reveal"  # see the coupon codes a member's orders gave them
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.SUPPORT: frozenset({Permission.MEMBERS_READ, Permission.POINTS_ADJUST}),
-    Role.FINANCE: frozenset({Permission.ANALYTICS_READ, Permission.STATEMENTS_READ, Permission.LEDGER_EXPORT}),
+    Role.FINANCE: frozenset(
+        {Permission.ANALYTICS_READ, Permission.ANALYTICS_MANAGE, Permission.STATEMENTS_READ, Permission.LEDGER_EXPORT}
+    ),
     Role.WAREHOUSE: frozenset({Permission.ORDERS_FULFIL}),
     Role.MARKETING: frozenset({Permission.CATALOG_MANAGE, Permission.CAMPAIGNS_MANAGE, Permission.RULES_MANAGE}),
     Role.DASHBOARD: frozenset({Permission.ANALYTICS_READ}),
@@ -50,15 +55,31 @@ def permissions_of(role: Role) -> frozenset[Permission]:
     return ROLE_PERMISSIONS.get(role, frozenset())
 
 
-def allows(principal: Principal | None, permission: Permission) -> bool:
-    return principal is not None and permission in permissions_of(principal.role)
+def allows(principal: Principal | None, permission: Permission, *alternatives: Permission) -> bool:
+    """Whether the caller's role holds ``permission`` (or one of ``alternatives``)."""
+    return principal is not None and not permissions_of(principal.role).isdisjoint((permission, *alternatives))
 
 
-def require_permission(principal: Principal | None, permission: Permission) -> Principal:
-    """The caller, when its role holds ``permission``; else UNAUTHENTICATED / FORBIDDEN."""
+def require_permission(principal: Principal | None, permission: Permission, *alternatives: Permission) -> Principal:
+    """The caller, when its role holds ``permission`` (or one of ``alternatives``); else
+    UNAUTHENTICATED / FORBIDDEN."""
     who = require_principal(principal)
-    if permission not in permissions_of(who.role):
-        raise Forbidden(f"Role {quote(who.role.value)} may not do this ({permission.value})")
+    wanted = (permission, *alternatives)
+    if permissions_of(who.role).isdisjoint(wanted):
+        raise Forbidden(f"Role {quote(who.role.value)} may not do this ({' or '.join(p.value for p in wanted)})")
+    return who
+
+
+def require_self_or(
+    principal: Principal | None, member_id: str, permission: Permission, *alternatives: Permission
+) -> Principal:
+    """The member ``member_id`` acting on itself, or staff whose role holds ``permission`` (or one of
+    ``alternatives``): reads ask for ``MEMBERS_READ``, acting for the member ``SHOP_BACKEND``."""
+    who = require_principal(principal)
+    if who.role is Role.MEMBER and who.subject == member_id:
+        return who
+    if permissions_of(who.role).isdisjoint((permission, *alternatives)):
+        raise Forbidden("Not allowed to access this member")
     return who
 
 

@@ -5,7 +5,8 @@ day and entry kind); these functions turn such rows into the numbers a dashboard
 Definitions (also in docs/analytics.md):
 
 - issued    = points credited by earning entries (the positive ``lifetimeEarned`` deltas):
-              purchase, check-in, behaviour, referral, grant, partner accrual, conversion in.
+              purchase, check-in, behaviour, referral, grant, partner accrual, conversion in,
+              campaign bonus.
 - reversed  = earned points taken back (the negative ``lifetimeEarned`` deltas): refund
               clawbacks and partner reversals of accruals/conversions in. Never netted into issued.
 - redeemed  = points spent (``spent`` deltas) by gifts, checkout deduction, partner burn and
@@ -40,6 +41,7 @@ EARN_KINDS = (
     "GRANT",
     "PARTNER_ACCRUE",
     "PARTNER_CONVERT_IN",
+    "CAMPAIGN",
 )
 # Where redeemed points went; an undo counts against the channel of what it undoes.
 CHANNEL_OF_KIND = {

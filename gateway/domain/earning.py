@@ -15,8 +15,9 @@ with one floor at the end, so no floats ever touch a balance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from gateway.domain.program import DeductionRules, EarnCap, EarningRules, GrowthRules, Tier
 
@@ -170,3 +171,143 @@ def referral_stands(first_amount_fen: int, refunded_fen: int, qualifying_fen: in
         raise ValueError("refunded must be between 0 and the amount paid")
     kept = first_amount_fen - refunded_fen
     return kept > 0 and kept >= min(max(qualifying_fen, 1), first_amount_fen)
+
+
+# --- line items and campaign boosts (issue 14 §3; docs/campaigns.md) ---------------------------
+
+MAX_LINE_ITEMS = 200
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One line of an order: what was bought (SKU, category) and what was paid for it, in fen."""
+
+    sku: str | None
+    category: str | None
+    amount: int
+
+
+def line_items_problem(order_amount: int, lines: Sequence[LineItem]) -> str | None:
+    """Why ``lines`` cannot describe an order of ``order_amount`` fen, or None.
+
+    The rule: line amounts are what was paid per line (after discounts), each at least 1 fen, and
+    they add up to the order amount exactly (shipping, if it is paid, is a line of its own). SKUs
+    are unique within an order, so a refund can name the line it returns.
+    """
+    if not 1 <= len(lines) <= MAX_LINE_ITEMS:
+        return f"an order has 1 to {MAX_LINE_ITEMS} line items"
+    if any(line.amount <= 0 for line in lines):
+        return "every line item's amount must be positive"
+    skus = [line.sku for line in lines if line.sku is not None]
+    if len(set(skus)) != len(skus):
+        return "a SKU appears on two line items; give each SKU one line"
+    total = sum(line.amount for line in lines)
+    if total != order_amount:
+        return f"line items add up to {total} fen, but the order amount is {order_amount} fen"
+    return None
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` into integer shares proportional to ``weights`` (largest remainder).
+
+    The shares add up to ``total`` exactly, a zero weight gets nothing, and no share differs from
+    its exact proportion by one or more. Ties in the remainders go to the earlier weight, so the
+    split is deterministic.
+    """
+    if total < 0 or any(w < 0 for w in weights):
+        raise ValueError("total and weights must not be negative")
+    whole = sum(weights)
+    if whole == 0:
+        if total:
+            raise ValueError("cannot allocate a positive total over zero weights")
+        return [0] * len(weights)
+    shares = [total * w // whole for w in weights]
+    left = total - sum(shares)
+    order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in order[:left]:
+        shares[i] += 1
+    return shares
+
+
+@dataclass(frozen=True)
+class Boost:
+    """A campaign's earning boost: matching lines paid inside [starts_at, ends_at) earn
+    ``multiplier_percent`` of the regular rate; the part above 100% is the campaign's bonus.
+    No categories and no SKUs: every line (the whole order) matches."""
+
+    campaign_id: str
+    multiplier_percent: int
+    starts_at: datetime
+    ends_at: datetime
+    categories: frozenset[str] = frozenset()
+    skus: frozenset[str] = frozenset()
+
+    def matches(self, line: LineItem) -> bool:
+        if not self.categories and not self.skus:
+            return True
+        return (line.sku is not None and line.sku in self.skus) or (
+            line.category is not None and line.category in self.categories
+        )
+
+    def active_at(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+
+@dataclass(frozen=True)
+class LineBonus:
+    """What the best boost matching one line would give it (before budgets)."""
+
+    campaign_id: str | None
+    points: int
+
+
+def best_boost(line: LineItem, boosts: Sequence[Boost], paid_at: datetime) -> Boost | None:
+    """The boost a line gets: the highest multiplier among the active, matching ones (campaigns do not
+    stack on one line); a tie goes to the smaller campaign id, so the choice is deterministic."""
+    candidates = [b for b in boosts if b.multiplier_percent > 100 and b.active_at(paid_at) and b.matches(line)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda b: (-b.multiplier_percent, b.campaign_id))
+
+
+def line_bonuses(
+    lines: Sequence[LineItem], boosts: Sequence[Boost], paid_at: datetime, rules: EarningRules
+) -> list[LineBonus]:
+    """Per line: the campaign bonus it asks for, at the program's regular rate (not the tier's or an
+    occasion's multiplier: a campaign's cost must not depend on who buys):
+
+        bonus = floor(line amount × purchase_points × (multiplier − 100%) / (purchase_unit_fen × 100%))
+    """
+    result = []
+    for line in lines:
+        boost = best_boost(line, boosts, paid_at)
+        if boost is None:
+            result.append(LineBonus(None, 0))
+            continue
+        extra = boost.multiplier_percent - 100
+        points = line.amount * rules.purchase_points * extra // (rules.purchase_unit_fen * 100)
+        result.append(LineBonus(boost.campaign_id, points))
+    return result
+
+
+def within_budget(
+    wanted: int, budget: int | None, spent: int, *, member_cap: int | None = None, member_earned: int = 0
+) -> int:
+    """What a campaign may still give: ``wanted``, limited by what is left of its budget and of
+    its per-member cap; never negative."""
+    allowed = max(wanted, 0)
+    if budget is not None:
+        allowed = min(allowed, budget - spent)
+    if member_cap is not None:
+        allowed = min(allowed, member_cap - member_earned)
+    return max(allowed, 0)
+
+
+def refund_by_line(lines: Sequence[tuple[int, int]], refund: int) -> list[int]:
+    """Spread a refund of ``refund`` fen that names no lines over an order's lines, in proportion to
+    what each can still refund. ``lines`` are (amount, refunded so far). No line gets more than it
+    can still refund, and the shares add up to ``refund``."""
+    remaining = [amount - refunded for amount, refunded in lines]
+    if any(r < 0 for r in remaining) or not 0 <= refund <= sum(remaining):
+        raise ValueError("cannot refund more than was paid")
+    return allocate(refund, remaining)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.core.auth import Principal, Role
+from gateway.core.auth import Principal
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, Conflict, DomainError, NotFound
+from gateway.core.permissions import Permission, allows
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import (
     Eligibility,
@@ -190,7 +191,7 @@ def rules_of(doc: Document) -> GiftRules:
 def visible_to(doc: Document, principal: Principal | None) -> bool:
     """Whether ``principal`` may see this gift at all: admins see every gift, anyone else only
     what the storefront shows (``domain.catalog.storefront_visible``)."""
-    if principal is not None and principal.role is Role.ADMIN:
+    if allows(principal, Permission.CATALOG_MANAGE):
         return True
     return storefront_visible(doc.get("listed") is True)
 

@@ -18,7 +18,7 @@ from gateway.domain.program import Benefit, Program
 from gateway.features.purchases import ORDER_ID
 from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
-from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store import deductions
 from gateway.store.mongo import Database, Document
 
@@ -81,10 +81,12 @@ class Engagement:
                 member_id,
                 "CHECK_IN",
                 outcome.points,
-                kind=EntryKind.CHECK_IN,
-                reason=f"Check-in, day {outcome.streak} of the streak",
-                source=Source("RULE", "CHECK_IN"),
-                extra={"streak": outcome.streak, "streakBonus": outcome.bonus},
+                Memo(
+                    EntryKind.CHECK_IN,
+                    f"Check-in, day {outcome.streak} of the streak",
+                    Source("RULE", "CHECK_IN"),
+                    {"streak": outcome.streak, "streakBonus": outcome.bonus},
+                ),
             )
             await tx.db.members.update_one(
                 {"_id": member_id},
@@ -117,15 +119,8 @@ class Engagement:
                 known = ", ".join(sorted(tx.program.earning.behaviours))
                 raise BadInput(f"Unknown behaviour event {quote(event)} (known: {known})", field="event")
             await tx.member(member_id)
-            earned = await earn_by_rule(
-                tx,
-                member_id,
-                event,
-                points,
-                kind=EntryKind.BEHAVIOUR,
-                reason=f"Behaviour {event}",
-                source=Source("RULE", event),
-            )
+            memo = Memo(EntryKind.BEHAVIOUR, f"Behaviour {event}", Source("RULE", event))
+            earned = await earn_by_rule(tx, member_id, event, points, memo)
             if points > 0 and earned.points == 0:
                 raise EarnCapReached(f"The earn cap for {event} is reached", rule=event)
             await add_growth(
@@ -158,14 +153,15 @@ class Engagement:
             principal, key, "grantPoints", memberIds=sorted(member_ids), points=points, reason=reason
         )
         source = Source("OPERATOR", principal.subject)
+        memo = Memo(EntryKind.GRANT, reason, source) if points > 0 else Memo(EntryKind.ADJUSTMENT, reason, source)
 
         async def work(tx: LedgerTx) -> Document:
             entry_ids = []
             for member_id in member_ids:
                 if points > 0:
-                    entry = await tx.earn(member_id, points, kind=EntryKind.GRANT, reason=reason, source=source)
+                    entry = await tx.earn(member_id, points, memo)
                 else:
-                    entry = await tx.spend(member_id, -points, kind=EntryKind.ADJUSTMENT, reason=reason, source=source)
+                    entry = await tx.spend(member_id, -points, memo)
                 entry_ids.append(entry["_id"])
             return {"memberIds": member_ids, "points": points, "entryIds": entry_ids}
 
@@ -207,16 +203,13 @@ class Engagement:
                     orderId=order_id,
                 )
             expires_at = holds.deadline(tx.now, self.hold_minutes)
-            hold = await tx.hold(
-                member_id,
-                points,
-                purpose=CHECKOUT,
-                expires_at=expires_at,
-                kind=EntryKind.DEDUCTION_HOLD,
-                reason=f"Held for checkout on {order_id}",
-                source=Source("ORDER", order_id),
-                extra={"valueFen": value.value_fen, "orderAmount": order_amount},
+            memo = Memo(
+                EntryKind.DEDUCTION_HOLD,
+                f"Held for checkout on {order_id}",
+                Source("ORDER", order_id),
+                {"valueFen": value.value_fen, "orderAmount": order_amount},
             )
+            hold = await tx.hold(member_id, points, memo, purpose=CHECKOUT, expires_at=expires_at)
             deduction: Document = {
                 "memberId": member_id,
                 "orderId": order_id,
@@ -281,10 +274,7 @@ class Engagement:
 
     async def _void(self, tx: LedgerTx, deduction: Document, reason: str) -> Document | None:
         entry = await tx.void_hold(
-            deduction["holdId"],
-            kind=EntryKind.DEDUCTION_VOID,
-            reason=reason,
-            source=Source("ORDER", deduction["orderId"]),
+            deduction["holdId"], Memo(EntryKind.DEDUCTION_VOID, reason, Source("ORDER", deduction["orderId"]))
         )
         if entry is not None:
             await deductions.settle(tx.db, deduction, str(HoldStatus.VOIDED), {"settledAt": tx.now}, session=tx.session)

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from gateway.core.clock import as_utc
 from gateway.features.batches import for_each_in_batches
-from gateway.ledger.transaction import EntryKind, Ledger
+from gateway.ledger import EntryKind, Ledger
 from gateway.store import expiry as expiry_store
 from gateway.store.mongo import Database
 

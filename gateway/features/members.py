@@ -11,6 +11,7 @@ from typing import Any
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.ledger_rules import NEVER_DUE
+from gateway.domain.member_search import InvalidFilter, MemberFilter, MemberOrder, Position
 from gateway.domain.membership import Plan, Term, legacy_term
 from gateway.domain.program import Program
 from gateway.domain.text import is_email, is_phone, unsafe_character
@@ -216,3 +217,27 @@ class Members:
                 field="birthday",
             )
         return doc
+
+    async def search(
+        self, member_filter: MemberFilter, *, order: MemberOrder, first: int, after: str | None
+    ) -> list[Document]:
+        """Up to ``first + 1`` members matching the filter, after the position ``after`` encodes
+        (the extra one tells the caller there is a next page)."""
+        position = None
+        if after is not None:
+            try:
+                position = Position.decode(after, order)
+            except ValueError:
+                raise BadInput("after is not a valid cursor", field="after") from None
+        return await members_store.search(self.db, member_filter, order=order, after=position, limit=first + 1)
+
+    async def count(self, member_filter: MemberFilter) -> int:
+        return await members_store.count_matching(self.db, member_filter)
+
+
+def parse_filter(**raw: Any) -> MemberFilter:
+    """``MemberFilter.parse`` with a bad field as BAD_USER_INPUT naming it."""
+    try:
+        return MemberFilter.parse(**raw)
+    except InvalidFilter as exc:
+        raise BadInput(str(exc), field=exc.field) from None

@@ -13,7 +13,7 @@ from gateway.core.clock import Clock
 from gateway.core.errors import BadInput, DomainError
 from gateway.domain.membership import Plan, Term, end_now, renew
 from gateway.features.members import paid_term
-from gateway.ledger.transaction import Idempotency, Ledger, LedgerTx
+from gateway.ledger import Idempotency, Ledger, LedgerTx
 from gateway.store import paid_memberships
 from gateway.store.mongo import Database, Document
 

@@ -29,7 +29,7 @@ from gateway.domain.partner_terms import (
     settlement_rate_of,
 )
 from gateway.features.partners import partner_not_found
-from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store import partners as store
 from gateway.store.mongo import Database, Document
 
@@ -138,10 +138,7 @@ class PartnerOperations:
             entry = await tx.earn(
                 member_id,
                 points,
-                kind=EntryKind.PARTNER_ACCRUE,
-                reason=f"Purchase at {partner['name']}",
-                source=source,
-                extra=extra,
+                Memo(EntryKind.PARTNER_ACCRUE, f"Purchase at {partner['name']}", source, extra),
             )
             op.update(points=points, lotIds=[lot["lotId"] for lot in entry["lots"]])
         elif command.type is OperationType.BURN:
@@ -150,10 +147,7 @@ class PartnerOperations:
             entry = await tx.spend(
                 member_id,
                 points,
-                kind=EntryKind.PARTNER_BURN,
-                reason=f"Redeemed at {partner['name']}",
-                source=source,
-                extra=extra,
+                Memo(EntryKind.PARTNER_BURN, f"Redeemed at {partner['name']}", source, extra),
             )
             op.update(points=points)
         else:
@@ -165,20 +159,24 @@ class PartnerOperations:
                 entry = await tx.earn(
                     member_id,
                     conversion.coalition_points,
-                    kind=EntryKind.PARTNER_CONVERT_IN,
-                    reason=f"Converted {conversion.partner_points} {partner['currencyName']}",
-                    source=source,
-                    extra=extra,
+                    Memo(
+                        EntryKind.PARTNER_CONVERT_IN,
+                        f"Converted {conversion.partner_points} {partner['currencyName']}",
+                        source,
+                        extra,
+                    ),
                 )
                 op["lotIds"] = [lot["lotId"] for lot in entry["lots"]]
             else:
                 entry = await tx.spend(
                     member_id,
                     conversion.coalition_points,
-                    kind=EntryKind.PARTNER_CONVERT_OUT,
-                    reason=f"Converted to {conversion.partner_points} {partner['currencyName']}",
-                    source=source,
-                    extra=extra,
+                    Memo(
+                        EntryKind.PARTNER_CONVERT_OUT,
+                        f"Converted to {conversion.partner_points} {partner['currencyName']}",
+                        source,
+                        extra,
+                    ),
                 )
             op.update(
                 points=conversion.coalition_points,
@@ -224,17 +222,12 @@ class PartnerOperations:
             entry = await tx.take_back(
                 member_id,
                 original["points"],
+                Memo(EntryKind.PARTNER_REVERSE, reason, source, extra),
                 lot_ids=original.get("lotIds", []),
-                kind=EntryKind.PARTNER_REVERSE,
-                reason=reason,
-                source=source,
-                extra=extra,
             )
             points = -entry["delta"]["lifetimeEarned"]
         else:
-            entry = await tx.restore(
-                member_id, original_entry, kind=EntryKind.PARTNER_REVERSE, reason=reason, source=source, extra=extra
-            )
+            entry = await tx.restore(member_id, original_entry, Memo(EntryKind.PARTNER_REVERSE, reason, source, extra))
             points = -entry["delta"]["spent"]
         op = new_operation(partner_id, command, member_id, tx.now)
         if rate is not None:

@@ -17,20 +17,26 @@ from gateway.core.auth import Principal
 from gateway.core.clock import Clock, as_utc
 from gateway.core.errors import BadInput, DomainError, member_not_found, quote
 from gateway.domain.calendar import local_date
+from gateway.domain.campaigns import CODE
 from gateway.domain.earning import (
+    LineItem,
+    allocate,
     is_birthday,
     is_member_day,
+    line_items_problem,
     proportional_take_back,
     purchase_growth,
     purchase_points,
     referral_stands,
+    refund_by_line,
 )
 from gateway.domain.holds import HoldStatus, deduction_cap_at_posting
 from gateway.domain.money import MAX_ORDER_FEN, amount_problem
+from gateway.features.campaigns import earn_campaign_bonuses
 from gateway.features.members import Members, Registration, new_member_document, paid_member_at
 from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
-from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store import deductions, purchases
 from gateway.store.mongo import Database, Document
 
@@ -50,12 +56,20 @@ class PurchaseRequest:
     amount: int
     paid_at: datetime | None = None
     display_name: str | None = None
+    lines: tuple[LineItem, ...] = ()
 
     def validated(self, now: datetime) -> PurchaseRequest:
         if not ORDER_ID.match(self.order_id):
             raise BadInput("orderId must be 1 to 100 letters, digits or _.:#/-", field="orderId")
         if not 0 < self.amount <= MAX_AMOUNT:
             raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
+        if self.lines:
+            for line in self.lines:
+                for code in (line.sku, line.category):
+                    if code is not None and not CODE.match(code):
+                        raise BadInput("sku and category are 1 to 64 letters, digits or _.:/-", field="lineItems")
+            if problem := line_items_problem(self.amount, self.lines):
+                raise BadInput(problem, field="lineItems")
         if self.paid_at is not None and as_utc(self.paid_at) > now + CLOCK_SKEW:
             raise BadInput("paidAt is in the future", field="paidAt")
         return self
@@ -66,10 +80,17 @@ class RefundRequest:
     member_id: str
     order_id: str
     amount: int
+    lines: tuple[tuple[str, int], ...] = ()  # (sku, refunded fen): the lines returned, if named
 
     def validated(self) -> RefundRequest:
         if not 0 < self.amount <= MAX_AMOUNT:
             raise BadInput(f"amount {amount_problem(self.amount)}", field="amount")
+        if self.lines:
+            skus = [sku for sku, _ in self.lines]
+            if len(set(skus)) != len(skus) or any(amount <= 0 for _, amount in self.lines):
+                raise BadInput("name each SKU once, with a positive amount", field="lines")
+            if sum(amount for _, amount in self.lines) != self.amount:
+                raise BadInput("the refunded lines must add up to the refund amount", field="lines")
         return self
 
 
@@ -91,6 +112,7 @@ class Purchases:
             orderId=request.order_id,
             amount=request.amount,
             paidAt=as_utc(request.paid_at).isoformat() if request.paid_at else None,
+            **({"lineItems": [[x.sku, x.category, x.amount] for x in request.lines]} if request.lines else {}),
         )
 
         async def work(tx: LedgerTx) -> Document:
@@ -139,12 +161,16 @@ class Purchases:
             request.member_id,
             "PURCHASE",
             earning.points,
-            kind=EntryKind.PURCHASE,
-            reason=f"Purchase {request.order_id}",
-            source=source,
+            Memo(
+                EntryKind.PURCHASE,
+                f"Purchase {request.order_id}",
+                source,
+                {"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
+            ),
             available_at=available_at,
-            extra={"multipliers": [{"rule": n, "percent": p} for n, p in earning.multiplier_percents]},
         )
+        lines = request.lines or (LineItem(None, None, request.amount),)
+        campaigns = await earn_campaign_bonuses(tx, request.member_id, request.order_id, lines, paid_at, available_at)
         first_purchase = not member.get("purchaseCount")
         referral = None
         if first_purchase and member.get("referrerId"):
@@ -164,6 +190,23 @@ class Purchases:
             "entryId": earned.entry["_id"] if earned.entry else None,
             "growth": growth,
             "growthTakenBack": 0,
+            # per line: the share of the order's points (and of a campaign's bonus) it earned, so a
+            # refund takes back what the returned lines earned (docs/campaigns.md)
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "category": line.category,
+                    "amount": line.amount,
+                    "refunded": 0,
+                    "points": points,
+                    "campaignId": campaign_id,
+                    "bonus": bonus,
+                }
+                for line, points, (campaign_id, bonus) in zip(
+                    lines, allocate(earned.points, [x.amount for x in lines]), campaigns.line_bonus, strict=True
+                )
+            ],
+            "campaigns": campaigns.given,
         }
         if referral is not None:  # what a refund of this first purchase may have to take back
             purchase["referral"] = {
@@ -189,6 +232,7 @@ class Purchases:
         entry_ids = [earned.entry["_id"]] if earned.entry else []
         if deducted is not None:
             entry_ids.insert(0, deducted["_id"])
+        entry_ids.extend(g["entryId"] for g in campaigns.given)
         if referral is not None:
             entry_ids.append(referral["_id"])
         return {
@@ -196,7 +240,11 @@ class Purchases:
             "memberId": request.member_id,
             "orderId": request.order_id,
             "joined": joined,
-            "points": earned.points,
+            "points": earned.points + campaigns.points,
+            "bonusPoints": campaigns.points,
+            "campaigns": [
+                {"campaignId": g["campaignId"], "name": g["name"], "points": g["points"]} for g in campaigns.given
+            ],
             "capped": earned.capped,
             "availableAt": available_at,
             "tierBefore": tier_before,
@@ -227,10 +275,12 @@ class Purchases:
             )
         entry = await tx.post_hold(
             deduction["holdId"],
-            kind=EntryKind.DEDUCTION,
-            reason=f"Deduction at checkout on {request.order_id}",
-            source=Source("ORDER", request.order_id),
-            extra={"valueFen": deduction["valueFen"], "orderAmount": check.order_amount_fen},
+            Memo(
+                EntryKind.DEDUCTION,
+                f"Deduction at checkout on {request.order_id}",
+                Source("ORDER", request.order_id),
+                {"valueFen": deduction["valueFen"], "orderAmount": check.order_amount_fen},
+            ),
         )
         posted = {"entryId": entry["_id"], "orderAmount": check.order_amount_fen, "settledAt": tx.now}
         await deductions.settle(tx.db, deduction, str(HoldStatus.POSTED), posted, session=tx.session)
@@ -246,9 +296,9 @@ class Purchases:
             referrer_id,
             "REFERRAL",
             tx.program.earning.referral_points,
-            kind=EntryKind.REFERRAL,
-            reason=f"Referred {member['_id']} made a first purchase",
-            source=Source("REFERRAL", member["_id"]),
+            Memo(
+                EntryKind.REFERRAL, f"Referred {member['_id']} made a first purchase", Source("REFERRAL", member["_id"])
+            ),
             available_at=available_at,
         )
         return earned.entry
@@ -263,6 +313,7 @@ class Purchases:
             memberId=request.member_id,
             orderId=request.order_id,
             amount=request.amount,
+            **({"lines": [list(x) for x in request.lines]} if request.lines else {}),
         )
 
         async def work(tx: LedgerTx) -> Document:
@@ -284,8 +335,11 @@ class Purchases:
             raise BadInput(
                 f"Only {refundable} fen of this order can still be refunded", field="amount", refundable=refundable
             )
-        points = proportional_take_back(
-            purchase["pointsEarned"], purchase["amount"], purchase["refunded"], request.amount
+        lines = lines_of(purchase)
+        shares = refund_shares(lines, request)
+        points = sum(
+            proportional_take_back(line["points"], line["amount"], line["refunded"], share)
+            for line, share in zip(lines, shares, strict=True)
         )
         growth = proportional_take_back(purchase["growth"], purchase["amount"], purchase["refunded"], request.amount)
         source = Source("ORDER", request.order_id)
@@ -294,15 +348,28 @@ class Purchases:
             entry = await tx.take_back(
                 request.member_id,
                 points,
+                Memo(
+                    EntryKind.REFUND,
+                    f"Refund of {request.amount} fen on {request.order_id}",
+                    source,
+                    {"refundAmount": request.amount},
+                ),
                 lot_ids=purchase["lotIds"],
-                kind=EntryKind.REFUND,
-                reason=f"Refund of {request.amount} fen on {request.order_id}",
-                source=source,
-                extra={"refundAmount": request.amount},
             )
+        bonus_entries = await self._take_back_bonuses(tx, request, purchase, lines, shares)
         returned_entry = await self._return_deducted_points(tx, request, purchase)
         revoked = await self._revoke_referral(tx, request, purchase)
-        await purchases.add_refund(tx.db, purchase["_id"], request.amount, points, growth, session=tx.session)
+        bonus = sum(-e["points"] for _, e in bonus_entries)
+        await purchases.add_refund(
+            tx.db,
+            purchase["_id"],
+            request.amount,
+            points,
+            growth,
+            line_refunds=shares if "lines" in purchase else None,
+            bonus_taken_back={i: -e["points"] for i, e in bonus_entries},
+            session=tx.session,
+        )
         member["lifetimeSpend"] = member.get("lifetimeSpend", 0) - request.amount
         await tx.db.members.update_one(
             {"_id": request.member_id}, {"$inc": {"lifetimeSpend": -request.amount}}, session=tx.session
@@ -314,14 +381,44 @@ class Purchases:
             "purchaseId": purchase["_id"],
             "memberId": request.member_id,
             "orderId": request.order_id,
-            "points": points,
-            "shortfall": entry.get("shortfall", 0) if entry else 0,
+            "points": points + bonus,
+            "bonusPoints": bonus,
+            "shortfall": sum(e.get("shortfall", 0) for e in (entry, *(b for _, b in bonus_entries)) if e),
             "pointsReturned": -returned_entry["delta"]["spent"] if returned_entry else 0,
             "referralRevoked": revoked is not None,
             "tierBefore": tier_before,
             "tierAfter": change.to_tier if change else tier_before,
-            "entryIds": [e["_id"] for e in (entry, returned_entry, revoked) if e],
+            "entryIds": [e["_id"] for e in (entry, *(b for _, b in bonus_entries), returned_entry, revoked) if e],
         }
+
+    async def _take_back_bonuses(
+        self, tx: LedgerTx, request: RefundRequest, purchase: Document, lines: list[Document], shares: list[int]
+    ) -> list[tuple[int, Document]]:
+        """Campaign bonuses come back with the lines that earned them: per campaign, the share of
+        each refunded line's bonus (cumulatively, like the order's own points), from the bonus's
+        own lot first. Returns (index of the campaign on the purchase, entry) pairs."""
+        taken: list[tuple[int, Document]] = []
+        for index, given in enumerate(purchase.get("campaigns", [])):
+            points = sum(
+                proportional_take_back(line["bonus"], line["amount"], line["refunded"], share)
+                for line, share in zip(lines, shares, strict=True)
+                if line.get("campaignId") == given["campaignId"]
+            )
+            if not points:
+                continue
+            entry = await tx.take_back(
+                request.member_id,
+                points,
+                Memo(
+                    EntryKind.REFUND,
+                    f"Refund of {request.amount} fen on {request.order_id}: campaign bonus taken back",
+                    Source("CAMPAIGN", given["campaignId"]),
+                    {"refundAmount": request.amount, "orderId": request.order_id},
+                ),
+                lot_ids=given["lotIds"],
+            )
+            taken.append((index, entry))
+        return taken
 
     async def _revoke_referral(self, tx: LedgerTx, request: RefundRequest, purchase: Document) -> Document | None:
         """A referral reward stands on a kept first purchase (docs/points.md): once refunds leave
@@ -336,11 +433,13 @@ class Purchases:
         entry = await tx.take_back(
             referral["referrerId"],
             referral["points"],
+            Memo(
+                EntryKind.REFERRAL_REVOKED,
+                f"Referral taken back: {request.member_id} refunded their first purchase {request.order_id}",
+                Source("REFERRAL", request.member_id),
+                {"orderId": request.order_id},
+            ),
             lot_ids=referral["lotIds"],
-            kind=EntryKind.REFERRAL_REVOKED,
-            reason=f"Referral taken back: {request.member_id} refunded their first purchase {request.order_id}",
-            source=Source("REFERRAL", request.member_id),
-            extra={"orderId": request.order_id},
         )
         await purchases.mark_referral_revoked(tx.db, purchase["_id"], entry["_id"], session=tx.session)
         return entry
@@ -361,8 +460,48 @@ class Purchases:
         return await tx.restore(
             request.member_id,
             spend_entry,
+            Memo(
+                EntryKind.DEDUCTION_RETURN,
+                f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
+                Source("ORDER", request.order_id),
+            ),
             points=share,
-            kind=EntryKind.DEDUCTION_RETURN,
-            reason=f"Refund of {request.amount} fen on {request.order_id}: deducted points returned",
-            source=Source("ORDER", request.order_id),
         )
+
+
+def lines_of(purchase: Document) -> list[Document]:
+    """The order's lines as recorded; an order recorded before line items is one line."""
+    if "lines" in purchase:
+        return list(purchase["lines"])
+    return [
+        {
+            "sku": None,
+            "category": None,
+            "amount": purchase["amount"],
+            "refunded": purchase["refunded"],
+            "points": purchase["pointsEarned"],
+            "campaignId": None,
+            "bonus": 0,
+        }
+    ]
+
+
+def refund_shares(lines: list[Document], request: RefundRequest) -> list[int]:
+    """Fen refunded per line: the lines the refund names, or the amount spread over what each line
+    can still refund (``refund_by_line``)."""
+    if not request.lines:
+        return refund_by_line([(line["amount"], line["refunded"]) for line in lines], request.amount)
+    index = {line["sku"]: i for i, line in enumerate(lines) if line.get("sku") is not None}
+    shares = [0] * len(lines)
+    for sku, amount in request.lines:
+        if sku not in index:
+            raise BadInput(f"The order has no line with SKU {quote(sku)}", field="lines")
+        line = lines[index[sku]]
+        if amount > line["amount"] - line["refunded"]:
+            raise BadInput(
+                f"Only {line['amount'] - line['refunded']} fen of SKU {quote(sku)} can still be refunded",
+                field="lines",
+                refundable=line["amount"] - line["refunded"],
+            )
+        shares[index[sku]] = amount
+    return shares

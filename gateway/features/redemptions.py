@@ -18,13 +18,14 @@ from enum import StrEnum
 
 from pymongo.errors import DuplicateKeyError
 
-from gateway.core.auth import Principal, Role
+from gateway.core.auth import Principal
 from gateway.core.errors import BadInput, DomainError, NotFound, quote
+from gateway.core.permissions import Permission, allows
 from gateway.domain.catalog import Reason, price_at
 from gateway.domain.holds import HoldRefusal, deadline
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
 from gateway.features.coupons import Coupons, PoolShort, is_virtual
-from gateway.ledger.transaction import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Source
+from gateway.ledger import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Memo, Source
 from gateway.store import redemptions as orders
 from gateway.store.mongo import Database, Document
 
@@ -178,22 +179,21 @@ class Redemptions:
                 hold = await tx.hold(
                     req.member_id,
                     points,
+                    Memo(
+                        EntryKind.REDEMPTION_HOLD,
+                        f"{reason}: held until the cash part is paid",
+                        Source("REDEMPTION", order_id),
+                        {"giftId": req.gift_id},
+                    ),
                     purpose=REDEMPTION,
                     expires_at=due,
-                    kind=EntryKind.REDEMPTION_HOLD,
-                    reason=f"{reason}: held until the cash part is paid",
-                    source=Source("REDEMPTION", order_id),
-                    extra={"giftId": req.gift_id},
                 )
                 order |= {"status": str(OrderStatus.AWAITING_PAYMENT), "holdId": hold["_id"], "paymentDueAt": due}
             else:
                 entry = await tx.spend(
                     req.member_id,
                     points,
-                    kind=EntryKind.REDEMPTION,
-                    reason=reason,
-                    source=Source("REDEMPTION", order_id),
-                    extra={"giftId": req.gift_id},
+                    Memo(EntryKind.REDEMPTION, reason, Source("REDEMPTION", order_id), {"giftId": req.gift_id}),
                 )
                 order |= {"status": str(OrderStatus.PLACED), "spendEntryId": entry["_id"]}
                 if is_virtual(gift):  # the member has the code at once: nothing to ship
@@ -254,10 +254,12 @@ class Redemptions:
             try:
                 entry = await tx.post_hold(
                     order["holdId"],
-                    kind=EntryKind.REDEMPTION,
-                    reason=f"Redeemed {order['quantity']} × {order['giftName']}",
-                    source=Source("REDEMPTION", order_id),
-                    extra={"giftId": order["giftId"], "paymentReference": reference},
+                    Memo(
+                        EntryKind.REDEMPTION,
+                        f"Redeemed {order['quantity']} × {order['giftName']}",
+                        Source("REDEMPTION", order_id),
+                        {"giftId": order["giftId"], "paymentReference": reference},
+                    ),
                 )
             except DomainError as exc:
                 if exc.code != HoldRefusal.HOLD_EXPIRED:
@@ -299,12 +301,13 @@ class Redemptions:
         back in stock. An unpaid order's held points are released, never spent.
         """
         allowed = {str(OrderStatus.AWAITING_PAYMENT), str(OrderStatus.PLACED)}
-        if principal.role is Role.ADMIN:
+        staff = allows(principal, Permission.ORDERS_FULFIL)
+        if staff:
             allowed.add(str(OrderStatus.FULFILLED))
 
         async def work(tx: LedgerTx) -> Document:
             order = await self._locked(tx, order_id)
-            if principal.role is not Role.ADMIN and order["memberId"] != principal.subject:
+            if not staff and order["memberId"] != principal.subject:
                 raise redemption_not_found(order_id)  # someone else's order: as if it did not exist
             if order.get("kind") == "VIRTUAL":  # a coupon: inside its window, and only if unused
                 await self.coupons.check_cancel(tx.db, tx.session, order, tx.now)
@@ -345,19 +348,20 @@ class Redemptions:
         if order["status"] == OrderStatus.AWAITING_PAYMENT:
             entry = await tx.void_hold(
                 order["holdId"],
-                kind=EntryKind.REDEMPTION_VOID,
-                reason=f"Unpaid redemption of {what} cancelled",
-                source=source,
-                extra={"giftId": order["giftId"]},
+                Memo(
+                    EntryKind.REDEMPTION_VOID,
+                    f"Unpaid redemption of {what} cancelled",
+                    source,
+                    {"giftId": order["giftId"]},
+                ),
             )
         else:
             entry = await tx.restore(
                 order["memberId"],
                 await tx.entry(order["spendEntryId"]),
-                kind=EntryKind.REDEMPTION_CANCEL,
-                reason=f"Cancelled redemption of {what}",
-                source=source,
-                extra={"giftId": order["giftId"]},
+                Memo(
+                    EntryKind.REDEMPTION_CANCEL, f"Cancelled redemption of {what}", source, {"giftId": order["giftId"]}
+                ),
             )
         if order.get("kind") == "VIRTUAL":  # codes back to the pool, and the stock with them
             await self.coupons.release(tx.db, tx.session, order, tx.now)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from gateway.domain.calendar import Period, day_start, local_date, period_bounds
 from gateway.domain.earning import capped
-from gateway.ledger.transaction import EntryKind, LedgerTx, Source
+from gateway.ledger import LedgerTx, Memo
 from gateway.store.mongo import Document
 
 
@@ -48,12 +48,9 @@ async def earn_by_rule(
     member_id: str,
     rule: str,
     points: int,
+    memo: Memo,
     *,
-    kind: EntryKind,
-    reason: str,
-    source: Source,
     available_at: datetime | None = None,
-    extra: Document | None = None,
 ) -> RuleEarning:
     """Credit up to ``points`` by ``rule``, limited by its caps; no entry when nothing is left."""
     await tx.member(member_id)
@@ -67,10 +64,7 @@ async def earn_by_rule(
     entry = await tx.earn(
         member_id,
         allowed,
-        kind=kind,
-        reason=reason,
-        source=source,
+        memo.adding(rule=rule, ruleEarned=allowed, requested=points),
         available_at=available_at,
-        extra={"rule": rule, "ruleEarned": allowed, "requested": points, **(extra or {})},
     )
     return RuleEarning(requested=points, points=allowed, entry=entry)

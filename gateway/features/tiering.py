@@ -19,7 +19,7 @@ from typing import Any
 from gateway.domain.program import Program, TierBasis
 from gateway.domain.tiers import lifetime_value, tier_for
 from gateway.features.batches import for_each_in_batches
-from gateway.ledger.transaction import Ledger, LedgerTx
+from gateway.ledger import Ledger, LedgerTx
 from gateway.store import members as members_store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import load_program

@@ -7,13 +7,15 @@ Balances, ``ledgerSeq``, ``debt`` and ``nextDueAt`` are written only by the ledg
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
+from gateway.domain.member_search import SORT_FIELD, MemberFilter, MemberOrder, Position, nest, search_keys
 from gateway.store.mongo import Database, Document
 
 MEMBERS = "members"
@@ -47,6 +49,7 @@ async def exists(db: Database, member_id: str, session: Any = None) -> bool:
 
 async def insert(db: Database, doc: Document, session: Any = None) -> None:
     """Raises ``DuplicateMember`` when the id or email is taken."""
+    doc.setdefault("search", nest(search_keys(doc)).get("search", {}))
     try:
         await db[MEMBERS].insert_one(doc, session=session)
     except DuplicateKeyError as exc:
@@ -63,7 +66,7 @@ async def set_fields(
     try:
         return await db[MEMBERS].find_one_and_update(
             {"_id": member_id, **(only_if or {})},
-            {"$set": fields},
+            {"$set": {**fields, **search_keys(fields)}},
             return_document=ReturnDocument.AFTER,
             session=session,
         )
@@ -127,3 +130,99 @@ async def add_growth(db: Database, member_id: str, event: Document, session: Any
     """Raise the member's growth value by ``event["points"]`` and keep the event (for windows)."""
     await db[MEMBERS].update_one({"_id": member_id}, {"$inc": {"growth": event["points"]}}, session=session)
     await db[GROWTH_EVENTS].insert_one({"memberId": member_id, **event}, session=session)
+
+
+# --- search (issue 14 §1) ------------------------------------------------------------------------
+
+
+def filter_query(member_filter: MemberFilter) -> Document:
+    """The MongoDB query of a member filter; every criterion can use an index (INDEXES["members"])."""
+    query: Document = {}
+    f = member_filter
+    if f.name is not None:
+        query["search.name"] = {"$regex": "^" + re.escape(f.name)}
+    if f.phone is not None:
+        query["search.phone"] = {"$regex": "^" + re.escape(f.phone[::-1])}
+    if f.email is not None:
+        # $type keeps the query inside the partial unique index on email
+        query["email"] = {"$type": "string", "$regex": "^" + re.escape(f.email)}
+    if f.tiers:
+        query["tier"] = {"$in": list(f.tiers)}
+    if f.segments:
+        query["rfm.segment"] = {"$in": [str(s) for s in f.segments]}
+    joined: Document = {}
+    if f.joined_from is not None:
+        joined["$gte"] = f.joined_from
+    if f.joined_to is not None:
+        joined["$lt"] = f.joined_to
+    if joined:
+        query["registeredAt"] = joined
+    spend: Document = {}
+    if f.spend_min is not None:
+        spend["$gte"] = f.spend_min
+    if f.spend_max is not None:
+        spend["$lte"] = f.spend_max
+    if spend:
+        query["lifetimeSpend"] = spend
+    return query
+
+
+def _after(position: Position) -> Document:
+    """Members strictly after ``position`` in its (descending) order."""
+    field = SORT_FIELD[position.order]
+    return {
+        "$or": [
+            {field: {"$lt": position.value}},
+            {field: position.value, "_id": {"$lt": position.member_id}},
+        ]
+    }
+
+
+async def search(
+    db: Database,
+    member_filter: MemberFilter,
+    *,
+    order: MemberOrder,
+    after: Position | None,
+    limit: int,
+    projection: Document | None = None,
+) -> list[Document]:
+    """One page of the members matching ``member_filter``, in ``order`` (ties by id, descending)."""
+    query = filter_query(member_filter)
+    if after is not None:
+        query = {"$and": [query, _after(after)]} if query else _after(after)
+    field = SORT_FIELD[order]
+    cursor = db[MEMBERS].find(query, projection).sort([(field, -1), ("_id", -1)]).limit(limit)
+    return await cursor.to_list()
+
+
+async def count_matching(db: Database, member_filter: MemberFilter, *, limit: int | None = None) -> int:
+    """How many members match (up to ``limit`` when given: a count that stops early)."""
+    options: Document = {"limit": limit} if limit else {}
+    return await db[MEMBERS].count_documents(filter_query(member_filter), **options)
+
+
+async def explain_search(db: Database, member_filter: MemberFilter, order: MemberOrder) -> Document:
+    """The query planner's winning plan for a first page (tests prove each filter uses an index)."""
+    field = SORT_FIELD[order]
+    cursor = db[MEMBERS].find(filter_query(member_filter)).sort([(field, -1), ("_id", -1)]).limit(21)
+    explained: Document = await cursor.explain()
+    return explained["queryPlanner"]["winningPlan"]
+
+
+async def backfill_search_keys(db: Database, *, batch_size: int = 500) -> int:
+    """Give members written before the search keys existed their ``search`` fields; returns how many.
+
+    Idempotent; run at every start (``gateway.runtime.prepare``), where it costs one scan of the
+    members' ids once every member has its keys."""
+    done = 0
+    batch: list[UpdateOne] = []
+    async for doc in db[MEMBERS].find({"search": {"$exists": False}}, {"displayName": 1, "phone": 1}):
+        keys = search_keys({"displayName": doc.get("displayName") or "", "phone": doc.get("phone")})
+        batch.append(UpdateOne({"_id": doc["_id"], "search": {"$exists": False}}, {"$set": keys}))
+        if len(batch) >= batch_size:
+            done += (await db[MEMBERS].bulk_write(batch, ordered=False)).modified_count
+            batch = []
+    if batch:
+        done += (await db[MEMBERS].bulk_write(batch, ordered=False)).modified_count
+    return done

@@ -28,6 +28,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("email", ASCENDING)], unique=True, partialFilterExpression={"email": {"$type": "string"}}),
         IndexModel([("tier", ASCENDING)]),
         IndexModel([("registeredAt", DESCENDING)]),
+        # member search (gateway/store/members.py filter_query): one index per criterion, each
+        # ending in the list's order so a single-criterion page needs no in-memory sort
+        IndexModel([("registeredAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("lifetimeSpend", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("tier", ASCENDING), ("registeredAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("rfm.segment", ASCENDING), ("registeredAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("search.name", ASCENDING)]),
+        IndexModel([("search.phone", ASCENDING)], sparse=True),
     ],
     "adminAudit": [
         IndexModel([("action", ASCENDING), ("seq", DESCENDING)]),
@@ -108,6 +116,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
+    "campaigns": [IndexModel([("endsAt", ASCENDING), ("startsAt", ASCENDING)])],
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
     "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }

@@ -32,14 +32,25 @@ async def insert(db: Database, purchase: Document, session: Any = None) -> bool:
 
 
 async def add_refund(
-    db: Database, purchase_id: Any, amount: int, points: int, growth: int, session: Any = None
+    db: Database,
+    purchase_id: Any,
+    amount: int,
+    points: int,
+    growth: int,
+    *,
+    line_refunds: list[int] | None = None,
+    bonus_taken_back: dict[int, int] | None = None,
+    session: Any = None,
 ) -> None:
-    """A refund of ``amount`` fen took back ``points`` and ``growth`` of this order."""
-    await db[PURCHASES].update_one(
-        {"_id": purchase_id},
-        {"$inc": {"refunded": amount, "pointsTakenBack": points, "growthTakenBack": growth}},
-        session=session,
-    )
+    """A refund of ``amount`` fen took back ``points`` and ``growth`` of this order; per line, the
+    fen it refunded, and per campaign on the order (by position), the bonus it took back."""
+    inc: dict[str, int] = {"refunded": amount, "pointsTakenBack": points, "growthTakenBack": growth}
+    for index, fen in enumerate(line_refunds or []):
+        if fen:
+            inc[f"lines.{index}.refunded"] = fen
+    for index, taken in (bonus_taken_back or {}).items():
+        inc[f"campaigns.{index}.takenBack"] = taken
+    await db[PURCHASES].update_one({"_id": purchase_id}, {"$inc": inc}, session=session)
 
 
 async def mark_referral_revoked(db: Database, purchase_id: Any, entry_id: Any, session: Any = None) -> None:

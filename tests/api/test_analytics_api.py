@@ -134,13 +134,13 @@ async def dataset(gql: GraphQLClient, admin: str, services: Services, clock: Any
 async def post_checkout_hold(services: Services, member_id: str, order_id: str) -> None:
     """The checkout completes: its held points are spent. (recordPurchase does this too, with the
     order's own points and spend, which this hand-computed scenario leaves out.)"""
-    from gateway.ledger.transaction import EntryKind, Source
+    from gateway.ledger import EntryKind, Memo, Source
     from gateway.store import deductions
 
     async def work(tx: Any) -> dict[str, Any]:
         deduction = await deductions.held_for_order(tx.db, member_id, order_id, session=tx.session)
-        memo = {"kind": EntryKind.DEDUCTION, "reason": f"Deduction at checkout on {order_id}"}
-        entry = await tx.post_hold(deduction["holdId"], source=Source("ORDER", order_id), **memo)
+        memo = Memo(EntryKind.DEDUCTION, f"Deduction at checkout on {order_id}", Source("ORDER", order_id))
+        entry = await tx.post_hold(deduction["holdId"], memo)
         await deductions.settle(tx.db, deduction, "POSTED", {"entryId": entry["_id"]}, session=tx.session)
         return {}
 

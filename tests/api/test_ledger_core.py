@@ -10,7 +10,7 @@ import pytest
 from gateway.core.errors import DomainError, IdempotencyConflict
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.audit import audit_all
-from gateway.ledger.transaction import EntryKind, InsufficientPoints, LedgerTx, Source
+from gateway.ledger import EntryKind, InsufficientPoints, LedgerTx, Memo, Source
 from gateway.store.program import save_program, seed_program
 from tests.support.ledger_helpers import add_member, earn, spend
 
@@ -105,7 +105,7 @@ async def take_back(services, member_id, points, lot_source="order-1"):
     async def work(tx: LedgerTx):
         lots = [lot["_id"] async for lot in tx.db.lots.find({"source.id": lot_source}, session=tx.session)]
         entry = await tx.take_back(
-            member_id, points, lot_ids=lots, kind=EntryKind.REFUND, reason="refund", source=Source("ORDER", lot_source)
+            member_id, points, Memo(EntryKind.REFUND, "refund", Source("ORDER", lot_source)), lot_ids=lots
         )
         return {"entryId": entry["_id"]}
 
@@ -141,7 +141,7 @@ async def test_restore_returns_points_to_their_lots_with_original_expiry(service
 
     async def work(tx: LedgerTx):
         entry = await tx.restore(
-            member, spend_entry, kind=EntryKind.REDEMPTION_CANCEL, reason="cancel", source=Source("REDEMPTION", "r1")
+            member, spend_entry, Memo(EntryKind.REDEMPTION_CANCEL, "cancel", Source("REDEMPTION", "r1"))
         )
         return {"entryId": entry["_id"]}
 
@@ -167,12 +167,7 @@ async def test_partial_restores_never_return_more_than_was_spent(services, db, m
     async def give(points):
         async def work(tx: LedgerTx):
             entry = await tx.restore(
-                member,
-                spend_entry,
-                points=points,
-                kind=EntryKind.DEDUCTION_RETURN,
-                reason="partial",
-                source=Source("ORDER", "o"),
+                member, spend_entry, Memo(EntryKind.DEDUCTION_RETURN, "partial", Source("ORDER", "o")), points=points
             )
             return {"entryId": entry["_id"]}
 

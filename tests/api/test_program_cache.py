@@ -12,7 +12,7 @@ from gateway.core.settings import Environment, Settings
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.events.hub import Hub
 from gateway.events.streams import run_watcher
-from gateway.ledger.transaction import EntryKind, LedgerTx, Source
+from gateway.ledger import EntryKind, LedgerTx, Memo, Source
 from gateway.store.mongo import Database, create_client
 from gateway.store.program import PROGRAM_ID, load_program, program_cache, save_program, seed_program
 from tests.support.ledger_helpers import add_member, earn
@@ -109,9 +109,7 @@ async def test_a_ledger_write_judges_by_the_program_in_its_transaction_not_the_c
         assert not (await load_program(db)).allow_negative_balance, "reads answer from the (stale) cache"
 
         async def refund(tx: LedgerTx) -> dict[str, Any]:
-            entry = await tx.take_back(
-                "m1", 50, lot_ids=[], kind=EntryKind.REFUND, reason="test", source=Source("TEST", "refund")
-            )
+            entry = await tx.take_back("m1", 50, Memo(EntryKind.REFUND, "test", Source("TEST", "refund")), lot_ids=[])
             return {"shortfall": entry.get("shortfall", 0)}
 
         result = await services.ledger.transact(refund)

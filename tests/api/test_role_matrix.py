@@ -5,9 +5,12 @@
 from the schema: it fails when an operation has no row, when a row names an operation the schema
 no longer has, when a row lacks a caller, and when a role of ``gateway.core.auth.Role`` has no caller.
 
-Adding an operation: add its row (document, variables, expected outcome per caller).
-Adding a role: add a ``Caller`` to ``CALLERS`` and its outcome to every row (``outcomes()``
-defaults make that one keyword for most rows).
+Adding an operation: add its row (document, variables, expected outcome per caller) and its line
+in docs/roles.md's operations table. A staff operation's row is ``needs(Permission.X, ...)``: each
+staff caller's outcome follows from ROLE_PERMISSIONS (OK when its role holds X, else FORBIDDEN), so
+the matrix proves the permission table is what the resolvers enforce. ``outcomes()`` is for
+operations no staff permission opens (members, partners, the payments service, public).
+Adding a role: add a ``Caller`` to ``CALLERS``; staff roles need nothing more in the rows.
 
 Queries and mutations go through HTTP with the caller's real credentials. Subscriptions run
 through graphql-core's ``subscribe`` on the real schema with a WebSocket connection's context:
@@ -20,12 +23,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from graphql import ExecutionResult, parse, subscribe
 
 from gateway.core.auth import Principal, Role
+from gateway.core.permissions import ROLE_PERMISSIONS, Permission, permissions_of
 from gateway.services import Services
 from resolvers.schema import schema
 from tests.conftest import GraphQLClient, token
@@ -74,22 +79,48 @@ CALLERS: tuple[Caller, ...] = (
     Caller(MARKETING, Role.MARKETING, "marketing staff"),
 )
 CALLER_NAMES = tuple(c.name for c in CALLERS)
+# Staff and the dashboard act through permissions (gateway/core/permissions.py).
+STAFF_CALLERS = tuple(c for c in CALLERS if c.role in ROLE_PERMISSIONS)
 
 
-def outcomes(default: str = FORBIDDEN, *, anonymous: str = UNAUTHENTICATED, **per_caller: str) -> dict[str, str]:
-    """Every caller's outcome: ``default`` unless named (anonymous defaults to UNAUTHENTICATED)."""
+class Outcomes(dict[str, str]):
+    """Every caller's outcome, and what lets staff run the operation: ``permissions`` (any one of
+    them), none at all (no staff role may), or ``public`` (anyone may)."""
+
+    def __init__(self, values: dict[str, str], permissions: tuple[Permission, ...] = (), public: bool = False):
+        super().__init__(values)
+        self.permissions = permissions
+        self.public = public
+
+
+def outcomes(default: str = FORBIDDEN, *, anonymous: str = UNAUTHENTICATED, **per_caller: str) -> Outcomes:
+    """An operation no staff permission opens (staff get ``default``, FORBIDDEN unless public):
+    every caller's outcome is ``default`` unless named (anonymous defaults to UNAUTHENTICATED)."""
     unknown = set(per_caller) - set(CALLER_NAMES)
     assert not unknown, f"unknown callers {unknown}"
-    return {name: per_caller.get(name, anonymous if name == ANONYMOUS else default) for name in CALLER_NAMES}
+    values = {name: per_caller.get(name, anonymous if name == ANONYMOUS else default) for name in CALLER_NAMES}
+    return Outcomes(values, public=default == OK and anonymous == OK)
+
+
+def needs(permission: Permission, *alternatives: Permission, allowed: str = OK, **per_caller: str) -> Outcomes:
+    """An operation staff run with ``permission`` (or one of ``alternatives``): each staff caller
+    (and the dashboard) gets ``allowed`` when its role holds one of them in ROLE_PERMISSIONS, else
+    FORBIDDEN. Members, partners and the payments service are named in ``per_caller`` (default
+    FORBIDDEN; anonymous UNAUTHENTICATED)."""
+    wanted = (permission, *alternatives)
+    staff = {
+        caller.name: FORBIDDEN if permissions_of(caller.role).isdisjoint(wanted) else allowed
+        for caller in STAFF_CALLERS
+    }
+    overridden = set(per_caller) & staff.keys()
+    assert not overridden, f"staff outcomes follow the permission, do not name {overridden}"
+    values = outcomes(**per_caller)
+    values.update(staff)
+    return Outcomes(values, wanted)
 
 
 PUBLIC = outcomes(OK, anonymous=OK)
-ADMIN_ONLY = outcomes(admin=OK)
-SELF_OR_ADMIN = outcomes(member_self=OK, admin=OK)
-OWN_PARTNER_OR_ADMIN = outcomes(partner_own=OK, admin=OK)
-AGGREGATES = outcomes(dashboard=OK, admin=OK)
-# Another member's order answers like a missing one, so its id cannot be probed (issue 16).
-MEMBERS_OWN_ORDER = outcomes(member_self=OK, admin=OK, member_other="REDEMPTION_NOT_FOUND")
+P = Permission
 
 
 @dataclass
@@ -196,6 +227,24 @@ async def _fresh_gift(world: World, caller: str) -> dict[str, Any]:
 
 async def _fresh_redemption(world: World, caller: str) -> dict[str, Any]:
     return {"id": await world.new_redemption()}
+
+
+async def _fresh_campaign(world: World, caller: str) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from gateway.domain.campaigns import BoostSpec, CampaignSpec
+
+    start = world.services.clock.now() + timedelta(days=1)
+    end = start + timedelta(days=7)
+    spec = CampaignSpec(name=f"c-{caller}", starts_at=start, ends_at=end, boosts=(BoostSpec(200),))
+    doc = await world.services.campaigns.create(Principal(Role.ADMIN, "setup"), spec)
+    return {"id": str(doc["_id"])}
+
+
+CAMPAIGN_INPUT = (
+    '{name: "Spring", startsAt: "2030-01-01T00:00:00Z", endsAt: "2030-01-08T00:00:00Z", '
+    "boosts: [{multiplierPercent: 200}]}"
+)
 
 
 async def _held_checkout(world: World, caller: str) -> dict[str, Any]:
@@ -336,94 +385,107 @@ MATRIX: dict[str, Row] = {
     # ---- queries
     "Query._entities": Row(
         "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }",
-        SELF_OR_ADMIN,
+        needs(P.MEMBERS_READ, member_self=OK),
         fixed(r=[{"__typename": "Member", "id": "alice"}]),
     ),
     "Query._service": Row("{ _service { sdl } }", PUBLIC),
     "Query.tiers": Row("{ tiers { code } }", PUBLIC),
-    "Query.member": Row("query($id: ID!) { member(id: $id) { id } }", SELF_OR_ADMIN, fixed(id="alice")),
+    "Query.member": Row(
+        "query($id: ID!) { member(id: $id) { id } }", needs(P.MEMBERS_READ, member_self=OK), fixed(id="alice")
+    ),
+    "Query.members": Row(
+        'query { members(filter: {name: "ali"}, first: 5) { edges { node { id } } } }', needs(P.MEMBERS_READ)
+    ),
+    "Query.memberCount": Row('query { memberCount(filter: {tiers: ["SUPREME_VIP"]}) }', needs(P.MEMBERS_READ)),
     "Query.me": Row("{ me { id } }", outcomes(member_self=OK, member_other=OK)),
-    "Query.program": Row("{ program { name } }", ADMIN_ONLY),
+    "Query.program": Row("{ program { name } }", needs(P.RULES_MANAGE)),
     "Query.gifts": Row(
         "query($memberId: String) { gifts(first: 5, memberId: $memberId) { edges { node { id } } } }",
-        SELF_OR_ADMIN,
+        needs(P.MEMBERS_READ, member_self=OK),
         _alice,
     ),
     "Query.gift": Row(
         "query($id: ID!, $m: String) { gift(id: $id, memberId: $m) { id eligibility { canRedeem } } }",
-        SELF_OR_ADMIN,
+        needs(P.MEMBERS_READ, member_self=OK),
         lambda w, c: fixed(id=w.gift_id, m=w.alice)(w, c),
     ),
     "Query.redemption": Row(
         "query($id: ID!) { redemption(id: $id) { id } }",
-        outcomes(member_self=OK, admin=OK, payments=OK, member_other="REDEMPTION_NOT_FOUND"),
+        needs(P.MEMBERS_READ, P.ORDERS_FULFIL, member_self=OK, payments=OK, member_other="REDEMPTION_NOT_FOUND"),
         lambda w, c: fixed(id=w.redemption_id)(w, c),
     ),
-    "Query.partners": Row("{ partners { id } }", ADMIN_ONLY),
-    "Query.partnerLinkEvents": Row('{ partnerLinkEvents(memberId: "alice") { action } }', ADMIN_ONLY),
-    "Query.notificationSettings": Row("{ notificationSettings { expiringReminderDays } }", ADMIN_ONLY),
-    "Query.notificationWebhooks": Row("{ notificationWebhooks { id } }", ADMIN_ONLY),
-    "Query.notifications": Row("{ notifications(first: 5) { edges { node { id } } } }", ADMIN_ONLY),
-    "Query.partner": Row('query { partner(id: "own") { id } }', OWN_PARTNER_OR_ADMIN),
+    "Query.partners": Row("{ partners { id } }", needs(P.PARTNERS_MANAGE, P.STATEMENTS_READ)),
+    "Query.partnerLinkEvents": Row(
+        '{ partnerLinkEvents(memberId: "alice") { action } }', needs(P.PARTNERS_MANAGE, P.MEMBERS_READ)
+    ),
+    "Query.notificationSettings": Row(
+        "{ notificationSettings { expiringReminderDays } }", needs(P.NOTIFICATIONS_MANAGE)
+    ),
+    "Query.notificationWebhooks": Row("{ notificationWebhooks { id } }", needs(P.NOTIFICATIONS_MANAGE)),
+    "Query.notifications": Row("{ notifications(first: 5) { edges { node { id } } } }", needs(P.NOTIFICATIONS_MANAGE)),
+    "Query.partner": Row(
+        'query { partner(id: "own") { id } }', needs(P.PARTNERS_MANAGE, P.STATEMENTS_READ, partner_own=OK)
+    ),
     # A partner always asks about its own events (partnerId is ignored): the rival gets null, not own's event.
     "Query.partnerOperation": Row(
         'query { partnerOperation(eventId: "own-seed-event", partnerId: "own") { eventId } }',
-        outcomes(partner_own=OK, partner_other=OK, admin=OK),
+        needs(P.PARTNERS_MANAGE, partner_own=OK, partner_other=OK),
     ),
     "Query.partnerStatement": Row(
         'query { partnerStatement(partnerId: "own", from: "2026-01-01T00:00:00Z", to: "2026-12-01T00:00:00Z") '
         "{ reconciled } }",
-        OWN_PARTNER_OR_ADMIN,
+        needs(P.STATEMENTS_READ, partner_own=OK),
     ),
     # ---- mutations
     "Mutation.registerMember": Row(
         "mutation($input: RegisterMemberInput!) { registerMember(input: $input) { id } }",
-        outcomes(admin=OK, member_self="ALREADY_EXISTS", member_other="ALREADY_EXISTS"),
+        needs(P.SHOP_BACKEND, member_self="ALREADY_EXISTS", member_other="ALREADY_EXISTS"),
         _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
     ),
     "Mutation.updateProfile": Row(
-        'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }', SELF_OR_ADMIN
+        'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }',
+        needs(P.SHOP_BACKEND, member_self=OK),
     ),
     "Mutation.recordPaidMembership": Row(
         'mutation($key: String!) { recordPaidMembership(memberId: "alice", plan: MONTHLY, idempotencyKey: $key) '
         "{ id } }",
-        ADMIN_ONLY,
+        needs(P.SHOP_BACKEND),
         _with_key(lambda w, c, k: {"key": k}),
     ),
     "Mutation.endPaidMembership": Row(
-        'mutation { endPaidMembership(memberId: "alice") { id } }', ADMIN_ONLY, _running_paid_membership
+        'mutation { endPaidMembership(memberId: "alice") { id } }', needs(P.SHOP_BACKEND), _running_paid_membership
     ),
     "Mutation.recordPurchase": Row(
         "mutation($input: RecordPurchaseInput!) { recordPurchase(input: $input) { points } }",
-        ADMIN_ONLY,
+        needs(P.SHOP_BACKEND),
         _with_key(lambda w, c, k: {"input": {"memberId": "alice", "orderId": k, "amount": 100, "idempotencyKey": k}}),
     ),
     "Mutation.refundPurchase": Row(
         "mutation($input: RefundPurchaseInput!) { refundPurchase(input: $input) { pointsReturned } }",
-        ADMIN_ONLY,
+        needs(P.SHOP_BACKEND),
         _refund,
     ),
     "Mutation.checkIn": Row(
         "mutation($memberId: ID!, $key: String) { checkIn(memberId: $memberId, idempotencyKey: $key) { points } }",
-        SELF_OR_ADMIN,
+        needs(P.SHOP_BACKEND, member_self=OK),
         _check_in,
     ),
     "Mutation.recordBehaviour": Row(
         'mutation($key: String!) { recordBehaviour(memberId: "alice", event: "REVIEW", idempotencyKey: $key) '
         "{ points } }",
-        ADMIN_ONLY,
+        needs(P.SHOP_BACKEND),
         _with_key(lambda w, c, k: {"key": k}),
     ),
     "Mutation.grantPoints": Row(
         "mutation($input: GrantPointsInput!) { grantPoints(input: $input) { points } }",
-        ADMIN_ONLY,
+        needs(P.POINTS_ADJUST),
         _with_key(
             lambda w, c, k: {"input": {"memberId": "alice", "points": 10, "reason": "matrix", "idempotencyKey": k}}
         ),
     ),
     "Mutation.deductPointsAtCheckout": Row(
         "mutation($input: DeductPointsInput!) { deductPointsAtCheckout(input: $input) { points } }",
-        SELF_OR_ADMIN,
+        needs(P.SHOP_BACKEND, member_self=OK),
         _with_key(
             lambda w, c, k: {
                 "input": {"memberId": "alice", "orderId": k, "orderAmount": 100_000, "points": 100, "idempotencyKey": k}
@@ -433,26 +495,30 @@ MATRIX: dict[str, Row] = {
     "Mutation.cancelCheckoutDeduction": Row(
         "mutation($memberId: ID!, $orderId: String!) { cancelCheckoutDeduction(memberId: $memberId, "
         "orderId: $orderId) { status } }",
-        SELF_OR_ADMIN,
+        needs(P.SHOP_BACKEND, member_self=OK),
         _held_checkout,
     ),
     "Mutation.consumeBenefit": Row(
         'mutation($m: ID!, $key: String!) { consumeBenefit(memberId: $m, code: "FREE_SHIPPING", idempotencyKey: $key) '
         "{ used } }",
-        SELF_OR_ADMIN,
+        needs(P.SHOP_BACKEND, member_self=OK),
         # Free shipping is once a month: the admin uses bob's, after alice used hers.
         _with_key(lambda w, c, k: {"m": w.bob if c == ADMIN else w.alice, "key": k}),
     ),
     "Mutation.updateEarningRules": Row(
-        "mutation { updateEarningRules(input: {checkInPoints: 7}) { name } }", ADMIN_ONLY
+        "mutation { updateEarningRules(input: {checkInPoints: 7}) { name } }", needs(P.RULES_MANAGE)
     ),
-    "Mutation.updateProgram": Row('mutation { updateProgram(input: {name: "Renamed"}) { name } }', ADMIN_ONLY),
+    "Mutation.updateProgram": Row(
+        'mutation { updateProgram(input: {name: "Renamed"}) { name } }', needs(P.RULES_MANAGE)
+    ),
     "Mutation.updateTiers": Row(
-        "mutation($tiers: [TierInput!]!) { updateTiers(tiers: $tiers) { name } }", ADMIN_ONLY, fixed(tiers=TIERS)
+        "mutation($tiers: [TierInput!]!) { updateTiers(tiers: $tiers) { name } }",
+        needs(P.RULES_MANAGE),
+        fixed(tiers=TIERS),
     ),
     "Mutation.createGift": Row(
         "mutation($input: CreateGiftInput!) { createGift(input: $input) { id } }",
-        ADMIN_ONLY,
+        needs(P.CATALOG_MANAGE),
         fixed(
             input={
                 "name": "Mug",
@@ -467,25 +533,31 @@ MATRIX: dict[str, Row] = {
         ),
     ),
     "Mutation.updateGift": Row(
-        'mutation($id: ID!) { updateGift(id: $id, input: {name: "Renamed"}) { id } }', ADMIN_ONLY, _gift
+        'mutation($id: ID!) { updateGift(id: $id, input: {name: "Renamed"}) { id } }', needs(P.CATALOG_MANAGE), _gift
     ),
-    "Mutation.restockGift": Row("mutation($id: ID!) { restockGift(id: $id, quantity: 1) { id } }", ADMIN_ONLY, _gift),
-    "Mutation.listGift": Row("mutation($id: ID!) { listGift(id: $id) { id } }", ADMIN_ONLY, _gift),
-    "Mutation.unlistGift": Row("mutation($id: ID!) { unlistGift(id: $id) { id } }", ADMIN_ONLY, _gift),
+    "Mutation.restockGift": Row(
+        "mutation($id: ID!) { restockGift(id: $id, quantity: 1) { id } }", needs(P.CATALOG_MANAGE), _gift
+    ),
+    "Mutation.listGift": Row("mutation($id: ID!) { listGift(id: $id) { id } }", needs(P.CATALOG_MANAGE), _gift),
+    "Mutation.unlistGift": Row("mutation($id: ID!) { unlistGift(id: $id) { id } }", needs(P.CATALOG_MANAGE), _gift),
     "Mutation.scheduleGift": Row(
-        'mutation($id: ID!) { scheduleGift(id: $id, startsAt: "2027-01-01T00:00:00Z") { id } }', ADMIN_ONLY, _gift
+        'mutation($id: ID!) { scheduleGift(id: $id, startsAt: "2027-01-01T00:00:00Z") { id } }',
+        needs(P.CATALOG_MANAGE),
+        _gift,
     ),
     "Mutation.setGiftOffer": Row(
         'mutation($id: ID!) { setGiftOffer(id: $id, input: {points: 50, startsAt: "2026-03-01T00:00:00Z", '
         'endsAt: "2026-04-01T00:00:00Z"}) { id } }',
-        ADMIN_ONLY,
+        needs(P.CATALOG_MANAGE),
         _gift,
     ),
-    "Mutation.clearGiftOffer": Row("mutation($id: ID!) { clearGiftOffer(id: $id) { id } }", ADMIN_ONLY, _gift),
-    "Mutation.deleteGift": Row("mutation($id: ID!) { deleteGift(id: $id) }", ADMIN_ONLY, _fresh_gift),
+    "Mutation.clearGiftOffer": Row(
+        "mutation($id: ID!) { clearGiftOffer(id: $id) { id } }", needs(P.CATALOG_MANAGE), _gift
+    ),
+    "Mutation.deleteGift": Row("mutation($id: ID!) { deleteGift(id: $id) }", needs(P.CATALOG_MANAGE), _fresh_gift),
     "Mutation.redeemGift": Row(
         "mutation($input: RedeemGiftInput!) { redeemGift(input: $input) { id } }",
-        SELF_OR_ADMIN,
+        needs(P.SHOP_BACKEND, member_self=OK),
         _with_key(
             lambda w, c, k: {
                 "input": {"memberId": "alice", "giftId": w.gift_id, "quantity": 1, "cashPaid": 0, "idempotencyKey": k}
@@ -495,26 +567,30 @@ MATRIX: dict[str, Row] = {
     "Mutation.confirmRedemptionPayment": Row(
         "mutation($id: ID!, $ref: String!) { confirmRedemptionPayment(id: $id, paymentReference: $ref, amount: 500) "
         "{ id } }",
-        outcomes(admin=OK, payments=OK),
+        needs(P.SHOP_BACKEND, payments=OK),
         _unpaid_redemption,
     ),
     "Mutation.fulfillRedemption": Row(
-        "mutation($id: ID!) { fulfillRedemption(id: $id) { id } }", ADMIN_ONLY, _fresh_redemption
+        "mutation($id: ID!) { fulfillRedemption(id: $id) { id } }", needs(P.ORDERS_FULFIL), _fresh_redemption
     ),
     "Mutation.cancelRedemption": Row(
-        "mutation($id: ID!) { cancelRedemption(id: $id) { id } }", MEMBERS_OWN_ORDER, _fresh_redemption
+        "mutation($id: ID!) { cancelRedemption(id: $id) { id } }",
+        needs(P.ORDERS_FULFIL, member_self=OK, member_other="REDEMPTION_NOT_FOUND"),
+        _fresh_redemption,
     ),
     "Mutation.createPartner": Row(
         "mutation($input: CreatePartnerInput!) { createPartner(input: $input) { apiKey } }",
-        ADMIN_ONLY,
+        needs(P.PARTNERS_MANAGE),
         _with_key(lambda w, c, k: {"input": {**PARTNER_INPUT, "id": k}}),
     ),
-    "Mutation.rotatePartnerKey": Row('mutation { rotatePartnerKey(id: "rival") { apiKey } }', outcomes(admin=OK)),
-    "Mutation.updatePartner": Row('mutation { updatePartner(id: "own", input: {name: "Own"}) { id } }', ADMIN_ONLY),
+    "Mutation.rotatePartnerKey": Row('mutation { rotatePartnerKey(id: "rival") { apiKey } }', needs(P.PARTNERS_MANAGE)),
+    "Mutation.updatePartner": Row(
+        'mutation { updatePartner(id: "own", input: {name: "Own"}) { id } }', needs(P.PARTNERS_MANAGE)
+    ),
     "Mutation.linkPartnerAccount": Row(
         "mutation($memberId: ID!, $partnerId: ID!, $ref: String!) "
         "{ linkPartnerAccount(memberId: $memberId, partnerId: $partnerId, partnerMemberRef: $ref) { partnerId } }",
-        ADMIN_ONLY,
+        needs(P.PARTNERS_MANAGE),
         _link,
     ),
     "Mutation.createPartnerLinkCode": Row(
@@ -528,7 +604,8 @@ MATRIX: dict[str, Row] = {
         _link_code,
     ),
     "Mutation.unlinkPartnerAccount": Row(
-        'mutation { unlinkPartnerAccount(memberId: "alice", partnerId: "own") }', SELF_OR_ADMIN
+        'mutation { unlinkPartnerAccount(memberId: "alice", partnerId: "own") }',
+        needs(P.PARTNERS_MANAGE, member_self=OK),
     ),
     "Mutation.partnerAccrue": Row(
         "mutation($input: PartnerAccrueInput!) { partnerAccrue(input: $input) { replayed } }",
@@ -556,42 +633,70 @@ MATRIX: dict[str, Row] = {
     ),
     # ---- operator analytics (docs/analytics.md)
     "Query.pointsAnalytics": Row(
-        'query { pointsAnalytics(from: "2026-01-01", to: "2026-03-31") { totals { issued } } }', AGGREGATES
+        'query { pointsAnalytics(from: "2026-01-01", to: "2026-03-31") { totals { issued } } }', needs(P.ANALYTICS_READ)
     ),
     "Query.memberAnalytics": Row(
-        'query { memberAnalytics(from: "2026-01-01", to: "2026-03-31") { byTier { members } } }', AGGREGATES
+        'query { memberAnalytics(from: "2026-01-01", to: "2026-03-31") { byTier { members } } }',
+        needs(P.ANALYTICS_READ),
     ),
-    "Query.topGifts": Row('query { topGifts(from: "2026-01-01", to: "2026-03-31") { points } }', AGGREGATES),
+    "Query.topGifts": Row(
+        'query { topGifts(from: "2026-01-01", to: "2026-03-31") { points } }', needs(P.ANALYTICS_READ)
+    ),
     "Query.partnerAnalytics": Row(
-        'query { partnerAnalytics(from: "2026-01-01", to: "2026-03-31") { netPoints } }', AGGREGATES
+        'query { partnerAnalytics(from: "2026-01-01", to: "2026-03-31") { netPoints } }', needs(P.ANALYTICS_READ)
     ),
-    "Query.analyticsSettings": Row("{ analyticsSettings { timezone } }", AGGREGATES),
+    "Query.analyticsSettings": Row("{ analyticsSettings { timezone } }", needs(P.ANALYTICS_READ)),
     "Mutation.updateAnalyticsSettings": Row(
-        "mutation { updateAnalyticsSettings(input: {adviceLowPercent: 40}) { adviceLowPercent } }", ADMIN_ONLY
+        "mutation { updateAnalyticsSettings(input: {adviceLowPercent: 40}) { adviceLowPercent } }",
+        needs(P.ANALYTICS_MANAGE),
     ),
     "Mutation.updateNotificationSettings": Row(
-        "mutation { updateNotificationSettings(expiringReminderDays: [30, 7]) { expiringReminderDays } }", ADMIN_ONLY
+        "mutation { updateNotificationSettings(expiringReminderDays: [30, 7]) { expiringReminderDays } }",
+        needs(P.NOTIFICATIONS_MANAGE),
     ),
     "Mutation.addNotificationWebhook": Row(
-        'mutation { addNotificationWebhook(url: "https://hooks.example.com/loyalty") { secret } }', ADMIN_ONLY
+        'mutation { addNotificationWebhook(url: "https://hooks.example.com/loyalty") { secret } }',
+        needs(P.NOTIFICATIONS_MANAGE),
     ),
     # Nothing to remove or retry in the world: the admin passes authorization and gets NOT_FOUND.
     "Mutation.removeNotificationWebhook": Row(
-        'mutation { removeNotificationWebhook(id: "whk_none") { id } }', outcomes(admin="NOT_FOUND")
+        'mutation { removeNotificationWebhook(id: "whk_none") { id } }',
+        needs(P.NOTIFICATIONS_MANAGE, allowed="NOT_FOUND"),
     ),
-    "Mutation.retryNotification": Row('mutation { retryNotification(id: "none") { id } }', outcomes(admin="NOT_FOUND")),
+    "Mutation.retryNotification": Row(
+        'mutation { retryNotification(id: "none") { id } }', needs(P.NOTIFICATIONS_MANAGE, allowed="NOT_FOUND")
+    ),
+    "Query.campaign": Row("query($id: ID!) { campaign(id: $id) { name } }", needs(P.CAMPAIGNS_MANAGE), _fresh_campaign),
+    "Query.campaigns": Row("{ campaigns(first: 5) { edges { node { name } } } }", needs(P.CAMPAIGNS_MANAGE)),
+    "Mutation.createCampaign": Row(
+        f"mutation {{ createCampaign(input: {CAMPAIGN_INPUT}) {{ id }} }}", needs(P.CAMPAIGNS_MANAGE)
+    ),
+    "Mutation.updateCampaign": Row(
+        f"mutation($id: ID!) {{ updateCampaign(id: $id, input: {CAMPAIGN_INPUT}) {{ id }} }}",
+        needs(P.CAMPAIGNS_MANAGE),
+        _fresh_campaign,
+    ),
+    "Mutation.cancelCampaign": Row(
+        'mutation($id: ID!) { cancelCampaign(id: $id, reason: "test") { id } }',
+        needs(P.CAMPAIGNS_MANAGE),
+        _fresh_campaign,
+    ),
     # ---- subscriptions
     "Subscription.balanceChanged": Row(
-        "subscription($memberId: String!) { balanceChanged(memberId: $memberId) { position } }", SELF_OR_ADMIN, _alice
+        "subscription($memberId: String!) { balanceChanged(memberId: $memberId) { position } }",
+        needs(P.MEMBERS_READ, member_self=OK),
+        _alice,
     ),
-    "Subscription.pointsActivity": Row("subscription { pointsActivity { id } }", AGGREGATES),
-    "Subscription.analyticsUpdated": Row("subscription { analyticsUpdated { entries } }", AGGREGATES),
+    "Subscription.pointsActivity": Row("subscription { pointsActivity { id } }", needs(P.ANALYTICS_READ)),
+    "Subscription.analyticsUpdated": Row("subscription { analyticsUpdated { entries } }", needs(P.ANALYTICS_READ)),
     "Subscription.tierChanged": Row(
-        "subscription($memberId: String!) { tierChanged(memberId: $memberId) { memberId } }", SELF_OR_ADMIN, _alice
+        "subscription($memberId: String!) { tierChanged(memberId: $memberId) { memberId } }",
+        needs(P.MEMBERS_READ, member_self=OK),
+        _alice,
     ),
     "Subscription.redemptionUpdated": Row(
         "subscription($memberId: String!) { redemptionUpdated(memberId: $memberId) { memberId } }",
-        SELF_OR_ADMIN,
+        needs(P.MEMBERS_READ, member_self=OK),
         _alice,
     ),
     "Subscription.giftStockChanged": Row(
@@ -602,8 +707,8 @@ MATRIX: dict[str, Row] = {
 }
 
 
-# ---- coupons (issue 14 §2): pools need catalog:manage; markCouponUsed the payments service or orders:fulfil
-CATALOG_MANAGERS = outcomes(admin=OK, marketing=OK)
+# ---- coupons (issue 14 §2): pools need catalog:manage; markCouponUsed the payments service or shop:backend
+CATALOG_MANAGERS = needs(P.CATALOG_MANAGE)
 
 
 async def _coupon_gift(world: World) -> str:
@@ -670,7 +775,7 @@ MATRIX.update(
         "Mutation.markCouponUsed": Row(
             'mutation($code: String!, $ref: String!) { markCouponUsed(code: $code, memberId: "alice", '
             "reference: $ref) { reference } }",
-            outcomes(payments=OK, admin=OK, warehouse=OK),
+            needs(P.SHOP_BACKEND, payments=OK),
             _issued_code,
         ),
     }
@@ -698,6 +803,62 @@ def test_every_row_names_every_caller_and_every_role_has_a_caller() -> None:
     assert not {op: lacking for op, lacking in incomplete.items() if lacking}
     roles_without_caller = set(Role) - {caller.role for caller in CALLERS}
     assert not roles_without_caller, f"add a Caller (and a column to every row) for roles {roles_without_caller}"
+
+
+def test_staff_outcomes_follow_the_permission_table() -> None:
+    """A staff caller is refused exactly when its role lacks the row's permission: a row that lets
+    staff in without declaring the permission (``outcomes(admin=OK)``) fails here."""
+    wrong = {}
+    for operation, row in MATRIX.items():
+        expect = row.expect
+        permissions = getattr(expect, "permissions", ())
+        if getattr(expect, "public", False):
+            continue
+        for caller in STAFF_CALLERS:
+            holds = not permissions_of(caller.role).isdisjoint(permissions)
+            if (expect[caller.name] != FORBIDDEN) != holds:
+                wrong[f"{operation} as {caller.name}"] = f"{expect[caller.name]} but permissions {permissions}"
+    assert not wrong, f"use needs(Permission.X, ...) for staff operations: {wrong}"
+
+
+OWN_BEHALF = {
+    ANONYMOUS: "anyone",
+    MEMBER_SELF: "the member",
+    MEMBER_OTHER: "the member",
+    PARTNER_OWN: "a partner",
+    PARTNER_OTHER: "a partner",
+    PAYMENTS: "the payments service",
+}
+ROLES_DOC = Path(__file__).resolve().parents[2] / "docs" / "roles.md"
+
+
+def operations_table() -> list[str]:
+    """docs/roles.md's operations table, as the matrix says it must read (one line per operation)."""
+    lines = []
+    for operation, row in sorted(MATRIX.items()):
+        expect = row.expect
+        permissions = getattr(expect, "permissions", ())
+        if getattr(expect, "public", False):
+            staff = "anyone"
+        else:
+            staff = " or ".join(f"`{p.value}`" for p in permissions) or "—"
+        others = {label for name, label in OWN_BEHALF.items() if expect[name] not in (FORBIDDEN, UNAUTHENTICATED)}
+        lines.append(f"| `{operation}` | {staff} | {', '.join(sorted(others)) or '—'} |")
+    return lines
+
+
+def test_the_docs_operations_table_is_the_matrix() -> None:
+    text = ROLES_DOC.read_text()
+    table = text.split("<!-- operations-table")[1].split("<!-- /operations-table -->")[0]
+    documented = {line for line in table.splitlines() if line.startswith("| `")}
+    expected = set(operations_table())
+    missing, stale = sorted(expected - documented), sorted(documented - expected)
+    assert not missing and not stale, (
+        "docs/roles.md operations table differs from the matrix; lines to add:\n"
+        + "\n".join(missing)
+        + "\nlines to remove:\n"
+        + "\n".join(stale)
+    )
 
 
 def _code(errors: list[dict[str, Any]] | None) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.members import Registration, new_member_document
-from gateway.ledger.transaction import EntryKind, Idempotency, Ledger, LedgerTx, Source
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.services import Services
 from gateway.store.mongo import Document
 
@@ -29,12 +29,7 @@ async def earn(
 ) -> Document:
     async def work(tx: LedgerTx) -> Document:
         entry = await tx.earn(
-            member_id,
-            points,
-            kind=EntryKind.GRANT,
-            reason="test",
-            source=Source("TEST", source_id),
-            available_at=available_at,
+            member_id, points, Memo(EntryKind.GRANT, "test", Source("TEST", source_id)), available_at=available_at
         )
         return {"entryId": entry["_id"]}
 
@@ -44,7 +39,7 @@ async def earn(
 
 async def spend(ledger: Ledger, member_id: str, points: int, *, key: str | None = None) -> Document:
     async def work(tx: LedgerTx) -> Document:
-        entry = await tx.spend(member_id, points, kind=EntryKind.DEDUCTION, reason="test", source=Source("TEST", "s"))
+        entry = await tx.spend(member_id, points, Memo(EntryKind.DEDUCTION, "test", Source("TEST", "s")))
         return {"entryId": entry["_id"]}
 
     idem = Idempotency(f"test:{member_id}", key, {"op": "spend", "points": points}) if key else None

@@ -141,7 +141,7 @@ def tiny_receive_buffer_socket(port: int) -> socket.socket:
 
 
 def ledger_document(member_id: str, seq: int, points: int = 10) -> dict[str, Any]:
-    """A raw ledger entry shaped as gateway.ledger.transaction writes it, for bulk stream load in tests."""
+    """A raw ledger entry shaped as gateway.ledger.posting writes it, for bulk stream load in tests."""
     balances = {"available": seq * points, "pending": 0, "lifetimeEarned": seq * points, "spent": 0, "expired": 0}
     return {
         "_id": ObjectId(),

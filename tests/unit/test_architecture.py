@@ -24,7 +24,6 @@ STILL_TO_MOVE: dict[str, int] = {
     "gateway/features/purchases.py": 4,
     "gateway/features/redemptions.py": 3,
     "gateway/features/rule_earning.py": 1,
-    "gateway/ledger/transaction.py": 20,
     "gateway/workers/relay.py": 2,
 }
 

@@ -30,7 +30,7 @@
         ADJUSTMENT: "Adjustment", RELEASE: "Released", EXPIRE: "Expired", REFUND: "Refund", DEDUCTION: "Checkout deduction",
         DEDUCTION_RETURN: "Deduction returned", REDEMPTION: "Gift redeemed", REDEMPTION_CANCEL: "Redemption cancelled",
         PARTNER_ACCRUE: "Partner accrual", PARTNER_BURN: "Partner burn", PARTNER_REVERSE: "Partner reversal",
-        PARTNER_CONVERT_IN: "Converted in", PARTNER_CONVERT_OUT: "Converted out",
+        PARTNER_CONVERT_IN: "Converted in", PARTNER_CONVERT_OUT: "Converted out", CAMPAIGN: "Campaign bonus",
       },
     },
     "zh-CN": {
@@ -54,7 +54,7 @@
         ADJUSTMENT: "调整", RELEASE: "解冻", EXPIRE: "过期", REFUND: "退款扣回", DEDUCTION: "积分抵扣",
         DEDUCTION_RETURN: "抵扣退回", REDEMPTION: "兑换礼品", REDEMPTION_CANCEL: "取消兑换",
         PARTNER_ACCRUE: "商户发放", PARTNER_BURN: "商户消耗", PARTNER_REVERSE: "商户冲正",
-        PARTNER_CONVERT_IN: "转入", PARTNER_CONVERT_OUT: "转出",
+        PARTNER_CONVERT_IN: "转入", PARTNER_CONVERT_OUT: "转出", CAMPAIGN: "活动奖励",
       },
     },
   };

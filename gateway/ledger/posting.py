@@ -1,0 +1,411 @@
+"""Posting: how one transaction moves a member's points through lots, holds and entries.
+
+Every change to a member's points happens through a ``LedgerTx`` inside ``Ledger.transact``
+(gateway/ledger/unit_of_work.py): one MongoDB transaction that first locks the member
+document (so concurrent writers of the same member serialize instead of losing updates),
+settles what is due (pending lots whose return window closed become available, lots past
+expiry expire), then moves points. Each move writes one immutable entry whose ``delta`` is
+its exact change to the balances (gateway/domain/ledger_rules.py), described by a ``Memo``
+(gateway/ledger/entries.py). Other writes that belong to the same business action (stock,
+orders, idempotency records) go in the same transaction via ``tx.session``, so a change is
+either wholly applied or not at all.
+
+The moves: ``earn`` (a new lot, pending or available), ``spend`` (soonest-expiring lots
+first), ``hold`` / ``post_hold`` / ``void_hold`` (a two-phase spend, gateway/domain/holds.py),
+``take_back`` (reverse earning, into debt or a recorded shortfall) and ``restore`` (give a
+spend back to the lots it came from). The queries are in gateway/store/ledger.py and lots.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from gateway.core.clock import as_utc
+from gateway.core.errors import BadInput, DomainError, member_not_found
+from gateway.domain.expiry import expiry_for
+from gateway.domain.holds import HoldAction, HoldRefusal, HoldStatus, transition
+from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
+from gateway.domain.program import Program
+from gateway.ledger.entries import EntryKind, LotState, Memo, Source
+from gateway.store import holds as holds_store
+from gateway.store import ledger as ledger_store
+from gateway.store import lots as lots_store
+from gateway.store.mongo import Database, Document
+
+
+class InsufficientPoints(DomainError):
+    code = "INSUFFICIENT_POINTS"
+
+
+def hold_refused(refusal: HoldRefusal, hold: Document) -> DomainError:
+    messages = {
+        HoldRefusal.HOLD_ALREADY_POSTED: "These held points were already posted",
+        HoldRefusal.HOLD_ALREADY_VOIDED: "These held points were already released",
+        HoldRefusal.HOLD_EXPIRED: "The hold on these points timed out; they are no longer reserved",
+    }
+    return DomainError(messages[refusal], code=str(refusal), holdId=str(hold["_id"]), status=hold["status"])
+
+
+@dataclass
+class LedgerTx:
+    """One transaction's handle on the ledger. Lock a member before moving their points."""
+
+    db: Database
+    session: AsyncClientSession
+    program: Program
+    now: datetime
+    idempotency_key: str | None = None
+    members: dict[str, Document] = field(default_factory=dict)
+    entries: list[Document] = field(default_factory=list)
+    # What the steps of one transaction share (a partner read once for a batch of its events).
+    scratch: dict[Any, Any] = field(default_factory=dict)
+
+    async def member(self, member_id: str, *, settle: bool = False) -> Document:
+        """Lock the member for this transaction and settle what is due; returns its document.
+
+        The settle queries run only once ``nextDueAt`` has come, or when ``settle``
+        asks for them (the expiry job, which finds due lots from the lots themselves).
+        """
+        if member_id in self.members:
+            return self.members[member_id]
+        doc = await ledger_store.lock_member(self.db, member_id, session=self.session)
+        if doc is None:
+            raise member_not_found(member_id)
+        doc.setdefault("debt", 0)
+        self.members[member_id] = doc
+        due = doc.get("nextDueAt")
+        if settle or due is None or as_utc(due) <= self.now:
+            await self._release_due(member_id)
+            await self._expire_due(member_id)
+            await self._recompute_due(member_id)
+        return doc
+
+    async def earn(self, member_id: str, points: int, memo: Memo, *, available_at: datetime | None = None) -> Document:
+        """Credit a new lot, expiring per the program; pending until ``available_at`` if that is in the future."""
+        if points <= 0:
+            raise BadInput("points to earn must be positive", field="points")
+        await self.member(member_id)
+        expiry = expiry_for(self.now, self.program.expiry, self.program.timezone)
+        pending = available_at is not None and available_at > self.now
+        self._lower_due(member_id, available_at if pending else None, expiry)
+        lot_id = ObjectId()
+        change = (
+            delta(pending=points, lifetimeEarned=points) if pending else delta(available=points, lifetimeEarned=points)
+        )
+        entry = await self._post(
+            member_id,
+            memo,
+            change,
+            lots=[{"lotId": lot_id, "points": points}],
+            extra={"expiresAt": expiry, "availableAt": available_at if pending else self.now, **memo.extra},
+        )
+        lot = {
+            "_id": lot_id,
+            "memberId": member_id,
+            "entryId": entry["_id"],
+            "source": memo.source.document(),
+            "points": points,
+            "remaining": points,
+            "state": LotState.PENDING if pending else LotState.AVAILABLE,
+            "availableAt": available_at if pending else self.now,
+            "expiresAt": expiry,
+            "createdAt": self.now,
+        }
+        if not pending:
+            lot["remaining"] -= await self._pay_debt(member_id, points)
+        await lots_store.insert(self.db, lot, session=self.session)
+        return entry
+
+    async def spend(self, member_id: str, points: int, memo: Memo) -> Document:
+        """Consume available points, soonest-expiring lots first; never below zero."""
+        takes = await self._take_available(member_id, points)
+        return await self._post(member_id, memo, delta(available=-points, spent=points), lots=takes, extra=memo.extra)
+
+    async def hold(self, member_id: str, points: int, memo: Memo, *, purpose: str, expires_at: datetime) -> Document:
+        """Put available points on hold (phase one of a two-phase spend); returns the hold.
+
+        The points leave their lots now, soonest-expiring first, exactly as a spend
+        would take them, so nothing else can spend them; ``post_hold`` turns them
+        into a spend and ``void_hold`` puts them back into the same lots. ``purpose``
+        names the feature that owns the hold (it settles holds that time out).
+        """
+        takes = await self._take_available(member_id, points)
+        entry = await self._post(member_id, memo, delta(available=-points, held=points), lots=takes, extra=memo.extra)
+        hold: Document = {
+            "_id": ObjectId(),
+            "memberId": member_id,
+            "points": points,
+            "lots": takes,
+            "status": str(HoldStatus.HELD),
+            "purpose": purpose,
+            "source": memo.source.document(),
+            "expiresAt": expires_at,
+            "holdEntryId": entry["_id"],
+            "createdAt": self.now,
+        }
+        await holds_store.insert(self.db, hold, session=self.session)
+        return hold
+
+    async def post_hold(self, hold_id: Any, memo: Memo) -> Document:
+        """Phase two, commit: the held points become spent. Refused once the hold's deadline passed."""
+        hold = await self._settle_hold(hold_id, HoldAction.POST)
+        assert hold is not None
+        points = hold["points"]
+        entry = await self._post(
+            hold["memberId"],
+            memo,
+            delta(held=-points, spent=points),
+            lots=hold["lots"],
+            extra={**memo.extra, "holdId": hold["_id"]},
+        )
+        await self._close_hold(hold, HoldStatus.POSTED, entry)
+        return entry
+
+    async def void_hold(self, hold_id: Any, memo: Memo) -> Document | None:
+        """Phase two, abort: the held points go back to their lots (original expiry); the
+        share of a lot that expired meanwhile lapses. None if the hold was already voided."""
+        hold = await self._settle_hold(hold_id, HoldAction.VOID)
+        if hold is None:
+            return None
+        member_id = hold["memberId"]
+        returned, lapsed, back = await self._return_to_lots(
+            member_id, [Take(t["lotId"], t["points"]) for t in hold["lots"]]
+        )
+        entry = await self._post(
+            member_id,
+            memo,
+            delta(held=-hold["points"], available=returned, expired=lapsed),
+            lots=back,
+            extra={**memo.extra, "holdId": hold["_id"], "lapsed": lapsed},
+        )
+        await self._close_hold(hold, HoldStatus.VOIDED, entry)
+        return entry
+
+    async def _settle_hold(self, hold_id: Any, action: HoldAction) -> Document | None:
+        """Lock the hold's member, then judge ``action``: the hold to change, None for a no-op."""
+        member_id = await holds_store.member_of(self.db, hold_id, session=self.session)
+        if member_id is None:
+            raise LookupError(f"hold {hold_id!r} is referenced but missing")
+        await self.member(member_id)  # serializes every change of this member, the hold's included
+        hold = await holds_store.find(self.db, hold_id, session=self.session)
+        assert hold is not None
+        outcome = transition(HoldStatus(hold["status"]), action, expires_at=as_utc(hold["expiresAt"]), now=self.now)
+        if outcome.refusal is not None:
+            raise hold_refused(outcome.refusal, hold)
+        return hold if outcome.changes else None
+
+    async def _close_hold(self, hold: Document, status: HoldStatus, entry: Document) -> None:
+        fields = {"settledAt": self.now, "settleEntryId": entry["_id"]}
+        if not await holds_store.close(self.db, hold["_id"], str(status), fields, session=self.session):
+            # cannot happen under the member lock; never settle a hold twice
+            raise LookupError(f"hold {hold['_id']!r} changed under a locked member")
+
+    async def _take_available(self, member_id: str, points: int) -> list[Document]:
+        """Consume available points, soonest-expiring lots first; never below zero."""
+        if points <= 0:
+            raise BadInput("points to spend must be positive", field="points")
+        member = await self.member(member_id)
+        available = member["balances"]["available"]
+        if available < points:
+            raise InsufficientPoints(
+                f"Member has {max(available, 0)} available points, {points} needed",
+                available=max(available, 0),
+                requested=points,
+            )
+        return await self._consume(member_id, points, state=LotState.AVAILABLE)
+
+    async def take_back(self, member_id: str, points: int, memo: Memo, *, lot_ids: list[Any]) -> Document:
+        """Reverse earning (a refund): from the lots it created first, then from other
+        available points; what is still missing becomes debt if the program allows
+        negative balances, else it is recorded on the entry as ``shortfall``.
+        """
+        if points <= 0:
+            raise BadInput("points to take back must be positive", field="points")
+        member = await self.member(member_id)
+        pending_takes = await self._consume(member_id, points, state=LotState.PENDING, lot_ids=lot_ids)
+        from_pending = sum(t["points"] for t in pending_takes)
+        own_takes = await self._consume(member_id, points - from_pending, state=LotState.AVAILABLE, lot_ids=lot_ids)
+        other_takes = await self._consume(
+            member_id, points - from_pending - sum(t["points"] for t in own_takes), state=LotState.AVAILABLE
+        )
+        from_available = sum(t["points"] for t in own_takes + other_takes)
+        missing = points - from_pending - from_available
+        debt = missing if self.program.allow_negative_balance else 0
+        if debt:
+            member["debt"] += debt
+            await ledger_store.add_debt(self.db, member_id, debt, session=self.session)
+        taken = from_pending + from_available + debt
+        change = delta(pending=-from_pending, available=-(from_available + debt), lifetimeEarned=-taken)
+        return await self._post(
+            member_id,
+            memo,
+            change,
+            lots=pending_takes + own_takes + other_takes,
+            extra={**memo.extra, "requested": points, "shortfall": missing - debt},
+        )
+
+    async def restore(
+        self, member_id: str, spend_entry: Document, memo: Memo, *, points: int | None = None
+    ) -> Document:
+        """Undo a spend, wholly or ``points`` of it: the points go back to the lots they
+        came from, keeping their original expiry. Lots that expired in the meantime give
+        their share back as expired (those points would have expired anyway). What earlier
+        restores of the same spend returned is read from the ledger, so repeated partial
+        restores never return more than was spent.
+        """
+        await self.member(member_id)
+        already: dict[object, int] = {}
+        async for earlier in ledger_store.restores_of(self.db, member_id, spend_entry["_id"], session=self.session):
+            for take in earlier["lots"]:
+                already[take["lotId"]] = already.get(take["lotId"], 0) + take["points"]
+        takes = [Take(t["lotId"], t["points"]) for t in spend_entry["lots"]]
+        try:
+            back = give_back(takes, already, points)
+        except ValueError as exc:
+            raise DomainError(str(exc), code="NOTHING_TO_RESTORE") from None
+        returned, lapsed, back_docs = await self._return_to_lots(member_id, back)
+        change = delta(available=returned, spent=-(returned + lapsed), expired=lapsed)
+        return await self._post(
+            member_id,
+            memo,
+            change,
+            lots=back_docs,
+            extra={**memo.extra, "restoredFrom": spend_entry["_id"], "lapsed": lapsed},
+        )
+
+    async def _return_to_lots(self, member_id: str, back: list[Take]) -> tuple[int, int, list[Document]]:
+        """Put taken points back into their lots; a lot past its expiry takes nothing back
+        (those points lapse). Returns (returned, lapsed, the takes as entry lots)."""
+        lots = await lots_store.by_id(self.db, [t.lot_id for t in back], session=self.session)
+        returned, lapsed = 0, 0
+        for take in back:
+            lot = lots[take.lot_id]
+            if lot["expiresAt"] is not None and as_utc(lot["expiresAt"]) <= self.now:
+                lapsed += take.points
+                continue
+            returned += take.points
+            self._lower_due(member_id, lot["expiresAt"])
+            await lots_store.add_remaining(self.db, lot["_id"], take.points, session=self.session)
+        back_docs = [{"lotId": t.lot_id, "points": t.points} for t in back]
+        if returned:
+            await self._pay_debt(member_id, returned, lot_takes=back_docs)
+        return returned, lapsed, back_docs
+
+    async def entry(self, entry_id: Any) -> Document:
+        """A ledger entry that an order or operation refers to; it must exist."""
+        found = await ledger_store.entry(self.db, entry_id, session=self.session)
+        if found is None:
+            raise LookupError(f"ledger entry {entry_id!r} is referenced but missing")
+        return found
+
+    async def _consume(
+        self, member_id: str, points: int, *, state: str | None = None, lot_ids: list[Any] | None = None
+    ) -> list[Document]:
+        """Take ``points`` from the member's lots (of ``state``, among ``lot_ids``), soonest-expiring
+        first: one read, one write for every lot taken from. Returns the takes as entry lots."""
+        if points <= 0:
+            return []
+        found = await lots_store.with_points(self.db, member_id, state=state, lot_ids=lot_ids, session=self.session)
+        lots = [
+            Lot(id=d["_id"], remaining=d["remaining"], expires_at=d["expiresAt"], created_at=d["createdAt"])
+            for d in found
+        ]
+        takes, _ = allocate(lots, points)
+        await lots_store.take(self.db, [(t.lot_id, t.points) for t in takes], session=self.session)
+        return [{"lotId": t.lot_id, "points": t.points} for t in takes]
+
+    async def _pay_debt(self, member_id: str, points: int, lot_takes: list[Document] | None = None) -> int:
+        """Newly available points first repay debt left by refunds; returns what was repaid."""
+        member = self.members[member_id]
+        repay = min(member["debt"], points)
+        if repay:
+            member["debt"] -= repay
+            await ledger_store.add_debt(self.db, member_id, -repay, session=self.session)
+            if lot_takes is not None:
+                await self._consume(member_id, repay, lot_ids=[t["lotId"] for t in lot_takes])
+        return repay
+
+    async def _release_due(self, member_id: str) -> None:
+        """Pending lots whose return window has closed become available (one entry each)."""
+        async for lot in lots_store.pending_due(self.db, member_id, self.now, session=self.session):
+            await lots_store.make_available(self.db, lot["_id"], session=self.session)
+            points = lot["remaining"]
+            if points:
+                await self._post(
+                    member_id,
+                    Memo(EntryKind.RELEASE, "Return window closed", Source("LOT", str(lot["_id"]))),
+                    delta(pending=-points, available=points),
+                    lots=[{"lotId": lot["_id"], "points": points}],
+                )
+                repaid = await self._pay_debt(member_id, points)
+                if repaid:
+                    await lots_store.add_remaining(self.db, lot["_id"], -repaid, session=self.session)
+
+    async def _expire_due(self, member_id: str) -> None:
+        """Available lots past their expiry lose what is left of them (one entry each)."""
+        async for lot in lots_store.expiring_due(self.db, member_id, self.now, session=self.session):
+            points = lot["remaining"]
+            await lots_store.expire(self.db, lot["_id"], points, session=self.session)
+            await self._post(
+                member_id,
+                Memo(EntryKind.EXPIRE, "Points expired", Source("LOT", str(lot["_id"]))),
+                delta(available=-points, expired=points),
+                lots=[{"lotId": lot["_id"], "points": points}],
+                extra={"expiredAt": lot["expiresAt"]},
+            )
+
+    def _lower_due(self, member_id: str, *instants: datetime | None) -> None:
+        """Keep ``nextDueAt`` a lower bound of when anything of the member can fall due.
+
+        While it lies in the future, locking the member skips the settle queries
+        (nothing can be due); ``_post`` writes it with the balances.
+        """
+        member = self.members[member_id]
+        for instant in instants:
+            if instant is not None and (member.get("nextDueAt") is None or instant < as_utc(member["nextDueAt"])):
+                member["nextDueAt"] = instant
+
+    async def _recompute_due(self, member_id: str) -> None:
+        """After settling: the earliest release or expiry still ahead (or never)."""
+        due = await lots_store.next_due(self.db, member_id, session=self.session) or NEVER_DUE
+        self.members[member_id]["nextDueAt"] = due
+        await ledger_store.set_next_due(self.db, member_id, due, session=self.session)
+
+    async def _post(
+        self,
+        member_id: str,
+        memo: Memo,
+        change: dict[str, int],
+        *,
+        lots: list[Document],
+        extra: Mapping[str, Any] | None = None,
+    ) -> Document:
+        """Write one entry (the memo's kind, reason and source; ``extra``: the entry's other
+        fields) and move the member's balances and sequence by ``change``."""
+        member = self.members[member_id]
+        member["ledgerSeq"] = member.get("ledgerSeq", 0) + 1
+        member["balances"] = apply_delta(member["balances"], change)
+        entry: Document = {
+            "_id": ObjectId(),
+            "memberId": member_id,
+            "seq": member["ledgerSeq"],
+            "kind": str(memo.kind),
+            "points": net_points(change),
+            "delta": change,
+            "reason": memo.reason,
+            "source": memo.source.document(),
+            "lots": lots,
+            "balancesAfter": member["balances"],
+            "createdAt": self.now,
+            "idempotencyKey": self.idempotency_key,
+            **(extra or {}),
+        }
+        await ledger_store.append(self.db, entry, change, member.get("nextDueAt"), session=self.session)
+        self.entries.append(entry)
+        return entry
