@@ -63,6 +63,7 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
     from gateway.workers.coupons import coupon_expiry_worker
     from gateway.workers.expiry import expiry_worker, tier_reevaluation_worker
     from gateway.workers.holds import holds_worker
+    from gateway.workers.member_segments import member_segments_worker
     from gateway.workers.notifications import notification_worker
 
     found: list[tuple[str, Worker]] = [
@@ -71,6 +72,7 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
         ("change-watcher", watch_changes),
         ("notifications", notification_worker),
         ("tier-reevaluation", tier_reevaluation_worker),
+        ("member-segments", member_segments_worker),
         ("coupon-expiry", coupon_expiry_worker),
     ]
     if services.settings.kafka_bootstrap_servers:

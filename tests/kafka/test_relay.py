@@ -174,6 +174,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "change-watcher",
         "notifications",
         "tier-reevaluation",
+        "member-segments",
         "coupon-expiry",
     ]
     services.settings = kafka_settings
@@ -183,6 +184,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "change-watcher",
         "notifications",
         "tier-reevaluation",
+        "member-segments",
         "coupon-expiry",
         "partner-events",
         "balance-relay",
