@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gateway.features.catalog import Catalog
     from gateway.features.coupons import Coupons
     from gateway.features.engagement import Engagement
+    from gateway.features.grants import Grants
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
     from gateway.features.member_segments import MemberSegments
@@ -59,6 +60,19 @@ class Services:
         from gateway.features.admin_audit import AdminAudit
 
         return AdminAudit(self.db, self.clock)
+
+    @cached_property
+    def grants(self) -> Grants:
+        from gateway.domain.grant_approval import GrantPolicy
+        from gateway.features.grants import Grants
+
+        policy = GrantPolicy(
+            per_grant=self.settings.support_grant_limit_points,
+            per_day=self.settings.support_daily_grant_limit_points,
+            approval_threshold=self.settings.grant_approval_threshold_points,
+            ttl=timedelta(hours=self.settings.grant_request_ttl_hours),
+        )
+        return Grants(self.db, self.clock, self.ledger, self.admin_audit, policy)
 
     @cached_property
     def member_segments(self) -> MemberSegments:

@@ -24,6 +24,7 @@ from resolvers.extensions import (
     TokenLimit,
 )
 from resolvers.federation import RouterOnlyFederation, check_representations
+from resolvers.grants import GrantRequestMutation, GrantRequestQuery
 from resolvers.input_guard import InputTextGuard
 from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
@@ -49,6 +50,7 @@ QUERIES: tuple[type, ...] = (
     PartnerLinkQuery,
     CampaignQuery,
     MemberSearchQuery,
+    GrantRequestQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
@@ -60,6 +62,7 @@ MUTATIONS: tuple[type, ...] = (
     PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
+    GrantRequestMutation,
     MemberSearchMutation,
     CampaignMutation,
 )

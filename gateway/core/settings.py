@@ -97,6 +97,20 @@ class Settings(BaseSettings, HardeningSettings):
     checkout_hold_minutes: float = Field(
         default=30.0, gt=0, description="Points deducted at checkout stay on hold this long, then are released."
     )
+    support_grant_limit_points: int = Field(
+        default=1_000, ge=0, description="Support staff: the most points one hand grant may move (|points| × members)."
+    )
+    support_daily_grant_limit_points: int = Field(
+        default=10_000, ge=0, description="Support staff: the points one agent may move by hand in a local day."
+    )
+    grant_approval_threshold_points: int = Field(
+        default=100_000,
+        ge=0,
+        description="A hand grant moving more points than this waits for a second admin's approval (two-person rule).",
+    )
+    grant_request_ttl_hours: float = Field(
+        default=72.0, gt=0, description="A grant request not approved or rejected within this expires."
+    )
     payment_timeout_minutes: float = Field(
         default=30.0, gt=0, description="A points + cash redemption not paid within this is cancelled."
     )

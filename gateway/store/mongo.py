@@ -37,6 +37,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("search.name", ASCENDING)]),
         IndexModel([("search.phone", ASCENDING)], sparse=True),
     ],
+    "grantRequests": [
+        IndexModel([("status", ASCENDING), ("requestedAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("requestedBy.subject", ASCENDING), ("requestedAt", DESCENDING)]),
+        IndexModel([("memberIds", ASCENDING), ("requestedAt", DESCENDING)]),
+    ],
     "adminAudit": [
         IndexModel([("action", ASCENDING), ("seq", DESCENDING)]),
         IndexModel([("actor", ASCENDING), ("seq", DESCENDING)]),

@@ -310,6 +310,14 @@ async def _refund(world: World, caller: str) -> dict[str, Any]:
     return {"input": {"memberId": world.alice, "orderId": order, "amount": 10_000, "idempotencyKey": order + "-r"}}
 
 
+async def _grant_request(world: World, caller: str) -> dict[str, Any]:
+    """A pending grant request filed by another admin (nobody approves their own)."""
+    filed = await world.services.grants.grant(
+        Principal(Role.ADMIN, "requester"), [world.alice], 100_001, "matrix", world.key(caller)
+    )
+    return {"id": filed["requestId"]}
+
+
 async def _check_in(world: World, caller: str) -> dict[str, Any]:
     # Once per day per member: each caller that may check in targets a member of its own.
     target = world.alice if caller != ADMIN else world.bob
@@ -632,6 +640,21 @@ MATRIX: dict[str, Row] = {
                 "input": {"eventId": k, "memberRef": "alice-ref", "direction": "PARTNER_TO_COALITION", "points": 100}
             }
         ),
+    ),
+    # ---- grant requests (two-person rule)
+    "Query.grantRequests": Row(
+        "{ grantRequests(first: 5) { edges { node { id } } } }", needs(P.GRANTS_APPROVE, P.POINTS_ADJUST)
+    ),
+    "Query.grantRequest": Row(
+        "query($id: ID!) { grantRequest(id: $id) { id } }", needs(P.GRANTS_APPROVE, P.POINTS_ADJUST), _grant_request
+    ),
+    "Mutation.approveGrantRequest": Row(
+        "mutation($id: ID!) { approveGrantRequest(id: $id) { status } }", needs(P.GRANTS_APPROVE), _grant_request
+    ),
+    "Mutation.rejectGrantRequest": Row(
+        'mutation($id: ID!) { rejectGrantRequest(id: $id, reason: "no") { status } }',
+        needs(P.GRANTS_APPROVE),
+        _grant_request,
     ),
     # ---- operator analytics (docs/analytics.md)
     "Query.pointsAnalytics": Row(
