@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
+    from gateway.features.segment_grants import SegmentGrants
 
 
 @dataclass
@@ -190,3 +191,16 @@ class Services:
         from gateway.features.campaigns import Campaigns
 
         return Campaigns(self.db, self.clock, self.admin_audit)
+
+    @cached_property
+    def segment_grants(self) -> SegmentGrants:
+        from gateway.features.segment_grants import SegmentGrants
+
+        return SegmentGrants(
+            self.db,
+            self.clock,
+            self.ledger,
+            self.admin_audit,
+            approval_threshold=self.settings.segment_grant_approval_threshold_points,
+            concurrency=self.settings.job_concurrency,
+        )

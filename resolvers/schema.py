@@ -35,6 +35,7 @@ from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
 from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
+from resolvers.segment_grants import SegmentGrantMutation, SegmentGrantQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
@@ -49,6 +50,7 @@ QUERIES: tuple[type, ...] = (
     AnalyticsQuery,
     PartnerLinkQuery,
     CampaignQuery,
+    SegmentGrantQuery,
     MemberSearchQuery,
     GrantRequestQuery,
 )
@@ -65,6 +67,7 @@ MUTATIONS: tuple[type, ...] = (
     GrantRequestMutation,
     MemberSearchMutation,
     CampaignMutation,
+    SegmentGrantMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)

@@ -58,6 +58,14 @@ class Settings(BaseSettings, HardeningSettings):
     )
     job_batch_size: int = Field(default=500, ge=1, description="Member ids a scheduled job reads per batch.")
     job_concurrency: int = Field(default=4, ge=1, description="Members a scheduled job settles at once.")
+    segment_grant_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often a gateway looks for segment grant jobs (one replica runs them)."
+    )
+    segment_grant_approval_threshold_points: int = Field(
+        default=100_000,
+        ge=0,
+        description="A segment grant moving more points than this in all waits for a second person's approval.",
+    )
     subscriber_queue_size: int = Field(
         default=256,
         ge=1,

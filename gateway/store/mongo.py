@@ -122,6 +122,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
     "campaigns": [IndexModel([("endsAt", ASCENDING), ("startsAt", ASCENDING)])],
+    "segment_grants": [
+        IndexModel([("createdBy", ASCENDING), ("idempotencyKey", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING), ("_id", ASCENDING)]),
+    ],
+    "segment_grant_targets": [IndexModel([("jobId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)])],
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
     "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }

@@ -247,6 +247,24 @@ CAMPAIGN_INPUT = (
 )
 
 
+async def _waiting_segment_grant(world: World, caller: str) -> dict[str, Any]:
+    """A segment grant by someone else, waiting for a second person's approval."""
+    from gateway.domain.member_search import MemberFilter
+
+    grants = world.services.segment_grants
+    job = await grants.start(Principal(Role.MARKETING, "setup"), MemberFilter(), 5, "matrix", world.key(caller))
+    threshold, grants.approval_threshold = grants.approval_threshold, 0
+    try:
+        await grants.run_job(str(job["_id"]))
+    finally:
+        grants.approval_threshold = threshold
+    return {"id": str(job["_id"])}
+
+
+async def _segment_grant_input(world: World, caller: str) -> dict[str, Any]:
+    return {"i": {"points": 5, "reason": "matrix", "idempotencyKey": world.key(caller), "filter": {"tiers": ["VIP"]}}}
+
+
 async def _held_checkout(world: World, caller: str) -> dict[str, Any]:
     order = world.key(caller)
     await world.gql.ok(
@@ -705,6 +723,32 @@ MATRIX: dict[str, Row] = {
         'mutation($id: ID!) { cancelCampaign(id: $id, reason: "test") { id } }',
         needs(P.CAMPAIGNS_MANAGE),
         _fresh_campaign,
+    ),
+    "Query.segmentGrantPreview": Row(
+        "{ segmentGrantPreview(points: 5) { members } }", needs(P.CAMPAIGNS_MANAGE)
+    ),
+    "Query.segmentGrant": Row(
+        "query($id: ID!) { segmentGrant(id: $id) { status } }",
+        needs(P.CAMPAIGNS_MANAGE, P.GRANTS_APPROVE),
+        _waiting_segment_grant,
+    ),
+    "Query.segmentGrants": Row(
+        "{ segmentGrants(first: 5) { edges { node { id } } } }", needs(P.CAMPAIGNS_MANAGE, P.GRANTS_APPROVE)
+    ),
+    "Mutation.startSegmentGrant": Row(
+        "mutation($i: SegmentGrantInput!) { startSegmentGrant(input: $i) { id } }",
+        needs(P.CAMPAIGNS_MANAGE),
+        _segment_grant_input,
+    ),
+    "Mutation.approveSegmentGrant": Row(
+        "mutation($id: ID!) { approveSegmentGrant(id: $id) { status } }",
+        needs(P.GRANTS_APPROVE),
+        _waiting_segment_grant,
+    ),
+    "Mutation.cancelSegmentGrant": Row(
+        'mutation($id: ID!) { cancelSegmentGrant(id: $id, reason: "matrix") { status } }',
+        needs(P.CAMPAIGNS_MANAGE, P.GRANTS_APPROVE),
+        _waiting_segment_grant,
     ),
     # ---- subscriptions
     "Subscription.balanceChanged": Row(

@@ -175,6 +175,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "notifications",
         "tier-reevaluation",
         "member-segments",
+        "segment-grants",
         "coupon-expiry",
     ]
     services.settings = kafka_settings
@@ -185,6 +186,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "notifications",
         "tier-reevaluation",
         "member-segments",
+        "segment-grants",
         "coupon-expiry",
         "partner-events",
         "balance-relay",
