@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from gateway.features.analytics import Analytics
     from gateway.features.campaigns import Campaigns
     from gateway.features.catalog import Catalog
+    from gateway.features.coupons import Coupons
     from gateway.features.engagement import Engagement
     from gateway.features.grants import Grants
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
+    from gateway.features.member_accounts import MemberAccounts
     from gateway.features.member_segments import MemberSegments
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
+    from gateway.features.segment_grants import SegmentGrants
 
 
 @dataclass
@@ -59,6 +62,14 @@ class Services:
         from gateway.features.admin_audit import AdminAudit
 
         return AdminAudit(self.db, self.clock)
+
+    @cached_property
+    def member_accounts(self) -> MemberAccounts:
+        from gateway.features.member_accounts import MemberAccounts
+
+        return MemberAccounts(
+            self.db, self.clock, self.ledger, self.members, self.admin_audit, self.engagement, self.redemptions
+        )
 
     @cached_property
     def grants(self) -> Grants:
@@ -107,7 +118,16 @@ class Services:
     def redemptions(self) -> Redemptions:
         from gateway.features.redemptions import Redemptions
 
-        return Redemptions(self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes)
+        return Redemptions(
+            self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes, coupons=self.coupons
+        )
+
+    @cached_property
+    def coupons(self) -> Coupons:
+        """Code pools of virtual gifts; codes sealed under LOYALTY_COUPON_CODE_KEY."""
+        from gateway.features.coupons import Coupons
+
+        return Coupons(self.db, self.clock, self.admin_audit, self.settings.resolved_coupon_code_key())
 
     @cached_property
     def partners(self) -> Partners:
@@ -180,3 +200,16 @@ class Services:
         from gateway.features.campaigns import Campaigns
 
         return Campaigns(self.db, self.clock, self.admin_audit)
+
+    @cached_property
+    def segment_grants(self) -> SegmentGrants:
+        from gateway.features.segment_grants import SegmentGrants
+
+        return SegmentGrants(
+            self.db,
+            self.clock,
+            self.ledger,
+            self.admin_audit,
+            approval_threshold=self.settings.segment_grant_approval_threshold_points,
+            concurrency=self.settings.job_concurrency,
+        )

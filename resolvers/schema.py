@@ -15,7 +15,9 @@ from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubs
 from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
+from resolvers.coupons import CouponMutation, CouponQuery
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
+from resolvers.extension_runner import CachedHookRunner
 from resolvers.extensions import (
     GuardedParserCache,
     GuardedValidationCache,
@@ -26,6 +28,7 @@ from resolvers.extensions import (
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.grants import GrantRequestMutation, GrantRequestQuery
 from resolvers.input_guard import InputTextGuard
+from resolvers.member_accounts import MemberAccountMutation
 from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
@@ -35,6 +38,7 @@ from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
 from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
+from resolvers.segment_grants import SegmentGrantMutation, SegmentGrantQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
@@ -43,11 +47,13 @@ QUERIES: tuple[type, ...] = (
     MemberQuery,
     ProgramAdminQuery,
     CatalogQuery,
+    CouponQuery,
     PartnerQuery,
     NotificationQuery,
     AnalyticsQuery,
     PartnerLinkQuery,
     CampaignQuery,
+    SegmentGrantQuery,
     MemberSearchQuery,
     GrantRequestQuery,
     AdminAuditQuery,
@@ -57,13 +63,16 @@ MUTATIONS: tuple[type, ...] = (
     PointsMutation,
     ProgramAdminMutation,
     CatalogMutation,
+    CouponMutation,
     PartnerMutation,
     PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
     GrantRequestMutation,
     MemberSearchMutation,
+    MemberAccountMutation,
     CampaignMutation,
+    SegmentGrantMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)
@@ -75,6 +84,9 @@ DOCUMENT_CACHE_SIZE = 512
 class GatewaySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_unexpected(errors)
+
+    def create_extensions_runner(self, execution_context: Any, extensions: list[Any]) -> CachedHookRunner:
+        return CachedHookRunner(execution_context=execution_context, extensions=extensions)
 
     def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
         """Strawberry's, behind the checks of resolvers/federation.py (count, __typename, key types)."""

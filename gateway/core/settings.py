@@ -33,6 +33,12 @@ class Settings(BaseSettings, HardeningSettings):
     kafka_dead_letter_topic: str = "loyalty.partner-events.dlq"
     kafka_balance_topic: str = "loyalty.balance-events"
     jwt_secret: SecretStr | None = None
+    coupon_code_key: SecretStr | None = Field(
+        default=None, description="Seals and hashes coupon codes at rest; required in production, never change it."
+    )
+    coupon_expiry_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often codes past their expiry leave their pools (and the stock)."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path(".loyalty")
@@ -52,6 +58,14 @@ class Settings(BaseSettings, HardeningSettings):
     )
     job_batch_size: int = Field(default=500, ge=1, description="Member ids a scheduled job reads per batch.")
     job_concurrency: int = Field(default=4, ge=1, description="Members a scheduled job settles at once.")
+    segment_grant_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often a gateway looks for segment grant jobs (one replica runs them)."
+    )
+    segment_grant_approval_threshold_points: int = Field(
+        default=100_000,
+        ge=0,
+        description="A segment grant moving more points than this in all waits for a second person's approval.",
+    )
     subscriber_queue_size: int = Field(
         default=256,
         ge=1,
@@ -160,6 +174,26 @@ class Settings(BaseSettings, HardeningSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return self.environment is Environment.DEVELOPMENT
+
+    def resolved_coupon_code_key(self) -> str:
+        """The secret coupon codes are sealed and hashed under (``gateway.features.coupons``).
+
+        Production must set ``LOYALTY_COUPON_CODE_KEY`` (and keep it: codes sealed under a lost
+        key cannot be shown again); a development gateway keeps a generated one in the data dir.
+        """
+        if self.coupon_code_key is not None:
+            value = self.coupon_code_key.get_secret_value()
+            if len(value) < 32:
+                raise SettingsError("LOYALTY_COUPON_CODE_KEY must be at least 32 characters")
+            return value
+        if self.environment is Environment.PRODUCTION:
+            raise SettingsError("LOYALTY_COUPON_CODE_KEY is required when LOYALTY_ENVIRONMENT=production")
+        path = self.data_dir / "coupon-code-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def resolved_jwt_secret(self) -> str:
         """The configured secret or, for local use, one kept in the data directory.

@@ -4,6 +4,7 @@ deduction at checkout and quota benefits. Each is one ledger transaction.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 
@@ -25,6 +26,12 @@ from gateway.store.mongo import Database, Document
 CHECKOUT = "CHECKOUT"  # the purpose of a hold made by a deduction at checkout
 MAX_GRANT_MEMBERS = 100
 MAX_GRANT_POINTS = 10_000_000
+
+
+class _OrderHasRecord(DomainError):
+    """The order already has a deduction record (found by its unique index): decide it by reading it."""
+
+    code = "ALREADY_DEDUCTED"
 
 
 class AlreadyCheckedIn(DomainError):
@@ -189,13 +196,15 @@ class Engagement:
             points=points,
         )
 
-        async def work(tx: LedgerTx) -> Document:
+        async def work(tx: LedgerTx, *, look_first: bool) -> Document:
             try:
                 value = rules.deduction(points, order_amount, tx.program.deduction)
             except ValueError as exc:
                 raise BadInput(str(exc), field="points") from None
             await tx.member(member_id)
-            existing = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
+            existing = None
+            if look_first:
+                existing = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
             if existing is not None and existing.get("status", HoldStatus.POSTED) != HoldStatus.VOIDED:
                 raise DomainError(
                     f"Points were already deducted on order {quote(order_id)}",
@@ -227,6 +236,8 @@ class Engagement:
             else:
                 saved = await deductions.reopen(tx.db, existing, deduction, session=tx.session)
             if not saved:
+                if not look_first:
+                    raise _OrderHasRecord("Points were already deducted on this order")
                 raise DomainError("Points were already deducted on this order", code="ALREADY_DEDUCTED")
             return {
                 "memberId": member_id,
@@ -238,7 +249,15 @@ class Engagement:
                 "entryIds": [hold["holdEntryId"]],
             }
 
-        return await self.ledger.transact(work, idempotency=idem)
+        # The order's unique index on deductions says whether it already has a record, so the first
+        # attempt does not look for one: a new order (nearly every checkout) saves that read. Any
+        # refusal (the order has a record: deducted already or voided and retried; too few
+        # points; a replay of the key...) is decided again by the checked path, so the answer and
+        # which refusal comes first are exactly what they were.
+        try:
+            return await self.ledger.transact(functools.partial(work, look_first=False), idempotency=idem)
+        except DomainError:
+            return await self.ledger.transact(functools.partial(work, look_first=True), idempotency=idem)
 
     async def cancel_checkout(self, principal: Principal, member_id: str, order_id: str) -> Document:
         """Release the points held for an abandoned checkout; repeating it is harmless."""
@@ -271,6 +290,13 @@ class Engagement:
             return bool((await self.ledger.transact(work))["voided"])
         except DomainError:  # posted meanwhile
             return False
+
+    async def void_checkout_hold(self, tx: LedgerTx, hold: Document, reason: str) -> bool:
+        """Release a checkout hold inside the caller's transaction (a freeze); False if already settled."""
+        deduction = await deductions.for_hold(tx.db, hold["_id"], session=tx.session)
+        if deduction is None:
+            raise LookupError(f"checkout hold {hold['_id']!r} has no deduction")
+        return await self._void(tx, deduction, reason) is not None
 
     async def _void(self, tx: LedgerTx, deduction: Document, reason: str) -> Document | None:
         entry = await tx.void_hold(

@@ -66,6 +66,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)]),
     ],
     "gifts": [IndexModel([("createdAt", ASCENDING), ("_id", ASCENDING)])],
+    # gateway/store/coupons.py: one code, one coupon across all pools; the next code to give; an order's codes
+    "coupon_codes": [
+        IndexModel([("codeHash", ASCENDING)], unique=True),
+        IndexModel([("giftId", ASCENDING), ("status", ASCENDING), ("sortExpiry", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("orderId", ASCENDING)], partialFilterExpression={"orderId": {"$type": "string"}}),
+    ],
+    "coupon_batches": [IndexModel([("giftId", ASCENDING), ("createdAt", ASCENDING)])],
     "redemptions": [
         IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),
@@ -115,6 +122,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
     "campaigns": [IndexModel([("endsAt", ASCENDING), ("startsAt", ASCENDING)])],
+    "segment_grants": [
+        IndexModel([("createdBy", ASCENDING), ("idempotencyKey", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING), ("_id", ASCENDING)]),
+    ],
+    "segment_grant_targets": [IndexModel([("jobId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)])],
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
     "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }
