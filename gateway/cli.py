@@ -98,6 +98,10 @@ def serve(
     from gateway.web.server import GatewayServer
 
     settings = settings_or_exit(host=host, port=port)
+    try:  # coupon codes cannot be sealed or shown without it: refuse to start rather than fail a redemption
+        settings.resolved_coupon_code_key()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
     if not settings.mongodb_uri:
         try:  # refuse before uvicorn starts, so the operator reads one line instead of a traceback
             DataDirLock(settings.data_dir).check_free()
