@@ -80,7 +80,7 @@ async def seed(services: Services, members: int) -> str:
         await services.members.insert(doc)
     for start in range(0, members, 100):
         ids = [member(i) for i in range(start, min(start + 100, members))]
-        await services.engagement.grant(OPERATOR, ids, 100_000, "bench float", f"float-{start}")
+        await services.grants.grant(OPERATOR, ids, 100_000, "bench float", f"float-{start}")
     await services.partners.create(PartnerTerms(name="Bench", currency_name="Beans", rate=Rate(10, 1)), "bench")
     for i in range(members):
         await services.partner_links.link(Principal(Role.ADMIN, "bench"), member(i), "bench", f"R{i}")
@@ -92,10 +92,10 @@ async def seed(services: Services, members: int) -> str:
 
 def gateway_ops(services: Services, gift_id: str, run: str) -> dict[str, Op]:
     async def grant(i: int) -> Any:
-        return await services.engagement.grant(OPERATOR, [member(i)], 10, "bench", f"{run}-grant-{i}")
+        return await services.grants.grant(OPERATOR, [member(i)], 10, "bench", f"{run}-grant-{i}")
 
     async def deduction(i: int) -> Any:
-        return await services.engagement.deduct_at_checkout(
+        return await services.deductions.deduct(
             OPERATOR, member(i), f"{run}-order-{i}", 1_000_000, 10, f"{run}-deduct-{i}"
         )
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from gateway.core.clock import Clock
     from gateway.domain.program import Program
     from gateway.features.catalog import Catalog
-    from gateway.features.engagement import Engagement
+    from gateway.features.grants import Grants
     from gateway.features.members import Members
     from gateway.store.mongo import Database
 
@@ -137,12 +137,12 @@ def _failure_records(report: ImportReport) -> list[dict[str, Any]]:
 
 
 class Importer:
-    def __init__(self, db: Database, clock: Clock, members: Members, catalog: Catalog, engagement: Engagement) -> None:
+    def __init__(self, db: Database, clock: Clock, members: Members, catalog: Catalog, grants: Grants) -> None:
         self.db = db
         self.clock = clock
         self.members = members
         self.catalog = catalog
-        self.engagement = engagement
+        self.grants = grants
         self._dry_members: set[str] = set()
 
     async def run(
@@ -309,5 +309,5 @@ class Importer:
                     code="INSUFFICIENT_POINTS",
                 )
             return "would grant"
-        result = await self.engagement.grant(IMPORT_PRINCIPAL, [row.member_id], row.points, row.reason, key)
+        result = await self.grants.grant(IMPORT_PRINCIPAL, [row.member_id], row.points, row.reason, key)
         return "already granted" if result.get("replayed") else "granted"
