@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gateway.features.grants import Grants
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
+    from gateway.features.member_segments import MemberSegments
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
     from gateway.features.partner_links import PartnerLinks
@@ -61,6 +62,12 @@ class Services:
         from gateway.features.admin_audit import AdminAudit
 
         return AdminAudit(self.db, self.clock)
+
+    @cached_property
+    def member_segments(self) -> MemberSegments:
+        from gateway.features.member_segments import MemberSegments
+
+        return MemberSegments(self.db, self.clock, self.settings.member_segment_window_days)
 
     @cached_property
     def purchases(self) -> Purchases:

@@ -7,12 +7,40 @@ from datetime import datetime
 import strawberry
 
 from gateway.core.clock import as_utc
+from gateway.core.errors import BadInput
+from gateway.domain.ledger_view import LedgerFilter
+from gateway.domain.member_search import InvalidFilter
 from gateway.ledger import EntryKind as DomainEntryKind
 from gateway.store.mongo import Document
 from resolvers.balance_types import PointBalances
 from resolvers.enums import graphql_enum
 
 LedgerEntryKind = graphql_enum(DomainEntryKind, "LedgerEntryKind")
+
+
+@strawberry.input(description="Which entries of a member's ledger: every field given narrows (AND).")
+class LedgerFilterInput:
+    kinds: list[LedgerEntryKind] | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Any of these kinds."
+    )
+    source_type: str | None = strawberry.field(default=None, description="ORDER, RULE, OPERATOR, PARTNER...")
+    source_id: str | None = strawberry.field(default=None, description="An order id, a redemption id, an event id...")
+    partner_id: str | None = strawberry.field(default=None, description="Entries of this partner's operations.")
+    since: datetime | None = strawberry.field(default=None, description="Written at or after.")
+    until: datetime | None = strawberry.field(default=None, description="Written before.")
+
+    def to_domain(self) -> LedgerFilter:
+        try:
+            return LedgerFilter.parse(
+                kinds=[k.value for k in self.kinds or ()],  # type: ignore[attr-defined]
+                source_type=self.source_type,
+                source_id=self.source_id,
+                partner_id=self.partner_id,
+                since=self.since,
+                until=self.until,
+            )
+        except InvalidFilter as exc:
+            raise BadInput(str(exc), field=exc.field) from None
 
 
 @strawberry.type(description="Where a ledger entry came from.")

@@ -6,15 +6,17 @@ anything that targets a set of members (a segment grant).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import strawberry
 
 from gateway.core.permissions import Permission, require_permission
+from gateway.domain.admin_audit import AuditAction
 from gateway.domain.analytics import Segment
 from gateway.domain.member_search import MemberFilter, MemberOrder, position_of
+from gateway.features.member_segments import Snapshot
 from gateway.features.members import parse_filter
-from resolvers.analytics_types import RfmSegmentName
+from resolvers.analytics_types import RfmSegment, RfmSegmentName
 from resolvers.context import Info
 from resolvers.enums import graphql_enum, to_domain
 from resolvers.member_types import Member
@@ -23,9 +25,7 @@ from resolvers.pagination import Connection, connection, decode_cursor, page_siz
 MemberOrderBy = graphql_enum(MemberOrder, "MemberOrderBy", "The order of a member list.")
 
 
-@strawberry.input(
-    description="Which members: every field given narrows the result (AND); see docs/back-office.md."
-)
+@strawberry.input(description="Which members: every field given narrows the result (AND); see docs/back-office.md.")
 class MemberFilterInput:
     name: str | None = strawberry.field(
         default=None, description="Part of the display name, any case (a surname, a given name, a word)."
@@ -63,11 +63,28 @@ def member_filter(value: MemberFilterInput | None) -> MemberFilter:
     return value.to_domain() if value is not None else MemberFilter()
 
 
+@strawberry.type(description="The last RFM segment snapshot of members (docs/members.md).")
+class MemberSegmentSnapshot:
+    as_of: datetime
+    window_from: date = strawberry.field(description="First local date of purchases scored.")
+    window_to: date = strawberry.field(description="Last local date of purchases scored.")
+    scored: int = strawberry.field(description="Members who bought in the window and so have a segment.")
+    segments: list[RfmSegment] = strawberry.field(description="Members per segment, largest first.")
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> MemberSegmentSnapshot:
+        return cls(
+            as_of=snapshot.as_of,
+            window_from=snapshot.window_from,
+            window_to=snapshot.window_to,
+            scored=snapshot.scored,
+            segments=[RfmSegment(segment=RfmSegmentName(s), members=n) for s, n in snapshot.segments],
+        )
+
+
 @strawberry.type
 class MemberSearchQuery:
-    @strawberry.field(
-        description="Staff (members:read): members matching a filter, newest first or by lifetime spend."
-    )
+    @strawberry.field(description="Staff (members:read): members matching a filter, newest first or by lifetime spend.")
     async def members(
         self,
         info: Info,
@@ -90,3 +107,29 @@ class MemberSearchQuery:
     async def member_count(self, info: Info, filter: MemberFilterInput | None = None) -> int:
         require_permission(info.context.principal, Permission.MEMBERS_READ)
         return await info.context.services.members.count(member_filter(filter))
+
+    @strawberry.field(description="Staff (members:read): the last RFM segment snapshot; null before the first.")
+    async def member_segment_snapshot(self, info: Info) -> MemberSegmentSnapshot | None:
+        require_permission(info.context.principal, Permission.MEMBERS_READ)
+        snapshot = await info.context.services.member_segments.current()
+        return None if snapshot is None else MemberSegmentSnapshot.of(snapshot)
+
+
+@strawberry.type
+class MemberSearchMutation:
+    @strawberry.mutation(
+        description="Operations: take the RFM segment snapshot now (it also runs daily in the server), e.g. "
+        "before a segment grant. Audited."
+    )
+    async def refresh_member_segments(self, info: Info) -> MemberSegmentSnapshot:
+        who = require_permission(info.context.principal, Permission.OPERATIONS)
+        services = info.context.services
+        snapshot = await services.member_segments.refresh()
+        await services.admin_audit.record(
+            who,
+            AuditAction.MEMBER_SEGMENTS_REFRESH,
+            "member_segments",
+            "current",
+            {"scored": snapshot.scored, "from": snapshot.window_from, "to": snapshot.window_to},
+        )
+        return MemberSegmentSnapshot.of(snapshot)

@@ -8,18 +8,39 @@ import strawberry
 
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput
+from gateway.core.permissions import Permission, allows
 from gateway.domain.tiers import next_tier
 from gateway.features.members import paid_term
 from gateway.store.ledger_history import entries_page
 from gateway.store.mongo import Document
+from resolvers.analytics_types import RfmSegmentName
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
 from resolvers.context import Info
-from resolvers.ledger_types import LedgerEntry
+from resolvers.ledger_types import LedgerEntry, LedgerFilterInput
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import PartnerAccount
 from resolvers.points_types import BenefitStatus, ExpiringPoints, PaidMembership, Purchase, TierProgress
 from resolvers.program_types import Benefit, NextTier, Tier
+
+
+@strawberry.type(description="A member's RFM scores (1-5, higher = more recent / frequent / spent) and segment.")
+class MemberRfm:
+    segment: RfmSegmentName  # type: ignore[valid-type]
+    recency: int
+    frequency: int
+    monetary: int
+    as_of: datetime = strawberry.field(description="When the segment snapshot was taken.")
+
+    @classmethod
+    def of(cls, doc: Document) -> MemberRfm:
+        return cls(
+            segment=RfmSegmentName(doc["segment"]),
+            recency=doc["r"],
+            frequency=doc["f"],
+            monetary=doc["m"],
+            as_of=as_utc(doc["asOf"]),
+        )
 
 
 @strawberry.federation.type(keys=["id"], description="A member of the loyalty program.")
@@ -69,8 +90,22 @@ class Member:
         term = paid_term(self.doc, (await info.context.program()).timezone)
         return None if term is None else PaidMembership.of(term, info.context.services.clock.now())
 
-    @strawberry.field(description="The member's ledger, newest first.")
-    async def ledger(self, info: Info, first: int = 20, after: str | None = None) -> Connection[LedgerEntry]:
+    @strawberry.field(
+        description="Staff (members:read): the member's RFM segment as of the last segment snapshot; null when "
+        "they bought nothing in its window, and for every other caller."
+    )
+    def rfm(self, info: Info) -> MemberRfm | None:
+        if not allows(info.context.principal, Permission.MEMBERS_READ) or not self.doc.get("rfm"):
+            return None
+        return MemberRfm.of(self.doc["rfm"])
+
+    @strawberry.field(
+        description="The member's ledger, newest first; `filter` narrows it by kind, source and time "
+        "(customer service: docs/members.md)."
+    )
+    async def ledger(
+        self, info: Info, first: int = 20, after: str | None = None, filter: LedgerFilterInput | None = None
+    ) -> Connection[LedgerEntry]:
         size = page_size(first)
         position = decode_cursor(after)
         if position is not None and not position.isdigit():
@@ -80,6 +115,7 @@ class Member:
             self.doc["_id"],
             before_seq=int(position) if position is not None else None,
             limit=size + 1,
+            ledger_filter=filter.to_domain() if filter is not None else None,
         )
         entries = [LedgerEntry.of(doc) for doc in docs]
         return connection(entries, size, lambda entry: str(entry.position))

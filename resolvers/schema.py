@@ -24,7 +24,7 @@ from resolvers.extensions import (
 )
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.input_guard import InputTextGuard
-from resolvers.member_search import MemberSearchQuery
+from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.notifications import NotificationMutation, NotificationQuery
@@ -57,6 +57,7 @@ MUTATIONS: tuple[type, ...] = (
     PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
+    MemberSearchMutation,
     CampaignMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)

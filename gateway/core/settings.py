@@ -41,6 +41,12 @@ class Settings(BaseSettings, HardeningSettings):
     tier_reevaluation_interval_seconds: float = Field(
         default=86_400.0, gt=0, description="How often tiers are re-evaluated over the validity window (daily)."
     )
+    member_segment_interval_seconds: float = Field(
+        default=86_400.0, gt=0, description="How often the members' RFM segment snapshot is taken (daily)."
+    )
+    member_segment_window_days: int = Field(
+        default=365, ge=1, le=3660, description="The days of purchases a member segment snapshot scores."
+    )
     job_lease_seconds: float = Field(
         default=30.0, gt=0, description="Lease of a scheduled job: one replica runs it; renewed at a third."
     )

@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     MEMBER_UNMERGE = "member.unmerge"
     MEMBER_EXPORT = "member.export"
     MEMBER_ERASE = "member.erase"
+    MEMBER_SEGMENTS_REFRESH = "member_segments.refresh"
     PARTNER_CHANGE = "partner.change"
     PARTNER_KEY_ROTATE = "partner.key_rotate"
     PARTNER_LINK = "partner.link"

@@ -30,7 +30,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -286,3 +286,15 @@ def position_of(order: MemberOrder, member: Mapping[str, Any]) -> Position:
         return Position(order, int(member.get("lifetimeSpend") or 0), member["_id"])
     registered: datetime = member["registeredAt"]
     return Position(order, registered, member["_id"])
+
+
+# --- RFM segment snapshot -----------------------------------------------------------------------
+
+DEFAULT_SEGMENT_WINDOW_DAYS = 365
+
+
+def segment_window(today: date, days: int) -> tuple[date, date]:
+    """The local dates a segment snapshot scores: the ``days`` days ending today (inclusive)."""
+    if not 1 <= days <= 3660:
+        raise ValueError("the segment window is 1 to 3660 days")
+    return today - timedelta(days=days - 1), today

@@ -165,6 +165,49 @@ def cohort_group(key: Any) -> Document:
     }
 
 
+def rfm_score_stages(start: datetime, end: datetime) -> list[Document]:
+    """Aggregation stages over ``purchases``: one row per member who paid in [start, end), with
+    ``_id`` the member id and ``r``, ``f``, ``m`` their quintile scores 1..5 (recency = last
+    payment, frequency = orders, monetary = paid less refunds; ties share the lower rank).
+
+    The one RFM scoring of the gateway: the analytics count members per segment with it, and the
+    member segment snapshot (``gateway.store.member_segments``) writes each member's scores.
+    """
+    return [
+        {"$match": {"paidAt": {"$gte": start, "$lt": end}}},
+        {
+            "$group": {
+                "_id": "$memberId",
+                "last": {"$max": "$paidAt"},
+                "orders": {"$sum": 1},
+                "spend": {"$sum": {"$subtract": ["$amount", {"$ifNull": ["$refunded", 0]}]}},
+            }
+        },
+        {
+            "$setWindowFields": {
+                "sortBy": {"last": 1},
+                "output": {
+                    "rRank": {"$rank": {}},
+                    "n": {"$count": {}, "window": {"documents": ["unbounded", "unbounded"]}},
+                },
+            }
+        },
+        {"$setWindowFields": {"sortBy": {"orders": 1}, "output": {"fRank": {"$rank": {}}}}},
+        {"$setWindowFields": {"sortBy": {"spend": 1}, "output": {"mRank": {"$rank": {}}}}},
+        {
+            "$project": {
+                name: {
+                    "$add": [
+                        {"$floor": {"$divide": [{"$multiply": [{"$subtract": [f"${rank}", 1]}, 5]}, "$n"]}},
+                        1,
+                    ]
+                }
+                for name, rank in (("r", "rRank"), ("f", "fRank"), ("m", "mRank"))
+            }
+        },
+    ]
+
+
 class AnalyticsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -408,42 +451,11 @@ class AnalyticsStore:
         cached = await self.db[RFM].find_one({"_id": key})
         if cached is not None and _utc(cached["computedAt"]) > now - RFM_TTL:
             return list(cached["segments"])
-        scores = {"r": "$r", "f": "$f", "m": "$m"}
         rows = await self._run(
             "purchases",
             [
-                {"$match": {"paidAt": {"$gte": span.start_at, "$lt": span.end_at}}},
-                {
-                    "$group": {
-                        "_id": "$memberId",
-                        "last": {"$max": "$paidAt"},
-                        "orders": {"$sum": 1},
-                        "spend": {"$sum": {"$subtract": ["$amount", {"$ifNull": ["$refunded", 0]}]}},
-                    }
-                },
-                {
-                    "$setWindowFields": {
-                        "sortBy": {"last": 1},
-                        "output": {
-                            "rRank": {"$rank": {}},
-                            "n": {"$count": {}, "window": {"documents": ["unbounded", "unbounded"]}},
-                        },
-                    }
-                },
-                {"$setWindowFields": {"sortBy": {"orders": 1}, "output": {"fRank": {"$rank": {}}}}},
-                {"$setWindowFields": {"sortBy": {"spend": 1}, "output": {"mRank": {"$rank": {}}}}},
-                {
-                    "$project": {
-                        name: {
-                            "$add": [
-                                {"$floor": {"$divide": [{"$multiply": [{"$subtract": [f"${rank}", 1]}, 5]}, "$n"]}},
-                                1,
-                            ]
-                        }
-                        for name, rank in (("r", "rRank"), ("f", "fRank"), ("m", "mRank"))
-                    }
-                },
-                {"$group": {"_id": segment_switch(scores["r"], scores["f"], scores["m"]), "members": {"$sum": 1}}},
+                *rfm_score_stages(span.start_at, span.end_at),
+                {"$group": {"_id": segment_switch("$r", "$f", "$m"), "members": {"$sum": 1}}},
             ],
         )
         segments = [{"segment": row["_id"], "members": row["members"]} for row in rows]

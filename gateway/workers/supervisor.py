@@ -62,6 +62,7 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
     from gateway.events.streams import watch_changes
     from gateway.workers.expiry import expiry_worker, tier_reevaluation_worker
     from gateway.workers.holds import holds_worker
+    from gateway.workers.member_segments import member_segments_worker
     from gateway.workers.notifications import notification_worker
 
     found: list[tuple[str, Worker]] = [
@@ -70,6 +71,7 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
         ("change-watcher", watch_changes),
         ("notifications", notification_worker),
         ("tier-reevaluation", tier_reevaluation_worker),
+        ("member-segments", member_segments_worker),
     ]
     if services.settings.kafka_bootstrap_servers:
         from gateway.workers.partner_consumer import partner_events_worker

@@ -131,8 +131,9 @@ async def test_pages_cover_every_member_once_in_order(gql, admin, clock, order):
 
 
 async def test_a_renamed_member_is_found_by_the_new_name_only(gql, people, admin, support):
-    await gql.ok(UPDATE, {"i": {"memberId": "m-alan", "displayName": "Alan M. Turing", "phone": "0161 555 0199"}},
-                 token=admin)
+    await gql.ok(
+        UPDATE, {"i": {"memberId": "m-alan", "displayName": "Alan M. Turing", "phone": "0161 555 0199"}}, token=admin
+    )
     assert await ids(gql, support, name="m. tur") == ["m-alan"]
     assert await ids(gql, support, phone="0199") == ["m-alan"]
     await gql.ok(UPDATE, {"i": {"memberId": "m-alan", "displayName": "Bombe", "phone": None}}, token=admin)

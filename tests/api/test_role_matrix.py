@@ -397,6 +397,7 @@ MATRIX: dict[str, Row] = {
         'query { members(filter: {name: "ali"}, first: 5) { edges { node { id } } } }', needs(P.MEMBERS_READ)
     ),
     "Query.memberCount": Row('query { memberCount(filter: {tiers: ["SUPREME_VIP"]}) }', needs(P.MEMBERS_READ)),
+    "Query.memberSegmentSnapshot": Row("{ memberSegmentSnapshot { asOf } }", needs(P.MEMBERS_READ)),
     "Query.me": Row("{ me { id } }", outcomes(member_self=OK, member_other=OK)),
     "Query.program": Row("{ program { name } }", needs(P.RULES_MANAGE)),
     "Query.gifts": Row(
@@ -442,6 +443,7 @@ MATRIX: dict[str, Row] = {
         needs(P.SHOP_BACKEND, member_self="ALREADY_EXISTS", member_other="ALREADY_EXISTS"),
         _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
     ),
+    "Mutation.refreshMemberSegments": Row("mutation { refreshMemberSegments { scored } }", needs(P.OPERATIONS)),
     "Mutation.updateProfile": Row(
         'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }',
         needs(P.SHOP_BACKEND, member_self=OK),

@@ -174,6 +174,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "change-watcher",
         "notifications",
         "tier-reevaluation",
+        "member-segments",
     ]
     services.settings = kafka_settings
     assert [name for name, _ in workers_for(services)] == [
@@ -182,6 +183,7 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "change-watcher",
         "notifications",
         "tier-reevaluation",
+        "member-segments",
         "partner-events",
         "balance-relay",
     ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.domain.analytics import Segment
+from gateway.domain.ledger_view import LedgerFilter
 from gateway.domain.member_search import (
     InvalidFilter,
     MemberFilter,
@@ -20,6 +21,7 @@ from gateway.domain.member_search import (
     phone_digits,
     position_of,
     search_keys,
+    segment_window,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -131,3 +133,29 @@ def test_a_cursor_of_another_order_or_shape_is_refused():
     for raw in ("", "NEWEST|x|m1", "NEWEST|2026-01-01T00:00:00|m1", "HIGHEST_SPEND|1e5|m1", "NEWEST|" + T0.isoformat()):
         with pytest.raises(ValueError):
             Position.decode(raw, MemberOrder.NEWEST if raw.startswith("NEWEST") else MemberOrder.HIGHEST_SPEND)
+
+
+def test_the_segment_window_is_the_days_ending_today():
+    today = date(2026, 3, 2)
+    assert segment_window(today, 365) == (date(2025, 3, 3), today)
+    assert segment_window(today, 1) == (today, today)
+    for bad in (0, 3661):
+        with pytest.raises(ValueError):
+            segment_window(today, bad)
+
+
+def test_a_ledger_filter_is_validated_and_deduplicated():
+    f = LedgerFilter.parse(kinds=["GRANT", "GRANT", "PURCHASE"], source_type="ORDER", source_id="o-1", since=T0)
+    assert f.kinds == ("GRANT", "PURCHASE") and f.source_type == "ORDER" and f.since == T0
+    assert LedgerFilter.parse() == LedgerFilter()
+    for raw, field in (
+        ({"since": T1, "until": T0}, "until"),
+        ({"since": datetime(2026, 1, 1)}, "since"),
+        ({"source_type": "order"}, "sourceType"),
+        ({"source_id": "a\nb"}, "sourceId"),
+        ({"partner_id": ""}, "partnerId"),
+        ({"kinds": [f"K{i}" for i in range(31)]}, "kinds"),
+    ):
+        with pytest.raises(InvalidFilter) as caught:
+            LedgerFilter.parse(**raw)
+        assert caught.value.field == field
