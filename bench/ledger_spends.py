@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.ledger_writes import float_points
 from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
 from gateway.core.errors import DomainError
 from gateway.features.audit import audit_all
 from gateway.features.deduction import CheckoutDeductions
-from gateway.features.grants import Grants
 from gateway.ledger import Ledger
 from gateway.runtime import prepare
 from gateway.store.embedded_mongod import EmbeddedMongo
@@ -55,7 +55,7 @@ async def run(spends: int, members: int, concurrency: int) -> None:
             db = Database(client, "bench")
             await prepare(db)
             ledger = Ledger(db, SystemClock())
-            grants, checkout = Grants(ledger), CheckoutDeductions(ledger)
+            checkout = CheckoutDeductions(ledger)
             ids = [f"b{i}" for i in range(members)]
             for member_id in ids:
                 await db.members.insert_one(
@@ -70,7 +70,7 @@ async def run(spends: int, members: int, concurrency: int) -> None:
                     }
                 )
             per_member = spends // members + 1
-            await grants.grant(OPERATOR, ids, per_member * 10, "bench float", "bench-grant")
+            await ledger.transact(float_points(ids, per_member * 10))
             await db["bare"].insert_many([{"_id": m, "balance": per_member * 10} for m in ids])
 
             def ledger_job(i: int):

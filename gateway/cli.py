@@ -614,5 +614,188 @@ def restore_command(
     typer.echo("audit clean: balances reconcile with the ledger")
 
 
+segment_app = typer.Typer(
+    help="Segment grants: points to every member matching a filter, as a resumable job (docs/campaigns.md).",
+    no_args_is_help=True,
+)
+app.add_typer(segment_app, name="segment-grant")
+FilterName = Annotated[str | None, typer.Option("--name", help="Part of the display name.")]
+FilterPhone = Annotated[str | None, typer.Option("--phone", help="The number or its last digits (4+).")]
+FilterEmail = Annotated[str | None, typer.Option("--email", help="The address or its start.")]
+FilterTier = Annotated[list[str] | None, typer.Option("--tier", help="A tier code (repeatable: any of them).")]
+FilterSegment = Annotated[list[str] | None, typer.Option("--segment", help="An RFM segment (repeatable).")]
+FilterFrom = Annotated[str | None, typer.Option("--joined-from", help="Registered at or after (ISO instant).")]
+FilterTo = Annotated[str | None, typer.Option("--joined-to", help="Registered before (ISO instant).")]
+FilterSpendMin = Annotated[int | None, typer.Option("--spend-min", help="Lifetime spend at least, in fen.")]
+FilterSpendMax = Annotated[int | None, typer.Option("--spend-max", help="Lifetime spend at most, in fen.")]
+
+
+def _member_filter(**raw: Any) -> Any:
+    from datetime import datetime
+
+    from gateway.features.members import parse_filter
+
+    for key in ("joined_from", "joined_to"):
+        if raw[key] is not None:
+            try:
+                raw[key] = datetime.fromisoformat(raw[key])
+            except ValueError:
+                raise fail(f"--{key.replace('_', '-')} is not an ISO instant") from None
+    try:
+        return parse_filter(**raw)
+    except DomainError as exc:
+        raise fail(str(exc)) from None
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    total = job.get("total")
+    return (
+        f"segment grant {job['_id']}: {job['status']}, {job['points']} points each, "
+        f"{job['granted']} granted, {job['skipped']} skipped of {total if total is not None else '?'}"
+    )
+
+
+async def _follow(services: Services, job_id: str, console: Any, runner: Any = None) -> dict[str, Any]:
+    """A progress bar over the job until it stops moving (or ``runner``, a task, finishes)."""
+    from gateway.domain.segment_grants import ACTIVE, JobStatus
+
+    with _progress(console) as progress:
+        bar = progress.add_task("snapshot", total=None)
+        while True:
+            job = await services.segment_grants.get(job_id)
+            status = JobStatus(job["status"])
+            if job.get("total") is None:
+                progress.update(bar, description="taking the snapshot", completed=job.get("snapshotted", 0))
+            else:
+                done = job["granted"] + job["skipped"]
+                progress.update(bar, description=f"granting ({status})", total=job["total"], completed=done)
+            if status not in ACTIVE or status is JobStatus.AWAITING_APPROVAL:
+                return job
+            if runner is not None and runner.done():
+                runner.result()  # a failure of the run surfaces here
+                return await services.segment_grants.get(job_id)
+            await asyncio.sleep(0.2)
+
+
+@segment_app.command("preview")
+def segment_preview(
+    points: Annotated[int, typer.Option("--points", help="Points per member.")],
+    name: FilterName = None,
+    phone: FilterPhone = None,
+    email: FilterEmail = None,
+    tier: FilterTier = None,
+    segment: FilterSegment = None,
+    joined_from: FilterFrom = None,
+    joined_to: FilterTo = None,
+    spend_min: FilterSpendMin = None,
+    spend_max: FilterSpendMax = None,
+) -> None:
+    """The dry run: how many members match, how many points in all, whether approval is needed."""
+    member_filter = _member_filter(
+        name=name, phone=phone, email=email, tiers=tier, segments=segment, joined_from=joined_from,
+        joined_to=joined_to, spend_min=spend_min, spend_max=spend_max,
+    )
+    result = run_operator(settings_or_exit(), lambda s: s.segment_grants.preview(member_filter, points))
+    typer.echo(
+        f"dry run: {result['members']} members × {points} points = {result['pointsTotal']} points"
+        + (" (needs a second person's approval)" if result["needsApproval"] else "")
+    )
+
+
+@segment_app.command("start")
+def segment_start(
+    points: Annotated[int, typer.Option("--points", help="Points per member.")],
+    reason: Annotated[str, typer.Option("--reason", help="Shown on each member's ledger entry.")],
+    key: Annotated[str, typer.Option("--key", help="Idempotency key: the same key starts the same job once.")],
+    name: FilterName = None,
+    phone: FilterPhone = None,
+    email: FilterEmail = None,
+    tier: FilterTier = None,
+    segment: FilterSegment = None,
+    joined_from: FilterFrom = None,
+    joined_to: FilterTo = None,
+    spend_min: FilterSpendMin = None,
+    spend_max: FilterSpendMax = None,
+    operator: Annotated[str, typer.Option("--as", help="Operator name recorded in the audit log.")] = "cli",
+    wait: Annotated[bool, typer.Option("--run/--no-run", help="Run it here with a progress bar.")] = True,
+) -> None:
+    """Start a segment grant (audited), then run it here with a progress bar (Ctrl-C: resume with `run`)."""
+    from gateway.core.auth import Principal
+
+    member_filter = _member_filter(
+        name=name, phone=phone, email=email, tiers=tier, segments=segment, joined_from=joined_from,
+        joined_to=joined_to, spend_min=spend_min, spend_max=spend_max,
+    )
+    console = _stderr_console()
+
+    async def work(services: Services) -> dict[str, Any]:
+        job = await services.segment_grants.start(
+            Principal(Role.ADMIN, f"cli:{operator}"), member_filter, points, reason, key
+        )
+        again = " (already started with this key)" if job.get("replayed") else ""
+        console.print(f"segment grant {job['_id']}{again}")
+        if not wait:
+            return job
+        return await _run_here(services, str(job["_id"]), console)
+
+    typer.echo(_job_line(run_operator(settings_or_exit(), work)))
+
+
+async def _run_here(services: Services, job_id: str, console: Any) -> dict[str, Any]:
+    """Run the job in this process under the servers' lease, or follow a replica that holds it."""
+    from gateway.workers.scheduled import job_lease
+
+    lease = job_lease(services, "segment-grants")
+    if await lease.acquire() is None:
+        console.print("a gateway replica holds the segment-grants lease: following its progress")
+        return await _follow(services, job_id, console)
+    runner = asyncio.create_task(services.segment_grants.run_job(job_id))
+    keeper = asyncio.create_task(_keep(lease, runner))
+    try:
+        return await _follow(services, job_id, console, runner)
+    finally:
+        for task in (runner, keeper):
+            task.cancel()
+        await asyncio.gather(runner, keeper, return_exceptions=True)
+        await lease.release()
+
+
+async def _keep(lease: Any, runner: Any) -> None:
+    while not runner.done():
+        await asyncio.sleep(lease.ttl_ms / 3000)
+        if not await lease.renew():
+            runner.cancel()
+
+
+@segment_app.command("run")
+def segment_run(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Resume a job here with a progress bar (each member is still granted exactly once)."""
+    console = _stderr_console()
+    job = run_operator(settings_or_exit(), lambda s: _run_here(s, job_id, console))
+    typer.echo(_job_line(job))
+
+
+@segment_app.command("status")
+def segment_status(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Where a job stands (follow it with `run`, which only watches while a server runs it)."""
+    typer.echo(_job_line(run_operator(settings_or_exit(), lambda s: s.segment_grants.get(job_id))))
+
+
+@segment_app.command("cancel")
+def segment_cancel(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    reason: Annotated[str, typer.Option("--reason")],
+    operator: Annotated[str, typer.Option("--as", help="Operator name recorded in the audit log.")] = "cli",
+) -> None:
+    """Stop a job between batches; members already granted keep their points (audited)."""
+    from gateway.core.auth import Principal
+
+    job = run_operator(
+        settings_or_exit(),
+        lambda s: s.segment_grants.cancel(Principal(Role.ADMIN, f"cli:{operator}"), job_id, reason),
+    )
+    typer.echo(_job_line(job))
+
+
 if __name__ == "__main__":
     app()

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gateway.features.partners import Partners
     from gateway.features.purchases import Purchases
     from gateway.features.redemptions import Redemptions
+    from gateway.features.segment_grants import SegmentGrants
 
 
 @dataclass
@@ -62,6 +63,19 @@ class Services:
         from gateway.features.admin_audit import AdminAudit
 
         return AdminAudit(self.db, self.clock)
+
+    @cached_property
+    def grants(self) -> Grants:
+        from gateway.domain.grant_approval import GrantPolicy
+        from gateway.features.grants import Grants
+
+        policy = GrantPolicy(
+            per_grant=self.settings.support_grant_limit_points,
+            per_day=self.settings.support_daily_grant_limit_points,
+            approval_threshold=self.settings.grant_approval_threshold_points,
+            ttl=timedelta(hours=self.settings.grant_request_ttl_hours),
+        )
+        return Grants(self.db, self.clock, self.ledger, self.admin_audit, policy)
 
     @cached_property
     def member_segments(self) -> MemberSegments:
@@ -86,12 +100,6 @@ class Services:
         from gateway.features.behaviours import Behaviours
 
         return Behaviours(self.ledger)
-
-    @cached_property
-    def grants(self) -> Grants:
-        from gateway.features.grants import Grants
-
-        return Grants(self.ledger)
 
     @cached_property
     def deductions(self) -> CheckoutDeductions:
@@ -181,7 +189,7 @@ class Services:
         """Operator CSV imports (members, gifts, grants) through the services above."""
         from gateway.features.imports import Importer
 
-        return Importer(self.db, self.clock, self.members, self.catalog, self.grants)
+        return Importer(self.db, self.clock, self.members, self.catalog, self.ledger)
 
     @cached_property
     def analytics(self) -> Analytics:
@@ -194,3 +202,16 @@ class Services:
         from gateway.features.campaigns import Campaigns
 
         return Campaigns(self.db, self.clock, self.admin_audit)
+
+    @cached_property
+    def segment_grants(self) -> SegmentGrants:
+        from gateway.features.segment_grants import SegmentGrants
+
+        return SegmentGrants(
+            self.db,
+            self.clock,
+            self.ledger,
+            self.admin_audit,
+            approval_threshold=self.settings.segment_grant_approval_threshold_points,
+            concurrency=self.settings.job_concurrency,
+        )

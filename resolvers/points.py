@@ -10,6 +10,7 @@ Who may call what (docs/points.md):
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 import strawberry
@@ -22,6 +23,7 @@ from gateway.features.purchases import PurchaseRequest, RefundRequest
 from gateway.store.mongo import Document
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
+from resolvers.grants import GrantRequest
 from resolvers.ledger_types import LedgerEntry
 from resolvers.member_types import Member
 
@@ -161,12 +163,22 @@ class GrantPointsInput:
     idempotency_key: str
 
 
+@strawberry.enum(description="POSTED at once, or PENDING_APPROVAL: above the two-person threshold, see `request`.")
+class GrantStatus(Enum):
+    POSTED = "POSTED"
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+
+
 @strawberry.type
 class GrantResult:
     points: int
     replayed: bool
     members: list[Member]
-    entries: list[LedgerEntry]
+    entries: list[LedgerEntry] = strawberry.field(description="Empty while the grant waits for approval.")
+    status: GrantStatus = GrantStatus.POSTED
+    request: GrantRequest | None = strawberry.field(
+        default=None, description="The grant request a second admin must approve (PENDING_APPROVAL only)."
+    )
 
 
 @strawberry.input
@@ -282,12 +294,19 @@ class PointsMutation:
         result = await info.context.services.behaviours.record(who, str(member_id), event, idempotency_key)
         return await _points_result(info, BehaviourResult, result)
 
-    @strawberry.mutation(description="Operator grant (送积分) or negative adjustment, with a reason (admin).")
+    @strawberry.mutation(
+        description="Operator grant (送积分) or negative adjustment, with a reason (points:adjust). Support moves at "
+        "most its limits per grant and per day (GRANT_LIMIT_EXCEEDED). A grant moving more than the two-person "
+        "threshold does not post: it is PENDING_APPROVAL until a second admin approves its `request`."
+    )
     async def grant_points(self, info: Info, input: GrantPointsInput) -> GrantResult:
         who = require_permission(info.context.principal, Permission.POINTS_ADJUST)
         ids = [str(i) for i in (input.member_ids or [])] + ([str(input.member_id)] if input.member_id else [])
-        result = await info.context.services.grants.grant(who, ids, input.points, input.reason, input.idempotency_key)
-        return await _points_result(info, GrantResult, result)
+        grants = info.context.services.grants
+        result = await grants.grant(who, ids, input.points, input.reason, input.idempotency_key)
+        request_id = result.get("requestId")
+        request = GrantRequest.of(await grants.get(request_id)) if request_id else None
+        return await _points_result(info, GrantResult, result, status=GrantStatus(result["status"]), request=request)
 
     @strawberry.mutation(
         description="Use points at checkout (积分抵扣): N points = ¥1, capped per order. The points are HELD until "

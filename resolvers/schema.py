@@ -23,6 +23,7 @@ from resolvers.extensions import (
     TokenLimit,
 )
 from resolvers.federation import RouterOnlyFederation, check_representations
+from resolvers.grants import GrantRequestMutation, GrantRequestQuery
 from resolvers.input_guard import InputTextGuard
 from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
@@ -33,6 +34,7 @@ from resolvers.partners import PartnerMutation, PartnerQuery
 from resolvers.points import PointsMutation
 from resolvers.program import ProgramQuery
 from resolvers.program_admin import ProgramAdminMutation, ProgramAdminQuery
+from resolvers.segment_grants import SegmentGrantMutation, SegmentGrantQuery
 from resolvers.shared_events import SharedEventExecutor
 from resolvers.streams import StreamSubscription
 
@@ -46,7 +48,9 @@ QUERIES: tuple[type, ...] = (
     AnalyticsQuery,
     PartnerLinkQuery,
     CampaignQuery,
+    SegmentGrantQuery,
     MemberSearchQuery,
+    GrantRequestQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,
@@ -57,8 +61,10 @@ MUTATIONS: tuple[type, ...] = (
     PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
+    GrantRequestMutation,
     MemberSearchMutation,
     CampaignMutation,
+    SegmentGrantMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (StreamSubscription, AnalyticsSubscription)
 ENTITIES: tuple[type, ...] = (Member, Gift)

@@ -37,6 +37,11 @@ CODES: dict[str, str] = {
     "HOLD_ALREADY_VOIDED": "the held points were already released",
     "NOT_A_PAID_MEMBER": "the member holds no running paid membership",
     "BIRTHDAY_LOCKED": "a member's recorded birthday is changed only by an admin",
+    "GRANT_LIMIT_EXCEEDED": "a hand grant passes the caller's limit per grant or per day (support); nothing moved",
+    "GRANT_REQUEST_NOT_FOUND": "no grant request with that id",
+    "GRANT_REQUEST_NOT_PENDING": "the grant request was already approved or rejected",
+    "GRANT_REQUEST_EXPIRED": "the grant request expired before anyone decided it",
+    "SECOND_APPROVER_REQUIRED": "a grant request is approved by someone other than its requester (two-person rule)",
     "TIER_IN_USE": "a removed tier is held by members or required by gifts and no replacement was named",
     # points mall
     "GIFT_NOT_FOUND": "no gift with that id (or not listed for this caller)",

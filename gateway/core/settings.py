@@ -52,6 +52,14 @@ class Settings(BaseSettings, HardeningSettings):
     )
     job_batch_size: int = Field(default=500, ge=1, description="Member ids a scheduled job reads per batch.")
     job_concurrency: int = Field(default=4, ge=1, description="Members a scheduled job settles at once.")
+    segment_grant_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often a gateway looks for segment grant jobs (one replica runs them)."
+    )
+    segment_grant_approval_threshold_points: int = Field(
+        default=100_000,
+        ge=0,
+        description="A segment grant moving more points than this in all waits for a second person's approval.",
+    )
     subscriber_queue_size: int = Field(
         default=256,
         ge=1,
@@ -90,6 +98,20 @@ class Settings(BaseSettings, HardeningSettings):
     )
     checkout_hold_minutes: float = Field(
         default=30.0, gt=0, description="Points deducted at checkout stay on hold this long, then are released."
+    )
+    support_grant_limit_points: int = Field(
+        default=1_000, ge=0, description="Support staff: the most points one hand grant may move (|points| × members)."
+    )
+    support_daily_grant_limit_points: int = Field(
+        default=10_000, ge=0, description="Support staff: the points one agent may move by hand in a local day."
+    )
+    grant_approval_threshold_points: int = Field(
+        default=100_000,
+        ge=0,
+        description="A hand grant moving more points than this waits for a second admin's approval (two-person rule).",
+    )
+    grant_request_ttl_hours: float = Field(
+        default=72.0, gt=0, description="A grant request not approved or rejected within this expires."
     )
     payment_timeout_minutes: float = Field(
         default=30.0, gt=0, description="A points + cash redemption not paid within this is cancelled."

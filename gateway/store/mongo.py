@@ -37,6 +37,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("search.name", ASCENDING)]),
         IndexModel([("search.phone", ASCENDING)], sparse=True),
     ],
+    "grantRequests": [
+        IndexModel([("status", ASCENDING), ("requestedAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("requestedBy.subject", ASCENDING), ("requestedAt", DESCENDING)]),
+        IndexModel([("memberIds", ASCENDING), ("requestedAt", DESCENDING)]),
+    ],
     "adminAudit": [
         IndexModel([("action", ASCENDING), ("seq", DESCENDING)]),
         IndexModel([("actor", ASCENDING), ("seq", DESCENDING)]),
@@ -110,6 +115,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberId", ASCENDING), ("createdAt", DESCENDING)]),
     ],
     "campaigns": [IndexModel([("endsAt", ASCENDING), ("startsAt", ASCENDING)])],
+    "segment_grants": [
+        IndexModel([("createdBy", ASCENDING), ("idempotencyKey", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING), ("_id", ASCENDING)]),
+    ],
+    "segment_grant_targets": [IndexModel([("jobId", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)])],
     "analytics_daily": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
     "analytics_monthly": [IndexModel([("shape", ASCENDING), ("day", ASCENDING)])],
 }

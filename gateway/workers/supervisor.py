@@ -64,6 +64,7 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
     from gateway.workers.holds import holds_worker
     from gateway.workers.member_segments import member_segments_worker
     from gateway.workers.notifications import notification_worker
+    from gateway.workers.segment_grants import segment_grant_worker
 
     found: list[tuple[str, Worker]] = [
         ("points-expiry", expiry_worker),
@@ -72,6 +73,7 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
         ("notifications", notification_worker),
         ("tier-reevaluation", tier_reevaluation_worker),
         ("member-segments", member_segments_worker),
+        ("segment-grants", segment_grant_worker),
     ]
     if services.settings.kafka_bootstrap_servers:
         from gateway.workers.partner_consumer import partner_events_worker

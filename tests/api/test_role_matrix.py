@@ -247,6 +247,24 @@ CAMPAIGN_INPUT = (
 )
 
 
+async def _waiting_segment_grant(world: World, caller: str) -> dict[str, Any]:
+    """A segment grant by someone else, waiting for a second person's approval."""
+    from gateway.domain.member_search import MemberFilter
+
+    grants = world.services.segment_grants
+    job = await grants.start(Principal(Role.MARKETING, "setup"), MemberFilter(), 5, "matrix", world.key(caller))
+    threshold, grants.approval_threshold = grants.approval_threshold, 0
+    try:
+        await grants.run_job(str(job["_id"]))
+    finally:
+        grants.approval_threshold = threshold
+    return {"id": str(job["_id"])}
+
+
+async def _segment_grant_input(world: World, caller: str) -> dict[str, Any]:
+    return {"i": {"points": 5, "reason": "matrix", "idempotencyKey": world.key(caller), "filter": {"tiers": ["VIP"]}}}
+
+
 async def _held_checkout(world: World, caller: str) -> dict[str, Any]:
     order = world.key(caller)
     await world.gql.ok(
@@ -308,6 +326,14 @@ async def _refund(world: World, caller: str) -> dict[str, Any]:
         token=world.admin,
     )
     return {"input": {"memberId": world.alice, "orderId": order, "amount": 10_000, "idempotencyKey": order + "-r"}}
+
+
+async def _grant_request(world: World, caller: str) -> dict[str, Any]:
+    """A pending grant request filed by another admin (nobody approves their own)."""
+    filed = await world.services.grants.grant(
+        Principal(Role.ADMIN, "requester"), [world.alice], 100_001, "matrix", world.key(caller)
+    )
+    return {"id": filed["requestId"]}
 
 
 async def _check_in(world: World, caller: str) -> dict[str, Any]:
@@ -633,6 +659,21 @@ MATRIX: dict[str, Row] = {
             }
         ),
     ),
+    # ---- grant requests (two-person rule)
+    "Query.grantRequests": Row(
+        "{ grantRequests(first: 5) { edges { node { id } } } }", needs(P.GRANTS_APPROVE, P.POINTS_ADJUST)
+    ),
+    "Query.grantRequest": Row(
+        "query($id: ID!) { grantRequest(id: $id) { id } }", needs(P.GRANTS_APPROVE, P.POINTS_ADJUST), _grant_request
+    ),
+    "Mutation.approveGrantRequest": Row(
+        "mutation($id: ID!) { approveGrantRequest(id: $id) { status } }", needs(P.GRANTS_APPROVE), _grant_request
+    ),
+    "Mutation.rejectGrantRequest": Row(
+        'mutation($id: ID!) { rejectGrantRequest(id: $id, reason: "no") { status } }',
+        needs(P.GRANTS_APPROVE),
+        _grant_request,
+    ),
     # ---- operator analytics (docs/analytics.md)
     "Query.pointsAnalytics": Row(
         'query { pointsAnalytics(from: "2026-01-01", to: "2026-03-31") { totals { issued } } }', needs(P.ANALYTICS_READ)
@@ -682,6 +723,32 @@ MATRIX: dict[str, Row] = {
         'mutation($id: ID!) { cancelCampaign(id: $id, reason: "test") { id } }',
         needs(P.CAMPAIGNS_MANAGE),
         _fresh_campaign,
+    ),
+    "Query.segmentGrantPreview": Row(
+        "{ segmentGrantPreview(points: 5) { members } }", needs(P.CAMPAIGNS_MANAGE)
+    ),
+    "Query.segmentGrant": Row(
+        "query($id: ID!) { segmentGrant(id: $id) { status } }",
+        needs(P.CAMPAIGNS_MANAGE, P.GRANTS_APPROVE),
+        _waiting_segment_grant,
+    ),
+    "Query.segmentGrants": Row(
+        "{ segmentGrants(first: 5) { edges { node { id } } } }", needs(P.CAMPAIGNS_MANAGE, P.GRANTS_APPROVE)
+    ),
+    "Mutation.startSegmentGrant": Row(
+        "mutation($i: SegmentGrantInput!) { startSegmentGrant(input: $i) { id } }",
+        needs(P.CAMPAIGNS_MANAGE),
+        _segment_grant_input,
+    ),
+    "Mutation.approveSegmentGrant": Row(
+        "mutation($id: ID!) { approveSegmentGrant(id: $id) { status } }",
+        needs(P.GRANTS_APPROVE),
+        _waiting_segment_grant,
+    ),
+    "Mutation.cancelSegmentGrant": Row(
+        'mutation($id: ID!) { cancelSegmentGrant(id: $id, reason: "matrix") { status } }',
+        needs(P.CAMPAIGNS_MANAGE, P.GRANTS_APPROVE),
+        _waiting_segment_grant,
     ),
     # ---- subscriptions
     "Subscription.balanceChanged": Row(

@@ -412,3 +412,41 @@ async def test_backup_then_verified_restore_into_an_empty_database_audits_clean(
     corrupt = operator("restore", str(backup_dir), database=other)
     assert corrupt.returncode == 2 and "ledger.bson does not match its checksum" in corrupt.stderr
     assert await client[other].members.count_documents({}) == 0, "nothing is written from a damaged backup"
+
+
+async def test_segment_grant_dry_run_start_and_resume_from_the_command_line(operator: Operator, mongo: Any) -> None:
+    db = db_of(mongo)
+    rows = "".join(f"vip-{i:03d},Gold {i}\n" for i in range(40)) + "pl-1,Plain One\n"
+    assert operator("import", "members", str(operator.file("m.csv", "id,display_name\n" + rows))).returncode == 0
+
+    dry = operator("segment-grant", "preview", "--points", "20", "--name", "gold")
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: 40 members × 20 points = 800 points" in dry.stdout
+    assert await db.segment_grants.count_documents({}) == 0
+
+    bad = operator("segment-grant", "preview", "--points", "20", "--phone", "12")
+    assert bad.returncode == 2 and "phone" in bad.stderr
+
+    queued = operator(
+        "segment-grant", "start", "--points", "20", "--reason", "Thanks", "--key", "k1", "--name", "gold", "--no-run"
+    )
+    assert queued.returncode == 0, queued.stderr
+    job = await db.segment_grants.find_one({})
+    assert job["status"] == "PREPARING" and job["createdBy"] == "cli:cli"
+    job_id = str(job["_id"])
+    assert f"segment grant {job_id}: PREPARING" in queued.stdout
+
+    done = operator("segment-grant", "run", job_id)
+    assert done.returncode == 0, done.stderr
+    assert f"segment grant {job_id}: COMPLETED, 20 points each, 40 granted, 0 skipped of 40" in done.stdout
+    grants = await db.ledger.count_documents({"source.type": "SEGMENT_GRANT", "source.id": job_id})
+    assert grants == 40
+    again = operator(
+        "segment-grant", "start", "--points", "20", "--reason", "Thanks", "--key", "k1", "--name", "gold"
+    )
+    assert again.returncode == 0 and "already started with this key" in again.stderr
+    assert await db.ledger.count_documents({"source.type": "SEGMENT_GRANT"}) == 40
+    status = operator("segment-grant", "status", job_id)
+    assert "COMPLETED" in status.stdout
+    entries = await db.adminAudit.find({"targetKind": "segmentGrant"}).to_list()
+    assert [e["details"]["event"] for e in entries] == ["created"]
