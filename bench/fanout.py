@@ -4,9 +4,11 @@ Gateway path: a ledger entry is committed to MongoDB; the gateway's single chang
 watcher publishes it to the hub; every ``pointsActivity`` subscription (graphql-transport-ws)
 executes and sends it. Baseline: a bare Starlette WebSocket endpoint that sends the very
 same text frame to every connection when asked over HTTP. Both servers run as separate
-processes (uvicorn, one worker); the clients run here. Latency is trigger → arrival at the
-client (time.monotonic is system-wide); memory per subscriber is the server's RSS growth
-divided by N.
+processes (uvicorn, one worker, production settings for the gateway); the subscribers are
+bare asyncio protocols spread over ``--client-processes`` processes (bench/ws_clients.py), so
+that at 5,000 the clients' own frame parsing is not what is measured. Latency is trigger →
+arrival at the client (time.monotonic is system-wide); memory per subscriber is the server's
+RSS growth divided by N. The open-files limit is raised to the hard limit.
 
     .venv/bin/python -m bench.fanout                # N = 1000 and 5000
     .venv/bin/python -m bench.fanout --counts 200   # quick
@@ -30,8 +32,8 @@ from typing import Any
 
 import httpx
 from bson import ObjectId
-from websockets.asyncio.client import ClientConnection, connect
 
+from bench.ws_clients import ClientPool, raise_open_files_limit
 from gateway.core.auth import Role, mint_token
 from gateway.store.embedded_mongod import EmbeddedMongo, free_port
 from gateway.store.mongo import Database, create_client
@@ -41,7 +43,7 @@ QUERY = "subscription { pointsActivity { id kind points availableDelta pendingDe
 ROUNDS = 5
 PROFILE = ""  # --profile FILE: run the gateway under cProfile
 SPY = ""  # --spy FILE: py-spy the gateway during the broadcast rounds only (pip install py-spy)
-CONNECT_CONCURRENCY = 100
+CLIENT_PROCESSES = 4
 
 BASELINE_APP = """
 import asyncio
@@ -100,68 +102,9 @@ async def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-class Clients:
-    """N connections; each records the monotonic arrival time of every message."""
-
-    def __init__(self) -> None:
-        self.connections: list[ClientConnection] = []
-        self.arrivals: list[list[float]] = []
-        self.readers: list[asyncio.Task[None]] = []
-        self.first_message: str | None = None
-
-    async def open(self, url: str, n: int, handshake: Any) -> None:
-        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-        async def one(i: int) -> None:
-            async with limit:
-                conn = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None, ping_interval=None)
-                await handshake(conn)
-                self.connections.append(conn)
-                arrivals: list[float] = []
-                self.arrivals.append(arrivals)
-                self.readers.append(asyncio.create_task(self._read(conn, arrivals)))
-
-        await asyncio.gather(*(one(i) for i in range(n)))
-
-    async def _read(self, conn: ClientConnection, arrivals: list[float]) -> None:
-        try:
-            async for message in conn:
-                arrivals.append(time.monotonic())
-                if self.first_message is None:
-                    self.first_message = str(message)
-        except Exception:
-            pass
-
-    async def settled(self, quiet: float = 1.0) -> list[int]:
-        """Per-client message counts once nothing has arrived for ``quiet`` seconds."""
-        counts = [len(a) for a in self.arrivals]
-        while True:
-            await asyncio.sleep(quiet)
-            now = [len(a) for a in self.arrivals]
-            if now == counts:
-                return now
-            counts = now
-
-    async def wait_round(self, count: int, timeout: float = 120) -> None:
-        await self.wait_counts([count] * len(self.arrivals), timeout)
-
-    async def wait_counts(self, counts: list[int], timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while any(len(a) < c for a, c in zip(self.arrivals, counts, strict=True)):
-            if time.monotonic() > deadline:
-                missing = sum(1 for a, c in zip(self.arrivals, counts, strict=True) if len(a) < c)
-                raise RuntimeError(f"{missing} subscribers did not receive an event")
-            await asyncio.sleep(0.02)
-
-    async def close(self) -> None:
-        for task in self.readers:
-            task.cancel()
-        await asyncio.gather(*(c.close() for c in self.connections), return_exceptions=True)
-
-
-def latencies(clients: Clients, starts: list[float]) -> list[float]:
+def latencies(arrivals: list[list[float]], starts: list[float]) -> list[float]:
     """Milliseconds from each round's trigger to each arrival; round 0 (warm-up) excluded."""
-    return [(a[r] - starts[r]) * 1000 for a in clients.arrivals for r in range(1, len(starts))]
+    return [(a[r] - starts[r]) * 1000 for a in arrivals for r in range(1, len(starts))]
 
 
 def ledger_doc(seq: int) -> dict[str, Any]:
@@ -193,6 +136,9 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         "LOYALTY_PORT": str(port),
         "LOYALTY_DATA_DIR": str(workdir),
         "LOYALTY_SUBSCRIBER_QUEUE_SIZE": "256",
+        "LOYALTY_ENVIRONMENT": "production",
+        # one dashboard principal opens every subscription: its subscribe budget must not refuse them
+        "LOYALTY_RATE_LIMIT_DASHBOARD": "1000000000",
     }
     profile = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
     server = subprocess.Popen(
@@ -203,23 +149,20 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
     )
     client = create_client(mongo_uri)
     db = Database(client, database)
-    clients = Clients()
+    clients = ClientPool(CLIENT_PROCESSES)
     try:
         await wait_http(f"http://127.0.0.1:{port}/readyz")
         rss_before = rss_kib(server.pid)
         token = mint_token(SECRET, role=Role.DASHBOARD, subject="bench", now=datetime.now(UTC), ttl=timedelta(hours=1))
-
-        async def handshake(conn: ClientConnection) -> None:
-            await conn.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-            ack = json.loads(await conn.recv())
-            assert ack["type"] == "connection_ack", ack
-            await conn.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": QUERY}}))
-
-        await clients.open(f"ws://127.0.0.1:{port}/graphql", n, handshake)
+        handshake = [
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}).encode(),
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": QUERY}}).encode(),
+        ]
+        await clients.open("127.0.0.1", port, "/graphql", n, handshake, "graphql-transport-ws")
         # Warm-up: events until every subscription has seen one (so all are registered), then
         # one more that every subscriber receives; its arrival is round 0.
         seq = 0
-        while not all(clients.arrivals):
+        while not all(await clients.counts()):
             seq += 1
             await db.ledger.insert_one(ledger_doc(seq))
             await asyncio.sleep(0.2)
@@ -227,21 +170,21 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         starts = [time.monotonic()]
         await db.ledger.insert_one(ledger_doc(seq + 1))
         await clients.wait_counts([c + 1 for c in seen])
-        for a in clients.arrivals:
-            del a[:-1]
+        await clients.trim()
         spy = start_spy(server.pid) if SPY else None
         for r in range(1, ROUNDS + 1):
             starts.append(time.monotonic())
             await db.ledger.insert_one(ledger_doc(seq + 1 + r))
-            await clients.wait_round(r + 1)
+            await clients.wait_counts(r + 1)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         rss_after = rss_kib(server.pid)
+        arrivals, first = await clients.arrivals()
         return {
-            "latency": latencies(clients, starts),
+            "latency": latencies(arrivals, starts),
             "rss_per_sub_kib": (rss_after - rss_before) / n,
-            "payload": clients.first_message,
+            "payload": first.decode() if first else None,
         }
     finally:
         await clients.close()
@@ -269,23 +212,20 @@ async def run_baseline(n: int, payload: str, workdir: Path) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    clients = Clients()
+    clients = ClientPool(CLIENT_PROCESSES)
     try:
         await wait_http(f"http://127.0.0.1:{port}/missing")
         rss_before = rss_kib(server.pid)
-
-        async def handshake(conn: ClientConnection) -> None:
-            return None
-
-        await clients.open(f"ws://127.0.0.1:{port}/ws", n, handshake)
+        await clients.open("127.0.0.1", port, "/ws", n, [])
         starts: list[float] = []
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             for r in range(ROUNDS + 1):
                 starts.append(time.monotonic())
                 await http.post("/broadcast", content=payload)
-                await clients.wait_round(r + 1)
+                await clients.wait_counts(r + 1)
         rss_after = rss_kib(server.pid)
-        return {"latency": latencies(clients, starts), "rss_per_sub_kib": (rss_after - rss_before) / n}
+        arrivals, _ = await clients.arrivals()
+        return {"latency": latencies(arrivals, starts), "rss_per_sub_kib": (rss_after - rss_before) / n}
     finally:
         await clients.close()
         server.terminate()
@@ -298,6 +238,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def main(counts: list[int]) -> None:
+    print(f"open-files limit {raise_open_files_limit()}, {CLIENT_PROCESSES} client processes")
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
         uri = await mongo.start()
@@ -331,7 +272,9 @@ if __name__ == "__main__":
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--profile", default="", help="write a cProfile of the gateway process here")
     parser.add_argument("--spy", default="", help="write a py-spy profile (raw) of the gateway's broadcast rounds here")
+    parser.add_argument("--client-processes", type=int, default=CLIENT_PROCESSES)
     args = parser.parse_args()
     PROFILE = args.profile
     SPY = args.spy
+    CLIENT_PROCESSES = args.client_processes
     asyncio.run(main(args.counts))

@@ -10,6 +10,7 @@ operation has its own idempotency key and its own member, so what is measured is
 work of one write, not contention.
 
     .venv/bin/python -m bench.ledger_writes [--ops 300] [--concurrency 16]
+    .venv/bin/python -m bench.ledger_writes --trace   # also print each path's commands, in order
 """
 
 from __future__ import annotations
@@ -57,9 +58,13 @@ Op = Callable[[int], Awaitable[Any]]
 class Counter(CommandListener):
     def __init__(self) -> None:
         self.count = 0
+        self.trace: list[str] | None = None  # when set, "command collection" of each command
 
     def started(self, event: CommandStartedEvent) -> None:
         self.count += 1
+        if self.trace is not None:
+            target = event.command.get(event.command_name)
+            self.trace.append(f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
 
     def succeeded(self, event: Any) -> None:
         pass
@@ -240,7 +245,16 @@ async def rate(op: Op, ops: int, concurrency: int, offset: int) -> float:
     return ops / (time.perf_counter() - started)
 
 
-async def main(ops: int, concurrency: int) -> None:
+async def traced(op: Op, counter: Counter, i: int) -> str:
+    counter.trace = []
+    try:
+        await op(i)
+        return ", ".join(counter.trace)
+    finally:
+        counter.trace = None
+
+
+async def main(ops: int, concurrency: int, trace: bool = False) -> None:
     members = COUNTED + ops
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
@@ -260,6 +274,11 @@ async def main(ops: int, concurrency: int) -> None:
                 gateway = gateway_ops(services, gift_id, "g")[name]
                 bare = bare_ops(bare_db, bare_gift_id, "b")[name]
                 trips = (await round_trips(gateway, counter, 0), await round_trips(bare, counter, 0))
+                if trace:  # a run of its own ("t"), so no key or order id repeats a measured one
+                    traced_gw = gateway_ops(services, gift_id, "t")[name]
+                    traced_bare = bare_ops(bare_db, bare_gift_id, "t")[name]
+                    print(f"{name}, gateway: {await traced(traced_gw, counter, 0)}")
+                    print(f"{name}, bare:    {await traced(traced_bare, counter, 0)}")
                 # alternate the two paths over two halves, so drifting load hits both alike
                 half = ops // 2
                 g1 = await rate(gateway, half, concurrency, COUNTED)
@@ -282,5 +301,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--trace", action="store_true", help="print the commands of one operation per path")
     args = parser.parse_args()
-    asyncio.run(main(args.ops, args.concurrency))
+    asyncio.run(main(args.ops, args.concurrency, args.trace))

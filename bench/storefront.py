@@ -150,7 +150,7 @@ def requests_for(port: int, token: str) -> dict[str, bytes]:
     }
 
 
-async def main(rounds: int, seconds: float, connections: int, profile: str) -> int:
+async def main(rounds: int, seconds: float, connections: int, profile: str, profile_page: str = "storefront") -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mongo = EmbeddedMongo(work / "mongo")
@@ -166,6 +166,10 @@ async def main(rounds: int, seconds: float, connections: int, profile: str) -> i
                 "LOYALTY_ENVIRONMENT": "production",
                 "LOYALTY_PORT": str(gw_port),
                 "LOYALTY_DATA_DIR": str(work),
+                # One member and one address send all the load: the limiter still counts every
+                # request (its cost is measured), but its per-window budgets must not refuse them.
+                "LOYALTY_RATE_LIMIT_MEMBER": "1000000000",
+                "LOYALTY_RATE_LIMIT_ANONYMOUS": "1000000000",
             }
             bare_env = {"BENCH_MONGODB_URI": uri, "BENCH_DATABASE": DATABASE, "BENCH_JWT_SECRET": SECRET}
             gateway_argv = [sys.executable, "-m", "gateway.cli", "serve"]
@@ -194,7 +198,7 @@ async def main(rounds: int, seconds: float, connections: int, profile: str) -> i
                 for r in range(rounds):
                     for page in ("storefront", "tiers"):
                         for side, port in ports.items():
-                            if profile and r == 0 and side == "gateway" and page == "storefront":
+                            if profile and r == 0 and side == "gateway" and page == profile_page:
                                 spy = start_profile(gateway_process.pid, profile, seconds)
                             result = await loadgen.run(
                                 HOST, port, reqs[side][page], connections=connections, requests=100_000, seconds=seconds
@@ -232,7 +236,9 @@ def start_profile(pid: int, out: str, seconds: float) -> subprocess.Popen[bytes]
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     Path(out).mkdir(parents=True, exist_ok=True)
     argv = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--nonblocking"]
-    raw = subprocess.Popen([*argv, "--format", "raw", "--output", f"{out}/storefront.txt"], stdout=subprocess.DEVNULL)
+    raw = subprocess.Popen(
+        [*argv, "--rate", "250", "--format", "raw", "--output", f"{out}/storefront.txt"], stdout=subprocess.DEVNULL
+    )
     return raw
 
 
@@ -299,9 +305,10 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--profile", default="", help="directory for a py-spy flame graph of the gateway")
+    parser.add_argument("--profile-page", default="storefront", choices=["storefront", "tiers"])
     args = parser.parse_args()
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    sys.exit(asyncio.run(main(args.rounds, args.seconds, args.connections, args.profile)))
+    sys.exit(asyncio.run(main(args.rounds, args.seconds, args.connections, args.profile, args.profile_page)))

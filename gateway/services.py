@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gateway.features.grants import Grants
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
+    from gateway.features.member_accounts import MemberAccounts
     from gateway.features.member_segments import MemberSegments
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
@@ -63,6 +64,14 @@ class Services:
         from gateway.features.admin_audit import AdminAudit
 
         return AdminAudit(self.db, self.clock)
+
+    @cached_property
+    def member_accounts(self) -> MemberAccounts:
+        from gateway.features.member_accounts import MemberAccounts
+
+        return MemberAccounts(
+            self.db, self.clock, self.ledger, self.members, self.admin_audit, self.deductions, self.redemptions
+        )
 
     @cached_property
     def grants(self) -> Grants:

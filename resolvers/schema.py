@@ -15,6 +15,7 @@ from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
+from resolvers.extension_runner import CachedHookRunner
 from resolvers.extensions import (
     GuardedParserCache,
     GuardedValidationCache,
@@ -25,6 +26,7 @@ from resolvers.extensions import (
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.grants import GrantRequestMutation, GrantRequestQuery
 from resolvers.input_guard import InputTextGuard
+from resolvers.member_accounts import MemberAccountMutation
 from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
@@ -63,6 +65,7 @@ MUTATIONS: tuple[type, ...] = (
     AnalyticsMutation,
     GrantRequestMutation,
     MemberSearchMutation,
+    MemberAccountMutation,
     CampaignMutation,
     SegmentGrantMutation,
 )
@@ -76,6 +79,9 @@ DOCUMENT_CACHE_SIZE = 512
 class GatewaySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_unexpected(errors)
+
+    def create_extensions_runner(self, execution_context: Any, extensions: list[Any]) -> CachedHookRunner:
+        return CachedHookRunner(execution_context=execution_context, extensions=extensions)
 
     def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
         """Strawberry's, behind the checks of resolvers/federation.py (count, __typename, key types)."""

@@ -21,6 +21,9 @@ CODES: dict[str, str] = {
     "CONFLICT": "an admin edit named a version (expectedVersion) that is no longer current; reload and retry",
     # members and points
     "MEMBER_NOT_FOUND": "no member with that id",
+    "MEMBER_FROZEN": "the member's account is frozen by the operator: it neither earns nor spends points",
+    "MEMBER_CLOSED": "the member's account was closed (personal data erased): it neither earns nor spends points",
+    "ACCOUNT_BUSY": "the member has holds in flight or orders not yet final; settle them first (freeze, erasure)",
     "INSUFFICIENT_POINTS": "not enough available points",
     "ALREADY_CHECKED_IN": "the member already checked in today",
     "EARN_CAP_REACHED": "the earning rule's cap for the period is reached",

@@ -9,6 +9,8 @@ gateway/features/purchases.py, where the real order amount is known.
 
 from __future__ import annotations
 
+import functools
+
 from gateway.core.auth import Principal
 from gateway.core.errors import BadInput, DomainError, NotFound, quote
 from gateway.domain import earning as rules
@@ -21,6 +23,12 @@ from gateway.store import deductions
 from gateway.store.mongo import Document
 
 CHECKOUT = "CHECKOUT"  # the purpose of a hold made by a deduction at checkout
+
+
+class _OrderHasRecord(DomainError):
+    """The order already has a deduction record (found by its unique index): decide it by reading it."""
+
+    code = "ALREADY_DEDUCTED"
 
 
 class CheckoutDeductions:
@@ -48,13 +56,15 @@ class CheckoutDeductions:
             points=points,
         )
 
-        async def work(tx: LedgerTx) -> Document:
+        async def work(tx: LedgerTx, *, look_first: bool) -> Document:
             try:
                 value = rules.deduction(points, order_amount, tx.program.deduction)
             except ValueError as exc:
                 raise BadInput(str(exc), field="points") from None
             await tx.member(member_id)
-            existing = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
+            existing = None
+            if look_first:
+                existing = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
             if existing is not None and existing.get("status", HoldStatus.POSTED) != HoldStatus.VOIDED:
                 raise DomainError(
                     f"Points were already deducted on order {quote(order_id)}",
@@ -86,6 +96,8 @@ class CheckoutDeductions:
             else:
                 saved = await deductions.reopen(tx.db, existing, deduction, session=tx.session)
             if not saved:
+                if not look_first:
+                    raise _OrderHasRecord("Points were already deducted on this order")
                 raise DomainError("Points were already deducted on this order", code="ALREADY_DEDUCTED")
             return {
                 "memberId": member_id,
@@ -97,7 +109,15 @@ class CheckoutDeductions:
                 "entryIds": [hold["holdEntryId"]],
             }
 
-        return await self.ledger.transact(work, idempotency=idem)
+        # The order's unique index on deductions says whether it already has a record, so the first
+        # attempt does not look for one: a new order (nearly every checkout) saves that read. Any
+        # refusal (the order has a record: deducted already or voided and retried; too few
+        # points; a replay of the key...) is decided again by the checked path, so the answer and
+        # which refusal comes first are exactly what they were.
+        try:
+            return await self.ledger.transact(functools.partial(work, look_first=False), idempotency=idem)
+        except DomainError:
+            return await self.ledger.transact(functools.partial(work, look_first=True), idempotency=idem)
 
     async def cancel(self, principal: Principal, member_id: str, order_id: str) -> Document:
         """Release the points held for an abandoned checkout; repeating it is harmless."""
@@ -130,6 +150,13 @@ class CheckoutDeductions:
             return bool((await self.ledger.transact(work))["voided"])
         except DomainError:  # posted meanwhile
             return False
+
+    async def void_checkout_hold(self, tx: LedgerTx, hold: Document, reason: str) -> bool:
+        """Release a checkout hold inside the caller's transaction (a freeze); False if already settled."""
+        deduction = await deductions.for_hold(tx.db, hold["_id"], session=tx.session)
+        if deduction is None:
+            raise LookupError(f"checkout hold {hold['_id']!r} has no deduction")
+        return await self._void(tx, deduction, reason) is not None
 
     async def _void(self, tx: LedgerTx, deduction: Document, reason: str) -> Document | None:
         entry = await tx.void_hold(

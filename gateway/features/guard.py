@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -37,8 +38,12 @@ class Refusal:
 class RateLimiter:
     """Fixed windows counted in MongoDB, so every replica sees the same count.
 
-    One atomic upsert per request. Failed credentials count per client address against a
-    much smaller budget; once an address is over it, this replica refuses its credentialed
+    One atomic upsert per request, except that hits of one key arriving while that key's upsert
+    is in flight wait for it and then go together in the next one, adding their number at once
+    (group commit): each hit still gets its exact place in the window's count, as if they had
+    gone one by one, and a key under a burst (one partner, many users behind one address) costs
+    one round trip per flight instead of one per request. Failed credentials count per client
+    address against a much smaller budget; once an address is over it, this replica refuses its credentialed
     requests before checking them (so a credential-stuffing client learns nothing) until the
     window ends. Other replicas learn it at that address's next failure there.
     """
@@ -48,6 +53,9 @@ class RateLimiter:
         self.clock = clock
         self.limits = limits
         self._blocked: dict[str, datetime] = {}
+        self._waiting: dict[tuple[str, datetime], _Group] = {}  # hits not sent yet, by key and window
+        self._sending: set[tuple[str, datetime]] = set()  # keys with an upsert in flight
+        self._senders: set[asyncio.Task[None]] = set()
 
     def _window(self) -> tuple[datetime, datetime, datetime]:
         now = self.clock.now()
@@ -62,13 +70,48 @@ class RateLimiter:
         """Count one request of ``subject`` (a member id, partner id, address...) of caller ``kind``."""
         limit = self.limits.for_kind(kind)
         now, start, end = self._window()
-        count = await self._count(f"{kind}:{subject}", start, end)
+        count = await self._grouped_count(f"{kind}:{subject}", start, end)
         return self._refusal(now, end, limit, kind) if count > limit else None
 
-    async def _count(self, key: str, start: datetime, end: datetime) -> int:
-        """The window's count after this hit; 0 when MongoDB cannot count (fail open, logged)."""
+    async def _grouped_count(self, key: str, start: datetime, end: datetime) -> int:
+        """This hit's place in the window's count, its upsert shared with the hits of the same flight."""
+        slot = (key, start)
+        group = self._waiting.get(slot)
+        if group is None:
+            group = self._waiting[slot] = _Group(asyncio.get_running_loop().create_future())
+        if slot not in self._sending:
+            self._sending.add(slot)
+            sender = asyncio.create_task(self._send(slot, end))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        group.hits += 1
+        place = group.hits
+        total = await asyncio.shield(group.done)  # one caller going away must not cancel the others' count
+        return 0 if total == 0 else total - group.hits + place
+
+    async def _send(self, slot: tuple[str, datetime], end: datetime) -> None:
+        """Send the waiting hits of ``slot``, one upsert at a time, until none are waiting."""
+        key, start = slot
+        group = None
         try:
-            return await count_hit(self.db, key, start, end + timedelta(seconds=5))
+            while (group := self._waiting.pop(slot, None)) is not None:
+                try:
+                    total = await self._count(key, start, end, group.hits)
+                except Exception as exc:
+                    group.done.set_exception(exc)
+                else:
+                    group.done.set_result(total)
+        finally:
+            self._sending.discard(slot)
+            # Cancelled mid-flight (the process stopping): nobody is left waiting for ever.
+            for left in (group, self._waiting.pop(slot, None)):
+                if left is not None and not left.done.done():
+                    left.done.cancel()
+
+    async def _count(self, key: str, start: datetime, end: datetime, hits: int = 1) -> int:
+        """The window's count after these hits; 0 when MongoDB cannot count (fail open, logged)."""
+        try:
+            return await count_hit(self.db, key, start, end + timedelta(seconds=5), hits)
         except PyMongoError as exc:
             log.warning("rate limit not counted (%s): %s", key.split(":")[0], type(exc).__name__)
             return 0
@@ -96,6 +139,16 @@ class RateLimiter:
         return (
             self._refusal(now, end, self.limits.failed_auth, "failed_auth") if count > self.limits.failed_auth else None
         )
+
+
+class _Group:
+    """Hits of one key and window that go to MongoDB in one upsert."""
+
+    __slots__ = ("done", "hits")
+
+    def __init__(self, done: asyncio.Future[int]) -> None:
+        self.done = done
+        self.hits = 0
 
 
 def sha256_hex(query: str) -> str:

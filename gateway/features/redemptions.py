@@ -110,6 +110,7 @@ class Redemptions:
     async def redeem(self, principal: Principal, request: RedeemRequest) -> Document:
         """Place an order; a replay of the same idempotency key returns the original order."""
         req = request.validated()
+        placed: Document = {}
 
         async def work(tx: LedgerTx) -> Document:
             # Take the stock first: the gift is the contended document, so a loser of the race
@@ -125,6 +126,7 @@ class Redemptions:
                 if gift is None:
                     raise gift_not_found(req.gift_id)
             member = await tx.member(req.member_id)
+            tx.refuse_inactive(member)  # a frozen member's order is refused as such, before any other reason
             rules = rules_of(gift)
             verdicts = await eligibilities(
                 tx.db, member, [gift], tx.program, tx.now, quantity=req.quantity, session=tx.session
@@ -182,6 +184,8 @@ class Redemptions:
                 )
                 order |= {"status": str(OrderStatus.PLACED), "spendEntryId": entry["_id"]}
             await orders.insert(tx.db, order, session=tx.session)
+            placed.clear()
+            placed.update(order)  # the last attempt's order is the one that commits
             return {"redemptionId": order_id}
 
         idempotency = Idempotency.for_caller(
@@ -194,7 +198,9 @@ class Redemptions:
             cashPaid=req.cash_paid,
         )
         result = await self.ledger.transact(work, idempotency=idempotency)
-        return await self.get(result["redemptionId"])
+        if result.get("replayed") or placed.get("_id") != result["redemptionId"]:
+            return await self.get(result["redemptionId"])  # a replay: the order as it stands now
+        return orders.as_stored(self.db, placed)  # just committed: the order in hand, not read again
 
     async def fulfil(self, order_id: str, *, carrier: str | None, tracking_number: str | None) -> Document:
         """Placed → fulfilled (shipped); anything else is INVALID_STATE."""
@@ -305,6 +311,15 @@ class Redemptions:
             return {"cancelled": True}
 
         return bool((await self.ledger.transact(work))["cancelled"])
+
+    async def cancel_unpaid_in(self, tx: LedgerTx, hold: Document, reason: str, by: str) -> bool:
+        """Cancel the unpaid order behind ``hold`` inside the caller's transaction (a freeze), as the
+        payment timeout would: points and stock return. False if the order is no longer unpaid."""
+        order = await orders.find(tx.db, hold["source"]["id"], session=tx.session)
+        if order is None or order["status"] != OrderStatus.AWAITING_PAYMENT or order.get("holdId") != hold["_id"]:
+            return False
+        await self._cancel(tx, order, reason, by)
+        return True
 
     async def _locked(self, tx: LedgerTx, order_id: str) -> Document:
         """The order, read after locking its member (every change of an order goes through it)."""

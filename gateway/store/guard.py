@@ -15,23 +15,23 @@ APQ_TTL = timedelta(days=7)
 PERSISTED_QUERIES = "persisted_queries"
 
 
-async def count_hit(db: Database, key: str, window_start: datetime, expires_at: datetime) -> int:
-    """Add one hit to ``key``'s fixed window and return the window's count (atomic across replicas)."""
+async def count_hit(db: Database, key: str, window_start: datetime, expires_at: datetime, hits: int = 1) -> int:
+    """Add ``hits`` to ``key``'s fixed window and return the window's count (atomic across replicas)."""
     window_id = f"{key}|{int(window_start.timestamp())}"
     for _ in range(2):  # two first hits racing on a new window: one upsert loses with a duplicate key
         try:
             doc = await db[RATE_LIMITS].find_one_and_update(
                 {"_id": window_id},
-                {"$inc": {"count": 1}, "$setOnInsert": {"expiresAt": expires_at}},
+                {"$inc": {"count": hits}, "$setOnInsert": {"expiresAt": expires_at}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
                 projection={"count": 1},
             )
-            return int(doc["count"]) if doc else 1
+            return int(doc["count"]) if doc else hits
         except DuplicateKeyError:
             continue
     doc = await db[RATE_LIMITS].find_one({"_id": window_id}, {"count": 1})
-    return int(doc["count"]) if doc else 1
+    return int(doc["count"]) if doc else hits
 
 
 async def window_count(db: Database, key: str, window_start: datetime) -> int:

@@ -233,3 +233,18 @@ async def set_check_in(db: Database, member_id: str, last_day: str, streak: int,
     await db[MEMBERS].update_one(
         {"_id": member_id}, {"$set": {"checkIn": {"lastDay": last_day, "streak": streak}}}, session=session
     )
+
+
+async def set_status(
+    db: Database, member_id: str, status: str, fields: Document, *, unset: list[str] | None = None, session: Any = None
+) -> None:
+    """Write the account status (gateway/domain/member_status.py) with its details."""
+    update: Document = {"$set": {"status": status, **fields}}
+    if unset:
+        update["$unset"] = {name: "" for name in unset}
+    await db[MEMBERS].update_one({"_id": member_id}, update, session=session)
+
+
+async def erase_profile(db: Database, member_id: str, fields: Document, session: Any = None) -> None:
+    """Overwrite the personal fields of an erased member and drop its segment."""
+    await db[MEMBERS].update_one({"_id": member_id}, {"$set": fields, "$unset": {"rfm": ""}}, session=session)

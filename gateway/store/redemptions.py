@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import bson
+
 from gateway.store.mongo import Database, Document
 
 REDEMPTIONS = "redemptions"
@@ -21,6 +23,12 @@ async def member_of(db: Database, order_id: str, session: Any = None) -> str | N
 
 async def insert(db: Database, order: Document, session: Any = None) -> None:
     await db[REDEMPTIONS].insert_one(order, session=session)
+
+
+def as_stored(db: Database, order: Document) -> Document:
+    """``order`` exactly as reading it back would give it (a BSON round trip in memory: times to
+    the millisecond, the client's time zone handling), without reading it back."""
+    return bson.decode(bson.encode(order), codec_options=db.db.codec_options)
 
 
 async def transition(
@@ -43,6 +51,8 @@ async def page_for_member(db: Database, member_id: str, *, before: str | None, s
     if before is not None:
         query["_id"] = {"$lt": before}
     return await db[REDEMPTIONS].find(query).sort("_id", -1).limit(size).to_list()
+
+
 CANCELLED = "CANCELLED"
 
 
@@ -62,3 +72,8 @@ async def orders_since(
         session=session,
     )
     return await cursor.to_list()
+
+
+async def count_unfinished(db: Database, member_id: str, statuses: list[str], session: Any = None) -> int:
+    """How many of the member's orders are in one of ``statuses`` (not yet final)."""
+    return await db[REDEMPTIONS].count_documents({"memberId": member_id, "status": {"$in": statuses}}, session=session)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,43 @@ def encode_json(data: object) -> bytes:
     return orjson.dumps(data, default=str)
 
 
+class SharedPayloads:
+    """The encoded ``next`` payloads of the last few results, by the identity of their data.
+
+    A broadcast event's result is computed once and shared by every subscription with the same
+    document and audience (resolvers/shared_events.py): the very same ``data`` object reaches
+    each of them. Its JSON is encoded once here and only the subscription's own id is spliced
+    in, so N subscribers cost one encoding instead of N. The text is the one ``encode_json``
+    gives for the whole message (same keys in the same order). The cache holds its data objects,
+    so an identity cannot be reused by another object while it is cached.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._texts: OrderedDict[int, tuple[object, str]] = OrderedDict()
+
+    def message(self, message: Any) -> str | None:
+        """The text of a ``next`` message carrying only data; None for any other message."""
+        payload = message.get("payload") if message.get("type") == "next" else None
+        if not isinstance(payload, dict) or len(payload) != 1 or not isinstance(payload.get("data"), dict):
+            return None
+        if list(message) != ["id", "type", "payload"]:
+            return None
+        data = payload["data"]
+        cached = self._texts.get(id(data))
+        if cached is not None and cached[0] is data:
+            text = cached[1]
+        else:
+            text = encode_json(payload).decode()
+            self._texts[id(data)] = (data, text)
+            if len(self._texts) > self.size:
+                self._texts.popitem(last=False)
+        return f'{{"id":{encode_json(message["id"]).decode()},"type":"next","payload":{text}}}'
+
+
+SHARED_PAYLOADS = SharedPayloads()
+
+
 class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
     async def send_json(self, message: Any) -> None:
         """Once we closed a connection (slow subscriber, shutdown), its other operations'
@@ -109,7 +147,8 @@ class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
         if self.ws.application_state == WebSocketState.DISCONNECTED:
             return
         try:
-            await self.ws.send_text(encode_json(message).decode())
+            text = SHARED_PAYLOADS.message(message)
+            await self.ws.send_text(text if text is not None else encode_json(message).decode())
         except WebSocketDisconnect as exc:
             if self.ws.application_state != WebSocketState.DISCONNECTED:
                 raise WebSocketDisconnected from exc

@@ -35,6 +35,7 @@ from gateway.services import Services
 from resolvers.schema import schema
 from tests.conftest import GraphQLClient, token
 from tests.support.catalog_helpers import create_gift, member_with
+from tests.support.ledger_helpers import add_member
 from tests.support.partner_helpers import add_partner
 
 OK = "OK"
@@ -211,6 +212,19 @@ class Row:
     document: str
     expect: dict[str, str]
     variables: Variables = fixed()
+
+
+async def _fresh_member(world: World, caller: str) -> dict[str, Any]:
+    """A member of its own per attempt (freezing or erasing alice would change every other row)."""
+    member_id = world.key(f"fresh-{caller}")
+    await add_member(world.services, member_id)
+    return {"id": member_id}
+
+
+async def _frozen_member(world: World, caller: str) -> dict[str, Any]:
+    member = await _fresh_member(world, caller)
+    await world.services.member_accounts.freeze(Principal(Role.ADMIN, "setup"), member["id"], "matrix")
+    return member
 
 
 async def _alice(world: World, caller: str) -> dict[str, Any]:
@@ -470,6 +484,25 @@ MATRIX: dict[str, Row] = {
         _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
     ),
     "Mutation.refreshMemberSegments": Row("mutation { refreshMemberSegments { scored } }", needs(P.OPERATIONS)),
+    "Mutation.freezeMember": Row(
+        'mutation($id: ID!) { freezeMember(memberId: $id, reason: "fraud check") { status } }',
+        needs(P.MEMBERS_FREEZE),
+        _fresh_member,
+    ),
+    "Mutation.unfreezeMember": Row(
+        'mutation($id: ID!) { unfreezeMember(memberId: $id, reason: "cleared") { status } }',
+        needs(P.MEMBERS_FREEZE),
+        _frozen_member,
+    ),
+    "Mutation.exportMemberData": Row(
+        'mutation { exportMemberData(memberId: "alice", reason: "PIPL request 7") { memberId } }',
+        needs(P.MEMBERS_PRIVACY),
+    ),
+    "Mutation.eraseMemberData": Row(
+        'mutation($id: ID!) { eraseMemberData(memberId: $id, reason: "PIPL request 8") { forfeitedPoints } }',
+        needs(P.MEMBERS_PRIVACY),
+        _fresh_member,
+    ),
     "Mutation.updateProfile": Row(
         'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }',
         needs(P.SHOP_BACKEND, member_self=OK),
