@@ -1,8 +1,9 @@
 """Operator CSV imports: members, gifts and mass grants, row by row through the feature services.
 
 - Each row goes through the same service (and so the same validation) as the GraphQL API:
-  ``Members.register``, ``Catalog.create``, ``Engagement.grant`` (the ledger: balances are never
-  written here). A row that fails is reported with its line, code and reason; the others apply.
+  ``Members.register``, ``Catalog.create``, an operator grant (``grantPoints`` without its approval
+  step: the operator running the import answers for it; the ledger writes the balances). A row
+  that fails is reported with its line, code and reason; the others apply.
 - Idempotent per row: a member or gift whose id exists with the same fields is ``unchanged``; a
   grant carries an idempotency key derived from the batch and the row (``domain.imports``), so
   running a file again replays instead of granting twice.
@@ -26,14 +27,17 @@ from typing import TYPE_CHECKING, Any
 from pymongo.errors import PyMongoError
 
 from gateway.core.auth import Principal, Role
-from gateway.core.errors import DomainError
+from gateway.core.errors import BadInput, DomainError
 from gateway.domain.admin_audit import AuditAction
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
+from gateway.domain.grant_approval import GrantAsk, GrantInvalid
 from gateway.domain.imports import GiftRow, GrantRow, ImportKind, MemberRow, ParsedRow, fingerprint, parse
 from gateway.features.admin_audit import AdminAudit
 from gateway.features.catalog import GiftSpec, spec_of
+from gateway.features.grants import post_grant
 from gateway.features.members import Registration
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store.import_runs import load_run, save_run
 from gateway.store.program import load_program
 
@@ -43,9 +47,8 @@ if TYPE_CHECKING:
     from gateway.core.clock import Clock
     from gateway.domain.program import Program
     from gateway.features.catalog import Catalog
-    from gateway.features.engagement import Engagement
     from gateway.features.members import Members
-    from gateway.store.mongo import Database
+    from gateway.store.mongo import Database, Document
 
 CHECKPOINT_EVERY = 25
 ROW_ATTEMPTS = 3
@@ -145,7 +148,7 @@ class Importer:
         clock: Clock,
         members: Members,
         catalog: Catalog,
-        engagement: Engagement,
+        ledger: Ledger,
         audit: AdminAudit | None = None,
     ) -> None:
         self.audit = audit
@@ -153,7 +156,7 @@ class Importer:
         self.clock = clock
         self.members = members
         self.catalog = catalog
-        self.engagement = engagement
+        self.ledger = ledger
         self._dry_members: set[str] = set()
 
     async def run(
@@ -328,5 +331,20 @@ class Importer:
                     code="INSUFFICIENT_POINTS",
                 )
             return "would grant"
-        result = await self.engagement.grant(IMPORT_PRINCIPAL, [row.member_id], row.points, row.reason, key)
+        try:
+            ask = GrantAsk.parse([row.member_id], row.points, row.reason)
+        except GrantInvalid as exc:
+            raise BadInput(str(exc), field=exc.field) from None
+        # an operator grant: the operator who runs the import answers for it (no approval step)
+        idem = Idempotency.for_caller(
+            IMPORT_PRINCIPAL, key, "grantPoints", memberIds=sorted(ask.member_ids), points=ask.points, reason=ask.reason
+        )
+        kind = EntryKind.GRANT if ask.points > 0 else EntryKind.ADJUSTMENT
+        memo = Memo(kind, ask.reason, Source("OPERATOR", IMPORT_PRINCIPAL.subject))
+
+        async def work(tx: LedgerTx) -> Document:
+            entry_ids = await post_grant(tx, list(ask.member_ids), ask.points, memo)
+            return {"memberIds": list(ask.member_ids), "points": ask.points, "entryIds": entry_ids}
+
+        result = await self.ledger.transact(work, idempotency=idem)
         return "already granted" if result.get("replayed") else "granted"
