@@ -161,6 +161,12 @@ async def next_available_expiry(db: Database, gift_id: str, now: datetime) -> da
     return None if doc is None else doc["expiresAt"]
 
 
+async def delete_pool(db: Database, gift_id: str, session: Any) -> None:
+    """A never-redeemed virtual gift is deleted: its codes and batches go with it."""
+    await db[CODES].delete_many({"giftId": gift_id}, session=session)
+    await db[BATCHES].delete_many({"giftId": gift_id}, session=session)
+
+
 # -- batches -------------------------------------------------------------------------------------
 
 
