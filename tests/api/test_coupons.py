@@ -314,3 +314,34 @@ async def test_a_coupon_nobody_redeemed_is_deleted_with_its_pool_and_a_sold_one_
     alice = await member_with(services, "alice", points=1000)
     await redeem(gql, alice, "alice", sold["id"], "d")
     assert await gql.error_code(delete, {"id": sold["id"]}, token=admin) == "GIFT_HAS_REDEMPTIONS"
+
+
+async def test_a_members_coupons_for_their_own_export(gql, admin, services):
+    gift = await coupon_gift(gql, admin)
+    await import_codes(gql, admin, gift["id"], ["MINE-1", "MINE-2"])
+    alice = await member_with(services, "alice", points=1000)
+    order = (await redeem(gql, alice, "alice", gift["id"], "x", quantity=2))["data"]["redeemGift"]["id"]
+    mine = await services.coupons.member_codes("alice")
+    assert sorted(c["code"] for c in mine) == ["MINE-1", "MINE-2"]
+    assert {(c["redemptionId"], c["status"]) for c in mine} == {(order, "ISSUED")}
+    assert await services.coupons.member_codes("bob") == []
+
+
+async def test_merged_accounts_take_their_coupons_along(gql, admin, services, db):
+    """The store step a member merge runs in its transaction: the survivor holds the codes."""
+    from gateway.store import coupons as coupon_store
+
+    gift = await coupon_gift(gql, admin)
+    await import_codes(gql, admin, gift["id"], ["MERGE-1"])
+    dup = await member_with(services, "alice-dup", points=1000)
+    await redeem(gql, dup, "alice-dup", gift["id"], "m")
+    assert await db.transaction(lambda s: coupon_store.move_member(db, "alice-dup", "alice", s)) == 1
+    used = {"code": "MERGE-1", "ref": "shop-1"}
+    body = await gql.ok(
+        'mutation($code: String!, $ref: String!) { markCouponUsed(code: $code, memberId: "alice", reference: $ref) '
+        "{ reference } }",
+        used,
+        token=token(Role.PAYMENTS, "checkout"),
+    )
+    assert body["markCouponUsed"]["reference"] == "shop-1"
+    assert [c["code"] for c in await services.coupons.member_codes("alice")] == ["MERGE-1"]
