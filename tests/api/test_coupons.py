@@ -163,7 +163,8 @@ async def test_two_hundred_concurrent_redeemers_never_get_the_same_code(gql, adm
     assert await audit_all(db) == []
 
 
-async def test_cancel_in_the_window_returns_the_code_unless_it_was_used(gql, admin, services, clock):
+async def test_cancel_in_the_window_returns_the_code_unless_it_was_used(gql, admin, services, clock, caplog):
+    caplog.set_level(logging.DEBUG)
     gift = await coupon_gift(gql, admin, cancelWindowMinutes=60)
     await import_codes(gql, admin, gift["id"], ["ONLY-ONE"])
     alice = await member_with(services, "alice", points=1000)
@@ -204,6 +205,7 @@ async def test_cancel_in_the_window_returns_the_code_unless_it_was_used(gql, adm
     assert await gql.error_code(CANCEL, {"id": third}, token=alice) == "CANCEL_WINDOW_CLOSED"
     status = await pool(gql, admin, gift["id"])
     assert status["counts"] == {"total": 2, "available": 0, "assigned": 1, "used": 1, "expired": 0, "void": 0}
+    assert "ONLY-ONE" not in caplog.text and "LATE-ONE" not in caplog.text  # nor in any refusal's log line
 
 
 async def test_the_pool_running_out_and_codes_expiring_keep_stock_eligibility_and_pool_in_step(
