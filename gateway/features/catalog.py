@@ -44,6 +44,7 @@ from gateway.domain.program import Program
 from gateway.domain.text import unsafe_character
 from gateway.domain.tiers import tier_rank
 from gateway.features.admin_audit import Recorder, audited
+from gateway.store import coupons as coupon_codes
 from gateway.store import gifts
 from gateway.store import redemptions as redemptions_store
 from gateway.store.mongo import Database, Document
@@ -388,16 +389,19 @@ class Catalog:
         ``redeemed`` is raised in the same transaction as every sale, so the filtered
         delete cannot slip between a redemption's check and its commit.
         """
+        virtual = (await self.get(gift_id)).get("kind") == VIRTUAL
 
         async def work(session: Any) -> bool:
-            deleted = await gifts.delete_unredeemed(self.db, gift_id, session)
-            if deleted and audit is not None:
+            if not await gifts.delete_unredeemed(self.db, gift_id, session):
+                return False
+            if virtual:  # a coupon nobody redeemed: its pool goes with it (no code was ever given)
+                await coupon_codes.delete_pool(self.db, gift_id, session)
+            if audit is not None:
                 await audit(session, gift_id, {})
-            return deleted
+            return True
 
-        if await audited(self.db, audit, work):
+        if await (self.db.transaction(work) if virtual else audited(self.db, audit, work)):
             return
-        await self.get(gift_id)
         raise DomainError("This gift has been redeemed; unlist it instead of deleting it", code="GIFT_HAS_REDEMPTIONS")
 
     async def page(
