@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.features.analytics import Analytics
     from gateway.features.campaigns import Campaigns
     from gateway.features.catalog import Catalog
+    from gateway.features.coupons import Coupons
     from gateway.features.engagement import Engagement
     from gateway.features.grants import Grants
     from gateway.features.guard import PersistedQueries, RateLimiter
@@ -124,7 +125,16 @@ class Services:
     def redemptions(self) -> Redemptions:
         from gateway.features.redemptions import Redemptions
 
-        return Redemptions(self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes)
+        return Redemptions(
+            self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes, coupons=self.coupons
+        )
+
+    @cached_property
+    def coupons(self) -> Coupons:
+        """Code pools of virtual gifts; codes sealed under LOYALTY_COUPON_CODE_KEY."""
+        from gateway.features.coupons import Coupons
+
+        return Coupons(self.db, self.clock, self.admin_audit, self.settings.resolved_coupon_code_key())
 
     @cached_property
     def partners(self) -> Partners:

@@ -14,6 +14,7 @@ from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubs
 from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
+from resolvers.coupons import CouponMutation, CouponQuery
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.extension_runner import CachedHookRunner
 from resolvers.extensions import (
@@ -45,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     MemberQuery,
     ProgramAdminQuery,
     CatalogQuery,
+    CouponQuery,
     PartnerQuery,
     NotificationQuery,
     AnalyticsQuery,
@@ -60,6 +62,7 @@ MUTATIONS: tuple[type, ...] = (
     PointsMutation,
     ProgramAdminMutation,
     CatalogMutation,
+    CouponMutation,
     PartnerMutation,
     PartnerLinkMutation,
     NotificationMutation,

@@ -833,6 +833,81 @@ MATRIX: dict[str, Row] = {
 }
 
 
+# ---- coupons (issue 14 §2): pools need catalog:manage; markCouponUsed the payments service or shop:backend
+CATALOG_MANAGERS = needs(P.CATALOG_MANAGE)
+
+
+async def _coupon_gift(world: World) -> str:
+    """A VIRTUAL gift with a pool of generated codes, made once per world."""
+    if not getattr(world, "coupon_gift_id", ""):
+        gift = await create_gift(world.gql, world.admin, listed=True, stock=0, points=100, kind="VIRTUAL")
+        gift_id = gift["id"]
+        await world.gql.ok(
+            'mutation($g: String!) { generateCouponCodes(giftId: $g, count: 200, idempotencyKey: "setup") { added } }',
+            {"g": gift_id},
+            token=world.admin,
+        )
+        world.coupon_gift_id = gift_id  # type: ignore[attr-defined]
+    return str(world.coupon_gift_id)  # type: ignore[attr-defined]
+
+
+async def _pool(world: World, caller: str) -> dict[str, Any]:
+    return {"g": await _coupon_gift(world), "key": world.key(caller)}
+
+
+async def _issued_code(world: World, caller: str) -> dict[str, Any]:
+    """A code a fresh coupon order gave alice, as her storefront would report it used."""
+    gift_id = await _coupon_gift(world)
+    placed = await world.gql.ok(
+        "mutation($input: RedeemGiftInput!) { redeemGift(input: $input) { id } }",
+        {"input": {"memberId": world.alice, "giftId": gift_id, "idempotencyKey": world.key("coupon")}},
+        token=world.admin,
+    )
+    order = await world.gql.ok(
+        "query($id: ID!) { redemption(id: $id) { coupons { code } } }",
+        {"id": placed["redeemGift"]["id"]},
+        token=world.admin,
+    )
+    return {"code": order["redemption"]["coupons"][0]["code"], "ref": world.key(caller)}
+
+
+MATRIX.update(
+    {
+        "Query.couponPool": Row(
+            "query($g: String!) { couponPool(giftId: $g) { counts { total } } }", CATALOG_MANAGERS, _pool
+        ),
+        "Mutation.importCouponCodes": Row(
+            "mutation($g: String!, $key: String!) { importCouponCodes(giftId: $g, codes: [$key]) { added } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.generateCouponCodes": Row(
+            "mutation($g: String!, $key: String!) "
+            "{ generateCouponCodes(giftId: $g, count: 2, idempotencyKey: $key) { added } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.voidCouponCodes": Row(
+            'mutation($g: String!, $key: String!) { voidCouponCodes(giftId: $g, codes: [$key], reason: "leak") '
+            "{ notFound } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.setCouponCancelWindow": Row(
+            "mutation($g: String!) { setCouponCancelWindow(giftId: $g, cancelWindowMinutes: 30) { giftId } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.markCouponUsed": Row(
+            'mutation($code: String!, $ref: String!) { markCouponUsed(code: $code, memberId: "alice", '
+            "reference: $ref) { reference } }",
+            needs(P.SHOP_BACKEND, payments=OK),
+            _issued_code,
+        ),
+    }
+)
+
+
 def schema_operations() -> set[str]:
     names = set()
     for root in (schema._schema.query_type, schema._schema.mutation_type, schema._schema.subscription_type):

@@ -131,7 +131,9 @@ async def test_a_job_interrupted_midway_and_resumed_grants_each_member_exactly_o
 async def test_the_snapshot_is_the_segment_when_the_job_was_created(
     gql: GraphQLClient, admin: str, services: Services, clock: FrozenClock
 ):
-    gold = await members(gql, admin, gold=4, plain=0)
+    gold = await members(gql, admin, gold=5, plain=0)
+    await services.db.members.update_one({"_id": "g04"}, {"$set": {"status": "CLOSED"}})  # erased: not in it
+    gold.remove("g04")
     created = await start(gql)
     clock.advance(timedelta(seconds=1))
     await register(gql, admin, "late", displayName="Gold latecomer")  # joined after the job was created
