@@ -23,10 +23,13 @@ if TYPE_CHECKING:
     from gateway.events.hub import Hub
     from gateway.features.admin_audit import AdminAudit
     from gateway.features.analytics import Analytics
+    from gateway.features.behaviours import Behaviours
+    from gateway.features.benefits import Benefits
     from gateway.features.campaigns import Campaigns
     from gateway.features.catalog import Catalog
+    from gateway.features.check_in import CheckIns
     from gateway.features.coupons import Coupons
-    from gateway.features.engagement import Engagement
+    from gateway.features.deduction import CheckoutDeductions
     from gateway.features.grants import Grants
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
@@ -69,7 +72,7 @@ class Services:
         from gateway.features.member_accounts import MemberAccounts
 
         return MemberAccounts(
-            self.db, self.clock, self.ledger, self.members, self.admin_audit, self.engagement, self.redemptions
+            self.db, self.clock, self.ledger, self.members, self.admin_audit, self.deductions, self.redemptions
         )
 
     @cached_property
@@ -104,10 +107,28 @@ class Services:
         return Purchases(self.db, self.clock, self.ledger, self.members)
 
     @cached_property
-    def engagement(self) -> Engagement:
-        from gateway.features.engagement import Engagement
+    def check_ins(self) -> CheckIns:
+        from gateway.features.check_in import CheckIns
 
-        return Engagement(self.db, self.clock, self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+        return CheckIns(self.ledger)
+
+    @cached_property
+    def behaviours(self) -> Behaviours:
+        from gateway.features.behaviours import Behaviours
+
+        return Behaviours(self.ledger)
+
+    @cached_property
+    def deductions(self) -> CheckoutDeductions:
+        from gateway.features.deduction import CheckoutDeductions
+
+        return CheckoutDeductions(self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+
+    @cached_property
+    def benefits(self) -> Benefits:
+        from gateway.features.benefits import Benefits
+
+        return Benefits(self.db, self.clock, self.ledger)
 
     @cached_property
     def paid_memberships(self) -> PaidMemberships:
@@ -194,7 +215,7 @@ class Services:
         """Operator CSV imports (members, gifts, grants) through the services above."""
         from gateway.features.imports import Importer
 
-        return Importer(self.db, self.clock, self.members, self.catalog, self.engagement)
+        return Importer(self.db, self.clock, self.members, self.catalog, self.ledger)
 
     @cached_property
     def analytics(self) -> Analytics:

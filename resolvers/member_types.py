@@ -192,7 +192,7 @@ class Member:
     async def benefits(self, info: Info) -> list[BenefitStatus]:
 
         program = await info.context.program()
-        usages = await info.context.services.engagement.benefits(self.doc, program)
+        usages = await info.context.services.benefits.of_member(self.doc, program)
         return [BenefitStatus.of(u) for u in usages]
 
     @strawberry.field(description="Points expiring within the next `days` days, grouped by expiry instant.")

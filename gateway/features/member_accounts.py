@@ -17,7 +17,7 @@ from gateway.domain.admin_audit import AuditAction
 from gateway.domain.member_status import MemberStatus, StatusRefusal, freeze, status_of, unfreeze, valid_reason
 from gateway.domain.privacy import erased_profile, erasure_refusal, export_document
 from gateway.features.admin_audit import AdminAudit
-from gateway.features.engagement import CHECKOUT, Engagement
+from gateway.features.deduction import CHECKOUT, CheckoutDeductions
 from gateway.features.members import Members
 from gateway.features.redemptions import REDEMPTION, OrderStatus, Redemptions
 from gateway.ledger import EntryKind, Ledger, LedgerTx, Memo, Source
@@ -49,7 +49,7 @@ class MemberAccounts:
         ledger: Ledger,
         members: Members,
         audit: AdminAudit,
-        engagement: Engagement,
+        deductions: CheckoutDeductions,
         redemptions: Redemptions,
     ) -> None:
         self.db = db
@@ -57,7 +57,7 @@ class MemberAccounts:
         self.ledger = ledger
         self.members = members
         self.audit = audit
-        self.engagement = engagement
+        self.deductions = deductions
         self.redemptions = redemptions
 
     # -- freeze ---------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ class MemberAccounts:
             note = f"Member frozen: {why}"
             for hold in await holds_store.open_holds(tx.db, member_id, session=tx.session):
                 if hold["purpose"] == CHECKOUT:
-                    voided += await self.engagement.void_checkout_hold(tx, hold, note)
+                    voided += await self.deductions.void_checkout_hold(tx, hold, note)
                 elif hold["purpose"] == REDEMPTION:
                     cancelled += await self.redemptions.cancel_unpaid_in(tx, hold, note, f"staff:{who.subject}")
             fields = {"frozenAt": tx.now, "freezeReason": why, "frozenBy": f"{who.role.value}:{who.subject}"}

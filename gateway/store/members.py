@@ -228,6 +228,13 @@ async def backfill_search_keys(db: Database, *, batch_size: int = 500) -> int:
     return done
 
 
+async def set_check_in(db: Database, member_id: str, last_day: str, streak: int, session: Any = None) -> None:
+    """The member's check-in state: the last local day checked in and the streak it ended."""
+    await db[MEMBERS].update_one(
+        {"_id": member_id}, {"$set": {"checkIn": {"lastDay": last_day, "streak": streak}}}, session=session
+    )
+
+
 async def set_status(
     db: Database, member_id: str, status: str, fields: Document, *, unset: list[str] | None = None, session: Any = None
 ) -> None:
