@@ -66,6 +66,8 @@ AUDITED: dict[str, tuple[AuditAction, str]] = {
     "Mutation.unfreezeMember": (AuditAction.MEMBER_UNFREEZE, "member"),
     "Mutation.exportMemberData": (AuditAction.MEMBER_EXPORT, "member"),
     "Mutation.eraseMemberData": (AuditAction.MEMBER_ERASE, "member"),
+    "Mutation.mergeMembers": (AuditAction.MEMBER_MERGE, "member"),
+    "Mutation.unmergeMembers": (AuditAction.MEMBER_UNMERGE, "member"),
     "Mutation.startSegmentGrant": (AuditAction.SEGMENT_GRANT, "segmentGrant"),
     "Mutation.approveSegmentGrant": (AuditAction.SEGMENT_GRANT, "segmentGrant"),
     "Mutation.cancelSegmentGrant": (AuditAction.SEGMENT_GRANT, "segmentGrant"),
