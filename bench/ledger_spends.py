@@ -18,11 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.ledger_writes import float_points
 from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
 from gateway.core.errors import DomainError
 from gateway.features.audit import audit_all
-from gateway.features.engagement import Engagement
+from gateway.features.deduction import CheckoutDeductions
 from gateway.ledger import Ledger
 from gateway.runtime import prepare
 from gateway.store.embedded_mongod import EmbeddedMongo
@@ -54,7 +55,7 @@ async def run(spends: int, members: int, concurrency: int) -> None:
             db = Database(client, "bench")
             await prepare(db)
             ledger = Ledger(db, SystemClock())
-            engagement = Engagement(db, SystemClock(), ledger)
+            checkout = CheckoutDeductions(ledger)
             ids = [f"b{i}" for i in range(members)]
             for member_id in ids:
                 await db.members.insert_one(
@@ -69,14 +70,12 @@ async def run(spends: int, members: int, concurrency: int) -> None:
                     }
                 )
             per_member = spends // members + 1
-            await engagement.grant(OPERATOR, ids, per_member * 10, "bench float", "bench-grant")
+            await ledger.transact(float_points(ids, per_member * 10))
             await db["bare"].insert_many([{"_id": m, "balance": per_member * 10} for m in ids])
 
             def ledger_job(i: int):
                 member_id = ids[i % members]
-                return lambda: engagement.deduct_at_checkout(
-                    OPERATOR, member_id, f"order-{i}", 1_000_000, 10, f"spend-{i}"
-                )
+                return lambda: checkout.deduct(OPERATOR, member_id, f"order-{i}", 1_000_000, 10, f"spend-{i}")
 
             def bare_job(i: int):
                 member_id = ids[i % members]

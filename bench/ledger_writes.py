@@ -38,9 +38,11 @@ from gateway.domain.partner_terms import PartnerTerms
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.audit import audit_all
 from gateway.features.catalog import GiftSpec
+from gateway.features.grants import post_grant
 from gateway.features.members import Registration, new_member_document
 from gateway.features.partner_operations import PartnerOperations
 from gateway.features.redemptions import RedeemRequest
+from gateway.ledger import EntryKind, LedgerTx, Memo, Source, Work
 from gateway.runtime import prepare
 from gateway.services import Services
 from gateway.store.embedded_mongod import EmbeddedMongo
@@ -71,6 +73,16 @@ class Counter(CommandListener):
         pass
 
 
+def float_points(member_ids: list[str], points: int) -> Work:
+    """Set-up, not measured: points straight into the ledger (a hand grant this large waits for approval)."""
+
+    async def work(tx: LedgerTx) -> dict[str, Any]:
+        await post_grant(tx, member_ids, points, Memo(EntryKind.GRANT, "bench float", Source("BENCH", "float")))
+        return {}
+
+    return work
+
+
 def member(i: int) -> str:
     return f"m{i}"
 
@@ -85,7 +97,7 @@ async def seed(services: Services, members: int) -> str:
         await services.members.insert(doc)
     for start in range(0, members, 100):
         ids = [member(i) for i in range(start, min(start + 100, members))]
-        await services.engagement.grant(OPERATOR, ids, 100_000, "bench float", f"float-{start}")
+        await services.ledger.transact(float_points(ids, 100_000))
     await services.partners.create(PartnerTerms(name="Bench", currency_name="Beans", rate=Rate(10, 1)), "bench")
     for i in range(members):
         await services.partner_links.link(Principal(Role.ADMIN, "bench"), member(i), "bench", f"R{i}")
@@ -97,10 +109,10 @@ async def seed(services: Services, members: int) -> str:
 
 def gateway_ops(services: Services, gift_id: str, run: str) -> dict[str, Op]:
     async def grant(i: int) -> Any:
-        return await services.engagement.grant(OPERATOR, [member(i)], 10, "bench", f"{run}-grant-{i}")
+        return await services.grants.grant(OPERATOR, [member(i)], 10, "bench", f"{run}-grant-{i}")
 
     async def deduction(i: int) -> Any:
-        return await services.engagement.deduct_at_checkout(
+        return await services.deductions.deduct(
             OPERATOR, member(i), f"{run}-order-{i}", 1_000_000, 10, f"{run}-deduct-{i}"
         )
 

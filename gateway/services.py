@@ -23,12 +23,17 @@ if TYPE_CHECKING:
     from gateway.events.hub import Hub
     from gateway.features.admin_audit import AdminAudit
     from gateway.features.analytics import Analytics
+    from gateway.features.behaviours import Behaviours
+    from gateway.features.benefits import Benefits
     from gateway.features.campaigns import Campaigns
     from gateway.features.catalog import Catalog
-    from gateway.features.engagement import Engagement
+    from gateway.features.check_in import CheckIns
+    from gateway.features.coupons import Coupons
+    from gateway.features.deduction import CheckoutDeductions
     from gateway.features.grants import Grants
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
+    from gateway.features.member_accounts import MemberAccounts
     from gateway.features.member_segments import MemberSegments
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
@@ -62,6 +67,14 @@ class Services:
         return AdminAudit(self.db, self.clock)
 
     @cached_property
+    def member_accounts(self) -> MemberAccounts:
+        from gateway.features.member_accounts import MemberAccounts
+
+        return MemberAccounts(
+            self.db, self.clock, self.ledger, self.members, self.admin_audit, self.deductions, self.redemptions
+        )
+
+    @cached_property
     def grants(self) -> Grants:
         from gateway.domain.grant_approval import GrantPolicy
         from gateway.features.grants import Grants
@@ -87,10 +100,28 @@ class Services:
         return Purchases(self.db, self.clock, self.ledger, self.members)
 
     @cached_property
-    def engagement(self) -> Engagement:
-        from gateway.features.engagement import Engagement
+    def check_ins(self) -> CheckIns:
+        from gateway.features.check_in import CheckIns
 
-        return Engagement(self.db, self.clock, self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+        return CheckIns(self.ledger)
+
+    @cached_property
+    def behaviours(self) -> Behaviours:
+        from gateway.features.behaviours import Behaviours
+
+        return Behaviours(self.ledger)
+
+    @cached_property
+    def deductions(self) -> CheckoutDeductions:
+        from gateway.features.deduction import CheckoutDeductions
+
+        return CheckoutDeductions(self.ledger, hold_minutes=self.settings.checkout_hold_minutes)
+
+    @cached_property
+    def benefits(self) -> Benefits:
+        from gateway.features.benefits import Benefits
+
+        return Benefits(self.db, self.clock, self.ledger)
 
     @cached_property
     def paid_memberships(self) -> PaidMemberships:
@@ -108,7 +139,16 @@ class Services:
     def redemptions(self) -> Redemptions:
         from gateway.features.redemptions import Redemptions
 
-        return Redemptions(self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes)
+        return Redemptions(
+            self.db, self.ledger, payment_minutes=self.settings.payment_timeout_minutes, coupons=self.coupons
+        )
+
+    @cached_property
+    def coupons(self) -> Coupons:
+        """Code pools of virtual gifts; codes sealed under LOYALTY_COUPON_CODE_KEY."""
+        from gateway.features.coupons import Coupons
+
+        return Coupons(self.db, self.clock, self.admin_audit, self.settings.resolved_coupon_code_key())
 
     @cached_property
     def partners(self) -> Partners:
@@ -168,7 +208,7 @@ class Services:
         """Operator CSV imports (members, gifts, grants) through the services above."""
         from gateway.features.imports import Importer
 
-        return Importer(self.db, self.clock, self.members, self.catalog, self.engagement)
+        return Importer(self.db, self.clock, self.members, self.catalog, self.ledger)
 
     @cached_property
     def analytics(self) -> Analytics:

@@ -16,6 +16,7 @@ from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_
 from gateway.features.redemptions import RedeemRequest, redemption_not_found
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info, together
+from resolvers.coupon_types import GiftKind
 from resolvers.enums import to_domain
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 
@@ -52,6 +53,14 @@ class CreateGiftInput:
     starts_at: datetime | None = strawberry.field(default=None, description="Scheduled listing start.")
     ends_at: datetime | None = None
     id: str | None = strawberry.field(default=None, description="Optional id (e.g. the shop's SKU).")
+    kind: GiftKind = strawberry.field(  # type: ignore[valid-type]
+        default=GiftKind.PHYSICAL,  # type: ignore[attr-defined]
+        description="VIRTUAL: a coupon backed by a code pool (stock must be 0; import or generate codes).",
+    )
+    cancel_window_minutes: int | None = strawberry.field(
+        default=None,
+        description="VIRTUAL only: how long after fulfilment a member may cancel an unused coupon (default 1,440).",
+    )
 
 
 @strawberry.input(description="Only the fields given change; stock moves with restockGift.")
@@ -197,9 +206,15 @@ class CatalogMutation:
         if input.id is not None and not 1 <= len(input.id) <= 64:
             raise BadInput("id must be 1 to 64 characters", field="id")
         program = await info.context.program()
-        return Gift.of(
-            await info.context.services.catalog.create(spec, input.stock, program, input.id), info.context.now
+        doc = await info.context.services.catalog.create(
+            spec,
+            input.stock,
+            program,
+            input.id,
+            kind=str(input.kind.value),  # type: ignore[attr-defined]
+            cancel_window_minutes=input.cancel_window_minutes,
         )
+        return Gift.of(doc, info.context.now)
 
     @strawberry.mutation(description="Admins: change a gift's details, price, permission or limits.")
     async def update_gift(

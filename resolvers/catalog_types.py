@@ -7,14 +7,18 @@ from datetime import datetime
 import strawberry
 
 from dataloaders.catalog import gift_loader
+from gateway.core.auth import Role
 from gateway.core.clock import as_utc
-from gateway.core.permissions import Permission, require_permission
+from gateway.core.errors import Forbidden
+from gateway.core.permissions import Permission, allows, require_permission
 from gateway.domain import catalog as rules
 from gateway.domain.calendar import Period
+from gateway.domain.coupons import GiftKind as DomainGiftKind
 from gateway.features.catalog import gift_not_found, rules_of, version_of, visible_to
 from gateway.features.redemptions import OrderStatus
 from gateway.store.mongo import Document
 from resolvers.context import Info
+from resolvers.coupon_types import KINDS, GiftKind, IssuedCoupon
 from resolvers.enums import graphql_enum
 
 EligibilityReason = graphql_enum(rules.Reason, "EligibilityReason", "Why a member cannot redeem a gift now.")
@@ -69,6 +73,7 @@ class Gift:
     description: str
     image_url: str | None
     category: str
+    kind: GiftKind  # type: ignore[valid-type]
     stock: int
     listed: bool = strawberry.field(description="The operator's listing flag; see status for what is on sale now.")
     starts_at: datetime | None = strawberry.field(description="Scheduled listing start (定时上架); null: at once.")
@@ -103,6 +108,7 @@ class Gift:
             description=doc.get("description", ""),
             image_url=doc.get("imageUrl"),
             category=doc["category"],
+            kind=KINDS[DomainGiftKind(doc.get("kind", "PHYSICAL"))],
             stock=doc["stock"],
             listed=doc["listed"],
             starts_at=as_utc(doc["listFrom"]) if doc.get("listFrom") else None,
@@ -185,6 +191,11 @@ class Redemption:
     tracking_number: str | None
     cancelled_at: datetime | None
     cancel_reason: str | None
+    kind: GiftKind = strawberry.field(description="VIRTUAL: a coupon, fulfilled at once with its codes.")  # type: ignore[valid-type]
+    cancel_until: datetime | None = strawberry.field(
+        description="A coupon order: until when it may be cancelled (if no code of it was used)."
+    )
+    doc: strawberry.Private[Document]
 
     @classmethod
     def of(cls, doc: Document) -> Redemption:
@@ -211,7 +222,21 @@ class Redemption:
             tracking_number=shipment.get("trackingNumber"),
             cancelled_at=as_utc(doc["cancelledAt"]) if doc.get("cancelledAt") else None,
             cancel_reason=doc.get("cancelReason"),
+            kind=KINDS[DomainGiftKind(doc.get("kind", "PHYSICAL"))],
+            cancel_until=as_utc(doc["cancelUntil"]) if doc.get("cancelUntil") else None,
+            doc=doc,
         )
+
+    @strawberry.field(
+        description="A coupon order's codes, for its member and admins only (FORBIDDEN for anyone else); empty "
+        "until the order is fulfilled (a points + cash order: paid) and after it is cancelled."
+    )
+    async def coupons(self, info: Info) -> list[IssuedCoupon]:
+        who = info.context.principal
+        own = who is not None and who.role is Role.MEMBER and who.subject == self.member_id
+        if not own and not allows(who, Permission.COUPONS_REVEAL):
+            raise Forbidden("Only the member and admins (coupons:reveal) see a coupon's code")
+        return [IssuedCoupon.of(c) for c in await info.context.services.coupons.issued(self.doc)]
 
     @strawberry.field(description="The gift as it is now (null if it no longer exists).")
     async def gift(self, info: Info) -> Gift | None:

@@ -9,6 +9,7 @@ import strawberry
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput
 from gateway.core.permissions import Permission, allows
+from gateway.domain.member_status import MemberStatus, status_of
 from gateway.domain.tiers import next_tier
 from gateway.features.members import paid_term
 from gateway.store.ledger_history import entries_page
@@ -17,6 +18,7 @@ from resolvers.analytics_types import RfmSegmentName
 from resolvers.balance_types import PointBalances
 from resolvers.catalog_types import Redemption
 from resolvers.context import Info
+from resolvers.enums import graphql_enum
 from resolvers.ledger_types import LedgerEntry, LedgerFilterInput
 from resolvers.pagination import Connection, connection, decode_cursor, page_size
 from resolvers.partner_types import PartnerAccount
@@ -41,6 +43,11 @@ class MemberRfm:
             monetary=doc["m"],
             as_of=as_utc(doc["asOf"]),
         )
+
+
+MemberStatusName = graphql_enum(
+    MemberStatus, "MemberStatus", "ACTIVE; FROZEN by the operator (no earning, no spending); CLOSED (data erased)."
+)
 
 
 @strawberry.federation.type(keys=["id"], description="A member of the loyalty program.")
@@ -98,6 +105,17 @@ class Member:
         if not allows(info.context.principal, Permission.MEMBERS_READ) or not self.doc.get("rfm"):
             return None
         return MemberRfm.of(self.doc["rfm"])
+
+    @strawberry.field(description="ACTIVE, FROZEN (neither earns nor spends) or CLOSED (personal data erased).")
+    def status(self) -> MemberStatusName:  # type: ignore[valid-type]
+        return MemberStatusName(str(status_of(self.doc)))
+
+    @strawberry.field(description="Staff (members:read): why the account is frozen; null otherwise.")
+    def freeze_reason(self, info: Info) -> str | None:
+        if not allows(info.context.principal, Permission.MEMBERS_READ):
+            return None
+        reason: str | None = self.doc.get("freezeReason")
+        return reason
 
     @strawberry.field(
         description="The member's ledger, newest first; `filter` narrows it by kind, source and time "
@@ -169,7 +187,7 @@ class Member:
     async def benefits(self, info: Info) -> list[BenefitStatus]:
 
         program = await info.context.program()
-        usages = await info.context.services.engagement.benefits(self.doc, program)
+        usages = await info.context.services.benefits.of_member(self.doc, program)
         return [BenefitStatus.of(u) for u in usages]
 
     @strawberry.field(description="Points expiring within the next `days` days, grouped by expiry instant.")

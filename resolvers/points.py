@@ -283,7 +283,7 @@ class PointsMutation:
     @strawberry.mutation(description="Daily check-in (签到): the member or an admin; once per local day.")
     async def check_in(self, info: Info, member_id: strawberry.ID, idempotency_key: str | None = None) -> CheckInResult:
         who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
-        result = await info.context.services.engagement.check_in(who, str(member_id), idempotency_key)
+        result = await info.context.services.check_ins.check_in(who, str(member_id), idempotency_key)
         return await _points_result(info, CheckInResult, result)
 
     @strawberry.mutation(description="A behaviour event (REVIEW, PHOTO_REVIEW...) from the shop backend (admin).")
@@ -291,7 +291,7 @@ class PointsMutation:
         self, info: Info, member_id: strawberry.ID, event: str, idempotency_key: str
     ) -> BehaviourResult:
         who = require_permission(info.context.principal, Permission.SHOP_BACKEND)
-        result = await info.context.services.engagement.record_behaviour(who, str(member_id), event, idempotency_key)
+        result = await info.context.services.behaviours.record(who, str(member_id), event, idempotency_key)
         return await _points_result(info, BehaviourResult, result)
 
     @strawberry.mutation(
@@ -314,7 +314,7 @@ class PointsMutation:
     )
     async def deduct_points_at_checkout(self, info: Info, input: DeductPointsInput) -> DeductionResult:
         who = require_self_or(info.context.principal, str(input.member_id), Permission.SHOP_BACKEND)
-        result = await info.context.services.engagement.deduct_at_checkout(
+        result = await info.context.services.deductions.deduct(
             who, str(input.member_id), input.order_id, input.order_amount, input.points, input.idempotency_key
         )
         return await _deduction(info, result)
@@ -325,7 +325,7 @@ class PointsMutation:
     )
     async def cancel_checkout_deduction(self, info: Info, member_id: strawberry.ID, order_id: str) -> DeductionResult:
         who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
-        result = await info.context.services.engagement.cancel_checkout(who, str(member_id), order_id)
+        result = await info.context.services.deductions.cancel(who, str(member_id), order_id)
         return await _deduction(info, result)
 
     @strawberry.mutation(description="Consume one use of a quota benefit (free shipping, new-product discount).")
@@ -333,5 +333,5 @@ class PointsMutation:
         self, info: Info, member_id: strawberry.ID, code: str, idempotency_key: str
     ) -> ConsumeBenefitResult:
         who = require_self_or(info.context.principal, str(member_id), Permission.SHOP_BACKEND)
-        result = await info.context.services.engagement.consume_benefit(who, str(member_id), code, idempotency_key)
+        result = await info.context.services.benefits.consume(who, str(member_id), code, idempotency_key)
         return await _points_result(info, ConsumeBenefitResult, result)

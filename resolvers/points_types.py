@@ -8,7 +8,7 @@ import strawberry
 
 from gateway.core.clock import as_utc
 from gateway.domain.membership import Plan, Term
-from gateway.features.engagement import BenefitUsage
+from gateway.features.benefits import BenefitUsage
 from gateway.features.expiry import ExpiringPoints as ExpiringLot
 from gateway.store.mongo import Document
 from resolvers.enums import graphql_enum

@@ -14,6 +14,7 @@ from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubs
 from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
 from resolvers.catalog_types import Gift
+from resolvers.coupons import CouponMutation, CouponQuery
 from resolvers.errors import MaskUnexpectedErrors, log_unexpected
 from resolvers.extension_runner import CachedHookRunner
 from resolvers.extensions import (
@@ -26,6 +27,7 @@ from resolvers.extensions import (
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.grants import GrantRequestMutation, GrantRequestQuery
 from resolvers.input_guard import InputTextGuard
+from resolvers.member_accounts import MemberAccountMutation
 from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
@@ -44,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     MemberQuery,
     ProgramAdminQuery,
     CatalogQuery,
+    CouponQuery,
     PartnerQuery,
     NotificationQuery,
     AnalyticsQuery,
@@ -58,12 +61,14 @@ MUTATIONS: tuple[type, ...] = (
     PointsMutation,
     ProgramAdminMutation,
     CatalogMutation,
+    CouponMutation,
     PartnerMutation,
     PartnerLinkMutation,
     NotificationMutation,
     AnalyticsMutation,
     GrantRequestMutation,
     MemberSearchMutation,
+    MemberAccountMutation,
     CampaignMutation,
     SegmentGrantMutation,
 )

@@ -21,6 +21,9 @@ CODES: dict[str, str] = {
     "CONFLICT": "an admin edit named a version (expectedVersion) that is no longer current; reload and retry",
     # members and points
     "MEMBER_NOT_FOUND": "no member with that id",
+    "MEMBER_FROZEN": "the member's account is frozen by the operator: it neither earns nor spends points",
+    "MEMBER_CLOSED": "the member's account was closed (personal data erased): it neither earns nor spends points",
+    "ACCOUNT_BUSY": "the member has holds in flight or orders not yet final; settle them first (freeze, erasure)",
     "INSUFFICIENT_POINTS": "not enough available points",
     "ALREADY_CHECKED_IN": "the member already checked in today",
     "EARN_CAP_REACHED": "the earning rule's cap for the period is reached",
@@ -54,6 +57,14 @@ CODES: dict[str, str] = {
     "PAYMENT_AMOUNT_MISMATCH": "the confirmed amount is not the order's cash part",
     "PAYMENT_REFERENCE_USED": "this payment reference already paid another order",
     "PAYMENT_EXPIRED": "the payment came after the order's payment window; refund it",
+    # coupons (virtual gifts and their code pools)
+    "NOT_A_VIRTUAL_GIFT": "the gift is not VIRTUAL, so it has no coupon code pool",
+    "STOCK_FROM_CODE_POOL": "a virtual gift's stock is its unused codes: import or generate codes instead",
+    "COUPON_NOT_FOUND": "no coupon with that code was issued to that member by a fulfilled order",
+    "COUPON_ALREADY_USED": "the coupon was already reported used, with another reference",
+    "COUPON_EXPIRED": "the coupon is past its expiry",
+    "COUPON_USED": "a coupon of the order was used, so the order cannot be cancelled",
+    "CANCEL_WINDOW_CLOSED": "the coupon order's cancel window has closed",
     # partners
     "PARTNER_NOT_FOUND": "no partner with that id",
     "PARTNER_INACTIVE": "the partner is suspended",

@@ -34,6 +34,7 @@ class Permission(StrEnum):
     OPERATIONS = "operations"  # imports, backups, jobs: running the platform
     ANALYTICS_MANAGE = "analytics:manage"  # dashboard settings: cost per point, health thresholds
     SHOP_BACKEND = "shop:backend"  # the shop's backend: purchases, refunds, payments; acting for a member
+    COUPONS_REVEAL = "coupons:reveal"  # see the coupon codes a member's orders gave them
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -33,6 +33,12 @@ class Settings(BaseSettings, HardeningSettings):
     kafka_dead_letter_topic: str = "loyalty.partner-events.dlq"
     kafka_balance_topic: str = "loyalty.balance-events"
     jwt_secret: SecretStr | None = None
+    coupon_code_key: SecretStr | None = Field(
+        default=None, description="Seals and hashes coupon codes at rest; required in production, never change it."
+    )
+    coupon_expiry_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often codes past their expiry leave their pools (and the stock)."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path(".loyalty")
@@ -168,6 +174,26 @@ class Settings(BaseSettings, HardeningSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return self.environment is Environment.DEVELOPMENT
+
+    def resolved_coupon_code_key(self) -> str:
+        """The secret coupon codes are sealed and hashed under (``gateway.features.coupons``).
+
+        Production must set ``LOYALTY_COUPON_CODE_KEY`` (and keep it: codes sealed under a lost
+        key cannot be shown again); a development gateway keeps a generated one in the data dir.
+        """
+        if self.coupon_code_key is not None:
+            value = self.coupon_code_key.get_secret_value()
+            if len(value) < 32:
+                raise SettingsError("LOYALTY_COUPON_CODE_KEY must be at least 32 characters")
+            return value
+        if self.environment is Environment.PRODUCTION:
+            raise SettingsError("LOYALTY_COUPON_CODE_KEY is required when LOYALTY_ENVIRONMENT=production")
+        path = self.data_dir / "coupon-code-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def resolved_jwt_secret(self) -> str:
         """The configured secret or, for local use, one kept in the data directory.

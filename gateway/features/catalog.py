@@ -38,6 +38,7 @@ from gateway.domain.catalog import (
     storefront_visible,
     units_in_windows,
 )
+from gateway.domain.coupons import DEFAULT_CANCEL_WINDOW_MINUTES, PHYSICAL, VIRTUAL, cancel_window_problem
 from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.domain.program import Program
 from gateway.domain.text import unsafe_character
@@ -225,14 +226,37 @@ class Catalog:
     async def get_many(self, gift_ids: list[str]) -> dict[str, Document]:
         return await gifts.find_many(self.db, gift_ids)
 
-    async def create(self, spec: GiftSpec, stock: int, program: Program, gift_id: str | None = None) -> Document:
+    async def create(
+        self,
+        spec: GiftSpec,
+        stock: int,
+        program: Program,
+        gift_id: str | None = None,
+        *,
+        kind: str = PHYSICAL,
+        cancel_window_minutes: int | None = None,
+    ) -> Document:
+        """A new gift. A VIRTUAL gift (a coupon) starts with stock 0: its stock is its code pool's
+        unused codes (``gateway.features.coupons``)."""
         spec = spec.validated(program)
         if not 0 <= stock <= MAX_POINTS:
             raise BadInput("stock must be a non-negative count", field="stock")
+        virtual: Document = {}
+        if kind == VIRTUAL:
+            if stock:
+                raise BadInput("a virtual gift's stock is its unused codes: import or generate codes", field="stock")
+            window = DEFAULT_CANCEL_WINDOW_MINUTES if cancel_window_minutes is None else cancel_window_minutes
+            if problem := cancel_window_problem(window):
+                raise BadInput(problem, field="cancelWindowMinutes")
+            virtual = {"coupon": {"cancelWindowMinutes": window}}
+        elif cancel_window_minutes is not None:
+            raise BadInput("only a virtual gift has a cancel window", field="cancelWindowMinutes")
         now = self.clock.now()
         doc = {
             "_id": gift_id or new_gift_id(),
             **spec.fields(),
+            "kind": kind,
+            **virtual,
             "stock": stock,
             "redeemed": 0,
             "offer": None,
@@ -276,6 +300,10 @@ class Catalog:
         """Add stock; a sold-out gift is back on sale the moment this commits."""
         if not 1 <= quantity <= MAX_POINTS:
             raise BadInput("quantity must be positive", field="quantity")
+        if (await self.get(gift_id)).get("kind") == VIRTUAL:
+            raise DomainError(
+                "A virtual gift's stock is its unused codes: import or generate codes", code="STOCK_FROM_CODE_POOL"
+            )
         doc = await gifts.add_stock(self.db, gift_id, quantity, self.clock.now())
         if doc is None:
             raise gift_not_found(gift_id)

@@ -1,8 +1,9 @@
 """Operator CSV imports: members, gifts and mass grants, row by row through the feature services.
 
 - Each row goes through the same service (and so the same validation) as the GraphQL API:
-  ``Members.register``, ``Catalog.create``, ``Engagement.grant`` (the ledger: balances are never
-  written here). A row that fails is reported with its line, code and reason; the others apply.
+  ``Members.register``, ``Catalog.create``, an operator grant (``grantPoints`` without its approval
+  step: the operator running the import answers for it; the ledger writes the balances). A row
+  that fails is reported with its line, code and reason; the others apply.
 - Idempotent per row: a member or gift whose id exists with the same fields is ``unchanged``; a
   grant carries an idempotency key derived from the batch and the row (``domain.imports``), so
   running a file again replays instead of granting twice.
@@ -26,12 +27,15 @@ from typing import TYPE_CHECKING, Any
 from pymongo.errors import PyMongoError
 
 from gateway.core.auth import Principal, Role
-from gateway.core.errors import DomainError
+from gateway.core.errors import BadInput, DomainError
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
+from gateway.domain.grant_approval import GrantAsk, GrantInvalid
 from gateway.domain.imports import GiftRow, GrantRow, ImportKind, MemberRow, ParsedRow, fingerprint, parse
 from gateway.features.catalog import GiftSpec, spec_of
+from gateway.features.grants import post_grant
 from gateway.features.members import Registration
+from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store.import_runs import load_run, save_run
 from gateway.store.program import load_program
 
@@ -41,9 +45,8 @@ if TYPE_CHECKING:
     from gateway.core.clock import Clock
     from gateway.domain.program import Program
     from gateway.features.catalog import Catalog
-    from gateway.features.engagement import Engagement
     from gateway.features.members import Members
-    from gateway.store.mongo import Database
+    from gateway.store.mongo import Database, Document
 
 CHECKPOINT_EVERY = 25
 ROW_ATTEMPTS = 3
@@ -137,12 +140,12 @@ def _failure_records(report: ImportReport) -> list[dict[str, Any]]:
 
 
 class Importer:
-    def __init__(self, db: Database, clock: Clock, members: Members, catalog: Catalog, engagement: Engagement) -> None:
+    def __init__(self, db: Database, clock: Clock, members: Members, catalog: Catalog, ledger: Ledger) -> None:
         self.db = db
         self.clock = clock
         self.members = members
         self.catalog = catalog
-        self.engagement = engagement
+        self.ledger = ledger
         self._dry_members: set[str] = set()
 
     async def run(
@@ -309,5 +312,20 @@ class Importer:
                     code="INSUFFICIENT_POINTS",
                 )
             return "would grant"
-        result = await self.engagement.grant(IMPORT_PRINCIPAL, [row.member_id], row.points, row.reason, key)
+        try:
+            ask = GrantAsk.parse([row.member_id], row.points, row.reason)
+        except GrantInvalid as exc:
+            raise BadInput(str(exc), field=exc.field) from None
+        # an operator grant: the operator who runs the import answers for it (no approval step)
+        idem = Idempotency.for_caller(
+            IMPORT_PRINCIPAL, key, "grantPoints", memberIds=sorted(ask.member_ids), points=ask.points, reason=ask.reason
+        )
+        kind = EntryKind.GRANT if ask.points > 0 else EntryKind.ADJUSTMENT
+        memo = Memo(kind, ask.reason, Source("OPERATOR", IMPORT_PRINCIPAL.subject))
+
+        async def work(tx: LedgerTx) -> Document:
+            entry_ids = await post_grant(tx, list(ask.member_ids), ask.points, memo)
+            return {"memberIds": list(ask.member_ids), "points": ask.points, "entryIds": entry_ids}
+
+        result = await self.ledger.transact(work, idempotency=idem)
         return "already granted" if result.get("replayed") else "granted"

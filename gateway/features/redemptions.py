@@ -24,6 +24,7 @@ from gateway.core.permissions import Permission, allows
 from gateway.domain.catalog import Reason, price_at
 from gateway.domain.holds import HoldRefusal, deadline
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
+from gateway.features.coupons import Coupons, PoolShort, is_virtual
 from gateway.ledger import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Memo, Source
 from gateway.store import redemptions as orders
 from gateway.store.mongo import Database, Document
@@ -96,10 +97,20 @@ class RedeemRequest:
 
 
 class Redemptions:
-    def __init__(self, db: Database, ledger: Ledger, *, payment_minutes: float = 30.0) -> None:
+    def __init__(
+        self, db: Database, ledger: Ledger, *, payment_minutes: float = 30.0, coupons: Coupons | None = None
+    ) -> None:
         self.db = db
         self.ledger = ledger
         self.payment_minutes = payment_minutes
+        self._coupon_pools = coupons
+
+    @property
+    def coupons(self) -> Coupons:
+        """Virtual gifts' code pools (``gateway.features.coupons``)."""
+        if self._coupon_pools is None:
+            raise RuntimeError("this Redemptions was built without coupon pools")
+        return self._coupon_pools
 
     async def get(self, order_id: str) -> Document:
         doc = await orders.find(self.db, order_id)
@@ -129,6 +140,7 @@ class Redemptions:
             if taken and not req.cash_paid:  # a points-only order: its spend can go with the member's lock
                 await tx.lock_for_spend(req.member_id, price_at(rules, tx.now).points * req.quantity)
             member = await tx.member(req.member_id)
+            tx.refuse_inactive(member)  # a frozen member's order is refused as such, before any other reason
             verdicts = await eligibilities(
                 tx.db, member, [gift], tx.program, tx.now, quantity=req.quantity, session=tx.session
             )
@@ -161,6 +173,10 @@ class Redemptions:
                 "createdAt": tx.now,
                 "updatedAt": tx.now,
             }
+            if is_virtual(gift):  # a coupon: its codes are taken now, in this transaction
+                order |= await self.coupons.assign(
+                    tx.db, tx.session, tx.now, gift, req.quantity, order_id, req.member_id
+                )
             reason = f"Redeemed {req.quantity} × {gift['name']}"
             if req.cash_paid:  # points + cash: reserve the points and the stock until the cash is paid
                 due = deadline(tx.now, self.payment_minutes)
@@ -184,6 +200,8 @@ class Redemptions:
                     Memo(EntryKind.REDEMPTION, reason, Source("REDEMPTION", order_id), {"giftId": req.gift_id}),
                 )
                 order |= {"status": str(OrderStatus.PLACED), "spendEntryId": entry["_id"]}
+                if is_virtual(gift):  # the member has the code at once: nothing to ship
+                    order |= Coupons.fulfilled(order, tx.now)
             await orders.insert(tx.db, order, session=tx.session)
             placed.clear()
             placed.update(order)  # the last attempt's order is the one that commits
@@ -198,7 +216,11 @@ class Redemptions:
             quantity=req.quantity,
             cashPaid=req.cash_paid,
         )
-        result = await self.ledger.transact(work, idempotency=idempotency)
+        try:
+            result = await self.ledger.transact(work, idempotency=idempotency)
+        except PoolShort:  # stock counted codes that expired since the last sweep: set it right now
+            await self.coupons.expire_due(req.gift_id)
+            raise
         if result.get("replayed") or placed.get("_id") != result["redemptionId"]:
             return await self.get(result["redemptionId"])  # a replay: the order as it stands now
         return orders.as_stored(self.db, placed)  # just committed: the order in hand, not read again
@@ -255,11 +277,13 @@ class Redemptions:
                     code="PAYMENT_EXPIRED",
                     paymentDueAt=order["paymentDueAt"].isoformat(),
                 ) from None
+            virtual = order.get("kind") == "VIRTUAL"  # a coupon is the member's once paid
             await self._transition(
                 tx,
                 order,
-                OrderStatus.PLACED,
+                OrderStatus.FULFILLED if virtual else OrderStatus.PLACED,
                 {
+                    **(Coupons.fulfilled(order, tx.now) if virtual else {}),
                     "cashPaid": amount,
                     "paymentReference": reference,
                     "paidAt": tx.now,
@@ -293,7 +317,9 @@ class Redemptions:
             order = await self._locked(tx, order_id)
             if not staff and order["memberId"] != principal.subject:
                 raise redemption_not_found(order_id)  # someone else's order: as if it did not exist
-            if order["status"] not in allowed:
+            if order.get("kind") == "VIRTUAL":  # a coupon: inside its window, and only if unused
+                await self.coupons.check_cancel(tx.db, tx.session, order, tx.now)
+            elif order["status"] not in allowed:
                 raise invalid_state(order, "cancelled")
             await self._cancel(tx, order, reason, f"{principal.role.value}:{principal.subject}")
             return {"redemptionId": order_id}
@@ -312,6 +338,15 @@ class Redemptions:
             return {"cancelled": True}
 
         return bool((await self.ledger.transact(work))["cancelled"])
+
+    async def cancel_unpaid_in(self, tx: LedgerTx, hold: Document, reason: str, by: str) -> bool:
+        """Cancel the unpaid order behind ``hold`` inside the caller's transaction (a freeze), as the
+        payment timeout would: points and stock return. False if the order is no longer unpaid."""
+        order = await orders.find(tx.db, hold["source"]["id"], session=tx.session)
+        if order is None or order["status"] != OrderStatus.AWAITING_PAYMENT or order.get("holdId") != hold["_id"]:
+            return False
+        await self._cancel(tx, order, reason, by)
+        return True
 
     async def _locked(self, tx: LedgerTx, order_id: str) -> Document:
         """The order, read after locking its member (every change of an order goes through it)."""
@@ -345,11 +380,14 @@ class Redemptions:
                     EntryKind.REDEMPTION_CANCEL, f"Cancelled redemption of {what}", source, {"giftId": order["giftId"]}
                 ),
             )
-        await tx.db["gifts"].update_one(
-            {"_id": order["giftId"]},
-            {"$inc": {"stock": order["quantity"]}, "$set": {"updatedAt": tx.now}},
-            session=tx.session,
-        )
+        if order.get("kind") == "VIRTUAL":  # codes back to the pool, and the stock with them
+            await self.coupons.release(tx.db, tx.session, order, tx.now)
+        else:
+            await tx.db["gifts"].update_one(
+                {"_id": order["giftId"]},
+                {"$inc": {"stock": order["quantity"]}, "$set": {"updatedAt": tx.now}},
+                session=tx.session,
+            )
         await self._transition(
             tx,
             order,

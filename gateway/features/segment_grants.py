@@ -96,6 +96,7 @@ class SegmentGrants:
         approval_threshold: int,
         batch_size: int = 200,
         concurrency: int = 4,
+        chunk_size: int = 20,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -104,6 +105,7 @@ class SegmentGrants:
         self.approval_threshold = approval_threshold
         self.batch_size = batch_size
         self.concurrency = concurrency
+        self.chunk_size = chunk_size
 
     # -- staff ------------------------------------------------------------------------------
 
@@ -302,9 +304,9 @@ class SegmentGrants:
         granted = skipped = 0
         limit = asyncio.Semaphore(self.concurrency)
 
-        async def one(target: Document) -> bool | None:
+        async def chunk(targets: list[Document]) -> list[bool | None]:
             async with limit:
-                return await self._grant_one(job, target)
+                return await self._grant_chunk(job, targets)
 
         while max_members is None or granted + skipped < max_members:
             current = await store.find_job(self.db, job_id)
@@ -315,16 +317,40 @@ class SegmentGrants:
             if not targets:
                 await self._progress(job, finished=True)
                 break
-            outcomes = await asyncio.gather(*(one(t) for t in targets))
+            chunks = [targets[i : i + self.chunk_size] for i in range(0, len(targets), self.chunk_size)]
+            outcomes = [o for done in await asyncio.gather(*(chunk(c) for c in chunks)) for o in done]
             granted += sum(1 for o in outcomes if o is True)
             skipped += sum(1 for o in outcomes if o is False)
             await self._progress(job, finished=False)
         return granted, skipped
 
+    def _memo(self, job: Document) -> Memo:
+        job_id = str(job["_id"])
+        return Memo(EntryKind.GRANT, job["reason"], Source("SEGMENT_GRANT", job_id), {"segmentGrantId": job_id})
+
+    async def _grant_chunk(self, job: Document, targets: list[Document]) -> list[bool | None]:
+        """Several members in one ledger transaction (fewer commits); if any of them is refused or
+        already done, the chunk rolls back whole and its members go one by one."""
+        if len(targets) == 1:
+            return [await self._grant_one(job, targets[0])]
+        memo = self._memo(job)
+
+        async def work(tx: LedgerTx) -> Document:
+            for target in targets:
+                entry = await tx.earn(target["memberId"], job["points"], memo)
+                if not await store.mark_granted(tx.db, target["_id"], entry["_id"], tx.now, tx.session):
+                    raise AlreadyGranted(target["_id"])
+            return {}
+
+        try:
+            await self.ledger.transact(work)
+        except (AlreadyGranted, DomainError):
+            return [await self._grant_one(job, target) for target in targets]
+        return [True] * len(targets)
+
     async def _grant_one(self, job: Document, target: Document) -> bool | None:
         """True granted, False skipped, None already done (by an earlier or concurrent run)."""
-        job_id = str(job["_id"])
-        memo = Memo(EntryKind.GRANT, job["reason"], Source("SEGMENT_GRANT", job_id), {"segmentGrantId": job_id})
+        memo = self._memo(job)
 
         async def work(tx: LedgerTx) -> Document:
             entry = await tx.earn(target["memberId"], job["points"], memo)

@@ -31,6 +31,7 @@ from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.expiry import expiry_for
 from gateway.domain.holds import HoldAction, HoldRefusal, HoldStatus, transition
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
+from gateway.domain.member_status import points_refusal
 from gateway.domain.program import Program
 from gateway.ledger.entries import EntryKind, LotState, Memo, Source
 from gateway.store import holds as holds_store
@@ -76,9 +77,10 @@ class LedgerTx:
         in one write instead of two (the lock, then the balances with the entry).
 
         Only when nothing else can be owed first: the member has nothing due to settle (its
-        ``nextDueAt`` lies ahead) and no debt to repay; and for a spend, enough available
-        points (the write's own condition). Otherwise the write is undone (or was not made) and
-        False sends the caller down the ordinary path, which locks, settles and refuses as ever.
+        ``nextDueAt`` lies ahead), no debt to repay and may earn and spend (not frozen or
+        closed); and for a spend, enough available points (the write's own condition). Otherwise
+        the write is undone (or was not made) and False sends the caller down the ordinary path,
+        which locks, settles and refuses as ever.
         """
         if member_id in self.members:
             return False
@@ -89,7 +91,7 @@ class LedgerTx:
         if before is None:
             return False
         was_due = before.get("nextDueAt")
-        if was_due is None or as_utc(was_due) <= self.now or before.get("debt", 0):
+        if was_due is None or as_utc(was_due) <= self.now or before.get("debt", 0) or points_refusal(before):
             await ledger_store.undo_applying(self.db, member_id, change, was_due, session=self.session)
             return False
         before.setdefault("debt", 0)
@@ -138,7 +140,7 @@ class LedgerTx:
             delta(pending=points, lifetimeEarned=points) if pending else delta(available=points, lifetimeEarned=points)
         )
         if not await self._lock_applying(member_id, change, available_at if pending else None, expiry):
-            await self.member(member_id)
+            self.refuse_inactive(await self.member(member_id))
         self._lower_due(member_id, available_at if pending else None, expiry)
         lot_id = ObjectId()
         entry = await self._post(
@@ -237,7 +239,9 @@ class LedgerTx:
         member_id = await holds_store.member_of(self.db, hold_id, session=self.session)
         if member_id is None:
             raise LookupError(f"hold {hold_id!r} is referenced but missing")
-        await self.member(member_id)  # serializes every change of this member, the hold's included
+        member = await self.member(member_id)  # serializes every change of this member, the hold's included
+        if action is HoldAction.POST:
+            self.refuse_inactive(member)
         hold = await holds_store.find(self.db, hold_id, session=self.session)
         assert hold is not None
         outcome = transition(HoldStatus(hold["status"]), action, expires_at=as_utc(hold["expiresAt"]), now=self.now)
@@ -259,6 +263,7 @@ class LedgerTx:
         if await self._lock_applying(member_id, change, need_available=points):
             return await self._consume(member_id, points, state=LotState.AVAILABLE)
         member = await self.member(member_id)
+        self.refuse_inactive(member)
         available = member["balances"]["available"]
         if available < points:
             raise InsufficientPoints(
@@ -267,6 +272,35 @@ class LedgerTx:
                 requested=points,
             )
         return await self._consume(member_id, points, state=LotState.AVAILABLE)
+
+    @staticmethod
+    def refuse_inactive(member: Document) -> None:
+        """A frozen or closed member neither earns nor spends (gateway/domain/member_status.py)."""
+        if code := points_refusal(member):
+            raise DomainError(
+                "The member's account is frozen" if code == "MEMBER_FROZEN" else "The member's account is closed",
+                code=code,
+                memberId=member["_id"],
+            )
+
+    async def forfeit(self, member_id: str, memo: Memo) -> Document | None:
+        """Every point the member still holds in lots (available and pending) lapses now, in one
+        entry (an account closed on request); None when nothing is left. Debt stays as it is."""
+        await self.member(member_id)
+        lots = await lots_store.with_points(self.db, member_id, session=self.session)
+        if not lots:
+            return None
+        await lots_store.take(self.db, [(lot["_id"], lot["remaining"]) for lot in lots], session=self.session)
+        available = sum(lot["remaining"] for lot in lots if lot["state"] == LotState.AVAILABLE)
+        pending = sum(lot["remaining"] for lot in lots if lot["state"] == LotState.PENDING)
+        self.members[member_id]["nextDueAt"] = NEVER_DUE
+        return await self._post(
+            member_id,
+            memo,
+            delta(available=-available, pending=-pending, expired=available + pending),
+            lots=[{"lotId": lot["_id"], "points": lot["remaining"]} for lot in lots],
+            extra=memo.extra,
+        )
 
     async def take_back(self, member_id: str, points: int, memo: Memo, *, lot_ids: list[Any]) -> Document:
         """Reverse earning (a refund): from the lots it created first, then from other

@@ -47,3 +47,8 @@ async def open_of(db: Database, member_id: str) -> AsyncIterator[Document]:
     """The member's holds still HELD (what their ``held`` balance must add up to)."""
     async for hold in db[HOLDS].find({"memberId": member_id, "status": "HELD"}, {"points": 1, "lots": 1}):
         yield hold
+
+
+async def open_holds(db: Database, member_id: str, session: Any = None) -> list[Document]:
+    """The member's holds still HELD, whole (to settle them inside the caller's transaction)."""
+    return await db[HOLDS].find({"memberId": member_id, "status": "HELD"}, session=session).to_list()

@@ -226,3 +226,25 @@ async def backfill_search_keys(db: Database, *, batch_size: int = 500) -> int:
     if batch:
         done += (await db[MEMBERS].bulk_write(batch, ordered=False)).modified_count
     return done
+
+
+async def set_check_in(db: Database, member_id: str, last_day: str, streak: int, session: Any = None) -> None:
+    """The member's check-in state: the last local day checked in and the streak it ended."""
+    await db[MEMBERS].update_one(
+        {"_id": member_id}, {"$set": {"checkIn": {"lastDay": last_day, "streak": streak}}}, session=session
+    )
+
+
+async def set_status(
+    db: Database, member_id: str, status: str, fields: Document, *, unset: list[str] | None = None, session: Any = None
+) -> None:
+    """Write the account status (gateway/domain/member_status.py) with its details."""
+    update: Document = {"$set": {"status": status, **fields}}
+    if unset:
+        update["$unset"] = {name: "" for name in unset}
+    await db[MEMBERS].update_one({"_id": member_id}, update, session=session)
+
+
+async def erase_profile(db: Database, member_id: str, fields: Document, session: Any = None) -> None:
+    """Overwrite the personal fields of an erased member and drop its segment."""
+    await db[MEMBERS].update_one({"_id": member_id}, {"$set": fields, "$unset": {"rfm": ""}}, session=session)

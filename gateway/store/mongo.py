@@ -66,6 +66,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)]),
     ],
     "gifts": [IndexModel([("createdAt", ASCENDING), ("_id", ASCENDING)])],
+    # gateway/store/coupons.py: one code, one coupon across all pools; the next code to give; an order's codes
+    "coupon_codes": [
+        IndexModel([("codeHash", ASCENDING)], unique=True),
+        IndexModel([("giftId", ASCENDING), ("status", ASCENDING), ("sortExpiry", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("orderId", ASCENDING)], partialFilterExpression={"orderId": {"$type": "string"}}),
+    ],
+    "coupon_batches": [IndexModel([("giftId", ASCENDING), ("createdAt", ASCENDING)])],
     "redemptions": [
         IndexModel([("memberId", ASCENDING), ("_id", DESCENDING)]),
         IndexModel([("memberId", ASCENDING), ("giftId", ASCENDING), ("createdAt", ASCENDING)]),

@@ -145,9 +145,10 @@ async def tier_changes_since(db: Database, since: datetime, until: datetime) -> 
 
 
 async def shipped_since(db: Database, since: datetime, until: datetime) -> list[Document]:
+    """Orders shipped in the interval; a coupon (virtual) order is fulfilled, never shipped."""
     return (
         await db["redemptions"]
-        .find({"status": "FULFILLED", "fulfilledAt": {"$gt": since, "$lte": until}})
+        .find({"status": "FULFILLED", "fulfilledAt": {"$gt": since, "$lte": until}, "kind": {"$ne": "VIRTUAL"}})
         .sort("fulfilledAt", 1)
         .to_list()
     )

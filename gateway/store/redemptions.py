@@ -72,3 +72,8 @@ async def orders_since(
         session=session,
     )
     return await cursor.to_list()
+
+
+async def count_unfinished(db: Database, member_id: str, statuses: list[str], session: Any = None) -> int:
+    """How many of the member's orders are in one of ``statuses`` (not yet final)."""
+    return await db[REDEMPTIONS].count_documents({"memberId": member_id, "status": {"$in": statuses}}, session=session)

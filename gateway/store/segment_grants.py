@@ -81,10 +81,14 @@ async def set_fields(db: Database, job_id: Any, fields: Document, inc: Document 
     await db[JOBS].update_one({"_id": job_id}, update)
 
 
+INACTIVE = ["FROZEN", "CLOSED"]  # gateway/domain/member_status.py: they neither earn nor spend
+
+
 def segment_query(member_filter: MemberFilter, registered_by: datetime) -> Document:
-    """The members of a job's segment: the filter's members who had registered by the job's creation."""
+    """The members of a job's segment: the filter's members who had registered by the job's creation
+    and whose account is active (not frozen, not closed by erasure)."""
     query = filter_query(member_filter)
-    cutoff = {"registeredAt": {"$lte": registered_by}}
+    cutoff = {"registeredAt": {"$lte": registered_by}, "status": {"$nin": INACTIVE}}
     return {"$and": [query, cutoff]} if query else cutoff
 
 

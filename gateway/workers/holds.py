@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from gateway.features.engagement import CHECKOUT
+from gateway.features.deduction import CHECKOUT
 from gateway.features.redemptions import REDEMPTION
 from gateway.services import Services
 
@@ -39,7 +39,7 @@ async def sweep_expired_holds(services: Services, *, batch: int = BATCH) -> Swee
         for hold in due:
             seen.add(hold["_id"])
             if hold["purpose"] == CHECKOUT:
-                report.voided += await services.engagement.void_expired_checkout(hold)
+                report.voided += await services.deductions.void_expired(hold)
             elif hold["purpose"] == REDEMPTION:
                 report.cancelled_redemptions += await services.redemptions.cancel_unpaid(hold)
             else:

@@ -60,6 +60,7 @@ def worker_states(services: Services) -> dict[str, dict[str, Any]]:
 def workers_for(services: Services) -> list[tuple[str, Worker]]:
     """Every worker this gateway runs, by name. Each runs until cancelled."""
     from gateway.events.streams import watch_changes
+    from gateway.workers.coupons import coupon_expiry_worker
     from gateway.workers.expiry import expiry_worker, tier_reevaluation_worker
     from gateway.workers.holds import holds_worker
     from gateway.workers.member_segments import member_segments_worker
@@ -74,6 +75,7 @@ def workers_for(services: Services) -> list[tuple[str, Worker]]:
         ("tier-reevaluation", tier_reevaluation_worker),
         ("member-segments", member_segments_worker),
         ("segment-grants", segment_grant_worker),
+        ("coupon-expiry", coupon_expiry_worker),
     ]
     if services.settings.kafka_bootstrap_servers:
         from gateway.workers.partner_consumer import partner_events_worker

@@ -35,6 +35,7 @@ from gateway.services import Services
 from resolvers.schema import schema
 from tests.conftest import GraphQLClient, token
 from tests.support.catalog_helpers import create_gift, member_with
+from tests.support.ledger_helpers import add_member
 from tests.support.partner_helpers import add_partner
 
 OK = "OK"
@@ -211,6 +212,19 @@ class Row:
     document: str
     expect: dict[str, str]
     variables: Variables = fixed()
+
+
+async def _fresh_member(world: World, caller: str) -> dict[str, Any]:
+    """A member of its own per attempt (freezing or erasing alice would change every other row)."""
+    member_id = world.key(f"fresh-{caller}")
+    await add_member(world.services, member_id)
+    return {"id": member_id}
+
+
+async def _frozen_member(world: World, caller: str) -> dict[str, Any]:
+    member = await _fresh_member(world, caller)
+    await world.services.member_accounts.freeze(Principal(Role.ADMIN, "setup"), member["id"], "matrix")
+    return member
 
 
 async def _alice(world: World, caller: str) -> dict[str, Any]:
@@ -470,6 +484,25 @@ MATRIX: dict[str, Row] = {
         _with_key(lambda w, c, k: {"input": {"displayName": "New", "id": k}}),
     ),
     "Mutation.refreshMemberSegments": Row("mutation { refreshMemberSegments { scored } }", needs(P.OPERATIONS)),
+    "Mutation.freezeMember": Row(
+        'mutation($id: ID!) { freezeMember(memberId: $id, reason: "fraud check") { status } }',
+        needs(P.MEMBERS_FREEZE),
+        _fresh_member,
+    ),
+    "Mutation.unfreezeMember": Row(
+        'mutation($id: ID!) { unfreezeMember(memberId: $id, reason: "cleared") { status } }',
+        needs(P.MEMBERS_FREEZE),
+        _frozen_member,
+    ),
+    "Mutation.exportMemberData": Row(
+        'mutation { exportMemberData(memberId: "alice", reason: "PIPL request 7") { memberId } }',
+        needs(P.MEMBERS_PRIVACY),
+    ),
+    "Mutation.eraseMemberData": Row(
+        'mutation($id: ID!) { eraseMemberData(memberId: $id, reason: "PIPL request 8") { forfeitedPoints } }',
+        needs(P.MEMBERS_PRIVACY),
+        _fresh_member,
+    ),
     "Mutation.updateProfile": Row(
         'mutation { updateProfile(input: {memberId: "alice", displayName: "Alice L."}) { id } }',
         needs(P.SHOP_BACKEND, member_self=OK),
@@ -774,6 +807,81 @@ MATRIX: dict[str, Row] = {
         lambda w, c: fixed(giftId=w.gift_id)(w, c),
     ),
 }
+
+
+# ---- coupons (issue 14 §2): pools need catalog:manage; markCouponUsed the payments service or shop:backend
+CATALOG_MANAGERS = needs(P.CATALOG_MANAGE)
+
+
+async def _coupon_gift(world: World) -> str:
+    """A VIRTUAL gift with a pool of generated codes, made once per world."""
+    if not getattr(world, "coupon_gift_id", ""):
+        gift = await create_gift(world.gql, world.admin, listed=True, stock=0, points=100, kind="VIRTUAL")
+        gift_id = gift["id"]
+        await world.gql.ok(
+            'mutation($g: String!) { generateCouponCodes(giftId: $g, count: 200, idempotencyKey: "setup") { added } }',
+            {"g": gift_id},
+            token=world.admin,
+        )
+        world.coupon_gift_id = gift_id  # type: ignore[attr-defined]
+    return str(world.coupon_gift_id)  # type: ignore[attr-defined]
+
+
+async def _pool(world: World, caller: str) -> dict[str, Any]:
+    return {"g": await _coupon_gift(world), "key": world.key(caller)}
+
+
+async def _issued_code(world: World, caller: str) -> dict[str, Any]:
+    """A code a fresh coupon order gave alice, as her storefront would report it used."""
+    gift_id = await _coupon_gift(world)
+    placed = await world.gql.ok(
+        "mutation($input: RedeemGiftInput!) { redeemGift(input: $input) { id } }",
+        {"input": {"memberId": world.alice, "giftId": gift_id, "idempotencyKey": world.key("coupon")}},
+        token=world.admin,
+    )
+    order = await world.gql.ok(
+        "query($id: ID!) { redemption(id: $id) { coupons { code } } }",
+        {"id": placed["redeemGift"]["id"]},
+        token=world.admin,
+    )
+    return {"code": order["redemption"]["coupons"][0]["code"], "ref": world.key(caller)}
+
+
+MATRIX.update(
+    {
+        "Query.couponPool": Row(
+            "query($g: String!) { couponPool(giftId: $g) { counts { total } } }", CATALOG_MANAGERS, _pool
+        ),
+        "Mutation.importCouponCodes": Row(
+            "mutation($g: String!, $key: String!) { importCouponCodes(giftId: $g, codes: [$key]) { added } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.generateCouponCodes": Row(
+            "mutation($g: String!, $key: String!) "
+            "{ generateCouponCodes(giftId: $g, count: 2, idempotencyKey: $key) { added } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.voidCouponCodes": Row(
+            'mutation($g: String!, $key: String!) { voidCouponCodes(giftId: $g, codes: [$key], reason: "leak") '
+            "{ notFound } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.setCouponCancelWindow": Row(
+            "mutation($g: String!) { setCouponCancelWindow(giftId: $g, cancelWindowMinutes: 30) { giftId } }",
+            CATALOG_MANAGERS,
+            _pool,
+        ),
+        "Mutation.markCouponUsed": Row(
+            'mutation($code: String!, $ref: String!) { markCouponUsed(code: $code, memberId: "alice", '
+            "reference: $ref) { reference } }",
+            needs(P.SHOP_BACKEND, payments=OK),
+            _issued_code,
+        ),
+    }
+)
 
 
 def schema_operations() -> set[str]:

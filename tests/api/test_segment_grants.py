@@ -131,24 +131,33 @@ async def test_a_job_interrupted_midway_and_resumed_grants_each_member_exactly_o
 async def test_the_snapshot_is_the_segment_when_the_job_was_created(
     gql: GraphQLClient, admin: str, services: Services, clock: FrozenClock
 ):
-    gold = await members(gql, admin, gold=4, plain=0)
+    gold = await members(gql, admin, gold=5, plain=0)
+    await services.db.members.update_one({"_id": "g04"}, {"$set": {"status": "CLOSED"}})  # erased: not in it
+    gold.remove("g04")
     created = await start(gql)
     clock.advance(timedelta(seconds=1))
     await register(gql, admin, "late", displayName="Gold latecomer")  # joined after the job was created
     await services.segment_grants.run_job(created["id"], max_members=0)  # the snapshot only
     assert (await job(gql, created["id"]))["total"] == 4
     # a member who leaves the segment while the job runs is still granted (the job grants what was previewed)
-    await services.db.members.update_one({"_id": "g00"}, {"$set": {"displayName": "Renamed"}})
-    # a member that disappears is skipped with the ledger's reason
+    rename = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { displayName } }"
+    await gql.ok(rename, {"i": {"memberId": "g00", "displayName": "Renamed"}}, token=admin)
+    # a member frozen after the snapshot, and one that disappears, are skipped with the ledger's reason
+    freeze = "mutation($id: ID!) { freezeMember(memberId: $id, reason: \"chargeback\") { status } }"
+    assert (await gql.ok(freeze, {"id": "g02"}, token=admin))["freezeMember"]["status"] == "FROZEN"
     await services.db.members.delete_one({"_id": "g01"})
     await services.segment_grants.run_job(created["id"])
     done = await job(gql, created["id"])
-    assert (done["status"], done["granted"], done["skipped"], done["pointsGranted"]) == ("COMPLETED", 3, 1, 150)
+    assert (done["status"], done["granted"], done["skipped"], done["pointsGranted"]) == ("COMPLETED", 2, 2, 100)
     skipped = (await gql.ok(TARGETS_OF, {"id": created["id"], "s": "SKIPPED"}, token=MARKETING))["segmentGrant"]
     assert [e["node"] for e in skipped["targets"]["edges"]] == [
-        {"memberId": "g01", "status": "SKIPPED", "code": "MEMBER_NOT_FOUND"}
+        {"memberId": "g01", "status": "SKIPPED", "code": "MEMBER_NOT_FOUND"},
+        {"memberId": "g02", "status": "SKIPPED", "code": "MEMBER_FROZEN"},
     ]
-    assert set(await grants_by_member(services, created["id"])) == set(gold) - {"g01"}
+    assert set(await grants_by_member(services, created["id"])) == set(gold) - {"g01", "g02"}
+    # frozen members are not in a new job's snapshot at all
+    preview = (await gql.ok(PREVIEW, {"f": GOLD, "p": 1}, token=MARKETING))["segmentGrantPreview"]
+    assert preview["members"] == 2  # g03 and the latecomer: g00 renamed, g01 gone, g02 frozen, g04 closed
 
 
 async def test_the_same_key_returns_the_same_job_and_an_empty_segment_completes_at_once(

@@ -175,6 +175,8 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "notifications",
         "tier-reevaluation",
         "member-segments",
+        "segment-grants",
+        "coupon-expiry",
     ]
     services.settings = kafka_settings
     assert [name for name, _ in workers_for(services)] == [
@@ -184,6 +186,8 @@ def test_the_relay_runs_as_a_worker_only_with_kafka_configured(services: Service
         "notifications",
         "tier-reevaluation",
         "member-segments",
+        "segment-grants",
+        "coupon-expiry",
         "partner-events",
         "balance-relay",
     ]

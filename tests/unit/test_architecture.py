@@ -20,7 +20,6 @@ STILL_TO_MOVE: dict[str, int] = {
     "gateway/demo/seed.py": 1,
     "gateway/events/streams.py": 1,
     "gateway/features/audit.py": 3,
-    "gateway/features/engagement.py": 4,
     "gateway/features/purchases.py": 4,
     "gateway/features/redemptions.py": 3,
     "gateway/features/rule_earning.py": 1,

@@ -66,7 +66,7 @@ async def test_any_sequence_keeps_ledger_and_balances_reconciled(
         update={"allow_negative_balance": allow_negative, "pending_days": pending_days}
     )
     await save_program(db, program)
-    purchases, engagement = services.purchases, services.engagement
+    purchases, grants, deductions = services.purchases, services.grants, services.deductions
     member_id = f"p{next(counter)}"
     orders: list[str] = []
     checkouts: list[str] = []
@@ -79,16 +79,16 @@ async def test_any_sequence_keeps_ledger_and_balances_reconciled(
                 orders.append(order)
             elif op[0] in ("grant", "adjust") and orders:
                 points = op[1] if op[0] == "grant" else -op[1]
-                await engagement.grant(ADMIN, [member_id], points, "property", key)
+                await grants.grant(ADMIN, [member_id], points, "property", key)
             elif op[0] == "hold" and orders:
                 checkouts.append(f"c{key}")
-                await engagement.deduct_at_checkout(ADMIN, member_id, checkouts[-1], 10_000_000, op[1], key)
+                await deductions.deduct(ADMIN, member_id, checkouts[-1], 10_000_000, op[1], key)
             elif op[0] == "post" and checkouts:
                 checkout = checkouts[op[1] % len(checkouts)]
                 await purchases.record(ADMIN, PurchaseRequest(member_id, checkout, op[2]), key)
                 orders.append(checkout)
             elif op[0] == "cancel" and checkouts:
-                await engagement.cancel_checkout(ADMIN, member_id, checkouts[op[1] % len(checkouts)])
+                await deductions.cancel(ADMIN, member_id, checkouts[op[1] % len(checkouts)])
             elif op[0] == "sweep":
                 clock.advance(timedelta(minutes=op[1]))
                 await sweep_expired_holds(services)
