@@ -115,3 +115,10 @@ async def next_due(db: Database, member_id: str, session: Any = None) -> datetim
     ]
     rows = await (await db[LOTS].aggregate(pipeline, session=session)).to_list()
     return rows[0]["at"] if rows and rows[0]["at"] is not None else None
+
+
+async def of_member(db: Database, member_id: str) -> AsyncIterator[Document]:
+    """Every lot of one member (state, remaining and due instants only), for the audit."""
+    projection = {"state": 1, "remaining": 1, "availableAt": 1, "expiresAt": 1}
+    async for lot in db[LOTS].find({"memberId": member_id}, projection):
+        yield lot
