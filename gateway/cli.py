@@ -98,6 +98,10 @@ def serve(
     from gateway.web.server import GatewayServer
 
     settings = settings_or_exit(host=host, port=port)
+    try:  # coupon codes cannot be sealed or shown without it: refuse to start rather than fail a redemption
+        settings.resolved_coupon_code_key()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
     if not settings.mongodb_uri:
         try:  # refuse before uvicorn starts, so the operator reads one line instead of a traceback
             DataDirLock(settings.data_dir).check_free()
@@ -513,6 +517,66 @@ def import_grants(
     """Grant (or, negative, adjust) points per row through the ledger; each row at most once per batch."""
     _import("grants", path, dry_run, batch, errors)
 
+
+@import_app.command("coupons")
+def import_coupons(
+    gift_id: Annotated[str, typer.Argument(help="The VIRTUAL gift whose pool receives the codes.")],
+    path: Annotated[
+        Path, typer.Argument(help="Codes, one per line (blank lines skipped, surrounding spaces trimmed).")
+    ],
+    expires_at: Annotated[
+        str | None, typer.Option("--expires-at", help="ISO instant the codes stop being valid (default: never).")
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option(help="Batch id shown in the pool status (default: from the file's name and content).")
+    ] = None,
+    operator: Annotated[str, typer.Option("--as", help="Operator name recorded in the audit log.")] = "cli",
+) -> None:
+    """Add a file of coupon codes to a virtual gift's pool, in parts of 10,000, with a progress bar.
+
+    The whole file is checked first: a line that cannot be a code stops the import before anything
+    is written. Running the same file again adds nothing (codes already in the pool are skipped).
+    """
+    import hashlib
+    from datetime import datetime
+
+    from gateway.core.auth import Principal
+    from gateway.domain.coupons import MAX_IMPORT, plan_import
+
+    text = _read_text(path)
+    plan = plan_import(text.splitlines())
+    if plan.invalid:
+        for line, problem in plan.invalid[:20]:
+            typer.echo(f"{path}:{line}: {problem}", err=True)
+        raise fail(f"{len(plan.invalid)} lines cannot be coupon codes; nothing was imported")
+    try:
+        expiry = datetime.fromisoformat(expires_at) if expires_at else None
+    except ValueError:
+        raise fail("--expires-at must be an ISO instant, e.g. 2027-01-01T00:00:00+08:00") from None
+    batch_id = batch or f"{path.stem[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    console = _stderr_console()
+    who = Principal(Role.ADMIN, f"cli:{operator}")
+
+    async def work(services: Services) -> dict[str, int]:
+        totals = {"added": 0, "already_in_pool": 0, "in_another_pool": 0}
+        with _progress(console) as progress:
+            task = progress.add_task(f"importing {path.name}", total=len(plan.codes))
+            for start in range(0, len(plan.codes), MAX_IMPORT):
+                part = plan.codes[start : start + MAX_IMPORT]
+                result = await services.coupons.import_codes(
+                    who, gift_id, part, expires_at=expiry, batch_id=batch_id, label=path.name[:80]
+                )
+                totals["added"] += result.added
+                totals["already_in_pool"] += result.already_in_pool
+                totals["in_another_pool"] += result.in_another_pool
+                progress.advance(task, len(part))
+        return totals
+
+    totals = run_operator(settings_or_exit(), work)
+    typer.echo(
+        f"batch {batch_id}: {totals['added']} added, {totals['already_in_pool']} already in the pool, "
+        f"{plan.duplicates_in_input} repeated in the file, {totals['in_another_pool']} in another gift's pool"
+    )
 
 class ExportFormat(StrEnum):
     CSV = "csv"

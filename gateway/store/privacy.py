@@ -27,6 +27,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "growthEvents": ("growth_events", "memberId"),
     "benefitUsages": ("benefit_usages", "memberId"),
     "notifications": ("notifications", "memberId"),
+    "segmentGrants": ("segment_grant_targets", "memberId"),  # marketing segments the member was granted in
     "staffActions": ("adminAudit", "targetId"),
 }
 # collections that may hold a member id but are not exported, and why

@@ -245,3 +245,15 @@ async def test_the_worker_runs_jobs_on_one_replica_under_the_lease(gql: GraphQLC
             task.cancel()
         await asyncio.gather(*replicas, return_exceptions=True)
     assert await grants_by_member(services, created["id"]) == dict.fromkeys(gold, 1)
+
+
+async def test_a_members_data_export_lists_the_segment_grants_it_was_in(
+    gql: GraphQLClient, admin: str, services: Services
+):
+    await members(gql, admin, gold=2, plain=0)
+    created = await start(gql)
+    await services.segment_grants.run_job(created["id"])
+    export = """mutation($id: ID!, $r: String!) {
+      exportMemberData(memberId: $id, reason: $r) { document sections { name documents } } }"""
+    data = (await gql.ok(export, {"id": "g00", "r": "PIPL-1"}, token=admin))["exportMemberData"]
+    assert {"name": "segmentGrants", "documents": 1} in data["sections"]

@@ -100,6 +100,7 @@ def test_gateways_start_after_the_replica_set_and_topics_exist(compose: dict[str
         assert env["LOYALTY_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert env["LOYALTY_ENVIRONMENT"] == "production"
         assert env["LOYALTY_JWT_SECRET"].startswith("${LOYALTY_JWT_SECRET:?"), "the secret comes from outside, required"
+        assert env["LOYALTY_COUPON_CODE_KEY"].startswith("${LOYALTY_COUPON_CODE_KEY:?"), "so is the coupon code key"
         assert "/readyz" in gateway["healthcheck"]["test"]
         assert "ports" not in gateway, "gateways are reached through the proxy only"
     assert services["mongo-init"]["depends_on"].keys() == {"mongo1", "mongo2", "mongo3"}

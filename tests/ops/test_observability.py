@@ -232,6 +232,7 @@ def test_a_production_gateway_logs_only_json_lines(tmp_path: Path, mongo_uri: st
         {
             "LOYALTY_ENVIRONMENT": "production",
             "LOYALTY_JWT_SECRET": JWT_SECRET,
+            "LOYALTY_COUPON_CODE_KEY": "coupon-key-" + JWT_SECRET,
             "LOYALTY_MONGODB_URI": mongo_uri,
             "LOYALTY_DATABASE": f"logs_{port}",
             "LOYALTY_DATA_DIR": str(tmp_path),

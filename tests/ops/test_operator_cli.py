@@ -450,3 +450,38 @@ async def test_segment_grant_dry_run_start_and_resume_from_the_command_line(oper
     assert "COMPLETED" in status.stdout
     entries = await db.adminAudit.find({"targetKind": "segmentGrant"}).to_list()
     assert [e["details"]["event"] for e in entries] == ["created"]
+
+
+async def test_import_coupons_checks_the_whole_file_sends_it_in_parts_and_is_idempotent(
+    operator: Operator, mongo: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    db = db_of(mongo)
+    now = datetime.now(UTC)
+    await db["gifts"].insert_one(
+        {"_id": "cpn", "name": "免单券", "category": "coupons", "costPrice": 100, "points": 10, "cash": 0,
+         "minTier": "MEMBER", "listed": True, "kind": "VIRTUAL", "coupon": {"cancelWindowMinutes": 60},
+         "stock": 0, "redeemed": 0, "version": 1, "createdAt": now, "updatedAt": now}
+    )  # fmt: skip
+    codes = [f"FREE-{i:05d}" for i in range(12_000)]
+    path = operator.file("codes.txt", "\n".join([*codes, "", "  FREE-00007  ", "FREE-00008"]) + "\n")
+    done = operator("import", "coupons", "cpn", str(path), "--expires-at", "2099-01-01T00:00:00+08:00", "--as", "ops")
+    assert done.returncode == 0, done.stderr
+    assert "12000 added, 0 already in the pool, 2 repeated in the file" in done.stdout
+    assert await db["coupon_codes"].count_documents({"giftId": "cpn", "status": "AVAILABLE"}) == 12_000
+    assert (await db["gifts"].find_one({"_id": "cpn"}))["stock"] == 12_000
+    sample = await db["coupon_codes"].find_one({})
+    assert "FREE-" not in json.dumps(sample, default=str).replace(sample["hint"], "")  # sealed, only the hint shows
+    audit = await db["adminAudit"].find({"action": "coupon_pool.change"}).sort("seq", 1).to_list()
+    assert [(e["actor"], e["details"]["added"]) for e in audit] == [("cli:ops", 10_000), ("cli:ops", 2_000)]
+
+    again = operator("import", "coupons", "cpn", str(path))
+    assert again.returncode == 0, again.stderr
+    assert "0 added, 12000 already in the pool" in again.stdout
+    assert (await db["gifts"].find_one({"_id": "cpn"}))["stock"] == 12_000
+
+    bad = operator.file("bad.txt", "NEW-1\nhas a space\nNEW-2\n")
+    refused = operator("import", "coupons", "cpn", str(bad))
+    assert refused.returncode != 0 and "bad.txt:2: contains spaces" in refused.stderr
+    assert await db["coupon_codes"].count_documents({}) == 12_000

@@ -137,3 +137,38 @@ def test_a_returned_code_goes_back_to_the_pool_unless_its_time_is_up():
 def test_cancel_windows_are_bounded():
     assert cancel_window_problem(0) is None and cancel_window_problem(129_600) is None
     assert cancel_window_problem(-1) and cancel_window_problem(129_601)
+
+
+def test_codes_are_sealed_bound_to_their_document_and_hashed_with_the_key(tmp_path):
+    import pytest
+    from cryptography.exceptions import InvalidTag
+
+    from gateway.features.coupons import CodeSealer
+
+    sealer = CodeSealer("k" * 32)
+    sealed = sealer.seal("cpc_1", "MJ-ABCD2345")
+    assert b"MJ-ABCD2345" not in sealed
+    assert sealer.open("cpc_1", sealed) == "MJ-ABCD2345"
+    assert sealer.seal("cpc_1", "MJ-ABCD2345") != sealed  # a fresh nonce each time
+    with pytest.raises(InvalidTag):
+        sealer.open("cpc_2", sealed)  # moved onto another code's document: refused
+    with pytest.raises(InvalidTag):
+        CodeSealer("j" * 32).open("cpc_1", sealed)
+    assert sealer.digest("MJ-ABCD2345") == CodeSealer("k" * 32).digest("MJ-ABCD2345")
+    assert sealer.digest("MJ-ABCD2345") != CodeSealer("j" * 32).digest("MJ-ABCD2345")
+
+
+def test_production_needs_its_own_coupon_key(tmp_path):
+    import pytest
+
+    from gateway.core.settings import Settings, SettingsError
+
+    production = {"environment": "production", "jwt_secret": "s" * 32, "data_dir": tmp_path}
+    with pytest.raises(SettingsError, match="LOYALTY_COUPON_CODE_KEY is required"):
+        Settings(**production).resolved_coupon_code_key()
+    with pytest.raises(SettingsError, match="at least 32"):
+        Settings(**production, coupon_code_key="short").resolved_coupon_code_key()
+    assert Settings(**production, coupon_code_key="c" * 32).resolved_coupon_code_key() == "c" * 32
+    development = Settings(data_dir=tmp_path)
+    assert development.resolved_coupon_code_key() == development.resolved_coupon_code_key()  # kept in the data dir
+    assert (tmp_path / "coupon-code-key").stat().st_mode & 0o777 == 0o600
