@@ -122,3 +122,14 @@ async def of_member(db: Database, member_id: str) -> AsyncIterator[Document]:
     projection = {"state": 1, "remaining": 1, "availableAt": 1, "expiresAt": 1}
     async for lot in db[LOTS].find({"memberId": member_id}, projection):
         yield lot
+
+
+async def ids_of(db: Database, member_id: str, session: Any = None) -> list[Any]:
+    """Every lot of the member, spent ones included (a spend's restore finds its lots by id)."""
+    return [lot["_id"] async for lot in db[LOTS].find({"memberId": member_id}, {"_id": 1}, session=session)]
+
+
+async def reassign(db: Database, lot_ids: list[Any], member_id: str, session: Any = None) -> None:
+    """The lots now belong to ``member_id`` (an account merge or its undoing)."""
+    if lot_ids:
+        await db[LOTS].update_many({"_id": {"$in": lot_ids}}, {"$set": {"memberId": member_id}}, session=session)

@@ -262,3 +262,8 @@ async def count_purchase(db: Database, member_id: str, amount: int, paid_at: dat
 async def add_lifetime_spend(db: Database, member_id: str, amount: int, session: Any = None) -> None:
     """Move lifetime spend by ``amount`` (negative: a refund)."""
     await db[MEMBERS].update_one({"_id": member_id}, {"$inc": {"lifetimeSpend": amount}}, session=session)
+
+
+async def record_tier_change(db: Database, member_id: str, change: Document, session: Any = None) -> None:
+    """Keep a tier change in the member's history (the caller sets the tier itself)."""
+    await db[TIER_CHANGES].insert_one({"memberId": member_id, **change}, session=session)
