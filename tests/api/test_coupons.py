@@ -136,11 +136,11 @@ async def test_generated_codes_are_unique_unambiguous_and_a_retry_generates_noth
     assert status["counts"]["total"] == 300 == status["giftStock"]
 
 
-POOL_SIZE = 20
+POOL_SIZE = 10  # as the physical race (stock 10): more winners only lengthens the contended window
 
 
 async def test_two_hundred_concurrent_redeemers_never_get_the_same_code(gql, admin, services, db):
-    """200 redemptions at once (50 members, 4 each) for a pool of 20 codes: 20 orders, 20 distinct codes."""
+    """200 redemptions at once (50 members, 4 each) for a pool of 10 codes: 10 orders, 10 distinct codes."""
     gift = await coupon_gift(gql, admin)
     await import_codes(gql, admin, gift["id"], [f"RACE-{i:03d}" for i in range(POOL_SIZE)])
     members = [f"m{i:02d}" for i in range(50)]
