@@ -135,9 +135,11 @@ class Redemptions:
                 gift = await gifts.find(tx.db, req.gift_id, session=tx.session)
                 if gift is None:
                     raise gift_not_found(req.gift_id)
+            rules = rules_of(gift)
+            if taken and not req.cash_paid:  # a points-only order: its spend can go with the member's lock
+                await tx.lock_for_spend(req.member_id, price_at(rules, tx.now).points * req.quantity)
             member = await tx.member(req.member_id)
             tx.refuse_inactive(member)  # a frozen member's order is refused as such, before any other reason
-            rules = rules_of(gift)
             verdicts = await eligibilities(
                 tx.db, member, [gift], tx.program, tx.now, quantity=req.quantity, session=tx.session
             )

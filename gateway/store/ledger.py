@@ -29,6 +29,44 @@ async def lock_member(db: Database, member_id: str, session: Any = None) -> Docu
     )
 
 
+async def lock_applying(
+    db: Database,
+    member_id: str,
+    change: dict[str, int],
+    lowest_due: datetime | None,
+    need_available: int,
+    session: Any = None,
+) -> Document | None:
+    """Lock the member and move its balances and sequence by ``change`` in ONE write, lowering
+    ``nextDueAt`` to ``lowest_due``; only if it has ``need_available`` points available.
+
+    Returns the document as it was before (None: no such member, or too few points).
+    """
+    query: dict[str, Any] = {"_id": member_id}
+    if need_available:
+        query["balances.available"] = {"$gte": need_available}
+    update: dict[str, Any] = {
+        "$inc": {"lockVersion": 1, "ledgerSeq": 1, **{f"balances.{k}": v for k, v in change.items() if v}}
+    }
+    if lowest_due is not None:
+        update["$min"] = {"nextDueAt": lowest_due}
+    return await db[MEMBERS].find_one_and_update(query, update, return_document=ReturnDocument.BEFORE, session=session)
+
+
+async def undo_applying(
+    db: Database, member_id: str, change: dict[str, int], due: datetime | None, session: Any = None
+) -> None:
+    """Take back what ``lock_applying`` moved (the member stays locked), restoring ``nextDueAt``."""
+    await db[MEMBERS].update_one(
+        {"_id": member_id},
+        {
+            "$inc": {"ledgerSeq": -1, **{f"balances.{k}": -v for k, v in change.items() if v}},
+            "$set": {"nextDueAt": due},
+        },
+        session=session,
+    )
+
+
 async def add_debt(db: Database, member_id: str, points: int, session: Any = None) -> None:
     await db[MEMBERS].update_one({"_id": member_id}, {"$inc": {"debt": points}}, session=session)
 
@@ -49,6 +87,11 @@ async def append(
         },
         session=session,
     )
+    await db[LEDGER].insert_one(entry, session=session)
+
+
+async def insert_entry(db: Database, entry: Document, session: Any = None) -> None:
+    """Write one entry whose change ``lock_applying`` already made to the member (one round trip)."""
     await db[LEDGER].insert_one(entry, session=session)
 
 
