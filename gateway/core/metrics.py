@@ -24,6 +24,9 @@ EMBEDDED_MONGOD_RESTARTS = Counter(
 )
 WORKER_UP = Gauge("loyalty_worker_up", "1 while a background worker runs, 0 while it waits to restart", ["worker"])
 WORKER_RESTARTS = Counter("loyalty_worker_restarts_total", "Background worker crashes (each is retried)", ["worker"])
+TRANSACTION_RETRIES = Counter(
+    "loyalty_transaction_retries_total", "Transaction attempts retried after a transient error (write conflicts)"
+)
 SUBSCRIBERS = Gauge("loyalty_subscribers", "Live subscriptions on this gateway process")
 
 

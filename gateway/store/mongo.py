@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import pymongo
@@ -17,10 +18,14 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, Se
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from gateway.core.metrics import TRANSACTION_RETRIES
+
 T = TypeVar("T")
 Document = dict[str, Any]
 
 TRANSIENT = "TransientTransactionError"
+# True inside a task that holds its Database's retry lock (a nested transaction must not wait for it).
+_RETRYING: ContextVar[bool] = ContextVar("loyalty_transaction_retrying", default=False)
 UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -159,6 +164,7 @@ class Database:
     """One database of the gateway; every service reaches MongoDB through it."""
 
     def __init__(self, client: AsyncMongoClient, name: str) -> None:
+        self._retry_lock = asyncio.Lock()
         self.client = client
         self.db: AsyncDatabase = client.get_database(name)
 
@@ -213,30 +219,44 @@ class Database:
         """
         deadline = time.monotonic() + max_seconds
         attempt = 0
-        async with self.client.start_session() as session:
-            while True:
-                attempt += 1
-                try:
-                    await session.start_transaction(
-                        read_concern=ReadConcern("snapshot"),
-                        write_concern=WriteConcern("majority"),
-                    )
+        holding = None
+        try:
+            async with self.client.start_session() as session:
+                while True:
+                    attempt += 1
                     try:
-                        result = await work(session)
-                    except BaseException:
-                        if session.in_transaction:
-                            await session.abort_transaction()
-                        raise
-                    await self._commit(session, deadline)
-                    return result
-                except (OperationFailure, ConnectionFailure) as exc:
-                    if not exc.has_error_label(TRANSIENT) or time.monotonic() > deadline:
-                        raise
-                    # A write conflict is worth many retries; an outage is not: server selection
-                    # already waited, so the client hears SERVICE_UNAVAILABLE in seconds.
-                    if isinstance(exc, ServerSelectionTimeoutError) or (is_unavailable(exc) and attempt >= 3):
-                        raise
-                    await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
+                        await session.start_transaction(
+                            read_concern=ReadConcern("snapshot"),
+                            write_concern=WriteConcern("majority"),
+                        )
+                        try:
+                            result = await work(session)
+                        except BaseException:
+                            if session.in_transaction:
+                                await session.abort_transaction()
+                            raise
+                        await self._commit(session, deadline)
+                        return result
+                    except (OperationFailure, ConnectionFailure) as exc:
+                        if not exc.has_error_label(TRANSIENT) or time.monotonic() > deadline:
+                            raise
+                        # A write conflict is worth many retries; an outage is not: server selection
+                        # already waited, so the client hears SERVICE_UNAVAILABLE in seconds.
+                        if isinstance(exc, ServerSelectionTimeoutError) or (is_unavailable(exc) and attempt >= 3):
+                            raise
+                        TRANSACTION_RETRIES.inc()
+                        if holding is None and not _RETRYING.get():
+                            # Losers of a conflict retry one at a time in this process: a crowd of
+                            # writers on one member drains in one retry each instead of conflicting
+                            # again and again until the deadline.
+                            await self._retry_lock.acquire()
+                            holding = _RETRYING.set(True)
+                            continue
+                        await asyncio.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
+        finally:
+            if holding is not None:
+                _RETRYING.reset(holding)
+                self._retry_lock.release()
 
     @staticmethod
     async def _commit(session: AsyncClientSession, deadline: float) -> None:

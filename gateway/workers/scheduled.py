@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 
 from gateway.services import Services
 from gateway.store.leases import Lease, new_owner
+from gateway.store.mongo import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,10 @@ async def _run_holding(lease: Lease, name: str, job: Job, ttl: float) -> None:
         try:
             report = task.result()
         except Exception as exc:  # the next interval retries; a failing job must not stop the loop
-            log.exception("job %s failed", name)
+            if is_unavailable(exc):  # MongoDB is down: expected, no traceback
+                log.warning("job %s failed: MongoDB unavailable (%s)", name, type(exc).__name__)
+            else:
+                log.exception("job %s failed", name)
             await lease.finish_run("failed", error=f"{type(exc).__name__}: {exc}")
             return
         await lease.finish_run(str(report))
