@@ -43,6 +43,7 @@ from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.domain.program import Program
 from gateway.domain.text import unsafe_character
 from gateway.domain.tiers import tier_rank
+from gateway.store import coupons as coupon_codes
 from gateway.store import gifts
 from gateway.store import redemptions as redemptions_store
 from gateway.store.mongo import Database, Document
@@ -346,9 +347,18 @@ class Catalog:
         ``redeemed`` is raised in the same transaction as every sale, so the filtered
         delete cannot slip between a redemption's check and its commit.
         """
-        if await gifts.delete_unredeemed(self.db, gift_id):
+        if (await self.get(gift_id)).get("kind") == VIRTUAL:
+            # A coupon nobody redeemed: its pool goes with it (no code was ever given), freeing the codes.
+            async def work(session: Any) -> bool:
+                if not await gifts.delete_unredeemed(self.db, gift_id, session):
+                    return False
+                await coupon_codes.delete_pool(self.db, gift_id, session)
+                return True
+
+            if await self.db.transaction(work):
+                return
+        elif await gifts.delete_unredeemed(self.db, gift_id):
             return
-        await self.get(gift_id)
         raise DomainError("This gift has been redeemed; unlist it instead of deleting it", code="GIFT_HAS_REDEMPTIONS")
 
     async def page(

@@ -535,6 +535,26 @@ class Coupons:
             )
         return result
 
+    async def member_codes(self, member_id: str) -> list[Document]:
+        """A member's coupons in clear, for their own export (PIPL): code, gift, order, status, dates."""
+        now = self.clock.now()
+        return [
+            {
+                "code": self.sealer.open(doc["_id"], doc["sealed"]),
+                "giftId": doc["giftId"],
+                "redemptionId": doc.get("orderId"),
+                "status": "USED"
+                if doc["status"] == CodeStatus.USED
+                else "EXPIRED"
+                if expired(doc.get("expiresAt"), now)
+                else "ISSUED",
+                "assignedAt": doc.get("assignedAt"),
+                "usedAt": doc.get("usedAt"),
+                "expiresAt": doc.get("expiresAt"),
+            }
+            for doc in await store.codes_of_member(self.db, member_id)
+        ]
+
     # -- inside a redemption's transaction ---------------------------------------------------------
 
     async def assign(

@@ -82,6 +82,19 @@ async def release(db: Database, code_id: str, to_status: CodeStatus, now: dateti
     return changed.modified_count == 1
 
 
+async def codes_of_member(db: Database, member_id: str, session: Any = None) -> list[Document]:
+    """Every code a member holds now (assigned or used), oldest first: their coupon wallet."""
+    cursor = db[CODES].find({"memberId": member_id}, session=session)
+    return await cursor.sort([("assignedAt", ASCENDING), ("_id", ASCENDING)]).to_list()
+
+
+async def move_member(db: Database, from_member: str, to_member: str, session: Any) -> int:
+    """Two accounts merged: the codes of one become the other's (markCouponUsed names the survivor)."""
+    moved = await db[CODES].update_many({"memberId": from_member}, {"$set": {"memberId": to_member}}, session=session)
+    await db[CODES].update_many({"usedByMember": from_member}, {"$set": {"usedByMember": to_member}}, session=session)
+    return moved.modified_count
+
+
 async def find_by_hash(db: Database, code_hash: str, session: Any = None) -> Document | None:
     return await db[CODES].find_one({"codeHash": code_hash}, session=session)
 
@@ -159,6 +172,12 @@ async def next_available_expiry(db: Database, gift_id: str, now: datetime) -> da
         sort=[("sortExpiry", ASCENDING)],
     )
     return None if doc is None else doc["expiresAt"]
+
+
+async def delete_pool(db: Database, gift_id: str, session: Any) -> None:
+    """A never-redeemed virtual gift is deleted: its codes and batches go with it."""
+    await db[CODES].delete_many({"giftId": gift_id}, session=session)
+    await db[BATCHES].delete_many({"giftId": gift_id}, session=session)
 
 
 # -- batches -------------------------------------------------------------------------------------

@@ -78,9 +78,9 @@ async def add_stock(db: Database, gift_id: str, quantity: int, now: datetime) ->
     )
 
 
-async def delete_unredeemed(db: Database, gift_id: str) -> bool:
+async def delete_unredeemed(db: Database, gift_id: str, session: Any = None) -> bool:
     """Delete a gift nobody ever redeemed; False if it was redeemed (or does not exist)."""
-    return (await db[GIFTS].delete_one({"_id": gift_id, "redeemed": 0})).deleted_count == 1
+    return (await db[GIFTS].delete_one({"_id": gift_id, "redeemed": 0}, session=session)).deleted_count == 1
 
 
 async def page(

@@ -10,6 +10,7 @@ import bson
 
 from gateway.core.auth import Role
 from gateway.features.audit import audit_all
+from gateway.workers.holds import sweep_expired_holds
 from tests.conftest import token
 from tests.support.catalog_helpers import ELIGIBILITY, GIFT, available, create_gift, member_with, redeem
 
@@ -274,6 +275,15 @@ async def test_a_points_and_cash_coupon_shows_its_code_only_once_paid(gql, admin
     order = await order_codes(gql, alice, placed["id"])
     assert order["coupons"][0]["code"] == "PAID-1" and order["cancelUntil"] is not None
 
+    # Unpaid in time: the sweeper cancels the order and its code goes back to the pool.
+    await import_codes(gql, admin, gift["id"], ["PAID-2"])
+    unpaid = (await redeem(gql, alice, "alice", gift["id"], "p2", cash=500))["data"]["redeemGift"]
+    assert (await gql.ok(GIFT, {"id": gift["id"]}))["gift"]["stock"] == 0
+    services.clock.advance(timedelta(minutes=31))
+    assert (await sweep_expired_holds(services)).cancelled_redemptions == 1
+    assert (await order_codes(gql, alice, unpaid["id"]))["status"] == "CANCELLED"
+    assert (await gql.ok(GIFT, {"id": gift["id"]}))["gift"]["stock"] == 1
+
 
 async def test_coupon_orders_count_in_top_gifts_and_are_not_shipping_notifications(gql, admin, services, db):
     gift = await coupon_gift(gql, admin)
@@ -291,3 +301,47 @@ async def test_coupon_orders_count_in_top_gifts_and_are_not_shipping_notificatio
 
     now = services.clock.now()
     assert await shipped_since(db, now - DAY, now + DAY) == []
+
+
+async def test_a_coupon_nobody_redeemed_is_deleted_with_its_pool_and_a_sold_one_is_not(gql, admin, services, db):
+    delete = "mutation($id: ID!) { deleteGift(id: $id) }"
+    unsold = await coupon_gift(gql, admin)
+    await import_codes(gql, admin, unsold["id"], ["DEL-1", "DEL-2"])
+    assert (await gql.ok(delete, {"id": unsold["id"]}, token=admin))["deleteGift"] is True
+    assert await db["coupon_codes"].count_documents({}) == 0 and await db["coupon_batches"].count_documents({}) == 0
+    sold = await coupon_gift(gql, admin)
+    assert (await import_codes(gql, admin, sold["id"], ["DEL-1", "DEL-2"]))["added"] == 2  # the codes are free again
+    alice = await member_with(services, "alice", points=1000)
+    await redeem(gql, alice, "alice", sold["id"], "d")
+    assert await gql.error_code(delete, {"id": sold["id"]}, token=admin) == "GIFT_HAS_REDEMPTIONS"
+
+
+async def test_a_members_coupons_for_their_own_export(gql, admin, services):
+    gift = await coupon_gift(gql, admin)
+    await import_codes(gql, admin, gift["id"], ["MINE-1", "MINE-2"])
+    alice = await member_with(services, "alice", points=1000)
+    order = (await redeem(gql, alice, "alice", gift["id"], "x", quantity=2))["data"]["redeemGift"]["id"]
+    mine = await services.coupons.member_codes("alice")
+    assert sorted(c["code"] for c in mine) == ["MINE-1", "MINE-2"]
+    assert {(c["redemptionId"], c["status"]) for c in mine} == {(order, "ISSUED")}
+    assert await services.coupons.member_codes("bob") == []
+
+
+async def test_merged_accounts_take_their_coupons_along(gql, admin, services, db):
+    """The store step a member merge runs in its transaction: the survivor holds the codes."""
+    from gateway.store import coupons as coupon_store
+
+    gift = await coupon_gift(gql, admin)
+    await import_codes(gql, admin, gift["id"], ["MERGE-1"])
+    dup = await member_with(services, "alice-dup", points=1000)
+    await redeem(gql, dup, "alice-dup", gift["id"], "m")
+    assert await db.transaction(lambda s: coupon_store.move_member(db, "alice-dup", "alice", s)) == 1
+    used = {"code": "MERGE-1", "ref": "shop-1"}
+    body = await gql.ok(
+        'mutation($code: String!, $ref: String!) { markCouponUsed(code: $code, memberId: "alice", reference: $ref) '
+        "{ reference } }",
+        used,
+        token=token(Role.PAYMENTS, "checkout"),
+    )
+    assert body["markCouponUsed"]["reference"] == "shop-1"
+    assert [c["code"] for c in await services.coupons.member_codes("alice")] == ["MERGE-1"]
