@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.features.guard import PersistedQueries, RateLimiter
     from gateway.features.imports import Importer
     from gateway.features.member_accounts import MemberAccounts
+    from gateway.features.member_merge import MemberMerges
     from gateway.features.member_segments import MemberSegments
     from gateway.features.notifications import Notifications
     from gateway.features.paid_membership import PaidMemberships
@@ -86,6 +87,12 @@ class Services:
             ttl=timedelta(hours=self.settings.grant_request_ttl_hours),
         )
         return Grants(self.db, self.clock, self.ledger, self.admin_audit, policy)
+
+    @cached_property
+    def member_merges(self) -> MemberMerges:
+        from gateway.features.member_merge import MemberMerges
+
+        return MemberMerges(self.db, self.clock, self.ledger, self.admin_audit)
 
     @cached_property
     def member_segments(self) -> MemberSegments:

@@ -89,3 +89,77 @@ class MemberAccountMutation:
             partner_links_removed=changed["partnerLinks"],
             notifications_scrubbed=changed["notifications"],
         )
+
+
+@strawberry.type(description="Two accounts of one person merged into one (docs/members.md).")
+class MemberMerge:
+    id: str
+    source_id: str = strawberry.field(description="The duplicate, now a tombstone pointing at the target.")
+    target_id: str = strawberry.field(description="The account that survives.")
+    status: str = strawberry.field(description="MERGED, or REVERSED once undone.")
+    at: datetime
+    reason: str
+    available_moved: int
+    pending_moved: int
+    returned_points: int | None = strawberry.field(description="Undone: the points that went back to the source.")
+    points_not_returned: int | None = strawberry.field(
+        description="Undone: points the merged account spent or let expire meanwhile, not re-created."
+    )
+
+    @classmethod
+    def of(cls, doc: dict) -> MemberMerge:  # type: ignore[type-arg]
+        from gateway.core.clock import as_utc
+
+        return cls(
+            id=doc["_id"],
+            source_id=doc["source"],
+            target_id=doc["target"],
+            status=doc["status"],
+            at=as_utc(doc["at"]),
+            reason=doc["reason"],
+            available_moved=doc["points"]["available"],
+            pending_moved=doc["points"]["pending"],
+            returned_points=doc.get("returned"),
+            points_not_returned=doc.get("notReturned"),
+        )
+
+
+@strawberry.input
+class MergeMembersInput:
+    source_id: strawberry.ID = strawberry.field(description="The duplicate account, merged away.")
+    target_id: strawberry.ID = strawberry.field(description="The account that survives.")
+    reason: str
+    idempotency_key: str
+
+
+@strawberry.type
+class MemberMergeMutation:
+    @strawberry.mutation(
+        description="members:merge — merge a duplicate account into the one that survives, in one transaction: "
+        "points (with their expiry), orders, purchases and partner links move; the ledger records both sides. "
+        "Idempotent on idempotencyKey (and on the same pair). Audited."
+    )
+    async def merge_members(self, info: Info, input: MergeMembersInput) -> MemberMerge:
+        who = require_permission(info.context.principal, Permission.MEMBERS_MERGE)
+        merges = info.context.services.member_merges
+        result = await merges.merge(
+            who, str(input.source_id), str(input.target_id), input.reason, input.idempotency_key
+        )
+        return MemberMerge.of(await merges.get(result["mergeId"]))  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="members:merge — undo a merge: what came from the source and is still there goes back. Audited."
+    )
+    async def unmerge_members(self, info: Info, merge_id: str, reason: str) -> MemberMerge:
+        who = require_permission(info.context.principal, Permission.MEMBERS_MERGE)
+        merges = info.context.services.member_merges
+        await merges.unmerge(who, merge_id, reason)
+        return MemberMerge.of(await merges.get(merge_id))  # type: ignore[arg-type]
+
+
+@strawberry.type
+class MemberMergeQuery:
+    @strawberry.field(description="members:read — the merges a member took part in, newest first.")
+    async def member_merges(self, info: Info, member_id: strawberry.ID) -> list[MemberMerge]:
+        require_permission(info.context.principal, Permission.MEMBERS_READ)
+        return [MemberMerge.of(doc) for doc in await info.context.services.member_merges.of_member(str(member_id))]

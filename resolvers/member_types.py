@@ -110,6 +110,11 @@ class Member:
     def status(self) -> MemberStatusName:  # type: ignore[valid-type]
         return MemberStatusName(str(status_of(self.doc)))
 
+    @strawberry.field(description="MERGED accounts: the account they were merged into (use that one).")
+    def merged_into(self) -> str | None:
+        merged: str | None = self.doc.get("mergedInto")
+        return merged
+
     @strawberry.field(description="Staff (members:read): why the account is frozen; null otherwise.")
     def freeze_reason(self, info: Info) -> str | None:
         if not allows(info.context.principal, Permission.MEMBERS_READ):

@@ -27,7 +27,7 @@ from resolvers.extensions import (
 from resolvers.federation import RouterOnlyFederation, check_representations
 from resolvers.grants import GrantRequestMutation, GrantRequestQuery
 from resolvers.input_guard import InputTextGuard
-from resolvers.member_accounts import MemberAccountMutation
+from resolvers.member_accounts import MemberAccountMutation, MemberMergeMutation, MemberMergeQuery
 from resolvers.member_search import MemberSearchMutation, MemberSearchQuery
 from resolvers.member_types import Member
 from resolvers.members import MemberMutation, MemberQuery
@@ -54,6 +54,7 @@ QUERIES: tuple[type, ...] = (
     CampaignQuery,
     SegmentGrantQuery,
     MemberSearchQuery,
+    MemberMergeQuery,
     GrantRequestQuery,
 )
 MUTATIONS: tuple[type, ...] = (
@@ -69,6 +70,7 @@ MUTATIONS: tuple[type, ...] = (
     GrantRequestMutation,
     MemberSearchMutation,
     MemberAccountMutation,
+    MemberMergeMutation,
     CampaignMutation,
     SegmentGrantMutation,
 )

@@ -10,6 +10,8 @@
   deductions) so nothing half-spent outlives it; orders already placed stay as they are for
   staff to ship or cancel.
 - **CLOSED** (personal data erased on request, PIPL): as frozen, for good (``MEMBER_CLOSED``).
+- **MERGED** (a duplicate registration merged into the account that survives): every points
+  operation naming it is refused with ``MEMBER_MERGED`` and ``mergedInto`` (the survivor's id).
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ class MemberStatus(StrEnum):
     ACTIVE = "ACTIVE"
     FROZEN = "FROZEN"
     CLOSED = "CLOSED"
+    MERGED = "MERGED"  # merged into another account (``mergedInto``); undone by an admin
 
 
-REFUSAL_CODE = {MemberStatus.FROZEN: "MEMBER_FROZEN", MemberStatus.CLOSED: "MEMBER_CLOSED"}
+REFUSAL_CODE = {
+    MemberStatus.FROZEN: "MEMBER_FROZEN",
+    MemberStatus.CLOSED: "MEMBER_CLOSED",
+    MemberStatus.MERGED: "MEMBER_MERGED",
+}
 MAX_REASON = 500
 
 
@@ -53,6 +60,12 @@ def freeze(current: MemberStatus) -> MemberStatus:
         return MemberStatus.FROZEN
     if current is MemberStatus.FROZEN:
         raise StatusRefusal("INVALID_STATE", "The member is already frozen")
+    return _gone(current)
+
+
+def _gone(current: MemberStatus) -> MemberStatus:
+    if current is MemberStatus.MERGED:
+        raise StatusRefusal("MEMBER_MERGED", "The account was merged into another")
     raise StatusRefusal("MEMBER_CLOSED", "The account is closed")
 
 
@@ -61,7 +74,7 @@ def unfreeze(current: MemberStatus) -> MemberStatus:
         return MemberStatus.ACTIVE
     if current is MemberStatus.ACTIVE:
         raise StatusRefusal("INVALID_STATE", "The member is not frozen")
-    raise StatusRefusal("MEMBER_CLOSED", "The account is closed")
+    return _gone(current)
 
 
 def valid_reason(reason: str) -> str:

@@ -41,6 +41,8 @@ class EntryKind(StrEnum):
     PARTNER_CONVERT_IN = "PARTNER_CONVERT_IN"
     PARTNER_CONVERT_OUT = "PARTNER_CONVERT_OUT"
     CAMPAIGN = "CAMPAIGN"  # a campaign's bonus on a purchase (features/campaigns.py)
+    MERGE_OUT = "MERGE_OUT"  # points leaving an account merged into another, or back out at its undoing
+    MERGE_IN = "MERGE_IN"  # the same points arriving on the other side (features/member_merge.py)
 
 
 class LotState(StrEnum):

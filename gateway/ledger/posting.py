@@ -40,6 +40,14 @@ from gateway.store import lots as lots_store
 from gateway.store.mongo import Database, Document
 
 
+def lot_due_at(lot: Document) -> datetime | None:
+    """When a lot next needs settling: its release while pending, its expiry while it holds points."""
+    if lot["state"] == LotState.PENDING:
+        instants = [i for i in (lot.get("availableAt"), lot.get("expiresAt")) if i is not None]
+        return min(instants, key=as_utc) if instants else None
+    return lot.get("expiresAt") if lot["remaining"] > 0 else None
+
+
 class InsufficientPoints(DomainError):
     code = "INSUFFICIENT_POINTS"
 
@@ -67,17 +75,26 @@ class LedgerTx:
     # What the steps of one transaction share (a partner read once for a batch of its events).
     scratch: dict[Any, Any] = field(default_factory=dict)
 
-    async def member(self, member_id: str, *, settle: bool = False) -> Document:
+    async def member(self, member_id: str, *, settle: bool = False, merged_ok: bool = False) -> Document:
         """Lock the member for this transaction and settle what is due; returns its document.
 
         The settle queries run only once ``nextDueAt`` has come, or when ``settle``
         asks for them (the expiry job, which finds due lots from the lots themselves).
+        An account merged into another is refused (``MEMBER_MERGED``, naming the survivor)
+        unless ``merged_ok`` (undoing the merge).
         """
         if member_id in self.members:
             return self.members[member_id]
         doc = await ledger_store.lock_member(self.db, member_id, session=self.session)
         if doc is None:
             raise member_not_found(member_id)
+        if doc.get("mergedInto") and not merged_ok:
+            raise DomainError(
+                "The member was merged into another account; use that one",
+                code="MEMBER_MERGED",
+                memberId=member_id,
+                mergedInto=doc["mergedInto"],
+            )
         doc.setdefault("debt", 0)
         self.members[member_id] = doc
         due = doc.get("nextDueAt")
@@ -253,6 +270,38 @@ class LedgerTx:
             extra=memo.extra,
         )
 
+    async def move_points(
+        self, from_id: str, to_id: str, lot_ids: list[Any], *, debt: int, memo_out: Memo, memo_in: Memo
+    ) -> tuple[Document, Document]:
+        """Move lots (with what remains in them, pending or available, original expiry) and
+        ``debt`` from one account to another: an entry on each side, available and pending only
+        (what each account earned, spent and let expire stays its own history). Both members
+        must be locked first; neither may have points on hold in these lots."""
+        source, target = self.members[from_id], self.members[to_id]
+        lots = [
+            lot
+            for lot in (await lots_store.by_id(self.db, lot_ids, session=self.session)).values()
+            if lot["memberId"] == from_id
+        ]
+        available = sum(lot["remaining"] for lot in lots if lot["state"] == LotState.AVAILABLE)
+        pending = sum(lot["remaining"] for lot in lots if lot["state"] == LotState.PENDING)
+        await lots_store.reassign(self.db, [lot["_id"] for lot in lots], to_id, session=self.session)
+        if debt:
+            source["debt"] -= debt
+            target["debt"] += debt
+            await ledger_store.add_debt(self.db, from_id, -debt, session=self.session)
+            await ledger_store.add_debt(self.db, to_id, debt, session=self.session)
+        moved = [{"lotId": lot["_id"], "points": lot["remaining"]} for lot in lots if lot["remaining"]]
+        self._lower_due(to_id, *(lot_due_at(lot) for lot in lots))
+        out_entry = await self._post(
+            from_id, memo_out, delta(available=debt - available, pending=-pending), lots=moved, extra=memo_out.extra
+        )
+        await self._recompute_due(from_id)
+        in_entry = await self._post(
+            to_id, memo_in, delta(available=available - debt, pending=pending), lots=moved, extra=memo_in.extra
+        )
+        return out_entry, in_entry
+
     async def take_back(self, member_id: str, points: int, memo: Memo, *, lot_ids: list[Any]) -> Document:
         """Reverse earning (a refund): from the lots it created first, then from other
         available points; what is still missing becomes debt if the program allows
@@ -317,6 +366,7 @@ class LedgerTx:
         (those points lapse). Returns (returned, lapsed, the takes as entry lots)."""
         lots = await lots_store.by_id(self.db, [t.lot_id for t in back], session=self.session)
         returned, lapsed = 0, 0
+        into: list[Document] = []  # the lots that took the points back (for debt repayment)
         for take in back:
             lot = lots[take.lot_id]
             if lot["expiresAt"] is not None and as_utc(lot["expiresAt"]) <= self.now:
@@ -324,10 +374,26 @@ class LedgerTx:
                 continue
             returned += take.points
             self._lower_due(member_id, lot["expiresAt"])
-            await lots_store.add_remaining(self.db, lot["_id"], take.points, session=self.session)
+            if lot["memberId"] == member_id:
+                await lots_store.add_remaining(self.db, lot["_id"], take.points, session=self.session)
+                into.append({"lotId": lot["_id"], "points": take.points})
+            else:
+                # the lot moved to another account since (a merge or its undoing): the points come back
+                # to this member in a lot of their own, with the original expiry
+                copy = {
+                    **{k: lot[k] for k in ("entryId", "source", "expiresAt", "availableAt", "createdAt")},
+                    "_id": ObjectId(),
+                    "memberId": member_id,
+                    "points": take.points,
+                    "remaining": take.points,
+                    "state": LotState.AVAILABLE,
+                    "returnedFrom": lot["_id"],
+                }
+                await lots_store.insert(self.db, copy, session=self.session)
+                into.append({"lotId": copy["_id"], "points": take.points})
         back_docs = [{"lotId": t.lot_id, "points": t.points} for t in back]
         if returned:
-            await self._pay_debt(member_id, returned, lot_takes=back_docs)
+            await self._pay_debt(member_id, returned, lot_takes=into)
         return returned, lapsed, back_docs
 
     async def entry(self, entry_id: Any) -> Document:

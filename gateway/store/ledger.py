@@ -64,8 +64,7 @@ async def entries(db: Database, entry_ids: list[Any]) -> list[Document]:
 async def restores_of(
     db: Database, member_id: str, spend_entry_id: Any, session: Any = None
 ) -> AsyncIterator[Document]:
-    """Earlier entries that gave back part of a spend (their ``lots`` only)."""
-    async for earlier in db[LEDGER].find(
-        {"memberId": member_id, "restoredFrom": spend_entry_id}, {"lots": 1}, session=session
-    ):
+    """Earlier entries that gave back part of a spend (their ``lots`` only), whichever account they
+    were posted on: after a merge or its undoing, a spend's restores may sit on two members."""
+    async for earlier in db[LEDGER].find({"restoredFrom": spend_entry_id}, {"lots": 1}, session=session):
         yield earlier

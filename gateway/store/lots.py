@@ -115,3 +115,14 @@ async def next_due(db: Database, member_id: str, session: Any = None) -> datetim
     ]
     rows = await (await db[LOTS].aggregate(pipeline, session=session)).to_list()
     return rows[0]["at"] if rows and rows[0]["at"] is not None else None
+
+
+async def ids_of(db: Database, member_id: str, session: Any = None) -> list[Any]:
+    """Every lot of the member, spent ones included (a spend's restore finds its lots by id)."""
+    return [lot["_id"] async for lot in db[LOTS].find({"memberId": member_id}, {"_id": 1}, session=session)]
+
+
+async def reassign(db: Database, lot_ids: list[Any], member_id: str, session: Any = None) -> None:
+    """The lots now belong to ``member_id`` (an account merge or its undoing)."""
+    if lot_ids:
+        await db[LOTS].update_many({"_id": {"$in": lot_ids}}, {"$set": {"memberId": member_id}}, session=session)

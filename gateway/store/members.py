@@ -248,3 +248,8 @@ async def set_status(
 async def erase_profile(db: Database, member_id: str, fields: Document, session: Any = None) -> None:
     """Overwrite the personal fields of an erased member and drop its segment."""
     await db[MEMBERS].update_one({"_id": member_id}, {"$set": fields, "$unset": {"rfm": ""}}, session=session)
+
+
+async def record_tier_change(db: Database, member_id: str, change: Document, session: Any = None) -> None:
+    """Keep a tier change in the member's history (the caller sets the tier itself)."""
+    await db[TIER_CHANGES].insert_one({"memberId": member_id, **change}, session=session)

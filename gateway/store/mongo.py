@@ -116,6 +116,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "partner_daily": [IndexModel([("partnerId", ASCENDING), ("day", ASCENDING)])],
     "partner_dead_letters": [IndexModel([("at", ASCENDING)])],
     "tier_changes": [IndexModel([("at", ASCENDING)])],
+    "member_merges": [IndexModel([("source", ASCENDING)]), IndexModel([("target", ASCENDING), ("at", DESCENDING)])],
     "notifications": [
         IndexModel([("status", ASCENDING), ("nextAttemptAt", ASCENDING)]),
         IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),

@@ -20,6 +20,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "purchases": ("purchases", "memberId"),
     "checkoutDeductions": ("deductions", "memberId"),
     "redemptions": ("redemptions", "memberId"),
+    "coupons": ("coupon_codes", "memberId"),  # codes the member holds: status, dates, hint (never sealed or hashed)
     "partnerLinks": ("partner_links", "memberId"),
     "partnerLinkEvents": ("partner_link_events", "memberId"),
     "partnerOperations": ("partner_operations", "memberId"),
@@ -41,6 +42,7 @@ NOT_EXPORTED: dict[str, str] = {
 HIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
     "staffActions": ("actor", "hash", "prevHash", "requestId"),
     "notifications": ("targets", "claimedUntil"),
+    "coupons": ("sealed", "codeHash"),
 }
 MEMBER_HIDDEN = ("search", "lockVersion", "nextDueAt")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import timedelta
 
@@ -345,3 +346,15 @@ async def test_merged_accounts_take_their_coupons_along(gql, admin, services, db
     )
     assert body["markCouponUsed"]["reference"] == "shop-1"
     assert [c["code"] for c in await services.coupons.member_codes("alice")] == ["MERGE-1"]
+
+
+async def test_the_members_data_export_lists_their_coupons_without_sealed_or_hashed_codes(gql, admin, services):
+    gift = await coupon_gift(gql, admin)
+    await import_codes(gql, admin, gift["id"], ["EXPORT-777"])
+    alice = await member_with(services, "alice", points=1000)
+    order = (await redeem(gql, alice, "alice", gift["id"], "x"))["data"]["redeemGift"]["id"]
+    export = 'mutation { exportMemberData(memberId: "alice", reason: "PIPL-1") { document } }'
+    document = json.loads((await gql.ok(export, token=admin))["exportMemberData"]["document"])
+    (coupon,) = document["coupons"]
+    assert (coupon["orderId"], coupon["status"], coupon["hint"]) == (order, "ASSIGNED", "…-777")
+    assert "sealed" not in coupon and "codeHash" not in coupon

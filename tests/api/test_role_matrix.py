@@ -227,6 +227,19 @@ async def _frozen_member(world: World, caller: str) -> dict[str, Any]:
     return member
 
 
+async def _fresh_pair(world: World, caller: str) -> dict[str, Any]:
+    source, target = (await _fresh_member(world, caller))["id"], (await _fresh_member(world, caller))["id"]
+    return {"input": {"sourceId": source, "targetId": target, "reason": "duplicate", "idempotencyKey": source}}
+
+
+async def _fresh_merge(world: World, caller: str) -> dict[str, Any]:
+    pair = (await _fresh_pair(world, caller))["input"]
+    merged = await world.services.member_merges.merge(
+        Principal(Role.ADMIN, "setup"), pair["sourceId"], pair["targetId"], "duplicate", pair["idempotencyKey"]
+    )
+    return {"id": merged["mergeId"]}
+
+
 async def _alice(world: World, caller: str) -> dict[str, Any]:
     return {"memberId": world.alice}
 
@@ -437,6 +450,7 @@ MATRIX: dict[str, Row] = {
         'query { members(filter: {name: "ali"}, first: 5) { edges { node { id } } } }', needs(P.MEMBERS_READ)
     ),
     "Query.memberCount": Row('query { memberCount(filter: {tiers: ["SUPREME_VIP"]}) }', needs(P.MEMBERS_READ)),
+    "Query.memberMerges": Row('{ memberMerges(memberId: "alice") { id } }', needs(P.MEMBERS_READ)),
     "Query.memberSegmentSnapshot": Row("{ memberSegmentSnapshot { asOf } }", needs(P.MEMBERS_READ)),
     "Query.me": Row("{ me { id } }", outcomes(member_self=OK, member_other=OK)),
     "Query.program": Row("{ program { name } }", needs(P.RULES_MANAGE)),
@@ -493,6 +507,16 @@ MATRIX: dict[str, Row] = {
         'mutation($id: ID!) { unfreezeMember(memberId: $id, reason: "cleared") { status } }',
         needs(P.MEMBERS_FREEZE),
         _frozen_member,
+    ),
+    "Mutation.mergeMembers": Row(
+        "mutation($input: MergeMembersInput!) { mergeMembers(input: $input) { id } }",
+        needs(P.MEMBERS_MERGE),
+        _fresh_pair,
+    ),
+    "Mutation.unmergeMembers": Row(
+        'mutation($id: String!) { unmergeMembers(mergeId: $id, reason: "not the same person") { status } }',
+        needs(P.MEMBERS_MERGE),
+        _fresh_merge,
     ),
     "Mutation.exportMemberData": Row(
         'mutation { exportMemberData(memberId: "alice", reason: "PIPL request 7") { memberId } }',

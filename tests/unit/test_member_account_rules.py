@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gateway.domain.member_merge import (
+    filled_fields,
+    later_term,
+    merge_refusal,
+    merged_tier,
+    points_not_returned,
+    unmerge_refusal,
+)
 from gateway.domain.member_status import (
     MemberStatus,
     StatusRefusal,
@@ -16,6 +26,7 @@ from gateway.domain.member_status import (
     valid_reason,
 )
 from gateway.domain.privacy import ERASED_NAME, erased_profile, erasure_refusal, export_document
+from gateway.domain.program import DEFAULT_PROGRAM
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -79,3 +90,36 @@ def test_the_export_is_plain_json_without_hidden_fields():
     assert document["member"] == {"_id": "m1", "displayName": "Ann", "registeredAt": "2026-03-02T00:00:00+00:00"}
     assert document["ledger"] == [{"_id": "65f0c0ffee", "createdAt": "2026-03-02T00:00:00+00:00", "points": 5}]
     assert document["referredMembers"] == 2 and document["memberId"] == "m1"
+
+
+def test_merge_refusals_name_the_side_to_fix():
+    active = {"_id": "a"}
+    other = {"_id": "b"}
+    assert merge_refusal(active, other, source_holds=0) is None
+    assert merge_refusal(active, {"_id": "a"}, source_holds=0)[0] == "BAD_USER_INPUT"
+    assert merge_refusal({"_id": "a", "status": "FROZEN"}, other, source_holds=0)[0] == "MEMBER_FROZEN"
+    assert merge_refusal(active, {"_id": "b", "status": "CLOSED"}, source_holds=0)[0] == "MEMBER_CLOSED"
+    assert merge_refusal(active, {"_id": "b", "status": "MERGED"}, source_holds=0)[0] == "MEMBER_MERGED"
+    assert merge_refusal(active, other, source_holds=2)[0] == "ACCOUNT_BUSY"
+    assert unmerge_refusal(other, target_holds=0) is None
+    assert unmerge_refusal({"status": "FROZEN"}, target_holds=0)[0] == "MEMBER_FROZEN"
+    assert unmerge_refusal(other, target_holds=1)[0] == "ACCOUNT_BUSY"
+
+
+def test_the_merged_account_keeps_the_best_tier_fills_blanks_and_the_later_term():
+    tiers = DEFAULT_PROGRAM.tiers
+    assert merged_tier("MEMBER", "SENIOR", 100, tiers) == "SENIOR"
+    assert merged_tier("SENIOR", "MEMBER", 250_000, tiers) == "VIP"
+    assert merged_tier("SUPREME_VIP", "MEMBER", 0, tiers) == "SUPREME_VIP"
+    assert filled_fields({"email": "a@b.cn", "phone": None}, {"email": "x@y.cn", "phone": "138", "birthday": None}) == {
+        "phone": "138"
+    }
+    early, late = {"endsAt": NOW}, {"endsAt": NOW.replace(year=2027)}
+    assert later_term(early, late) is late and later_term(late, early) is late
+    assert later_term(None, early) is early and later_term(early, None) is early
+
+
+@given(st.integers(0, 10**9), st.integers(0, 10**9))
+def test_what_an_undoing_cannot_return_is_never_negative(moved_in, returned):
+    missing = points_not_returned(moved_in, returned)
+    assert missing >= 0 and (missing == moved_in - returned or returned > moved_in)
