@@ -242,6 +242,23 @@ def audit_command() -> None:
     typer.echo("audit clean: balances reconcile with the ledger")
 
 
+audit_log_app = typer.Typer(help="The append-only admin audit log.", no_args_is_help=True)
+app.add_typer(audit_log_app, name="audit-log")
+
+
+@audit_log_app.command("verify")
+def audit_log_verify_command() -> None:
+    """Check the admin audit log's hash chain; exit 1 naming the first entry edited or removed."""
+    report = with_services(settings_or_exit(), lambda s: s.admin_audit.verification())
+    if report.broken_at is not None:
+        typer.echo(
+            f"audit log BROKEN at entry {report.broken_at} of {report.entries}: edited, removed or out of order",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    typer.echo(f"audit log intact: {report.entries} entries, hash chain verified")
+
+
 @app.command("consume-partner-events")
 def consume_partner_events(
     idle_exit: Annotated[

@@ -215,7 +215,7 @@ class Services:
         """Operator CSV imports (members, gifts, grants) through the services above."""
         from gateway.features.imports import Importer
 
-        return Importer(self.db, self.clock, self.members, self.catalog, self.ledger)
+        return Importer(self.db, self.clock, self.members, self.catalog, self.ledger, self.admin_audit)
 
     @cached_property
     def analytics(self) -> Analytics:

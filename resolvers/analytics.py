@@ -14,7 +14,7 @@ from gateway.events.hub import Change
 from gateway.events.streams import ACTIVITY, live_changes
 from gateway.events.throttle import batches
 from gateway.features.analytics import span_of
-from gateway.features.program_admin import update_program
+from gateway.features.program_admin import ConfigAudit, update_program
 from resolvers.analytics_types import (
     AnalyticsSettings,
     AnalyticsSettingsInput,
@@ -73,7 +73,7 @@ class AnalyticsQuery:
 class AnalyticsMutation:
     @strawberry.mutation(description="Change the dashboard settings (admins only); invalid → BAD_USER_INPUT.")
     async def update_analytics_settings(self, info: Info, input: AnalyticsSettingsInput) -> AnalyticsSettings:
-        require_permission(info.context.principal, Permission.ANALYTICS_MANAGE)
+        who = require_permission(info.context.principal, Permission.ANALYTICS_MANAGE)
         changes: dict[str, Any] = {}
         for name in ("cost_per_point_milli_fen", "advice_low_percent", "advice_high_percent"):
             value = getattr(input, name)
@@ -82,7 +82,8 @@ class AnalyticsMutation:
             if value is None and name != "cost_per_point_milli_fen":
                 continue
             changes[name] = value
-        program, _version = await update_program(info.context.services.db, {"analytics": changes})
+        audit = ConfigAudit(info.context.services.admin_audit, who, "analytics")
+        program, _version = await update_program(info.context.services.db, {"analytics": changes}, audit=audit)
         info.context.remember_program(program)
         return AnalyticsSettings.of(program, info.context.services.clock.now())
 

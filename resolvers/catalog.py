@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway.core.auth import Role, require_principal
+from gateway.core.auth import Principal, Role, require_principal
 from gateway.core.errors import BadInput, Forbidden
 from gateway.core.permissions import Permission, require_permission, require_self_or
+from gateway.domain.admin_audit import AuditAction
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
+from gateway.features.admin_audit import Recorder
 from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found, visible_to
 from gateway.features.redemptions import RedeemRequest, redemption_not_found
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
@@ -110,6 +112,14 @@ class RedeemGiftInput:
     )
 
 
+def _audit(info: Info, who: Principal, action: AuditAction) -> Recorder:
+    return info.context.services.admin_audit.recorder(who, action, "gift")
+
+
+def _order_audit(info: Info, who: Principal, action: AuditAction, reason: str | None = None) -> Recorder:
+    return info.context.services.admin_audit.recorder(who, action, "order", reason=reason)
+
+
 @strawberry.type
 class CatalogQuery:
     @strawberry.field(
@@ -188,7 +198,7 @@ class CatalogQuery:
 class CatalogMutation:
     @strawberry.mutation(description="Admins: add a gift to the mall.")
     async def create_gift(self, info: Info, input: CreateGiftInput) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         spec = GiftSpec(
             name=input.name,
             category=input.category,
@@ -213,6 +223,7 @@ class CatalogMutation:
             input.id,
             kind=str(input.kind.value),  # type: ignore[attr-defined]
             cancel_window_minutes=input.cancel_window_minutes,
+            audit=_audit(info, who, AuditAction.GIFT_CREATE),
         )
         return Gift.of(doc, info.context.now)
 
@@ -227,52 +238,61 @@ class CatalogMutation:
             strawberry.argument(description="The gift version this edit is based on; CONFLICT if it changed since."),
         ] = None,
     ) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         program = await info.context.program()
         catalog = info.context.services.catalog
-        doc = await catalog.update(str(id), input.changes(), program, expected_version=expected_version)
+        audit = _audit(info, who, AuditAction.GIFT_UPDATE)
+        doc = await catalog.update(str(id), input.changes(), program, expected_version=expected_version, audit=audit)
         return Gift.of(doc, info.context.now)
 
     @strawberry.mutation(description="Admins: add stock; a sold-out gift is back on sale at once.")
     async def restock_gift(self, info: Info, id: strawberry.ID, quantity: int) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
-        return Gift.of(await info.context.services.catalog.restock(str(id), quantity), info.context.now)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        audit = _audit(info, who, AuditAction.GIFT_RESTOCK)
+        return Gift.of(await info.context.services.catalog.restock(str(id), quantity, audit=audit), info.context.now)
 
     @strawberry.mutation(description="Admins: list now (a future start or a past end is dropped).")
     async def list_gift(self, info: Info, id: strawberry.ID) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
-        return Gift.of(await info.context.services.catalog.set_listed(str(id), True), info.context.now)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        audit = _audit(info, who, AuditAction.GIFT_LIST)
+        return Gift.of(await info.context.services.catalog.set_listed(str(id), True, audit=audit), info.context.now)
 
     @strawberry.mutation(description="Admins: take off sale (kept, with its orders).")
     async def unlist_gift(self, info: Info, id: strawberry.ID) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
-        return Gift.of(await info.context.services.catalog.set_listed(str(id), False), info.context.now)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        audit = _audit(info, who, AuditAction.GIFT_UNLIST)
+        return Gift.of(await info.context.services.catalog.set_listed(str(id), False, audit=audit), info.context.now)
 
     @strawberry.mutation(description="Admins: 定时上架, on sale from startsAt until endsAt (open-ended if null).")
     async def schedule_gift(
         self, info: Info, id: strawberry.ID, starts_at: datetime, ends_at: datetime | None = None
     ) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         program = await info.context.program()
+        audit = _audit(info, who, AuditAction.GIFT_SCHEDULE)
         return Gift.of(
-            await info.context.services.catalog.schedule(str(id), starts_at, ends_at, program), info.context.now
+            await info.context.services.catalog.schedule(str(id), starts_at, ends_at, program, audit=audit),
+            info.context.now,
         )
 
     @strawberry.mutation(description="Admins: 限时兑换, a special points price inside a window (replaces any).")
     async def set_gift_offer(self, info: Info, id: strawberry.ID, input: GiftOfferInput) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
         catalog = info.context.services.catalog
-        return Gift.of(await catalog.set_offer(str(id), input.points, input.starts_at, input.ends_at), info.context.now)
+        audit = _audit(info, who, AuditAction.GIFT_OFFER_SET)
+        offer = await catalog.set_offer(str(id), input.points, input.starts_at, input.ends_at, audit=audit)
+        return Gift.of(offer, info.context.now)
 
     @strawberry.mutation(description="Admins: remove a gift's limited-time offer.")
     async def clear_gift_offer(self, info: Info, id: strawberry.ID) -> Gift:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
-        return Gift.of(await info.context.services.catalog.clear_offer(str(id)), info.context.now)
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        audit = _audit(info, who, AuditAction.GIFT_OFFER_CLEAR)
+        return Gift.of(await info.context.services.catalog.clear_offer(str(id), audit=audit), info.context.now)
 
     @strawberry.mutation(description="Admins: delete a gift nobody ever redeemed (else GIFT_HAS_REDEMPTIONS).")
     async def delete_gift(self, info: Info, id: strawberry.ID) -> bool:
-        require_permission(info.context.principal, Permission.CATALOG_MANAGE)
-        await info.context.services.catalog.delete(str(id))
+        who = require_permission(info.context.principal, Permission.CATALOG_MANAGE)
+        await info.context.services.catalog.delete(str(id), audit=_audit(info, who, AuditAction.GIFT_DELETE))
         return True
 
     @strawberry.mutation(
@@ -304,7 +324,9 @@ class CatalogMutation:
         who = require_principal(info.context.principal)
         if who.role is not Role.PAYMENTS:
             require_permission(who, Permission.SHOP_BACKEND)
-        order = await info.context.services.redemptions.confirm_payment(who, str(id), payment_reference, amount)
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.PAYMENT_CONFIRM, "order")
+        redemptions = info.context.services.redemptions
+        order = await redemptions.confirm_payment(who, str(id), payment_reference, amount, audit=audit)
         info.context.forget_member(order["memberId"])
         return Redemption.of(order)
 
@@ -312,9 +334,12 @@ class CatalogMutation:
     async def fulfill_redemption(
         self, info: Info, id: strawberry.ID, carrier: str | None = None, tracking_number: str | None = None
     ) -> Redemption:
-        require_permission(info.context.principal, Permission.ORDERS_FULFIL)
+        who = require_permission(info.context.principal, Permission.ORDERS_FULFIL)
         order = await info.context.services.redemptions.fulfil(
-            str(id), carrier=carrier, tracking_number=tracking_number
+            str(id),
+            carrier=carrier,
+            tracking_number=tracking_number,
+            audit=info.context.services.admin_audit.recorder(who, AuditAction.ORDER_FULFIL, "order"),
         )
         return Redemption.of(order)
 
@@ -326,6 +351,8 @@ class CatalogMutation:
         who = require_principal(info.context.principal)
         if who.role is not Role.MEMBER:
             require_permission(who, Permission.ORDERS_FULFIL)
-        order = await info.context.services.redemptions.cancel(who, str(id), reason)
+        # A member cancelling their own order is not a staff action; staff cancellations are audited.
+        audit = None if who.role is Role.MEMBER else _order_audit(info, who, AuditAction.ORDER_CANCEL, reason)
+        order = await info.context.services.redemptions.cancel(who, str(id), reason, audit=audit)
         info.context.forget_member(order["memberId"])
         return Redemption.of(order)

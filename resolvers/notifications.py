@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 from gateway.core.errors import BadInput
 from gateway.core.permissions import Permission, require_permission
+from gateway.domain.admin_audit import AuditAction
 from gateway.domain.notifications import Reason, Status
 from gateway.store.mongo import Document
 from resolvers.context import Info
@@ -141,8 +142,9 @@ class NotificationQuery:
 class NotificationMutation:
     @strawberry.mutation(description="Admin: reminders N days before points expire (1–365, at most 5).")
     async def update_notification_settings(self, info: Info, expiring_reminder_days: list[int]) -> NotificationSettings:
-        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
-        days = await info.context.services.notifications.set_reminder_days(expiring_reminder_days)
+        who = require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.NOTIFICATION_SETTINGS, "notifications")
+        days = await info.context.services.notifications.set_reminder_days(expiring_reminder_days, audit=audit)
         return NotificationSettings(expiring_reminder_days=list(days))
 
     @strawberry.mutation(description="Admin: deliver notifications (all reasons, or the ones listed) to an HTTPS URL.")
@@ -153,17 +155,20 @@ class NotificationMutation:
         description: str = "",
         reasons: list[NotificationReason] | None = None,  # type: ignore[valid-type]
     ) -> NotificationWebhookCreated:
-        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
+        who = require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
         chosen = [to_domain(Reason, r) for r in reasons] if reasons else None
-        doc, secret = await info.context.services.notifications.add_webhook(url, description, chosen)
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.WEBHOOK_ADD, "webhook")
+        doc, secret = await info.context.services.notifications.add_webhook(url, description, chosen, audit=audit)
         return NotificationWebhookCreated(webhook=NotificationWebhook.of(doc), secret=secret)
 
     @strawberry.mutation(description="Admin: stop delivering to a webhook (deliveries not yet made to it are skipped).")
     async def remove_notification_webhook(self, info: Info, id: strawberry.ID) -> NotificationWebhook:
-        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
-        return NotificationWebhook.of(await info.context.services.notifications.remove_webhook(str(id)))
+        who = require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.WEBHOOK_REMOVE, "webhook")
+        return NotificationWebhook.of(await info.context.services.notifications.remove_webhook(str(id), audit=audit))
 
     @strawberry.mutation(description="Admin: give a dead-lettered notification a fresh round of attempts.")
     async def retry_notification(self, info: Info, id: strawberry.ID) -> Notification:
-        require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
-        return Notification.of(await info.context.services.notifications.retry(str(id)))
+        who = require_permission(info.context.principal, Permission.NOTIFICATIONS_MANAGE)
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.NOTIFICATION_RETRY, "notification")
+        return Notification.of(await info.context.services.notifications.retry(str(id), audit=audit))

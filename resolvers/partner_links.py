@@ -15,6 +15,7 @@ from gateway.core.auth import Role, require_principal, require_role
 from gateway.core.clock import as_utc
 from gateway.core.errors import Forbidden
 from gateway.core.permissions import Permission, require_permission, require_self_or
+from gateway.domain.admin_audit import AuditAction
 from gateway.domain.partner_links import LinkAction, LinkVia
 from gateway.features.partner_links import PartnerLinks
 from gateway.store.mongo import Document
@@ -112,9 +113,14 @@ class PartnerLinkMutation:
         self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID, partner_member_ref: str
     ) -> PartnerAccount:
         who = require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
-        return PartnerAccount.of(await _links(info).link(who, str(member_id), str(partner_id), partner_member_ref))
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.PARTNER_LINK, "member")
+        linked = await _links(info).link(who, str(member_id), str(partner_id), partner_member_ref, audit=audit)
+        return PartnerAccount.of(linked)
 
     @strawberry.mutation(description="The member or an admin withdraws the link; false when there was none.")
     async def unlink_partner_account(self, info: Info, member_id: strawberry.ID, partner_id: strawberry.ID) -> bool:
         who = require_self_or(info.context.principal, str(member_id), Permission.PARTNERS_MANAGE)
-        return await _links(info).unlink(who, str(member_id), str(partner_id))
+        # A member withdrawing their own consent is not a staff action; staff unlinks are audited.
+        staff = who.role is not Role.MEMBER
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.PARTNER_UNLINK, "member") if staff else None
+        return await _links(info).unlink(who, str(member_id), str(partner_id), audit=audit)

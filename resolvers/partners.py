@@ -11,6 +11,7 @@ from gateway.core.auth import Principal, Role, require_principal, require_role
 from gateway.core.clock import as_utc
 from gateway.core.errors import BadInput, Forbidden
 from gateway.core.permissions import Permission, allows, require_permission
+from gateway.domain.admin_audit import AuditAction
 from gateway.domain.exchange import AccrualRate as DomainAccrualRate
 from gateway.domain.exchange import Fee, Rate
 from gateway.domain.partner_commands import OperationType, PartnerCommand
@@ -313,24 +314,27 @@ class PartnerQuery:
 class PartnerMutation:
     @strawberry.mutation(description="Admin: a new partner; its API key and signing secret are returned only now.")
     async def create_partner(self, info: Info, input: CreatePartnerInput) -> PartnerCredentials:
-        require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
-        doc, api_key, secret = await _service(info).create(_terms(input), partner_id=input.id)
+        who = require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.PARTNER_CREATE, "partner")
+        doc, api_key, secret = await _service(info).create(_terms(input), partner_id=input.id, audit=audit)
         return PartnerCredentials(partner=Partner.of(doc), api_key=api_key, signing_secret=secret)
 
     @strawberry.mutation(description="Admin: new API key and signing secret; the old ones stop working at once.")
     async def rotate_partner_key(self, info: Info, id: strawberry.ID) -> PartnerCredentials:
-        require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
-        doc, api_key, secret = await _service(info).rotate_key(str(id))
+        who = require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.PARTNER_KEY_ROTATE, "partner")
+        doc, api_key, secret = await _service(info).rotate_key(str(id), audit=audit)
         return PartnerCredentials(partner=Partner.of(doc), api_key=api_key, signing_secret=secret)
 
     @strawberry.mutation(description="Admin: change rate, fee, limits, settlement value or active flag.")
     async def update_partner(self, info: Info, id: strawberry.ID, input: UpdatePartnerInput) -> Partner:
-        require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
+        who = require_permission(info.context.principal, Permission.PARTNERS_MANAGE)
         service = _service(info)
         current = await service.get(str(id))
         fee = current.get("fee") or {}
         terms = _terms(input, Fee(fee.get("basisPoints", 0), fee.get("fixedPoints", 0)))
-        return Partner.of(await service.update(str(id), terms))
+        audit = info.context.services.admin_audit.recorder(who, AuditAction.PARTNER_UPDATE, "partner")
+        return Partner.of(await service.update(str(id), terms, audit=audit))
 
     @strawberry.mutation(description="Partner (X-Api-Key): coalition points for a purchase at the partner.")
     async def partner_accrue(self, info: Info, input: PartnerAccrueInput) -> PartnerOperationResult:

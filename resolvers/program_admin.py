@@ -10,7 +10,7 @@ import strawberry
 from gateway.core.errors import BadInput
 from gateway.core.permissions import Permission, require_permission
 from gateway.domain import program as cfg
-from gateway.features.program_admin import update_program, update_tiers
+from gateway.features.program_admin import ConfigAudit, update_program, update_tiers
 from gateway.store.program import load_versioned
 from resolvers.context import Info
 from resolvers.enums import graphql_enum
@@ -301,9 +301,12 @@ class ProgramAdminMutation:
         input: EarningRulesInput,
         expected_version: ExpectedVersion = None,
     ) -> ProgramConfig:
-        require_permission(info.context.principal, Permission.RULES_MANAGE)
+        who = require_permission(info.context.principal, Permission.RULES_MANAGE)
         program, version = await update_program(
-            info.context.services.db, {"earning": earning_changes(input)}, expected_version=expected_version
+            info.context.services.db,
+            {"earning": earning_changes(input)},
+            expected_version=expected_version,
+            audit=ConfigAudit(info.context.services.admin_audit, who, "earning"),
         )
         info.context.remember_program(program)
         return ProgramConfig.of(program, version)
@@ -315,12 +318,15 @@ class ProgramAdminMutation:
         input: ProgramSettingsInput,
         expected_version: ExpectedVersion = None,
     ) -> ProgramConfig:
-        require_permission(info.context.principal, Permission.RULES_MANAGE)
+        who = require_permission(info.context.principal, Permission.RULES_MANAGE)
         changes = _changes(input)
         policy = changes.get("tier_policy")
         if policy is not None and policy.get("validity_days") == 0:
             policy["validity_days"] = None
-        program, version = await update_program(info.context.services.db, changes, expected_version=expected_version)
+        audit = ConfigAudit(info.context.services.admin_audit, who, "settings")
+        program, version = await update_program(
+            info.context.services.db, changes, expected_version=expected_version, audit=audit
+        )
         info.context.remember_program(program)
         return ProgramConfig.of(program, version)
 
@@ -337,7 +343,7 @@ class ProgramAdminMutation:
         replacements: list[TierReplacementInput] | None = None,
         expected_version: ExpectedVersion = None,
     ) -> ProgramConfig:
-        require_permission(info.context.principal, Permission.RULES_MANAGE)
+        who = require_permission(info.context.principal, Permission.RULES_MANAGE)
         moves: dict[str, str] = {}
         for item in replacements or []:
             if item.code in moves:
@@ -350,6 +356,7 @@ class ProgramAdminMutation:
             replacements=moves,
             now=services.clock.now(),
             expected_version=expected_version,
+            audit=ConfigAudit(services.admin_audit, who, "tiers"),
         )
         info.context.remember_program(program)
         info.context.member_loader.clear_all()  # holders of a removed tier moved

@@ -10,6 +10,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
+from resolvers.admin_audit import AdminAuditQuery
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.campaigns import CampaignMutation, CampaignQuery
 from resolvers.catalog import CatalogMutation, CatalogQuery
@@ -56,6 +57,7 @@ QUERIES: tuple[type, ...] = (
     MemberSearchQuery,
     MemberMergeQuery,
     GrantRequestQuery,
+    AdminAuditQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     MemberMutation,

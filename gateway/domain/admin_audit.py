@@ -44,6 +44,25 @@ class AuditAction(StrEnum):
     SEGMENT_GRANT = "segment_grant.run"
     NOTIFICATION_SETTINGS = "notifications.change"
     IMPORT = "data.import"
+    # finer actions of the existing operations (issue 14 §5: every staff change leaves one entry)
+    GIFT_CREATE = "gift.create"
+    GIFT_UPDATE = "gift.update"
+    GIFT_LIST = "gift.list"
+    GIFT_UNLIST = "gift.unlist"
+    GIFT_SCHEDULE = "gift.schedule"
+    GIFT_RESTOCK = "gift.restock"
+    GIFT_OFFER_SET = "gift.offer_set"
+    GIFT_OFFER_CLEAR = "gift.offer_clear"
+    GIFT_DELETE = "gift.delete"
+    ORDER_FULFIL = "order.fulfil"
+    ORDER_CANCEL = "order.cancel"
+    PAYMENT_CONFIRM = "order.payment_confirm"
+    PARTNER_CREATE = "partner.create"
+    PARTNER_UPDATE = "partner.update"
+    PARTNER_UNLINK = "partner.unlink"
+    WEBHOOK_ADD = "notifications.webhook_add"
+    WEBHOOK_REMOVE = "notifications.webhook_remove"
+    NOTIFICATION_RETRY = "notifications.retry"
 
 
 @dataclass(frozen=True)
@@ -96,21 +115,50 @@ def chain_hash(prev_hash: str, seq: int, body: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + _canonical(seq, body)).hexdigest()
 
 
+class ChainCheck:
+    """The hash chain checked one entry at a time (in ``seq`` order), so a long log is verified
+    while it streams instead of being held in memory."""
+
+    def __init__(self) -> None:
+        self.prev = GENESIS
+        self.expected = 1
+        self.broken_at: int | None = None
+
+    def feed(self, entry: Mapping[str, Any]) -> bool:
+        """Take the next entry; False once the chain is broken (``broken_at`` says where)."""
+        if self.broken_at is not None:
+            return False
+        seq = self.expected
+        if (
+            int(entry["seq"]) != seq
+            or entry.get("prevHash") != self.prev
+            or chain_hash(self.prev, seq, entry) != entry.get("hash")
+        ):
+            self.broken_at = seq
+            return False
+        self.prev = entry["hash"]
+        self.expected += 1
+        return True
+
+    def finish(self, head: tuple[int, str] | None) -> int | None:
+        """Where the chain breaks, or None; ``head`` catches the newest entries deleted."""
+        if self.broken_at is None and head is not None and (head[0] != self.expected - 1 or head[1] != self.prev):
+            self.broken_at = self.expected
+        return self.broken_at
+
+    @property
+    def checked(self) -> int:
+        return self.expected - 1
+
+
 def verify_chain(entries: Iterable[Mapping[str, Any]], head: tuple[int, str] | None = None) -> int | None:
     """The sequence number where the chain first breaks (in ``seq`` order), or None when intact.
 
     ``head`` is the last (seq, hash) the log recorded: without it, deleting the newest entries
     would go unnoticed.
     """
-    prev = GENESIS
-    expected = 1
+    check = ChainCheck()
     for entry in entries:
-        if int(entry["seq"]) != expected or entry.get("prevHash") != prev:
-            return expected
-        if chain_hash(prev, expected, entry) != entry.get("hash"):
-            return expected
-        prev = entry["hash"]
-        expected += 1
-    if head is not None and (head[0] != expected - 1 or head[1] != prev):
-        return expected
-    return None
+        if not check.feed(entry):
+            break
+    return check.finish(head)

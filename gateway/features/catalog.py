@@ -43,6 +43,7 @@ from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.domain.program import Program
 from gateway.domain.text import unsafe_character
 from gateway.domain.tiers import tier_rank
+from gateway.features.admin_audit import Recorder, audited
 from gateway.store import coupons as coupon_codes
 from gateway.store import gifts
 from gateway.store import redemptions as redemptions_store
@@ -236,6 +237,7 @@ class Catalog:
         *,
         kind: str = PHYSICAL,
         cancel_window_minutes: int | None = None,
+        audit: Recorder | None = None,
     ) -> Document:
         """A new gift. A VIRTUAL gift (a coupon) starts with stock 0: its stock is its code pool's
         unused codes (``gateway.features.coupons``)."""
@@ -265,11 +267,23 @@ class Catalog:
             "createdAt": now,
             "updatedAt": now,
         }
-        await gifts.insert(self.db, doc)
+
+        async def work(session: Any) -> None:
+            await gifts.insert(self.db, doc, session)
+            if audit is not None:
+                await audit(session, doc["_id"], {"name": doc["name"], "points": spec.points, "stock": stock})
+
+        await audited(self.db, audit, work)
         return doc
 
     async def update(
-        self, gift_id: str, changes: dict[str, Any], program: Program, *, expected_version: int | None = None
+        self,
+        gift_id: str,
+        changes: dict[str, Any],
+        program: Program,
+        *,
+        expected_version: int | None = None,
+        audit: Recorder | None = None,
     ) -> Document:
         """Apply ``changes`` (GiftSpec field names) on top of the stored gift, validating the result."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(GiftSpec)}
@@ -279,12 +293,16 @@ class Catalog:
         def edit(current: Document) -> Document:
             return dataclasses.replace(spec_of(current), **changes).validated(program).fields()
 
-        return await self._edit(gift_id, edit, expected_version)
+        return await self._edit(gift_id, edit, expected_version, audit)
 
-    async def _edit(self, gift_id: str, edit: Any, expected_version: int | None) -> Document:
-        """Read, compute the fields to set from what was read, save only if nobody saved in between."""
-        for _ in range(MAX_ATTEMPTS):
-            current = await self.get(gift_id)
+    async def _edit(
+        self, gift_id: str, edit: Any, expected_version: int | None, audit: Recorder | None = None
+    ) -> Document:
+        """Read, compute the fields to set from what was read, save only if nobody saved in between
+        (with ``audit``, each attempt is one transaction with its entry: the fields set)."""
+
+        async def attempt(session: Any) -> Document | None:
+            current = await self.get(gift_id, session)
             version = version_of(current)
             if expected_version is not None and expected_version != version:
                 raise Conflict(
@@ -292,12 +310,19 @@ class Catalog:
                     "reload and retry",
                     currentVersion=version,
                 )
-            doc = await gifts.set_at_version(self.db, gift_id, version, edit(current), self.clock.now())
+            fields = edit(current)
+            doc = await gifts.set_at_version(self.db, gift_id, version, fields, self.clock.now(), session)
+            if doc is not None and audit is not None:
+                await audit(session, gift_id, {"version": doc.get("version"), "fields": fields})
+            return doc
+
+        for _ in range(MAX_ATTEMPTS):
+            doc = await audited(self.db, audit, attempt)
             if doc is not None:
                 return doc
         raise Conflict(f"Gift {gift_id!r} is being changed by others; retry")
 
-    async def restock(self, gift_id: str, quantity: int) -> Document:
+    async def restock(self, gift_id: str, quantity: int, *, audit: Recorder | None = None) -> Document:
         """Add stock; a sold-out gift is back on sale the moment this commits."""
         if not 1 <= quantity <= MAX_POINTS:
             raise BadInput("quantity must be positive", field="quantity")
@@ -305,12 +330,18 @@ class Catalog:
             raise DomainError(
                 "A virtual gift's stock is its unused codes: import or generate codes", code="STOCK_FROM_CODE_POOL"
             )
-        doc = await gifts.add_stock(self.db, gift_id, quantity, self.clock.now())
-        if doc is None:
-            raise gift_not_found(gift_id)
-        return doc
 
-    async def set_listed(self, gift_id: str, listed: bool) -> Document:
+        async def work(session: Any) -> Document:
+            doc = await gifts.add_stock(self.db, gift_id, quantity, self.clock.now(), session)
+            if doc is None:
+                raise gift_not_found(gift_id)
+            if audit is not None:
+                await audit(session, gift_id, {"quantity": quantity, "stock": doc["stock"]})
+            return doc
+
+        return await audited(self.db, audit, work)
+
+    async def set_listed(self, gift_id: str, listed: bool, *, audit: Recorder | None = None) -> Document:
         """List now (dropping a start time still in the future, or an end already past) or unlist."""
         now = self.clock.now()
 
@@ -323,41 +354,53 @@ class Catalog:
                     fields["listUntil"] = None
             return fields
 
-        return await self._edit(gift_id, edit, None)
+        return await self._edit(gift_id, edit, None, audit)
 
-    async def schedule(self, gift_id: str, starts_at: datetime, ends_at: datetime | None, program: Program) -> Document:
+    async def schedule(
+        self,
+        gift_id: str,
+        starts_at: datetime,
+        ends_at: datetime | None,
+        program: Program,
+        *,
+        audit: Recorder | None = None,
+    ) -> Document:
         """定时上架: on sale from ``starts_at`` until ``ends_at`` (open-ended if None)."""
-        return await self.update(gift_id, {"listed": True, "list_from": starts_at, "list_until": ends_at}, program)
+        changes = {"listed": True, "list_from": starts_at, "list_until": ends_at}
+        return await self.update(gift_id, changes, program, audit=audit)
 
-    async def set_offer(self, gift_id: str, points: int, starts_at: datetime, ends_at: datetime) -> Document:
+    async def set_offer(
+        self, gift_id: str, points: int, starts_at: datetime, ends_at: datetime, *, audit: Recorder | None = None
+    ) -> Document:
         """限时兑换: a special points price in force for starts_at <= now < ends_at; replaces any offer."""
         if not 1 <= points <= MAX_POINTS:
             raise BadInput("offer points must be positive", field="points")
         if as_utc(ends_at) <= as_utc(starts_at):
             raise BadInput("the offer must end after it starts", field="endsAt")
         offer = {"points": points, "startsAt": as_utc(starts_at), "endsAt": as_utc(ends_at)}
-        return await self._set(gift_id, {"offer": offer})
+        return await self._set(gift_id, {"offer": offer}, audit)
 
-    async def clear_offer(self, gift_id: str) -> Document:
-        return await self._set(gift_id, {"offer": None})
+    async def clear_offer(self, gift_id: str, *, audit: Recorder | None = None) -> Document:
+        return await self._set(gift_id, {"offer": None}, audit)
 
-    async def delete(self, gift_id: str) -> None:
+    async def delete(self, gift_id: str, *, audit: Recorder | None = None) -> None:
         """Only a gift nobody ever redeemed may go: orders keep pointing at their gift.
 
         ``redeemed`` is raised in the same transaction as every sale, so the filtered
         delete cannot slip between a redemption's check and its commit.
         """
-        if (await self.get(gift_id)).get("kind") == VIRTUAL:
-            # A coupon nobody redeemed: its pool goes with it (no code was ever given), freeing the codes.
-            async def work(session: Any) -> bool:
-                if not await gifts.delete_unredeemed(self.db, gift_id, session):
-                    return False
-                await coupon_codes.delete_pool(self.db, gift_id, session)
-                return True
+        virtual = (await self.get(gift_id)).get("kind") == VIRTUAL
 
-            if await self.db.transaction(work):
-                return
-        elif await gifts.delete_unredeemed(self.db, gift_id):
+        async def work(session: Any) -> bool:
+            if not await gifts.delete_unredeemed(self.db, gift_id, session):
+                return False
+            if virtual:  # a coupon nobody redeemed: its pool goes with it (no code was ever given)
+                await coupon_codes.delete_pool(self.db, gift_id, session)
+            if audit is not None:
+                await audit(session, gift_id, {})
+            return True
+
+        if await (self.db.transaction(work) if virtual else audited(self.db, audit, work)):
             return
         raise DomainError("This gift has been redeemed; unlist it instead of deleting it", code="GIFT_HAS_REDEMPTIONS")
 
@@ -382,11 +425,16 @@ class Catalog:
         position = parse_gift_cursor(after) if after is not None else None
         return await gifts.page(self.db, query=query, category=category, after=position, limit=first + 1)
 
-    async def _set(self, gift_id: str, fields: Document) -> Document:
-        doc = await gifts.set_fields(self.db, gift_id, fields, self.clock.now())
-        if doc is None:
-            raise gift_not_found(gift_id)
-        return doc
+    async def _set(self, gift_id: str, fields: Document, audit: Recorder | None = None) -> Document:
+        async def work(session: Any) -> Document:
+            doc = await gifts.set_fields(self.db, gift_id, fields, self.clock.now(), session)
+            if doc is None:
+                raise gift_not_found(gift_id)
+            if audit is not None:
+                await audit(session, gift_id, {"version": doc.get("version"), "fields": fields})
+            return doc
+
+        return await audited(self.db, audit, work)
 
 
 async def used_in_window(

@@ -28,10 +28,12 @@ from pymongo.errors import PyMongoError
 
 from gateway.core.auth import Principal, Role
 from gateway.core.errors import BadInput, DomainError
+from gateway.domain.admin_audit import AuditAction
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
 from gateway.domain.grant_approval import GrantAsk, GrantInvalid
 from gateway.domain.imports import GiftRow, GrantRow, ImportKind, MemberRow, ParsedRow, fingerprint, parse
+from gateway.features.admin_audit import AdminAudit
 from gateway.features.catalog import GiftSpec, spec_of
 from gateway.features.grants import post_grant
 from gateway.features.members import Registration
@@ -140,7 +142,16 @@ def _failure_records(report: ImportReport) -> list[dict[str, Any]]:
 
 
 class Importer:
-    def __init__(self, db: Database, clock: Clock, members: Members, catalog: Catalog, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        members: Members,
+        catalog: Catalog,
+        ledger: Ledger,
+        audit: AdminAudit | None = None,
+    ) -> None:
+        self.audit = audit
         self.db = db
         self.clock = clock
         self.members = members
@@ -220,6 +231,14 @@ class Importer:
             raise
         if not dry_run:
             await self._checkpoint(kind, batch, digest, next_line, report, finished=True)
+            if self.audit is not None:  # one entry per finished run (a resumed run says where it resumed)
+                details = {
+                    "rows": report.rows,
+                    "counts": dict(report.counts),
+                    "failed": len(report.failures),
+                    "resumedFrom": report.resumed_from,
+                }
+                await self.audit.record(IMPORT_PRINCIPAL, AuditAction.IMPORT, f"import:{kind}", batch, details)
         return report
 
     async def _checkpoint(

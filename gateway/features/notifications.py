@@ -36,6 +36,7 @@ from gateway.domain.notifications import (
     tier_change_id,
 )
 from gateway.domain.program import ExpiryMode
+from gateway.features.admin_audit import Recorder, audited
 from gateway.store import notifications as store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import load_program
@@ -119,15 +120,24 @@ class Notifications:
         doc = await store.settings(self.db)
         return tuple(doc["expiringReminderDays"]) if doc else DEFAULT_REMINDER_DAYS
 
-    async def set_reminder_days(self, days: list[int]) -> tuple[int, ...]:
+    async def set_reminder_days(self, days: list[int], *, audit: Recorder | None = None) -> tuple[int, ...]:
         checked = checked_reminder_days(days)
-        await store.save_settings(self.db, {"expiringReminderDays": list(checked), "updatedAt": self.clock.now()})
+
+        async def work(session: Any) -> None:
+            values = {"expiringReminderDays": list(checked), "updatedAt": self.clock.now()}
+            await store.save_settings(self.db, values, session=session)
+            if audit is not None:
+                await audit(session, "settings", {"expiringReminderDays": list(checked)})
+
+        await audited(self.db, audit, work)
         return checked
 
     async def webhooks(self) -> list[Document]:
         return await store.webhooks(self.db)
 
-    async def add_webhook(self, url: str, description: str, reasons: list[Reason] | None) -> tuple[Document, str]:
+    async def add_webhook(
+        self, url: str, description: str, reasons: list[Reason] | None, *, audit: Recorder | None = None
+    ) -> tuple[Document, str]:
         """The webhook and its signing secret, shown once."""
         if len(description) > 200:
             raise BadInput("description is at most 200 characters", field="description")
@@ -143,25 +153,41 @@ class Notifications:
             "active": True,
             "createdAt": self.clock.now(),
         }
-        await store.add_webhook(self.db, doc)
+
+        async def work(session: Any) -> None:
+            await store.add_webhook(self.db, doc, session=session)
+            if audit is not None:  # never the secret
+                await audit(session, doc["_id"], {"url": doc["url"], "reasons": doc["reasons"]})
+
+        await audited(self.db, audit, work)
         return doc, secret
 
-    async def remove_webhook(self, webhook_id: str) -> Document:
-        doc = await store.deactivate_webhook(self.db, webhook_id, self.clock.now())
-        if doc is None:
-            raise NotFound("No active webhook with that id", code="NOT_FOUND")
-        return doc
+    async def remove_webhook(self, webhook_id: str, *, audit: Recorder | None = None) -> Document:
+        async def work(session: Any) -> Document:
+            doc = await store.deactivate_webhook(self.db, webhook_id, self.clock.now(), session=session)
+            if doc is None:
+                raise NotFound("No active webhook with that id", code="NOT_FOUND")
+            if audit is not None:
+                await audit(session, webhook_id, {"url": doc["url"]})
+            return doc
+
+        return await audited(self.db, audit, work)
 
     async def page(
         self, *, status: str | None, member_id: str | None, before: tuple[datetime, str] | None, size: int
     ) -> list[Document]:
         return await store.page(self.db, status=status, member_id=member_id, before=before, size=size)
 
-    async def retry(self, notification_id: str) -> Document:
-        doc = await store.requeue(self.db, notification_id, self.clock.now())
-        if doc is None:
-            raise NotFound("No dead-lettered notification with that id", code="NOT_FOUND")
-        return doc
+    async def retry(self, notification_id: str, *, audit: Recorder | None = None) -> Document:
+        async def work(session: Any) -> Document:
+            doc = await store.requeue(self.db, notification_id, self.clock.now(), session=session)
+            if doc is None:
+                raise NotFound("No dead-lettered notification with that id", code="NOT_FOUND")
+            if audit is not None:
+                await audit(session, notification_id, {"memberId": doc.get("memberId"), "reason": doc.get("reason")})
+            return doc
+
+        return await audited(self.db, audit, work)
 
     # -- scan: what is due ------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from gateway.domain.partner_links import (
     invalid_code,
 )
 from gateway.domain.partner_terms import require_active
+from gateway.features.admin_audit import Recorder
 from gateway.features.members import Members
 from gateway.features.partners import Partners
 from gateway.store import partners as store
@@ -79,18 +80,29 @@ class PartnerLinks:
 
         return await self.db.transaction(work)
 
-    async def link(self, admin: Principal, member_id: str, partner_id: str, partner_member_ref: str) -> Document:
+    async def link(
+        self,
+        admin: Principal,
+        member_id: str,
+        partner_id: str,
+        partner_member_ref: str,
+        *,
+        audit: Recorder | None = None,
+    ) -> Document:
         """An operator links directly (support cases); recorded like every link."""
         ref = check_partner_member_ref(partner_member_ref)
         require_active(await self.partners.get(partner_id))
         await self.members.get(member_id)
 
         async def work(session: Any) -> Document:
-            return await self._link(session, partner_id, member_id, ref, LinkVia.ADMIN, admin)
+            linked = await self._link(session, partner_id, member_id, ref, LinkVia.ADMIN, admin)
+            if audit is not None:
+                await audit(session, member_id, {"partnerId": partner_id, "partnerMemberRef": ref})
+            return linked
 
         return await self.db.transaction(work)
 
-    async def unlink(self, actor: Principal, member_id: str, partner_id: str) -> bool:
+    async def unlink(self, actor: Principal, member_id: str, partner_id: str, *, audit: Recorder | None = None) -> bool:
         """Withdraw consent; the partner can no longer act on the member (its past operations stay)."""
 
         async def work(session: Any) -> bool:
@@ -100,6 +112,8 @@ class PartnerLinks:
             via = LinkVia.MEMBER if actor.role is Role.MEMBER else LinkVia.ADMIN
             event = self._event(LinkAction.UNLINKED, via, removed, actor, previous_ref=None)
             await store.insert_link_event(self.db, event, session=session)
+            if audit is not None:
+                await audit(session, member_id, {"partnerId": partner_id})
             return True
 
         return await self.db.transaction(work)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.core.auth import hash_api_key, new_api_key
@@ -17,6 +18,7 @@ from gateway.core.clock import Clock
 from gateway.core.errors import DomainError, NotFound, quote
 from gateway.domain.partner_commands import daily_usage
 from gateway.domain.partner_terms import LIMIT_FIELDS, PartnerTerms, check_partner_id
+from gateway.features.admin_audit import Recorder, audited
 from gateway.store import partners as store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import load_program
@@ -49,7 +51,9 @@ class Partners:
     async def exists(self, partner_id: str) -> bool:
         return await store.partner_exists(self.db, partner_id)
 
-    async def create(self, terms: PartnerTerms, partner_id: str | None = None) -> tuple[Document, str, str]:
+    async def create(
+        self, terms: PartnerTerms, partner_id: str | None = None, *, audit: Recorder | None = None
+    ) -> tuple[Document, str, str]:
         """A new partner; returns it with its API key and signing secret (shown only now)."""
         if partner_id is not None:
             check_partner_id(partner_id)
@@ -65,27 +69,46 @@ class Partners:
             "updatedAt": now,
             "keyRotatedAt": now,
         }
-        if not await store.insert_partner(self.db, doc):
-            raise DomainError("A partner with this id already exists", code="ALREADY_EXISTS", field="id")
+
+        async def work(session: Any) -> None:
+            if not await store.insert_partner(self.db, doc, session):
+                raise DomainError("A partner with this id already exists", code="ALREADY_EXISTS", field="id")
+            if audit is not None:  # the terms, never the credentials
+                await audit(session, doc["_id"], fields)
+
+        await audited(self.db, audit, work)
         return doc, api_key, secret
 
-    async def rotate_key(self, partner_id: str) -> tuple[Document, str, str]:
+    async def rotate_key(self, partner_id: str, *, audit: Recorder | None = None) -> tuple[Document, str, str]:
         """New API key and signing secret; the old ones stop working at once."""
         api_key, secret = new_api_key(), new_signing_secret()
         credentials = {"apiKeyHash": hash_api_key(api_key), "signingSecret": secret, "keyRotatedAt": self.clock.now()}
-        doc = await store.update_partner(self.db, partner_id, credentials)
-        if doc is None:
-            raise partner_not_found(partner_id)
-        return doc, api_key, secret
 
-    async def update(self, partner_id: str, terms: PartnerTerms) -> Document:
+        async def work(session: Any) -> Document:
+            doc = await store.update_partner(self.db, partner_id, credentials, session)
+            if doc is None:
+                raise partner_not_found(partner_id)
+            if audit is not None:
+                await audit(session, partner_id, {"keyRotatedAt": credentials["keyRotatedAt"]})
+            return doc
+
+        return await audited(self.db, audit, work), api_key, secret
+
+    async def update(self, partner_id: str, terms: PartnerTerms, *, audit: Recorder | None = None) -> Document:
         fields = terms.document()
         if "settlementMilliFenPerPoint" in fields:
             # Operations made before rates were recorded on them keep the rate they were made at.
             await store.remember_legacy_rate(self.db, partner_id)
-        doc = await store.update_partner(self.db, partner_id, {**fields, "updatedAt": self.clock.now()})
-        if doc is None:
-            raise partner_not_found(partner_id)
+
+        async def work(session: Any) -> Document:
+            doc = await store.update_partner(self.db, partner_id, {**fields, "updatedAt": self.clock.now()}, session)
+            if doc is None:
+                raise partner_not_found(partner_id)
+            if audit is not None:
+                await audit(session, partner_id, fields)
+            return doc
+
+        doc = await audited(self.db, audit, work)
         if "limits" in fields:
             await self._seed_daily_usage(doc)
         return doc

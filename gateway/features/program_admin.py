@@ -25,8 +25,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from gateway.core.auth import Principal
 from gateway.core.errors import BadInput, Conflict, DomainError, quote
+from gateway.domain.admin_audit import AuditAction
+from gateway.domain.config_diff import MISSING, diff
 from gateway.domain.program import Program, Tier
+from gateway.features.admin_audit import AdminAudit
 from gateway.store import gifts as gifts_store
 from gateway.store import members as members_store
 from gateway.store.mongo import Database
@@ -77,16 +81,54 @@ def _check_version(expected: int | None, current: int) -> None:
         )
 
 
+class ConfigAudit:
+    """Records a program change in the admin audit log, in the change's own transaction: the
+    entry says which part changed (``section``) and carries the field-by-field diff."""
+
+    def __init__(self, audit: AdminAudit, actor: Principal, section: str) -> None:
+        self.audit = audit
+        self.actor = actor
+        self.section = section
+
+    async def __call__(self, session: Any, before: Program, after: Program, version: int) -> None:
+        changes = diff(before.model_dump(mode="json"), after.model_dump(mode="json"))
+        details = {
+            "version": version,
+            "changes": [{"path": c.path, "old": _shown(c.old), "new": _shown(c.new)} for c in changes],
+        }
+        await self.audit.record(
+            self.actor, AuditAction.CONFIG_CHANGE, "program", self.section, details, session=session
+        )
+
+
+def _shown(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
 async def update_program(
-    db: Database, changes: dict[str, Any], *, expected_version: int | None = None
+    db: Database,
+    changes: dict[str, Any],
+    *,
+    expected_version: int | None = None,
+    audit: ConfigAudit | None = None,
 ) -> tuple[Program, int]:
-    """Apply ``changes`` to the current program; returns it with its new version."""
-    for _ in range(MAX_ATTEMPTS):
-        program, version = await load_versioned(db)
+    """Apply ``changes`` to the current program; returns it with its new version. With ``audit``
+    the save and its audit entry commit together."""
+
+    async def work(session: Any) -> tuple[Program, int]:
+        program, version = await load_versioned(db, session)
         _check_version(expected_version, version)
         result = updated_program(program, changes)
+        saved = await replace_program(db, result, version=version, session=session)
+        if audit is not None:
+            await audit(session, program, result, saved)
+        return result, saved
+
+    for _ in range(MAX_ATTEMPTS):
         try:
-            return result, await replace_program(db, result, version=version)
+            if audit is None:
+                return await work(None)
+            return await db.transaction(work)
         except StaleProgram:
             continue
     raise Conflict("The program is being changed by others; retry")
@@ -99,6 +141,7 @@ async def update_tiers(
     replacements: dict[str, str],
     now: datetime,
     expected_version: int | None = None,
+    audit: ConfigAudit | None = None,
 ) -> tuple[Program, int]:
     """Replace the tier list; removed codes still in use move to their named replacement.
 
@@ -135,9 +178,12 @@ async def update_tiers(
                 continue
             await _move_tier(db, session, tier.code, after.tier(replacement), before, now)
         try:
-            return after, await replace_program(db, after, version=version, session=session)
+            saved = await replace_program(db, after, version=version, session=session)
         except StaleProgram:
             raise Conflict("The program changed while the tiers were saved; retry") from None
+        if audit is not None:
+            await audit(session, before, after, saved)
+        return after, saved
 
     for _ in range(MAX_ATTEMPTS):
         try:

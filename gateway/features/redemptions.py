@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
@@ -23,6 +24,7 @@ from gateway.core.errors import BadInput, DomainError, NotFound, quote
 from gateway.core.permissions import Permission, allows
 from gateway.domain.catalog import Reason, price_at
 from gateway.domain.holds import HoldRefusal, deadline
+from gateway.features.admin_audit import Recorder, audited
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
 from gateway.features.coupons import Coupons, PoolShort, is_virtual
 from gateway.ledger import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Memo, Source
@@ -223,20 +225,30 @@ class Redemptions:
             return await self.get(result["redemptionId"])  # a replay: the order as it stands now
         return orders.as_stored(self.db, placed)  # just committed: the order in hand, not read again
 
-    async def fulfil(self, order_id: str, *, carrier: str | None, tracking_number: str | None) -> Document:
+    async def fulfil(
+        self, order_id: str, *, carrier: str | None, tracking_number: str | None, audit: Recorder | None = None
+    ) -> Document:
         """Placed → fulfilled (shipped); anything else is INVALID_STATE."""
         await self.get(order_id)
         now = self.ledger.clock.now()
-        shipped = {
-            "fulfilledAt": now,
-            "updatedAt": now,
-            "shipment": {"carrier": carrier, "trackingNumber": tracking_number},
-        }
-        if not await orders.transition(self.db, order_id, OrderStatus.PLACED, OrderStatus.FULFILLED, shipped):
+        shipment = {"carrier": carrier, "trackingNumber": tracking_number}
+        shipped = {"fulfilledAt": now, "updatedAt": now, "shipment": shipment}
+
+        async def work(session: Any) -> bool:
+            moved = await orders.transition(
+                self.db, order_id, OrderStatus.PLACED, OrderStatus.FULFILLED, shipped, session=session
+            )
+            if moved and audit is not None:
+                await audit(session, order_id, {"shipment": shipment})
+            return moved
+
+        if not await audited(self.db, audit, work):
             raise invalid_state(await self.get(order_id), "fulfilled")
         return await self.get(order_id)
 
-    async def confirm_payment(self, principal: Principal, order_id: str, reference: str, amount: int) -> Document:
+    async def confirm_payment(
+        self, principal: Principal, order_id: str, reference: str, amount: int, *, audit: Recorder | None = None
+    ) -> Document:
         """A trusted caller (admin, payments service) reports the cash part paid: the held
         points are spent and the order is PLACED. Repeating it with the same reference is harmless."""
         reference = reference.strip()
@@ -289,6 +301,8 @@ class Redemptions:
                     "spendEntryId": entry["_id"],
                 },
             )
+            if audit is not None:
+                await audit(tx.session, order_id, {"paymentReference": reference, "amount": amount})
             return {"redemptionId": order_id}
 
         try:
@@ -299,7 +313,9 @@ class Redemptions:
             ) from None
         return await self.get(order_id)
 
-    async def cancel(self, principal: Principal, order_id: str, reason: str | None) -> Document:
+    async def cancel(
+        self, principal: Principal, order_id: str, reason: str | None, *, audit: Recorder | None = None
+    ) -> Document:
         """Cancel: points go back to their lots (original expiry) and the stock to the gift.
 
         A member may cancel their own order while it awaits payment or is placed; an
@@ -320,6 +336,8 @@ class Redemptions:
             elif order["status"] not in allowed:
                 raise invalid_state(order, "cancelled")
             await self._cancel(tx, order, reason, f"{principal.role.value}:{principal.subject}")
+            if audit is not None:
+                await audit(tx.session, order_id, {"memberId": order["memberId"], "from": order["status"]})
             return {"redemptionId": order_id}
 
         await self.ledger.transact(work)

@@ -77,8 +77,9 @@ async def find(db: Database, *, limit: int, **filters: Any) -> list[Document]:
     return [doc async for doc in cursor]
 
 
-async def all_in_order(db: Database) -> AsyncIterator[Document]:
-    async for doc in db[ADMIN_AUDIT].find({}).sort("seq", ASCENDING):
+async def all_in_order(db: Database, *, up_to: int | None = None) -> AsyncIterator[Document]:
+    query: Document = {} if up_to is None else {"seq": {"$lte": up_to}}
+    async for doc in db[ADMIN_AUDIT].find(query).sort("seq", ASCENDING):
         yield doc
 
 

@@ -48,33 +48,40 @@ async def find_many(db: Database, gift_ids: list[str]) -> dict[str, Document]:
     return {d["_id"]: d async for d in db[GIFTS].find({"_id": {"$in": list(set(gift_ids))}})}
 
 
-async def insert(db: Database, doc: Document) -> None:
-    await db[GIFTS].insert_one(doc)
+async def insert(db: Database, doc: Document, session: Any = None) -> None:
+    await db[GIFTS].insert_one(doc, session=session)
 
 
-async def set_at_version(db: Database, gift_id: str, version: int, fields: Document, now: datetime) -> Document | None:
+async def set_at_version(
+    db: Database, gift_id: str, version: int, fields: Document, now: datetime, session: Any = None
+) -> Document | None:
     """Set ``fields`` and raise the version, only if the gift is still at ``version``; None if not."""
     return await db[GIFTS].find_one_and_update(
         _at_version(gift_id, version),
         {"$set": {**fields, "updatedAt": now}, "$inc": {"version": 1}},
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
 
 
-async def set_fields(db: Database, gift_id: str, fields: Document, now: datetime) -> Document | None:
+async def set_fields(
+    db: Database, gift_id: str, fields: Document, now: datetime, session: Any = None
+) -> Document | None:
     """Set whole fields that no other edit merges into (the offer) and raise the version."""
     return await db[GIFTS].find_one_and_update(
         {"_id": gift_id},
         {"$set": {**fields, "updatedAt": now}, "$inc": {"version": 1}},
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
 
 
-async def add_stock(db: Database, gift_id: str, quantity: int, now: datetime) -> Document | None:
+async def add_stock(db: Database, gift_id: str, quantity: int, now: datetime, session: Any = None) -> Document | None:
     return await db[GIFTS].find_one_and_update(
         {"_id": gift_id},
         {"$inc": {"stock": quantity}, "$set": {"updatedAt": now}},
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
 
 

@@ -9,6 +9,7 @@ replicas never deliver the same notification at once.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -71,7 +72,7 @@ async def page(
     return await db[NOTIFICATIONS].find(query).sort([("createdAt", -1), ("_id", -1)]).limit(size).to_list()
 
 
-async def requeue(db: Database, notification_id: str, now: datetime) -> Document | None:
+async def requeue(db: Database, notification_id: str, now: datetime, session: Any = None) -> Document | None:
     """A dead notification gets a fresh round of attempts (an operator fixed the receiver)."""
     dead_targets_pending = {
         "$arrayToObject": {
@@ -99,6 +100,7 @@ async def requeue(db: Database, notification_id: str, now: datetime) -> Document
             }
         ],
         return_document=ReturnDocument.AFTER,
+        session=session,
     )
 
 
@@ -167,9 +169,9 @@ async def settings(db: Database) -> Document | None:
     return await db[SETTINGS].find_one({"_id": SETTINGS_ID})
 
 
-async def save_settings(db: Database, values: Document) -> Document:
+async def save_settings(db: Database, values: Document, session: Any = None) -> Document:
     doc = await db[SETTINGS].find_one_and_update(
-        {"_id": SETTINGS_ID}, {"$set": values}, upsert=True, return_document=ReturnDocument.AFTER
+        {"_id": SETTINGS_ID}, {"$set": values}, upsert=True, return_document=ReturnDocument.AFTER, session=session
     )
     assert doc is not None
     return doc
@@ -180,13 +182,14 @@ async def webhooks(db: Database, *, active_only: bool = False) -> list[Document]
     return await db[WEBHOOKS].find(query).sort("createdAt", 1).to_list()
 
 
-async def add_webhook(db: Database, webhook: Document) -> None:
-    await db[WEBHOOKS].insert_one(webhook)
+async def add_webhook(db: Database, webhook: Document, session: Any = None) -> None:
+    await db[WEBHOOKS].insert_one(webhook, session=session)
 
 
-async def deactivate_webhook(db: Database, webhook_id: str, now: datetime) -> Document | None:
+async def deactivate_webhook(db: Database, webhook_id: str, now: datetime, session: Any = None) -> Document | None:
     return await db[WEBHOOKS].find_one_and_update(
         {"_id": webhook_id, "active": True},
         {"$set": {"active": False, "removedAt": now}},
         return_document=ReturnDocument.AFTER,
+        session=session,
     )

@@ -65,19 +65,19 @@ async def all_partners(db: Database) -> list[Document]:
     return await db[PARTNERS].find({}).sort("_id", 1).to_list()
 
 
-async def insert_partner(db: Database, doc: Document) -> bool:
+async def insert_partner(db: Database, doc: Document, session: Any = None) -> bool:
     """False when a partner with this id exists."""
     try:
-        await db[PARTNERS].insert_one(doc)
+        await db[PARTNERS].insert_one(doc, session=session)
     except DuplicateKeyError:
         return False
     return True
 
 
-async def update_partner(db: Database, partner_id: str, fields: Document) -> Document | None:
+async def update_partner(db: Database, partner_id: str, fields: Document, session: Any = None) -> Document | None:
     """Set ``fields``; the partner after, or None when there is none."""
     return await db[PARTNERS].find_one_and_update(
-        {"_id": partner_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
+        {"_id": partner_id}, {"$set": fields}, return_document=ReturnDocument.AFTER, session=session
     )
 
 

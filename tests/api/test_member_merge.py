@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.core.auth import Principal, Role
@@ -168,3 +170,47 @@ async def test_merges_that_cannot_happen_change_nothing(gql, admin, twins):
     assert await gql.error_code(UNMERGE, {"id": "mrg_nope", "r": "x"}, token=admin) == "NOT_FOUND"
     for role in (Role.SUPPORT, Role.MARKETING):
         assert await gql.error_code(MERGE, merge_input("k-r"), token=token(role, "x")) == "FORBIDDEN"
+
+
+async def test_activity_racing_a_merge_lands_on_one_side_or_is_told_where_to_go(gql, admin, db, twins):
+    """Purchases on both accounts and partner accruals race the merge: each either commits before it
+    (and moves with the account) or after it (and meets the tombstone); nothing is lost or doubled."""
+    rival = twins["rival"]
+
+    async def buy(member_id: str, n: int) -> str:
+        variables = {
+            "input": {
+                "memberId": member_id,
+                "orderId": f"race-{member_id}-{n}",
+                "amount": 10_000,
+                "idempotencyKey": f"race-{member_id}-{n}",
+            }
+        }
+        body = await gql(PURCHASE, variables, token=admin)
+        return body["errors"][0]["extensions"]["code"] if body.get("errors") else "OK"
+
+    async def accrue(n: int) -> str:
+        variables = {"input": {"eventId": f"race-{n}", "memberRef": "a2-rival", "points": 7}}
+        body = await gql(ACCRUE, variables, api_key=rival.api_key)
+        return body["errors"][0]["extensions"]["code"] if body.get("errors") else "OK"
+
+    results = await asyncio.gather(
+        gql(MERGE, merge_input("race"), token=admin),
+        *(buy("a2", n) for n in range(4)),
+        *(buy("a1", n) for n in range(4)),
+        *(accrue(n) for n in range(4)),
+    )
+    merge, outcomes = results[0], results[1:]
+    assert "errors" not in merge, merge
+    assert set(outcomes[:4]) <= {"OK", "MEMBER_MERGED"}
+    assert outcomes[4:] == ["OK"] * 8  # the survivor's purchases and the moving link always land
+    bought_on_a2 = outcomes[:4].count("OK")
+    earned = [
+        e["points"] async for e in db.ledger.find({"kind": "PURCHASE", "source.id": {"$regex": "^race-"}})
+    ]  # 100 each, or 120 once the merge made a1 VIP
+    assert len(earned) == 4 + bought_on_a2
+    a1 = await seen(gql, admin, "a1")
+    assert a1["points"]["available"] == 1_800 + sum(earned) + 7 * 4
+    assert (await seen(gql, admin, "a2"))["points"]["available"] == 0
+    assert await db["purchases"].count_documents({"memberId": "a1"}) == 2 + 4 + bought_on_a2
+    assert await audit_all(db) == []

@@ -731,6 +731,12 @@ MATRIX: dict[str, Row] = {
         needs(P.GRANTS_APPROVE),
         _grant_request,
     ),
+    # ---- the admin audit log
+    "Query.adminAuditLog": Row(
+        '{ adminAuditLog(filter: {actions: ["points.grant"]}, first: 5) { edges { node { seq } } } }',
+        needs(P.AUDIT_READ),
+    ),
+    "Query.adminAuditVerification": Row("{ adminAuditVerification { intact } }", needs(P.AUDIT_READ)),
     # ---- operator analytics (docs/analytics.md)
     "Query.pointsAnalytics": Row(
         'query { pointsAnalytics(from: "2026-01-01", to: "2026-03-31") { totals { issued } } }', needs(P.ANALYTICS_READ)
