@@ -61,9 +61,9 @@ class CheckoutDeductions:
                 value = rules.deduction(points, order_amount, tx.program.deduction)
             except ValueError as exc:
                 raise BadInput(str(exc), field="points") from None
-            await tx.member(member_id)
             existing = None
-            if look_first:
+            if look_first:  # lock the member before reading the order's record
+                await tx.member(member_id)
                 existing = await deductions.for_order(tx.db, member_id, order_id, session=tx.session)
             if existing is not None and existing.get("status", HoldStatus.POSTED) != HoldStatus.VOIDED:
                 raise DomainError(
@@ -110,13 +110,19 @@ class CheckoutDeductions:
             }
 
         # The order's unique index on deductions says whether it already has a record, so the first
-        # attempt does not look for one: a new order (nearly every checkout) saves that read. Any
-        # refusal (the order has a record: deducted already or voided and retried; too few
-        # points; a replay of the key...) is decided again by the checked path, so the answer and
-        # which refusal comes first are exactly what they were.
+        # attempt does not look for one: a new order (nearly every checkout) saves that read. If
+        # the order has a record after all (deducted already, or voided and tried again), or the
+        # attempt was refused for another reason while it has one (that refusal would have come
+        # second), the checked path decides, so the answer and which refusal comes first are
+        # exactly what they were.
         try:
             return await self.ledger.transact(functools.partial(work, look_first=False), idempotency=idem)
-        except DomainError:
+        except DomainError as exc:
+            if (
+                not isinstance(exc, _OrderHasRecord)
+                and await deductions.for_order(self.ledger.db, member_id, order_id) is None
+            ):
+                raise
             return await self.ledger.transact(functools.partial(work, look_first=True), idempotency=idem)
 
     async def cancel(self, principal: Principal, member_id: str, order_id: str) -> Document:

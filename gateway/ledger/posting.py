@@ -74,6 +74,49 @@ class LedgerTx:
     entries: list[Document] = field(default_factory=list)
     # What the steps of one transaction share (a partner read once for a batch of its events).
     scratch: dict[Any, Any] = field(default_factory=dict)
+    # Balance changes already written with the member's lock (``_lock_applying``), by member:
+    # the next ``_post`` for that member writes only its entry.
+    applied: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    async def _lock_applying(
+        self, member_id: str, change: dict[str, int], *due: datetime | None, need_available: int = 0
+    ) -> bool:
+        """The first touch of a member whose move is known in advance: lock it and apply ``change``
+        in one write instead of two (the lock, then the balances with the entry).
+
+        Only when nothing else can be owed first: the member has nothing due to settle (its
+        ``nextDueAt`` lies ahead), no debt to repay and may earn and spend (not frozen or
+        closed); and for a spend, enough available points (the write's own condition). Otherwise
+        the write is undone (or was not made) and False sends the caller down the ordinary path,
+        which locks, settles and refuses as ever.
+        """
+        if member_id in self.members:
+            return False
+        lowest = min((d for d in due if d is not None), default=None)
+        before = await ledger_store.lock_applying(
+            self.db, member_id, change, lowest, need_available, session=self.session
+        )
+        if before is None:
+            return False
+        was_due = before.get("nextDueAt")
+        if was_due is None or as_utc(was_due) <= self.now or before.get("debt", 0) or points_refusal(before):
+            await ledger_store.undo_applying(self.db, member_id, change, was_due, session=self.session)
+            return False
+        before.setdefault("debt", 0)
+        self.members[member_id] = before  # as the lock would have read it; ``_post`` moves it by ``change``
+        self.applied[member_id] = change
+        return True
+
+    async def lock_for_spend(self, member_id: str, points: int) -> None:
+        """Lock a member about to ``spend`` exactly ``points`` (read it with ``member`` as usual):
+        when it can, the lock writes the spend's balance change too, saving a round trip."""
+        if points > 0:
+            await self._lock_applying(member_id, delta(available=-points, spent=points), need_available=points)
+
+    def check_applied(self) -> None:
+        """Every change written with a lock was posted (else the transaction must not commit)."""
+        if self.applied:
+            raise LookupError(f"balance changes written but never posted: {sorted(self.applied)}")
 
     async def member(self, member_id: str, *, settle: bool = False, merged_ok: bool = False) -> Document:
         """Lock the member for this transaction and settle what is due; returns its document.
@@ -108,14 +151,15 @@ class LedgerTx:
         """Credit a new lot, expiring per the program; pending until ``available_at`` if that is in the future."""
         if points <= 0:
             raise BadInput("points to earn must be positive", field="points")
-        self.refuse_inactive(await self.member(member_id))
         expiry = expiry_for(self.now, self.program.expiry, self.program.timezone)
         pending = available_at is not None and available_at > self.now
-        self._lower_due(member_id, available_at if pending else None, expiry)
-        lot_id = ObjectId()
         change = (
             delta(pending=points, lifetimeEarned=points) if pending else delta(available=points, lifetimeEarned=points)
         )
+        if not await self._lock_applying(member_id, change, available_at if pending else None, expiry):
+            self.refuse_inactive(await self.member(member_id))
+        self._lower_due(member_id, available_at if pending else None, expiry)
+        lot_id = ObjectId()
         entry = await self._post(
             member_id,
             memo,
@@ -142,8 +186,9 @@ class LedgerTx:
 
     async def spend(self, member_id: str, points: int, memo: Memo) -> Document:
         """Consume available points, soonest-expiring lots first; never below zero."""
-        takes = await self._take_available(member_id, points)
-        return await self._post(member_id, memo, delta(available=-points, spent=points), lots=takes, extra=memo.extra)
+        change = delta(available=-points, spent=points)
+        takes = await self._take_available(member_id, points, change)
+        return await self._post(member_id, memo, change, lots=takes, extra=memo.extra)
 
     async def hold(self, member_id: str, points: int, memo: Memo, *, purpose: str, expires_at: datetime) -> Document:
         """Put available points on hold (phase one of a two-phase spend); returns the hold.
@@ -153,8 +198,9 @@ class LedgerTx:
         into a spend and ``void_hold`` puts them back into the same lots. ``purpose``
         names the feature that owns the hold (it settles holds that time out).
         """
-        takes = await self._take_available(member_id, points)
-        entry = await self._post(member_id, memo, delta(available=-points, held=points), lots=takes, extra=memo.extra)
+        change = delta(available=-points, held=points)
+        takes = await self._take_available(member_id, points, change)
+        entry = await self._post(member_id, memo, change, lots=takes, extra=memo.extra)
         hold: Document = {
             "_id": ObjectId(),
             "memberId": member_id,
@@ -226,10 +272,13 @@ class LedgerTx:
             # cannot happen under the member lock; never settle a hold twice
             raise LookupError(f"hold {hold['_id']!r} changed under a locked member")
 
-    async def _take_available(self, member_id: str, points: int) -> list[Document]:
-        """Consume available points, soonest-expiring lots first; never below zero."""
+    async def _take_available(self, member_id: str, points: int, change: dict[str, int]) -> list[Document]:
+        """Consume available points, soonest-expiring lots first; never below zero. ``change``: the
+        move about to be posted (written with the lock when this is the member's first touch)."""
         if points <= 0:
             raise BadInput("points to spend must be positive", field="points")
+        if await self._lock_applying(member_id, change, need_available=points):
+            return await self._consume(member_id, points, state=LotState.AVAILABLE)
         member = await self.member(member_id)
         self.refuse_inactive(member)
         available = member["balances"]["available"]
@@ -487,6 +536,9 @@ class LedgerTx:
     ) -> Document:
         """Write one entry (the memo's kind, reason and source; ``extra``: the entry's other
         fields) and move the member's balances and sequence by ``change``."""
+        applied = self.applied.pop(member_id, None)
+        if applied is not None and applied != change:
+            raise LookupError(f"member {member_id!r}: posting {change} after writing {applied}")
         member = self.members[member_id]
         member["ledgerSeq"] = member.get("ledgerSeq", 0) + 1
         member["balances"] = apply_delta(member["balances"], change)
@@ -505,6 +557,9 @@ class LedgerTx:
             "idempotencyKey": self.idempotency_key,
             **(extra or {}),
         }
-        await ledger_store.append(self.db, entry, change, member.get("nextDueAt"), session=self.session)
+        if applied is not None:  # the member's balances, sequence and due date were moved with its lock
+            await ledger_store.insert_entry(self.db, entry, session=self.session)
+        else:
+            await ledger_store.append(self.db, entry, change, member.get("nextDueAt"), session=self.session)
         self.entries.append(entry)
         return entry

@@ -67,6 +67,7 @@ class Ledger:
             )
             attempts.append(tx)
             result = await work(tx)
+            tx.check_applied()
             if idempotency is not None:
                 await idempotency_store.insert_records(self.db, [idempotency.record(result, tx.now)], session)
             return result
@@ -107,6 +108,7 @@ class Ledger:
             for _, work, idempotency in pending:
                 tx.idempotency_key = idempotency.key
                 done.append(await work(tx))
+            tx.check_applied()
             await idempotency_store.insert_records(
                 self.db,
                 [i.record(result, tx.now) for (_, _, i), result in zip(pending, done, strict=True)],

@@ -1,0 +1,127 @@
+"""A ledger write whose move is known up front locks its member and moves the balances in one write.
+
+Round trips are counted, never timed. The fallbacks (something due to settle, debt to repay,
+too few points) take the ordinary path and end exactly as it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pymongo.monitoring import CommandListener, CommandStartedEvent
+
+from gateway.core.clock import FrozenClock
+from gateway.features.audit import audit_all
+from gateway.ledger import InsufficientPoints
+from gateway.services import Services
+from gateway.store.mongo import Database, create_client
+from tests.conftest import JWT_SECRET
+from tests.support.ledger_helpers import add_member, earn, spend
+
+
+class Commands(CommandListener):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        self.seen.append(f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(mongo_uri: str, db: Database, settings: Any, clock: FrozenClock) -> AsyncIterator[Any]:
+    commands = Commands()
+    client = create_client(mongo_uri, event_listeners=[commands])
+    services = Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET)
+    yield services, commands
+    await client.close()
+
+
+async def test_an_earn_and_a_spend_write_the_member_once(counted: Any, db: Database) -> None:
+    services, commands = counted
+    await add_member(services, "m")
+    await earn(services.ledger, "m", 100)  # the first one settles (nothing due yet is known)
+    commands.seen.clear()
+    await earn(services.ledger, "m", 50, key="k1")
+    assert commands.seen == [
+        "find program",
+        "findAndModify members",
+        "insert ledger",
+        "insert lots",
+        "insert idempotency",
+        "commitTransaction",
+    ]
+    commands.seen.clear()
+    await spend(services.ledger, "m", 30)
+    assert commands.seen == [
+        "find program",
+        "findAndModify members",
+        "find lots",
+        "update lots",
+        "insert ledger",
+        "commitTransaction",
+    ]
+    member = await db.members.find_one({"_id": "m"})
+    assert member["balances"]["available"] == 120 and member["ledgerSeq"] == 3
+    entries = await db.ledger.find({"memberId": "m"}).sort("seq", 1).to_list()
+    assert [(e["seq"], e["balancesAfter"]["available"]) for e in entries] == [(1, 100), (2, 150), (3, 120)]
+    assert await audit_all(db) == []
+
+
+async def test_too_few_points_is_refused_as_before_and_changes_nothing(counted: Any, db: Database) -> None:
+    services, _ = counted
+    await add_member(services, "m")
+    await earn(services.ledger, "m", 10)
+    before = await db.members.find_one({"_id": "m"})
+    with pytest.raises(InsufficientPoints) as refused:
+        await spend(services.ledger, "m", 11)
+    assert refused.value.extensions["available"] == 10
+    after = await db.members.find_one({"_id": "m"})
+    assert (after["balances"], after["ledgerSeq"]) == (before["balances"], before["ledgerSeq"])
+
+
+async def test_a_member_with_something_due_settles_first(counted: Any, db: Database, clock: FrozenClock) -> None:
+    services, commands = counted
+    await add_member(services, "m")
+    await earn(services.ledger, "m", 40, available_at=clock.now() + timedelta(days=1))  # pending for a day
+    await earn(services.ledger, "m", 5)
+    clock.advance(timedelta(days=2))  # the pending lot is due: the next write releases it first
+    commands.seen.clear()
+    await spend(services.ledger, "m", 45)  # needs the released points
+    assert commands.seen.count("findAndModify members") == 2  # the one-write lock, undone, then the ordinary lock
+    entries = await db.ledger.find({"memberId": "m"}).sort("seq", 1).to_list()
+    assert [e["kind"] for e in entries] == ["GRANT", "GRANT", "RELEASE", "DEDUCTION"]
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    member = await db.members.find_one({"_id": "m"})
+    assert member["balances"]["available"] == 0 and member["balances"]["pending"] == 0
+    assert await audit_all(db) == []
+
+
+async def test_an_earn_that_finds_something_due_is_undone_and_posted_after_the_settlement(
+    counted: Any, db: Database, clock: FrozenClock
+) -> None:
+    services, commands = counted
+    await add_member(services, "m")
+    await earn(services.ledger, "m", 40, available_at=clock.now() + timedelta(days=1))
+    clock.advance(timedelta(days=2))
+    commands.seen.clear()
+    await earn(services.ledger, "m", 5)  # the one-write lock sees the due release: undone, then settled first
+    assert commands.seen[:3] == ["find program", "findAndModify members", "update members"]
+    entries = await db.ledger.find({"memberId": "m"}).sort("seq", 1).to_list()
+    assert [(e["kind"], e["seq"], e["balancesAfter"]["available"]) for e in entries] == [
+        ("GRANT", 1, 0),
+        ("RELEASE", 2, 40),
+        ("GRANT", 3, 45),
+    ]
+    member = await db.members.find_one({"_id": "m"})
+    assert (member["balances"]["available"], member["balances"]["pending"], member["ledgerSeq"]) == (45, 0, 3)
+    assert await audit_all(db) == []
