@@ -12,6 +12,7 @@ from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
 from gateway.features.catalog import GiftSpec
 from gateway.services import Services
+from gateway.store import gifts
 from gateway.store.program import load_program
 
 CDN = "https://img.example.com/mall/"
@@ -130,7 +131,7 @@ async def seed_demo_catalog(services: Services) -> str:
     catalog = services.catalog
     program = await load_program(services.db)
     now = services.clock.now()
-    existing = {d["_id"] async for d in services.db["gifts"].find({"_id": {"$regex": "^demo-gift-"}}, {"_id": 1})}
+    existing = await gifts.ids_starting(services.db, "demo-gift-")
     scheduled = GiftSpec(
         name="中秋月饼礼盒 Mid-Autumn mooncake box",
         category="food",

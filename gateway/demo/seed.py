@@ -16,6 +16,7 @@ from gateway.demo.partners import seed_demo_partner
 from gateway.features.members import Registration, new_member_document
 from gateway.features.purchases import PurchaseRequest
 from gateway.services import Services
+from gateway.store import purchases as purchases_store
 from gateway.store.program import load_program
 
 DEMO_MEMBERS = [
@@ -42,7 +43,7 @@ async def seed_demo(services: Services) -> str:
             created += 1
         except DomainError:
             pass
-        if spend == 0 or await services.db["purchases"].count_documents({"memberId": member_id}):
+        if spend == 0 or await purchases_store.any_of(services.db, member_id):
             continue
         # paid a month ago, so the return window has closed and the points are spendable
         paid_at = services.clock.now() - timedelta(days=30)

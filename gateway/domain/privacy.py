@@ -4,8 +4,8 @@
 locking counters), the RFM segment the operator profiled them into, and every document about them:
 ledger entries, lots, holds, purchases, checkout deductions, redemption orders, partner links and
 their history, partner operations, tier changes, growth events, benefit usage, notifications sent,
-and the staff actions taken on the account (role, action, reason, time; not the staff member's
-name). Members they referred appear as a count: those are other people.
+the account merges they took part in, and the staff actions taken on the account (role, action,
+reason, time; not the staff member's name). Members they referred appear as a count: those are other people.
 
 **Erasure** closes the account and pseudonymizes it; the books still reconcile:
 - the profile keeps its id, dates, tier, spend, growth and balances; name, email, phone and

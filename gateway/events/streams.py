@@ -17,6 +17,7 @@ from typing import Any
 from pymongo.errors import OperationFailure, PyMongoError
 
 from gateway.events.hub import Change, Closer, Hub, SubscriberDropped, Topic
+from gateway.store import ledger as ledger_store
 from gateway.store.mongo import Database, Document
 from gateway.store.program import program_cache
 
@@ -158,7 +159,7 @@ async def balance_entries(
         await hub.wait_ready()
         last = after
         if after is not None:
-            async for entry in _entries_between(db, member_id, after, None):
+            async for entry in ledger_store.between(db, member_id, after, None):
                 yield Change(LEDGER, "replay", entry)
                 last = entry["seq"]
         while True:
@@ -172,20 +173,12 @@ async def balance_entries(
                 if seq <= last:
                     continue
                 if seq > last + 1:
-                    async for missed in _entries_between(db, member_id, last, seq):
+                    async for missed in ledger_store.between(db, member_id, last, seq):
                         yield Change(LEDGER, "replay", missed)
             yield change
             last = seq
     finally:
         hub.unsubscribe(subscriber)
-
-
-async def _entries_between(db: Database, member_id: str, after: int, before: int | None) -> AsyncIterator[Document]:
-    seq: Document = {"$gt": after}
-    if before is not None:
-        seq["$lt"] = before
-    async for entry in db.ledger.find({"memberId": member_id, "seq": seq}).sort("seq", 1):
-        yield entry
 
 
 async def _until_disconnected(closer: Closer | None) -> None:

@@ -9,6 +9,8 @@ from datetime import datetime
 from gateway.core.clock import as_utc
 from gateway.domain.ledger_rules import BALANCE_FIELDS, apply_delta, zero_delta
 from gateway.store import holds as holds_store
+from gateway.store import ledger as ledger_store
+from gateway.store import lots as lots_store
 from gateway.store.mongo import Database, Document
 
 
@@ -26,7 +28,7 @@ async def audit_member(db: Database, member: Document) -> list[Mismatch]:
     problems: list[str] = []
     summed = zero_delta()
     seqs: list[int] = []
-    async for entry in db.ledger.find({"memberId": member_id}, {"delta": 1, "seq": 1}).sort("seq", 1):
+    async for entry in ledger_store.deltas_of(db, member_id):
         summed = apply_delta(summed, entry["delta"])
         seqs.append(entry["seq"])
     balances = member["balances"]
@@ -37,8 +39,7 @@ async def audit_member(db: Database, member: Document) -> list[Mismatch]:
         problems.append(f"ledger sequence has gaps or duplicates ({len(seqs)} entries, seq {member.get('ledgerSeq')})")
     held = {"PENDING": 0, "AVAILABLE": 0}
     due_bound = member.get("nextDueAt")
-    projection = {"state": 1, "remaining": 1, "availableAt": 1, "expiresAt": 1}
-    async for lot in db.lots.find({"memberId": member_id}, projection):
+    async for lot in lots_store.of_member(db, member_id):
         if lot["remaining"] < 0:
             problems.append(f"lot {lot['_id']} has negative remaining {lot['remaining']}")
         held[lot["state"]] += lot["remaining"]
@@ -69,7 +70,7 @@ def lot_due_at(lot: Document) -> datetime | None:
 
 
 async def audit(db: Database) -> AsyncIterator[Mismatch]:
-    async for member in db.members.find({}, {"balances": 1, "ledgerSeq": 1, "debt": 1, "nextDueAt": 1}):
+    async for member in ledger_store.ledger_states(db):
         for mismatch in await audit_member(db, member):
             yield mismatch
 

@@ -472,7 +472,7 @@ class Coupons:
             doc = await store.find_by_hash(self.db, digest, session)
             if doc is None:
                 raise coupon_not_found()
-            if doc["status"] == CodeStatus.USED and doc.get("usedByMember") == member_id:
+            if doc["status"] == CodeStatus.USED and doc.get("memberId") == member_id:
                 if doc.get("useReference") == reference:
                     return doc
                 raise DomainError("This coupon was already used", code="COUPON_ALREADY_USED")

@@ -104,10 +104,10 @@ class Grants:
         idem = Idempotency.for_caller(
             principal, key, "grantPoints", memberIds=sorted(ids), points=ask.points, reason=ask.reason
         )
+        limited = not allows(principal, Permission.GRANTS_APPROVE)
+        self._check_limits(limited, ask.size, 0)  # per grant: refused before anything is read or filed
         if needs_approval(self.policy, ask.size):
             return await self.ledger.transact(lambda tx: self._file(tx, principal, ask), idempotency=idem)
-        limited = not allows(principal, Permission.GRANTS_APPROVE)
-        self._check_limits(limited, ask.size, 0)  # per grant: refused before anything is read
 
         async def work(tx: LedgerTx) -> Document:
             if limited:

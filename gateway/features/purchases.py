@@ -38,6 +38,7 @@ from gateway.features.rule_earning import earn_by_rule
 from gateway.features.tiering import add_growth, reevaluate
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store import deductions, purchases
+from gateway.store import members as members_store
 from gateway.store.mongo import Database, Document
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_.:#/-]{1,100}$")
@@ -121,8 +122,7 @@ class Purchases:
         return await self.ledger.transact(work, idempotency=idem)
 
     async def _join_if_needed(self, tx: LedgerTx, request: PurchaseRequest) -> bool:
-        exists = await tx.db.members.count_documents({"_id": request.member_id}, session=tx.session)
-        if exists:
+        if await members_store.exists(tx.db, request.member_id, session=tx.session):
             return False
         if not tx.program.implicit_join_on_purchase:
             raise member_not_found(request.member_id)
@@ -222,11 +222,7 @@ class Purchases:
             )
         member["lifetimeSpend"] = member.get("lifetimeSpend", 0) + request.amount
         member["purchaseCount"] = member.get("purchaseCount", 0) + 1
-        await tx.db.members.update_one(
-            {"_id": request.member_id},
-            {"$inc": {"lifetimeSpend": request.amount, "purchaseCount": 1}, "$min": {"firstPurchaseAt": paid_at}},
-            session=tx.session,
-        )
+        await members_store.count_purchase(tx.db, request.member_id, request.amount, paid_at, session=tx.session)
         await add_growth(tx, request.member_id, growth, reason="Purchase", source=source.document())
         change = await reevaluate(tx, request.member_id, reason=f"Purchase {request.order_id}", allow_down=False)
         entry_ids = [earned.entry["_id"]] if earned.entry else []
@@ -289,7 +285,7 @@ class Purchases:
     async def _reward_referrer(self, tx: LedgerTx, member: Document, available_at: datetime) -> Document | None:
         """推荐奖励: the referrer earns once, on the referred member's first purchase, pending like it."""
         referrer_id = member["referrerId"]
-        if not await tx.db.members.count_documents({"_id": referrer_id}, session=tx.session):
+        if not await members_store.exists(tx.db, referrer_id, session=tx.session):
             return None
         earned = await earn_by_rule(
             tx,
@@ -371,9 +367,7 @@ class Purchases:
             session=tx.session,
         )
         member["lifetimeSpend"] = member.get("lifetimeSpend", 0) - request.amount
-        await tx.db.members.update_one(
-            {"_id": request.member_id}, {"$inc": {"lifetimeSpend": -request.amount}}, session=tx.session
-        )
+        await members_store.add_lifetime_spend(tx.db, request.member_id, -request.amount, session=tx.session)
         await add_growth(tx, request.member_id, -growth, reason="Refund", source=source.document())
         tier_before = member["tier"]
         change = await reevaluate(tx, request.member_id, reason=f"Refund on {request.order_id}", allow_down=True)

@@ -28,6 +28,7 @@ from gateway.features.admin_audit import Recorder, audited
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
 from gateway.features.coupons import Coupons, PoolShort, is_virtual
 from gateway.ledger import EntryKind, Idempotency, InsufficientPoints, Ledger, LedgerTx, Memo, Source
+from gateway.store import gifts
 from gateway.store import redemptions as orders
 from gateway.store.mongo import Database, Document
 
@@ -128,14 +129,10 @@ class Redemptions:
         async def work(tx: LedgerTx) -> Document:
             # Take the stock first: the gift is the contended document, so a loser of the race
             # meets its write conflict now, before doing the rest of the work, and retries.
-            gift = await tx.db["gifts"].find_one_and_update(
-                {"_id": req.gift_id, "stock": {"$gte": req.quantity}},
-                {"$inc": {"stock": -req.quantity, "redeemed": req.quantity}, "$set": {"updatedAt": tx.now}},
-                session=tx.session,
-            )
+            gift = await gifts.take_stock(tx.db, req.gift_id, req.quantity, tx.now, session=tx.session)
             taken = gift is not None
             if gift is None:
-                gift = await tx.db["gifts"].find_one({"_id": req.gift_id}, session=tx.session)
+                gift = await gifts.find(tx.db, req.gift_id, session=tx.session)
                 if gift is None:
                     raise gift_not_found(req.gift_id)
             rules = rules_of(gift)
@@ -401,11 +398,7 @@ class Redemptions:
         if order.get("kind") == "VIRTUAL":  # codes back to the pool, and the stock with them
             await self.coupons.release(tx.db, tx.session, order, tx.now)
         else:
-            await tx.db["gifts"].update_one(
-                {"_id": order["giftId"]},
-                {"$inc": {"stock": order["quantity"]}, "$set": {"updatedAt": tx.now}},
-                session=tx.session,
-            )
+            await gifts.return_stock(tx.db, order["giftId"], order["quantity"], tx.now, session=tx.session)
         await self._transition(
             tx,
             order,

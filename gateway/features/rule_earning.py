@@ -14,6 +14,7 @@ from datetime import datetime
 from gateway.domain.calendar import Period, day_start, local_date, period_bounds
 from gateway.domain.earning import capped
 from gateway.ledger import LedgerTx, Memo
+from gateway.store import ledger as ledger_store
 from gateway.store.mongo import Document
 
 
@@ -22,14 +23,14 @@ async def earned_by_rule(tx: LedgerTx, member_id: str, rule: str) -> tuple[int, 
     tz = tx.program.timezone
     today = local_date(tx.now, tz)
     month_start, _ = period_bounds(today, Period.MONTH)
-    pipeline = [
-        {"$match": {"memberId": member_id, "rule": rule, "createdAt": {"$gte": day_start(month_start, tz)}}},
-        {"$project": {"p": "$ruleEarned", "today": {"$gte": ["$createdAt", day_start(today, tz)]}}},
-        {"$group": {"_id": "$today", "p": {"$sum": "$p"}}},
-    ]
-    rows = await (await tx.db.ledger.aggregate(pipeline, session=tx.session)).to_list()
-    by = {row["_id"]: row["p"] for row in rows}
-    return by.get(True, 0), by.get(True, 0) + by.get(False, 0)
+    return await ledger_store.earned_by_rule(
+        tx.db,
+        member_id,
+        rule,
+        since=day_start(month_start, tz),
+        today_from=day_start(today, tz),
+        session=tx.session,
+    )
 
 
 @dataclass(frozen=True)

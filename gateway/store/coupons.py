@@ -88,13 +88,6 @@ async def codes_of_member(db: Database, member_id: str, session: Any = None) -> 
     return await cursor.sort([("assignedAt", ASCENDING), ("_id", ASCENDING)]).to_list()
 
 
-async def move_member(db: Database, from_member: str, to_member: str, session: Any) -> int:
-    """Two accounts merged: the codes of one become the other's (markCouponUsed names the survivor)."""
-    moved = await db[CODES].update_many({"memberId": from_member}, {"$set": {"memberId": to_member}}, session=session)
-    await db[CODES].update_many({"usedByMember": from_member}, {"$set": {"usedByMember": to_member}}, session=session)
-    return moved.modified_count
-
-
 async def find_by_hash(db: Database, code_hash: str, session: Any = None) -> Document | None:
     return await db[CODES].find_one({"codeHash": code_hash}, session=session)
 

@@ -7,6 +7,7 @@ transaction through ``take_stock`` / ``return_stock``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,11 @@ async def find_many(db: Database, gift_ids: list[str]) -> dict[str, Document]:
     return {d["_id"]: d async for d in db[GIFTS].find({"_id": {"$in": list(set(gift_ids))}})}
 
 
+async def ids_starting(db: Database, prefix: str) -> set[str]:
+    """The ids of the gifts whose id starts with ``prefix``."""
+    return {d["_id"] async for d in db[GIFTS].find({"_id": {"$regex": "^" + re.escape(prefix)}}, {"_id": 1})}
+
+
 async def insert(db: Database, doc: Document, session: Any = None) -> None:
     await db[GIFTS].insert_one(doc, session=session)
 
@@ -82,6 +88,23 @@ async def add_stock(db: Database, gift_id: str, quantity: int, now: datetime, se
         {"$inc": {"stock": quantity}, "$set": {"updatedAt": now}},
         return_document=ReturnDocument.AFTER,
         session=session,
+    )
+
+
+async def take_stock(db: Database, gift_id: str, quantity: int, now: datetime, session: Any = None) -> Document | None:
+    """Take ``quantity`` off the stock and count it redeemed, if that much is left: the gift as it
+    was, or None (no such gift, or too little stock)."""
+    return await db[GIFTS].find_one_and_update(
+        {"_id": gift_id, "stock": {"$gte": quantity}},
+        {"$inc": {"stock": -quantity, "redeemed": quantity}, "$set": {"updatedAt": now}},
+        session=session,
+    )
+
+
+async def return_stock(db: Database, gift_id: str, quantity: int, now: datetime, session: Any = None) -> None:
+    """A cancelled order's units go back on the shelf (they stay counted as redeemed)."""
+    await db[GIFTS].update_one(
+        {"_id": gift_id}, {"$inc": {"stock": quantity}, "$set": {"updatedAt": now}}, session=session
     )
 
 

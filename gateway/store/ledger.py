@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 
 from gateway.store.mongo import Database, Document
@@ -111,3 +112,50 @@ async def restores_of(
     were posted on: after a merge or its undoing, a spend's restores may sit on two members."""
     async for earlier in db[LEDGER].find({"restoredFrom": spend_entry_id}, {"lots": 1}, session=session):
         yield earlier
+
+
+async def deltas_of(db: Database, member_id: str) -> AsyncIterator[Document]:
+    """Every entry of one member, oldest first: its ``seq`` and ``delta`` only (the audit sums them)."""
+    async for entry in db[LEDGER].find({"memberId": member_id}, {"delta": 1, "seq": 1}).sort("seq", 1):
+        yield entry
+
+
+async def between(db: Database, member_id: str, after: int, before: int | None) -> AsyncIterator[Document]:
+    """One member's entries with ``after < seq < before`` (no upper bound if None), oldest first."""
+    seq: Document = {"$gt": after}
+    if before is not None:
+        seq["$lt"] = before
+    async for entry in db[LEDGER].find({"memberId": member_id, "seq": seq}).sort("seq", 1):
+        yield entry
+
+
+async def ledger_states(db: Database) -> AsyncIterator[Document]:
+    """Every member's ledger fields (``balances``, ``ledgerSeq``, ``debt``, ``nextDueAt``), streamed."""
+    async for member in db[MEMBERS].find({}, {"balances": 1, "ledgerSeq": 1, "debt": 1, "nextDueAt": 1}):
+        yield member
+
+
+async def earned_by_rule(
+    db: Database, member_id: str, rule: str, *, since: datetime, today_from: datetime, session: Any = None
+) -> tuple[int, int]:
+    """Points the member earned by ``rule`` (``ruleEarned`` of its entries) from ``today_from`` on,
+    and from ``since`` on: (today, this period)."""
+    pipeline = [
+        {"$match": {"memberId": member_id, "rule": rule, "createdAt": {"$gte": since}}},
+        {"$project": {"p": "$ruleEarned", "today": {"$gte": ["$createdAt", today_from]}}},
+        {"$group": {"_id": "$today", "p": {"$sum": "$p"}}},
+    ]
+    rows = await (await db[LEDGER].aggregate(pipeline, session=session)).to_list()
+    by = {row["_id"]: row["p"] for row in rows}
+    return by.get(True, 0), by.get(True, 0) + by.get(False, 0)
+
+
+def watch_new_entries(db: Database, **options: Any) -> Any:
+    """A change stream of the entries inserted from now (or ``resume_after`` a token); await it."""
+    return db[LEDGER].watch([{"$match": {"operationType": "insert"}}], **options)
+
+
+async def created_since(db: Database, since: datetime) -> AsyncIterator[Document]:
+    """Every entry created at or after ``since`` (by the time in its id), oldest first."""
+    async for entry in db[LEDGER].find({"_id": {"$gte": ObjectId.from_datetime(since)}}).sort("_id", 1):
+        yield entry

@@ -117,6 +117,13 @@ async def next_due(db: Database, member_id: str, session: Any = None) -> datetim
     return rows[0]["at"] if rows and rows[0]["at"] is not None else None
 
 
+async def of_member(db: Database, member_id: str) -> AsyncIterator[Document]:
+    """Every lot of one member (state, remaining and due instants only), for the audit."""
+    projection = {"state": 1, "remaining": 1, "availableAt": 1, "expiresAt": 1}
+    async for lot in db[LOTS].find({"memberId": member_id}, projection):
+        yield lot
+
+
 async def ids_of(db: Database, member_id: str, session: Any = None) -> list[Any]:
     """Every lot of the member, spent ones included (a spend's restore finds its lots by id)."""
     return [lot["_id"] async for lot in db[LOTS].find({"memberId": member_id}, {"_id": 1}, session=session)]

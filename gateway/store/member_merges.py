@@ -18,6 +18,7 @@ MOVED: tuple[str, ...] = (
     "partner_operations",
     "benefit_usages",
     "growth_events",
+    "coupon_codes",  # the codes the member holds: markCouponUsed names the surviving account
 )
 KEYED_BY_ORDER: tuple[str, ...] = ("purchases", "deductions")  # unique (memberId, orderId)
 

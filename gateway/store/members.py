@@ -250,6 +250,20 @@ async def erase_profile(db: Database, member_id: str, fields: Document, session:
     await db[MEMBERS].update_one({"_id": member_id}, {"$set": fields, "$unset": {"rfm": ""}}, session=session)
 
 
+async def count_purchase(db: Database, member_id: str, amount: int, paid_at: datetime, session: Any = None) -> None:
+    """A recorded purchase: lifetime spend and purchase count up, the first purchase's instant kept."""
+    await db[MEMBERS].update_one(
+        {"_id": member_id},
+        {"$inc": {"lifetimeSpend": amount, "purchaseCount": 1}, "$min": {"firstPurchaseAt": paid_at}},
+        session=session,
+    )
+
+
+async def add_lifetime_spend(db: Database, member_id: str, amount: int, session: Any = None) -> None:
+    """Move lifetime spend by ``amount`` (negative: a refund)."""
+    await db[MEMBERS].update_one({"_id": member_id}, {"$inc": {"lifetimeSpend": amount}}, session=session)
+
+
 async def record_tier_change(db: Database, member_id: str, change: Document, session: Any = None) -> None:
     """Keep a tier change in the member's history (the caller sets the tier itself)."""
     await db[TIER_CHANGES].insert_one({"memberId": member_id, **change}, session=session)

@@ -30,6 +30,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "notifications": ("notifications", "memberId"),
     "segmentGrants": ("segment_grant_targets", "memberId"),  # marketing segments the member was granted in
     "staffActions": ("adminAudit", "targetId"),
+    "merges": ("member_merges", "source"),  # and "target": the merges the member took part in
 }
 # collections that may hold a member id but are not exported, and why
 NOT_EXPORTED: dict[str, str] = {
@@ -54,6 +55,8 @@ async def member_sections(db: Database, member_id: str) -> dict[str, list[Docume
         query: Document = {field: member_id}
         if section == "staffActions":
             query["targetKind"] = "member"
+        if section == "merges":
+            query = {"$or": [{"source": member_id}, {"target": member_id}]}
         hidden = {name: 0 for name in HIDDEN_FIELDS.get(section, ())}
         out[section] = await db[collection].find(query, hidden or None).sort("_id", 1).to_list()
     return out

@@ -18,6 +18,11 @@ async def exists(db: Database, member_id: str, order_id: str, session: Any = Non
     return await db[PURCHASES].count_documents({"memberId": member_id, "orderId": order_id}, session=session) > 0
 
 
+async def any_of(db: Database, member_id: str) -> bool:
+    """Whether the member has any purchase recorded."""
+    return await db[PURCHASES].count_documents({"memberId": member_id}, limit=1) > 0
+
+
 async def for_order(db: Database, member_id: str, order_id: str, session: Any = None) -> Document | None:
     return await db[PURCHASES].find_one({"memberId": member_id, "orderId": order_id}, session=session)
 

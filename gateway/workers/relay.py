@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from bson import ObjectId
 from pymongo.errors import OperationFailure, PyMongoError
 
 from gateway.core.clock import as_utc
 from gateway.core.metrics import RELAY_HOLDING, RELAY_LAG, RELAY_PUBLISHED
 from gateway.events.kafka import ensure_topics, new_producer
+from gateway.store import ledger as ledger_store
 from gateway.store.leases import Lease, new_owner
 from gateway.store.mongo import Database, Document
 
@@ -153,9 +153,7 @@ class BalanceRelay:
                 log.warning("balance relay could not release its lease; it will expire")
 
     def _watch(self, **options: Any) -> Any:
-        return self.db.ledger.watch(
-            [{"$match": {"operationType": "insert"}}], max_await_time_ms=int(self.ttl * 1000 / 6), **options
-        )
+        return ledger_store.watch_new_entries(self.db, max_await_time_ms=int(self.ttl * 1000 / 6), **options)
 
     async def _open(self, producer: Any, lease: Document) -> Any:
         """The change stream from the stored position; if MongoDB no longer has it (the oplog
@@ -183,8 +181,7 @@ class BalanceRelay:
         """Publish every ledger entry created since ``since`` (by entry id time); returns the count."""
         count = 0
         batch: list[Any] = []
-        cursor = self.db.ledger.find({"_id": {"$gte": ObjectId.from_datetime(since)}}).sort("_id", 1)
-        async for entry in cursor:
+        async for entry in ledger_store.created_since(self.db, since):
             batch.append(await producer.send(self.topic, value=encode(entry), key=entry["memberId"].encode()))
             if len(batch) >= BATCH:
                 await asyncio.gather(*batch)

@@ -136,11 +136,11 @@ async def test_generated_codes_are_unique_unambiguous_and_a_retry_generates_noth
     assert status["counts"]["total"] == 300 == status["giftStock"]
 
 
-POOL_SIZE = 20
+POOL_SIZE = 10  # as the physical race (stock 10): more winners only lengthens the contended window
 
 
 async def test_two_hundred_concurrent_redeemers_never_get_the_same_code(gql, admin, services, db):
-    """200 redemptions at once (50 members, 4 each) for a pool of 20 codes: 20 orders, 20 distinct codes."""
+    """200 redemptions at once (50 members, 4 each) for a pool of 10 codes: 10 orders, 10 distinct codes."""
     gift = await coupon_gift(gql, admin)
     await import_codes(gql, admin, gift["id"], [f"RACE-{i:03d}" for i in range(POOL_SIZE)])
     members = [f"m{i:02d}" for i in range(50)]
@@ -328,24 +328,28 @@ async def test_a_members_coupons_for_their_own_export(gql, admin, services):
     assert await services.coupons.member_codes("bob") == []
 
 
-async def test_merged_accounts_take_their_coupons_along(gql, admin, services, db):
-    """The store step a member merge runs in its transaction: the survivor holds the codes."""
-    from gateway.store import coupons as coupon_store
-
+async def test_merged_accounts_take_their_coupons_along_and_an_unmerge_takes_them_back(gql, admin, services):
     gift = await coupon_gift(gql, admin)
     await import_codes(gql, admin, gift["id"], ["MERGE-1"])
-    dup = await member_with(services, "alice-dup", points=1000)
-    await redeem(gql, dup, "alice-dup", gift["id"], "m")
-    assert await db.transaction(lambda s: coupon_store.move_member(db, "alice-dup", "alice", s)) == 1
-    used = {"code": "MERGE-1", "ref": "shop-1"}
-    body = await gql.ok(
-        'mutation($code: String!, $ref: String!) { markCouponUsed(code: $code, memberId: "alice", reference: $ref) '
-        "{ reference } }",
-        used,
-        token=token(Role.PAYMENTS, "checkout"),
+    await member_with(services, "a1")
+    dup = await member_with(services, "a2", points=1000)
+    await redeem(gql, dup, "a2", gift["id"], "m")
+    merge = """mutation($input: MergeMembersInput!) { mergeMembers(input: $input) { id } }"""
+    merged = await gql.ok(
+        merge,
+        {"input": {"sourceId": "a2", "targetId": "a1", "reason": "same person", "idempotencyKey": "mg"}},
+        token=admin,
     )
-    assert body["markCouponUsed"]["reference"] == "shop-1"
-    assert [c["code"] for c in await services.coupons.member_codes("alice")] == ["MERGE-1"]
+    assert [c["code"] for c in await services.coupons.member_codes("a1")] == ["MERGE-1"]
+    used = {"code": "MERGE-1", "ref": "shop-1"}
+    mark = (
+        'mutation($code: String!, $ref: String!) { markCouponUsed(code: $code, memberId: "a1", reference: $ref) '
+        "{ reference } }"
+    )
+    assert (await gql.ok(mark, used, token=token(Role.PAYMENTS, "checkout")))["markCouponUsed"]["reference"] == "shop-1"
+    unmerge = 'mutation($id: String!) { unmergeMembers(mergeId: $id, reason: "not the same") { status } }'
+    await gql.ok(unmerge, {"id": merged["mergeMembers"]["id"]}, token=admin)
+    assert [(c["code"], c["status"]) for c in await services.coupons.member_codes("a2")] == [("MERGE-1", "USED")]
 
 
 async def test_the_members_data_export_lists_their_coupons_without_sealed_or_hashed_codes(gql, admin, services):

@@ -66,6 +66,8 @@ async def test_support_grants_within_its_limit_and_is_refused_above_it(services:
     assert posted["members"][0]["points"]["available"] == 1_500
     # Per grant: 1,001 points, or 600 to each of two members, is too much for one support grant.
     assert await gql.error_code(GRANT, grant_input("ann", 1_001, "g2"), token=SUPPORT) == "GRANT_LIMIT_EXCEEDED"
+    # Far above it too: support's limit refuses before the two-person threshold would file a request.
+    assert await gql.error_code(GRANT, grant_input("ann", 200_000, "g2b"), token=SUPPORT) == "GRANT_LIMIT_EXCEEDED"
     await member_with(services, "bob")
     two = grant_input(["ann", "bob"], 600, "g3")
     body = await gql(GRANT, two, token=SUPPORT)

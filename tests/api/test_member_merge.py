@@ -108,6 +108,11 @@ async def test_a_merge_moves_points_orders_purchases_and_links(gql, admin, db, t
     assert (await gql.ok(MERGE, merge_input("merge-2"), token=admin))["mergeMembers"]["id"] == merged["id"]
     entries = await db["adminAudit"].find({"action": "member.merge"}).to_list()
     assert len(entries) == 1 and entries[0]["details"]["points"] == {"available": 1_300, "pending": 0}
+    exported = await gql.ok(
+        'mutation { exportMemberData(memberId: "a2", reason: "PIPL-5") { sections { name documents } } }', token=admin
+    )
+    sections = {s["name"]: s["documents"] for s in exported["exportMemberData"]["sections"]}
+    assert sections["merges"] == 1 and sections["purchases"] == 0  # its purchases are the survivor's now
 
 
 async def test_undoing_a_merge_returns_what_is_left_and_keeps_what_was_spent(gql, admin, db, services, twins):

@@ -1,8 +1,8 @@
 """The layout's rule that import-linter cannot see: only ``gateway/store/`` names a MongoDB collection.
 
 A collection is reached through a ``Database`` (``db["gifts"]``, ``db[PARTNERS]``, ``self.db.members``).
-Outside the store, code calls a repository function instead. ``STILL_TO_MOVE`` is a ratchet: the
-places that predate the rule, per file. It may only shrink; a new raw query anywhere fails this test.
+Outside the store, code calls a repository function in ``gateway/store/`` instead; none is left
+anywhere else, and a new raw query anywhere fails this test.
 """
 
 from __future__ import annotations
@@ -14,17 +14,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ("gateway", "resolvers", "dataloaders")
 COLLECTION_PROPERTIES = {"members", "ledger", "lots", "idempotency", "program"}
-
-STILL_TO_MOVE: dict[str, int] = {
-    "gateway/demo/catalog.py": 1,
-    "gateway/demo/seed.py": 1,
-    "gateway/events/streams.py": 1,
-    "gateway/features/audit.py": 3,
-    "gateway/features/purchases.py": 4,
-    "gateway/features/redemptions.py": 3,
-    "gateway/features/rule_earning.py": 1,
-    "gateway/workers/relay.py": 2,
-}
 
 
 def _names_database(node: ast.expr) -> bool:
@@ -64,11 +53,4 @@ def test_the_detector_sees_every_way_of_naming_a_collection() -> None:
 
 def test_only_the_store_names_collections() -> None:
     found = offenders()
-    grown = {path: count for path, count in found.items() if count > STILL_TO_MOVE.get(path, 0)}
-    assert not grown, f"raw collection access outside gateway/store/ (use a repository there): {grown}"
-
-
-def test_the_ratchet_only_lists_what_is_still_there() -> None:
-    found = offenders()
-    stale = {path: allowed for path, allowed in STILL_TO_MOVE.items() if found.get(path, 0) < allowed}
-    assert not stale, f"these moved to the store: lower STILL_TO_MOVE to {dict(found)}"
+    assert not found, f"raw collection access outside gateway/store/ (write a repository function there): {dict(found)}"
