@@ -137,6 +137,7 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         "LOYALTY_DATA_DIR": str(workdir),
         "LOYALTY_SUBSCRIBER_QUEUE_SIZE": "256",
         "LOYALTY_ENVIRONMENT": "production",
+        "LOYALTY_COUPON_CODE_KEY": "bench-coupon-key-that-is-long-enough-0123456789",
         # one dashboard principal opens every subscription: its subscribe budget must not refuse them
         "LOYALTY_RATE_LIMIT_DASHBOARD": "1000000000",
     }

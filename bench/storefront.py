@@ -170,6 +170,7 @@ async def main(rounds: int, seconds: float, connections: int, profile: str, prof
                 # request (its cost is measured), but its per-window budgets must not refuse them.
                 "LOYALTY_RATE_LIMIT_MEMBER": "1000000000",
                 "LOYALTY_RATE_LIMIT_ANONYMOUS": "1000000000",
+                "LOYALTY_COUPON_CODE_KEY": "bench-coupon-key-that-is-long-enough-0123456789",
             }
             bare_env = {"BENCH_MONGODB_URI": uri, "BENCH_DATABASE": DATABASE, "BENCH_JWT_SECRET": SECRET}
             gateway_argv = [sys.executable, "-m", "gateway.cli", "serve"]

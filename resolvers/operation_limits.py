@@ -232,6 +232,13 @@ def _error(message: str, code: str, **details: Any) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **details})
 
 
+def _over(measured: int, limit: int, what: str, code: str, key: str) -> list[GraphQLError]:
+    """One error when ``measured`` passes ``limit`` (``what`` says it, with ``{n}``), else none."""
+    if measured <= limit:
+        return []
+    return [_error(f"{what.format(n=measured)}; the limit is {limit}", code, **{key: measured, "limit": limit})]
+
+
 def check(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -246,42 +253,11 @@ def check(
     errors: list[GraphQLError] = []
     if set(found.introspection) - introspection_allowed:
         errors.append(_error("Introspection is disabled on this gateway", INTROSPECTION_DISABLED))
-    if found.depth > limits.max_depth:
-        errors.append(
-            _error(
-                f"Operation is {found.depth} levels deep; the limit is {limits.max_depth}",
-                QUERY_TOO_DEEP,
-                depth=found.depth,
-                limit=limits.max_depth,
-            )
-        )
-    if found.aliases > limits.max_aliases:
-        errors.append(
-            _error(
-                f"{found.aliases} aliases; the limit is {limits.max_aliases}",
-                TOO_MANY_ALIASES,
-                aliases=found.aliases,
-                limit=limits.max_aliases,
-            )
-        )
-    if found.root_fields > limits.max_root_fields:
-        errors.append(
-            _error(
-                f"{found.root_fields} top-level fields; the limit is {limits.max_root_fields}",
-                TOO_MANY_ROOT_FIELDS,
-                rootFields=found.root_fields,
-                limit=limits.max_root_fields,
-            )
-        )
-    if found.directives > limits.max_directives:
-        errors.append(
-            _error(
-                f"{found.directives} directives; the limit is {limits.max_directives}",
-                TOO_MANY_DIRECTIVES,
-                directives=found.directives,
-                limit=limits.max_directives,
-            )
-        )
+    errors += _over(found.depth, limits.max_depth, "Operation is {n} levels deep", QUERY_TOO_DEEP, "depth")
+    errors += _over(found.aliases, limits.max_aliases, "{n} aliases", TOO_MANY_ALIASES, "aliases")
+    fields, max_fields = found.root_fields, limits.max_root_fields
+    errors += _over(fields, max_fields, "{n} top-level fields", TOO_MANY_ROOT_FIELDS, "rootFields")
+    errors += _over(found.directives, limits.max_directives, "{n} directives", TOO_MANY_DIRECTIVES, "directives")
     if found.oversized_pages:
         name, first = found.oversized_pages[0]
         errors.append(
@@ -293,13 +269,5 @@ def check(
                 limit=limits.max_page_size,
             )
         )
-    if found.cost > limits.max_cost:
-        errors.append(
-            _error(
-                f"Operation may produce {found.cost} objects; the limit is {limits.max_cost}",
-                QUERY_TOO_COMPLEX,
-                cost=found.cost,
-                limit=limits.max_cost,
-            )
-        )
+    errors += _over(found.cost, limits.max_cost, "Operation may produce {n} objects", QUERY_TOO_COMPLEX, "cost")
     return errors

@@ -3,9 +3,8 @@
 A job moves through:
 
     PREPARING ──(snapshot taken)──> RUNNING ──(no member left)──> COMPLETED
-        │                  └──> AWAITING_APPROVAL ──(approved)──> RUNNING
-        │                                  └──(rejected / expired)──> REJECTED
-        └──(any time before COMPLETED)──> CANCELLED
+                           └──> AWAITING_APPROVAL ──(approved by a second person)──> RUNNING
+    any of them ──(cancelled: by its managers, or by an approver who refuses it)──> CANCELLED
 
 The snapshot fixes who is granted: the members matching the filter who had registered when the
 job was created (a member who joins or enters the segment later is not added; one who leaves
@@ -30,7 +29,6 @@ class JobStatus(StrEnum):
     RUNNING = "RUNNING"  # granting, member by member
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
-    REJECTED = "REJECTED"  # the approval was refused or expired
 
 
 class TargetStatus(StrEnum):

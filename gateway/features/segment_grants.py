@@ -82,7 +82,7 @@ class RunReport:
     skipped: int = 0
 
     def __str__(self) -> str:
-        return f"{self.jobs} segment grant jobs worked on: {self.granted} members granted, {self.skipped} skipped"
+        return f"segment grant jobs worked on: {self.jobs}; members granted: {self.granted}, skipped: {self.skipped}"
 
 
 class SegmentGrants:

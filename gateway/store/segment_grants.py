@@ -59,8 +59,8 @@ async def page(db: Database, *, before: str | None, size: int) -> list[Document]
 
 
 async def runnable(db: Database) -> list[Document]:
-    """Jobs a runner has work on, oldest first (awaiting approval: to notice a rejection)."""
-    statuses = [str(JobStatus.PREPARING), str(JobStatus.RUNNING), str(JobStatus.AWAITING_APPROVAL)]
+    """Jobs a runner has work on (a snapshot to take, members to grant), oldest first."""
+    statuses = [str(JobStatus.PREPARING), str(JobStatus.RUNNING)]
     return await db[JOBS].find({"status": {"$in": statuses}}).sort("_id", 1).to_list()
 
 

@@ -257,3 +257,23 @@ async def test_a_members_data_export_lists_the_segment_grants_it_was_in(
       exportMemberData(memberId: $id, reason: $r) { document sections { name documents } } }"""
     data = (await gql.ok(export, {"id": "g00", "r": "PIPL-1"}, token=admin))["exportMemberData"]
     assert {"name": "segmentGrants", "documents": 1} in data["sections"]
+
+
+async def test_the_servers_worker_runs_a_started_job(gql: GraphQLClient, admin: str, services: Services):
+    from gateway.workers.supervisor import workers_for
+
+    gold = await members(gql, admin, gold=3, plain=0)
+    created = await start(gql)
+    worker = asyncio.create_task(dict(workers_for(services))["segment-grants"](services))
+    try:
+        async with asyncio.timeout(60):  # the run is over once the lease records how it ended
+            while not (lease := await services.db["leases"].find_one({"_id": "job:segment-grants"})) or not (
+                lease.get("lastSummary")
+            ):
+                await asyncio.sleep(0.02)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert (await job(gql, created["id"]))["status"] == "COMPLETED"
+    assert await grants_by_member(services, created["id"]) == dict.fromkeys(gold, 1)
+    assert lease["lastSummary"] == "segment grant jobs worked on: 1; members granted: 3, skipped: 0"
