@@ -94,10 +94,13 @@ class SegmentGrant:
         after: str | None = None,
     ) -> Connection[SegmentGrantTarget]:
         size = page_size(first)
-        docs = await info.context.services.segment_grants.targets(
-            str(self.id), status.value if status is not None else None, after=decode_cursor(after), size=size + 1
-        )
         job_id = str(self.id)
+        after_id = decode_cursor(after)
+        if after_id is not None and not after_id.startswith(rules.target_id(job_id, "")):
+            raise BadInput("after is not a valid cursor", field="after")  # another job's, or not ours at all
+        docs = await info.context.services.segment_grants.targets(
+            job_id, status.value if status is not None else None, after=after_id, size=size + 1
+        )
         return connection(
             [SegmentGrantTarget.of(d) for d in docs], size, lambda t: rules.target_id(job_id, t.member_id)
         )

@@ -185,6 +185,14 @@ CONNECTIONS = {
     ("Member", "purchases"): (
         'query($after: String) { member(id: "m1") { purchases(after: $after) { edges { cursor } } } }'
     ),
+    ("Query", "members"): "query($after: String) { members(after: $after) { edges { cursor } } }",
+    ("Query", "campaigns"): "query($after: String) { campaigns(after: $after) { edges { cursor } } }",
+    ("Query", "segmentGrants"): "query($after: String) { segmentGrants(after: $after) { edges { cursor } } }",
+    ("Query", "grantRequests"): "query($after: String) { grantRequests(after: $after) { edges { cursor } } }",
+    ("Query", "adminAuditLog"): "query($after: String) { adminAuditLog(after: $after) { edges { cursor } } }",
+    ("SegmentGrant", "targets"): (
+        "query($after: String, $job: ID!) { segmentGrant(id: $job) { targets(after: $after) { edges { cursor } } } }"
+    ),
     ("PartnerStatement", "operations"): (
         'query($after: String) { partnerStatement(partnerId: "p1", from: "2026-01-01T00:00:00Z", '
         'to: "2027-01-01T00:00:00Z") { operations(after: $after) { edges { cursor } } } }'
@@ -213,8 +221,13 @@ async def test_a_garbage_cursor_is_bad_user_input_on_every_connection(
 ) -> None:
     await add_member(services, "m1")
     await add_partner(services, "p1")
+    extra: dict[str, str] = {}
+    if where == ("SegmentGrant", "targets"):
+        start = "mutation($i: SegmentGrantInput!) { startSegmentGrant(input: $i) { id } }"
+        job = {"points": 10, "reason": "cursor check", "idempotencyKey": "cursor-job"}
+        extra["job"] = (await gql.ok(start, {"i": job}, token=admin))["startSegmentGrant"]["id"]
     for cursor in GARBAGE_CURSORS:
-        body = await gql(CONNECTIONS[where], {"after": cursor}, token=admin)
+        body = await gql(CONNECTIONS[where], {"after": cursor, **extra}, token=admin)
         assert body.get("errors"), (where, cursor, body)
         assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}, (where, cursor)
 
