@@ -57,8 +57,9 @@ async def prepare(db: Database) -> None:
     await backfill_search_keys(db)
 
 
-async def _prepare_when_reachable(db: Database, timeout: float = 60.0) -> None:
-    """``prepare``, retried while an external MongoDB is still coming up (a container start)."""
+async def prepare_when_reachable(db: Database, timeout: float = 60.0) -> None:
+    """``prepare``, retried while MongoDB is still coming up (a container start) or a connection
+    was interrupted under it (the driver cleared its pool: AutoReconnect is a ConnectionFailure)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -80,7 +81,7 @@ async def open_services(settings: Settings, clock: Clock | None = None) -> Async
         client = create_client(uri, serverSelectionTimeoutMS=settings.mongodb_timeout_ms)
         try:
             db = Database(client, settings.database)
-            await _prepare_when_reachable(db)
+            await prepare_when_reachable(db)
             services = Services(settings=settings, db=db, clock=clock or SystemClock())
             services.extras["embedded_mongod"] = embedded
             yield services

@@ -16,7 +16,7 @@ from gateway.core.clock import Clock
 from gateway.core.metrics import OPERATION_NAMES
 from gateway.core.settings import Settings
 from gateway.demo.seed import seed_demo
-from gateway.runtime import open_services, prepare
+from gateway.runtime import open_services, prepare_when_reachable
 from gateway.services import Services
 from gateway.web.dashboard import routes as dashboard_routes
 from gateway.web.graphql_view import GatewayGraphQL
@@ -50,7 +50,7 @@ def create_app(
             if active is None:
                 active = await stack.enter_async_context(open_services(settings, clock))
             else:
-                await prepare(active.db)
+                await prepare_when_reachable(active.db)
             app.state.services = active
             view.services = active
             if demo:
