@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, TypeVar
 
 import pymongo
@@ -212,14 +212,15 @@ class Database:
     ) -> T:
         """Run ``work`` in a transaction, retrying transient conflicts with jittered backoff.
 
-        Concurrent writers of one member document meet as write conflicts; each
-        retry waits a little longer so a crowd of spenders drains instead of
-        spinning. Anything that is not a transient error (a DomainError, say)
-        aborts the transaction and propagates unchanged.
+        Concurrent writers of one member document meet as write conflicts. The first loser
+        in this process takes the retry lock and the others queue behind it, so a crowd of
+        spenders drains one retry each instead of conflicting again until the deadline; a
+        conflict with another process is retried with jittered backoff. Anything that is not
+        a transient error (a DomainError, say) aborts the transaction and propagates unchanged.
         """
         deadline = time.monotonic() + max_seconds
         attempt = 0
-        holding = None
+        holding: Token[bool] | None = None  # set while this call holds the retry lock
         try:
             async with self.client.start_session() as session:
                 while True:
