@@ -197,7 +197,7 @@ class PartnerOperations:
     async def _reverse(self, tx: LedgerTx, partner: Document, command: PartnerCommand) -> Document:
         """Undo one of this partner's own operations: accruals are taken back, burns restored."""
         partner_id = partner["_id"]
-        await tx.flush()  # the original may be an operation of this transaction
+        await tx.flush(store.insert_operations)  # the original may be an operation of this transaction
         original = await store.find_operation(tx.db, partner_id, command.original_event_id or "", session=tx.session)
         if original is None:
             raise NotFound(

@@ -97,15 +97,19 @@ class LedgerTx:
         else:
             await inserter(self.db, [doc], self.session)
 
-    async def flush(self) -> None:
-        """Write what write-behind holds: each member's summed balance move, then each inserter's documents."""
-        moves, self.unmoved = self.unmoved, {}
-        for member_id, (change, entries) in moves.items():
-            due = self.members[member_id].get("nextDueAt")
-            await ledger_store.move(self.db, member_id, change, entries, due, session=self.session)
-        unwritten, self.unwritten = self.unwritten, {}
-        for inserter, docs in unwritten.items():
-            await inserter(self.db, docs, self.session)
+    async def flush(self, *inserters: Inserter) -> None:
+        """Write what write-behind holds: the documents of ``inserters`` (before reading their
+        collection), or everything: each member's summed balance move, then every inserter's
+        documents (before commit). Nothing reads a locked member back from MongoDB, so its
+        moves wait for the end."""
+        if not inserters:
+            moves, self.unmoved = self.unmoved, {}
+            for member_id, (change, entries) in moves.items():
+                due = self.members[member_id].get("nextDueAt")
+                await ledger_store.move(self.db, member_id, change, entries, due, session=self.session)
+        for inserter in inserters or list(self.unwritten):
+            if docs := self.unwritten.pop(inserter, None):
+                await inserter(self.db, docs, self.session)
 
     async def _lock_applying(
         self, member_id: str, change: dict[str, int], *due: datetime | None, need_available: int = 0
@@ -336,7 +340,7 @@ class LedgerTx:
         """Every point the member still holds in lots (available and pending) lapses now, in one
         entry (an account closed on request); None when nothing is left. Debt stays as it is."""
         await self.member(member_id)
-        await self.flush()
+        await self.flush(lots_store.insert_lots)
         lots = await lots_store.with_points(self.db, member_id, session=self.session)
         if not lots:
             return None
@@ -360,7 +364,7 @@ class LedgerTx:
         (what each account earned, spent and let expire stays its own history). Both members
         must be locked first; neither may have points on hold in these lots."""
         source, target = self.members[from_id], self.members[to_id]
-        await self.flush()
+        await self.flush(lots_store.insert_lots)
         lots = [
             lot
             for lot in (await lots_store.by_id(self.db, lot_ids, session=self.session)).values()
@@ -425,7 +429,7 @@ class LedgerTx:
         restores never return more than was spent.
         """
         await self.member(member_id)
-        await self.flush()
+        await self.flush(ledger_store.insert_entries)
         already: dict[object, int] = {}
         async for earlier in ledger_store.restores_of(self.db, member_id, spend_entry["_id"], session=self.session):
             for take in earlier["lots"]:
@@ -448,7 +452,7 @@ class LedgerTx:
     async def _return_to_lots(self, member_id: str, back: list[Take]) -> tuple[int, int, list[Document]]:
         """Put taken points back into their lots; a lot past its expiry takes nothing back
         (those points lapse). Returns (returned, lapsed, the takes as entry lots)."""
-        await self.flush()
+        await self.flush(lots_store.insert_lots)
         lots = await lots_store.by_id(self.db, [t.lot_id for t in back], session=self.session)
         returned, lapsed = 0, 0
         into: list[Document] = []  # the lots that took the points back (for debt repayment)
@@ -483,7 +487,7 @@ class LedgerTx:
 
     async def entry(self, entry_id: Any) -> Document:
         """A ledger entry that an order or operation refers to; it must exist."""
-        await self.flush()
+        await self.flush(ledger_store.insert_entries)
         found = await ledger_store.entry(self.db, entry_id, session=self.session)
         if found is None:
             raise LookupError(f"ledger entry {entry_id!r} is referenced but missing")
@@ -496,7 +500,7 @@ class LedgerTx:
         first: one read, one write for every lot taken from. Returns the takes as entry lots."""
         if points <= 0:
             return []
-        await self.flush()
+        await self.flush(lots_store.insert_lots)
         found = await lots_store.with_points(self.db, member_id, state=state, lot_ids=lot_ids, session=self.session)
         lots = [
             Lot(id=d["_id"], remaining=d["remaining"], expires_at=d["expiresAt"], created_at=d["createdAt"])
