@@ -2,13 +2,17 @@
 
 Run: ``.venv/bin/python -m bench.partner_events [--events 5000] [--members 200]``
 (``--trips``: also count MongoDB commands per applied event, by command; ``--spy FILE``: py-spy the
-consumer's run, raw format, and print where its CPU went; ``pip install py-spy``). Starts its own
+consumer's run, raw format, and print where its CPU went; ``pip install py-spy``; ``--max-records N``:
+the consumer's batch instead of its default). Starts its own
 mongod (EmbeddedMongo) and tansu broker in a temporary directory, publishes signed partner
 events (mostly accruals, some burns and conversions, keyed by member), then in one run:
 
 1. a bare ``AIOKafkaConsumer`` reads every message (no parsing, no writes): the ceiling;
-2. ``PartnerEventConsumer`` verifies, applies (one MongoDB transaction per event) and commits;
-3. for context, bare one-insert MongoDB transactions at the same concurrency (the storage floor).
+2. ``PartnerEventConsumer`` verifies, applies (a member's consecutive events in one MongoDB
+   transaction, each idempotent on its own) and commits;
+3. bare one-insert MongoDB transactions at the same concurrency (the storage floor), half of
+   them before the gateway's run and half after, so load that drifts during the run weighs on
+   both sides alike; the floor is their mean.
 
 The bare read is timed from its first fetch to the last record; the gateway from the first
 batch it processes to the last event applied (group joins are not counted). The ratio is what
@@ -103,7 +107,7 @@ async def bare_read_rate(settings: Settings, events: int) -> float:
         await consumer.stop()
 
 
-async def bare_transaction_rate(db: Database, events: int, concurrency: int) -> float:
+async def bare_transaction_rate(db: Database, events: int, concurrency: int, first: int = 0) -> float:
     """The storage floor: one MongoDB transaction with one insert per event, same concurrency."""
     limit = asyncio.Semaphore(concurrency)
 
@@ -116,7 +120,7 @@ async def bare_transaction_rate(db: Database, events: int, concurrency: int) -> 
             await db.transaction(work)
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(events)))
+    await asyncio.gather(*(one(n) for n in range(first, first + events)))
     return events / (time.perf_counter() - start)
 
 
@@ -197,7 +201,9 @@ class TimedConsumer(PartnerEventConsumer):
         self.last = time.perf_counter()
 
 
-async def run(events: int, members: int, concurrency: int, trips: bool = False, spy: str = "") -> None:
+async def run(
+    events: int, members: int, concurrency: int, trips: bool = False, spy: str = "", max_records: int | None = None
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
         broker = TansuBroker(Path(tmp) / "tansu.log")
@@ -230,7 +236,9 @@ async def run(events: int, members: int, concurrency: int, trips: bool = False, 
             await publish(settings, secret, events, members)
 
             bare = await bare_read_rate(settings, events)
-            consumer = TimedConsumer(services, group_id="bench-gateway", concurrency=concurrency)
+            floor_before = await bare_transaction_rate(db, events // 2, concurrency)
+            options = {"max_records": max_records} if max_records else {}
+            consumer = TimedConsumer(services, group_id="bench-gateway", concurrency=concurrency, **options)
             consumer.consumer_options = FAST_JOIN
             spying = start_spy(spy) if spy else None
             commands.on = True
@@ -242,13 +250,17 @@ async def run(events: int, members: int, concurrency: int, trips: bool = False, 
             assert stats.applied == events, stats
             applied = stats.applied / (consumer.last - (consumer.first or consumer.last))
             entries = await db.ledger.count_documents({"source.partnerId": "bench"})
-            floor = await bare_transaction_rate(db, events, concurrency)
+            floor_after = await bare_transaction_rate(db, events - events // 2, concurrency, first=events // 2)
+            floor = (floor_before + floor_after) / 2
             print(f"events: {events}, members: {members}, concurrency: {concurrency}")
             print(f"applied {stats.applied}, dead-lettered {stats.dead_lettered}, ledger entries {entries}")
             print(f"bare aiokafka read rate:   {bare:10.0f} events/s")
             print(f"gateway applied rate:      {applied:10.0f} events/s")
             print(f"ratio applied / bare read: {applied / bare:10.4f}")
-            print(f"bare MongoDB 1-insert transactions: {floor:10.0f} /s (storage floor, same concurrency)")
+            print(
+                f"bare MongoDB 1-insert transactions: {floor:10.0f} /s (storage floor, same concurrency;"
+                f" {floor_before:.0f} before the gateway, {floor_after:.0f} after)"
+            )
             print(f"ratio applied / bare transactions:  {applied / floor:10.3f}")
             print(f"consumer batches: {stats.batches} ({stats.read / max(stats.batches, 1):.0f} events each)")
             if trips:
@@ -271,8 +283,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--trips", action="store_true", help="count MongoDB commands per applied event")
     parser.add_argument("--spy", default="", help="py-spy the consumer's run into this file (raw format)")
+    parser.add_argument("--max-records", type=int, default=None, help="the consumer's batch (default: its own)")
     args = parser.parse_args()
-    asyncio.run(run(args.events, args.members, args.concurrency, args.trips, args.spy))
+    asyncio.run(run(args.events, args.members, args.concurrency, args.trips, args.spy, args.max_records))
 
 
 if __name__ == "__main__":
