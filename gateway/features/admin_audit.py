@@ -1,7 +1,16 @@
-"""Recording staff actions in the append-only admin audit log, and reading it back."""
+"""Recording staff actions in the append-only admin audit log, sealing it, and reading it back.
+
+An action's entry is written in the action's own transaction as pending (one insert: concurrent
+actions share no document). Once that transaction commits, the process's ``Sealer`` chains what
+is pending after the log's head (gateway/store/admin_audit.py ``seal``), and the action returns
+only then: a returned action's entry has its ``seq`` and hash. Readers and the verification seal
+first too, so whatever a crashed process left pending is chained before anyone reads the log.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +24,8 @@ from gateway.store import admin_audit as store
 from gateway.store.mongo import Database, Document
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+SEAL_BATCH = 500  # pending entries chained per sealing transaction
 # Records one staff action's entry inside the action's transaction: (session, target id, details).
 Recorder = Callable[[Any, str, Mapping[str, Any]], Awaitable[Any]]
 
@@ -43,10 +54,58 @@ class Verification:
     broken_at: int | None  # the first sequence number edited, removed or out of order; None: intact
 
 
+class Sealer:
+    """Chains pending entries, one pass at a time in this process (group commit).
+
+    ``seal()`` returns once a pass that started after it was called has finished, so it has seen
+    every entry committed before the call; callers that arrive while a pass runs share the next
+    one. Sealers of other processes meet this one on the head document (a write conflict, retried).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = asyncio.Lock()
+        self._started = 0  # passes begun in this process
+        self._done = 0  # the number of the last pass that finished
+        self._head: tuple[int, str] | None = None  # the head as the last pass left it
+
+    async def seal(self) -> int:
+        """Seal everything committed so far; returns how many entries this call sealed itself."""
+        ticket = self._started
+        async with self._lock:
+            if self._done > ticket:  # a pass that began after the call has finished meanwhile
+                return 0
+            self._started += 1
+            number = self._started
+            total = 0
+            while True:
+                try:
+                    sealed, self._head = await self.db.transaction(
+                        lambda session: store.seal(self.db, self._head, SEAL_BATCH, session)
+                    )
+                except BaseException:
+                    self._head = None
+                    raise
+                total += sealed
+                if sealed < SEAL_BATCH:
+                    break
+            self._done = number
+            return total
+
+    async def seal_quietly(self) -> None:
+        """After an action committed: seal, and if that fails, leave its entry pending for the next
+        pass (the action itself stands; a reader or the next action seals it)."""
+        try:
+            await self.seal()
+        except Exception:  # the action committed: its caller must not hear of a failed seal
+            log.warning("admin audit: sealing failed; entries stay pending until the next pass", exc_info=True)
+
+
 class AdminAudit:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self.sealer = Sealer(db)
 
     def entry(
         self,
@@ -81,11 +140,13 @@ class AdminAudit:
         reason: str | None = None,
         session: Any = None,
     ) -> Document:
-        """Append one entry. Pass the action's own ``session`` so the entry commits (or not) with it."""
+        """Append one entry. Pass the action's own ``session`` so the entry commits (or not) with it;
+        it is sealed once that transaction commits (without a session: before this returns)."""
         entry = self.entry(actor, action, target_kind, target_id, details, reason=reason)
-        if session is not None:
-            return await store.append(self.db, entry, session)
-        return await self.db.transaction(lambda s: store.append(self.db, entry, s))
+        doc = await store.append(self.db, entry, session)
+        if session is None or not self.db.after_commit(self.sealer.seal_quietly):
+            await self.sealer.seal_quietly()
+        return doc
 
     def recorder(
         self, actor: Principal, action: AuditAction, target_kind: str, *, reason: str | None = None
@@ -98,6 +159,8 @@ class AdminAudit:
         return record
 
     async def search(self, query: AuditQuery, *, limit: int, before_seq: int | None = None) -> list[Document]:
+        """Newest first, everything committed so far (sealed first)."""
+        await self.sealer.seal_quietly()
         return await store.find(
             self.db,
             limit=limit,
@@ -115,12 +178,17 @@ class AdminAudit:
         return (await self.verification()).broken_at
 
     async def verification(self) -> Verification:
-        """Stream the whole log through the hash chain (the head read first: entries appended
-        meanwhile are beyond it and not judged)."""
+        """Seal what is pending, then stream the whole log through the hash chain (the head read
+        first: entries sealed meanwhile are beyond it and not judged)."""
+        await self.sealer.seal_quietly()
+        top = await store.last_seq(self.db)  # read before the head: a sealer moves the head with its entries
         head = await store.head(self.db)
         check = ChainCheck()
         async for doc in store.all_in_order(self.db, up_to=head[0] if head else 0):
             if not check.feed(doc):
                 break
         broken_at = check.finish(head)
-        return Verification(entries=head[0] if head else 0, broken_at=broken_at)
+        length = head[0] if head else 0
+        if broken_at is None and top > length:  # an entry made up beyond the head
+            broken_at = length + 1
+        return Verification(entries=length, broken_at=broken_at)
