@@ -57,48 +57,73 @@ class Verification:
 class Sealer:
     """Chains pending entries, one pass at a time in this process (group commit).
 
-    ``seal()`` returns once a pass that started after it was called has finished, so it has seen
-    every entry committed before the call; callers that arrive while a pass runs share the next
-    one. Sealers of other processes meet this one on the head document (a write conflict, retried).
+    The entries this process's committed actions wrote are chained from memory (their bodies are
+    in hand: no read, and an entry edited in the database before its seal no longer matches its
+    hash); a *scan* also chains whatever else is pending in the database (another process's, or
+    one whose process died before sealing it), as stored. ``seal()`` returns once a pass that
+    started after it was called has finished, so it has seen every entry committed before the
+    call; callers that arrive while a pass runs share the next one. Sealers of other processes
+    meet this one on the head document (a write conflict, retried).
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock = asyncio.Lock()
+        self._committed: list[Document] = []  # this process's entries whose actions committed, not yet sealed
         self._started = 0  # passes begun in this process
         self._done = 0  # the number of the last pass that finished
+        self._scanned = 0  # the number of the last pass that finished with a scan
+        self._must_scan = False  # a pass failed or met another sealer: the next one scans
         self._head: tuple[int, str] | None = None  # the head as the last pass left it
 
-    async def seal(self) -> int:
-        """Seal everything committed so far; returns how many entries this call sealed itself."""
+    def committed(self, doc: Document) -> None:
+        """An entry this process appended whose action has committed: the next pass chains it."""
+        self._committed.append(doc)
+
+    async def seal(self, *, scan: bool = True) -> int:
+        """Seal this process's committed entries, and with ``scan`` whatever else is pending;
+        returns how many entries this call sealed itself."""
         ticket = self._started
         async with self._lock:
-            if self._done > ticket:  # a pass that began after the call has finished meanwhile
+            if (self._scanned if scan else self._done) > ticket:  # a pass begun after the call finished
                 return 0
             self._started += 1
             number = self._started
+            scan = scan or self._must_scan
             total = 0
-            while True:
-                try:
+            try:
+                if self._committed:
+                    docs, self._committed = self._committed, []
+                    try:
+                        self._head = await self.db.transaction(
+                            lambda session: store.seal_entries(self.db, self._head, docs, session)
+                        )
+                        total += len(docs)
+                    except store.SealConflict:  # another sealer chained some of them: seal as stored
+                        self._head, scan = None, True
+                while scan and await store.any_pending(self.db):
                     sealed, self._head = await self.db.transaction(
                         lambda session: store.seal(self.db, self._head, SEAL_BATCH, session)
                     )
-                except BaseException:
-                    self._head = None
-                    raise
-                total += sealed
-                if sealed < SEAL_BATCH:
-                    break
+                    total += sealed
+            except BaseException:
+                self._head, self._must_scan = None, True
+                raise
+            if scan:
+                self._scanned, self._must_scan = number, False
             self._done = number
             return total
 
-    async def seal_quietly(self) -> None:
-        """After an action committed: seal, and if that fails, leave its entry pending for the next
-        pass (the action itself stands; a reader or the next action seals it)."""
+    async def seal_quietly(self, *, scan: bool = True) -> None:
+        """Seal, and if that fails, leave the entries pending for the next pass (the actions
+        themselves stand: a reader, the verification or the next action seals them)."""
         try:
-            await self.seal()
+            await self.seal(scan=scan)
         except Exception:  # the action committed: its caller must not hear of a failed seal
             log.warning("admin audit: sealing failed; entries stay pending until the next pass", exc_info=True)
+
+    async def after_commit(self) -> None:
+        await self.seal_quietly(scan=False)
 
 
 class AdminAudit:
@@ -144,8 +169,15 @@ class AdminAudit:
         it is sealed once that transaction commits (without a session: before this returns)."""
         entry = self.entry(actor, action, target_kind, target_id, details, reason=reason)
         doc = await store.append(self.db, entry, session)
-        if session is None or not self.db.after_commit(self.sealer.seal_quietly):
-            await self.sealer.seal_quietly()
+
+        async def committed() -> None:
+            self.sealer.committed(doc)
+
+        # one pass for all the entries of a transaction: it runs after every entry is handed over
+        if session is not None and self.db.after_commit(committed) and self.db.after_commit(self.sealer.after_commit):
+            return doc
+        await committed()
+        await self.sealer.seal_quietly(scan=False)
         return doc
 
     def recorder(

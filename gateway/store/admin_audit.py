@@ -35,15 +35,33 @@ async def append(db: Database, entry: AuditEntry, session: Any = None) -> Docume
     return doc
 
 
+class SealConflict(Exception):
+    """Entries believed pending were not (another sealer chained them first): nothing was written."""
+
+
+async def any_pending(db: Database) -> bool:
+    return await db[ADMIN_AUDIT].find_one({PENDING: True}, {"_id": 1}) is not None
+
+
 async def seal(db: Database, head: tuple[int, str] | None, limit: int, session: Any) -> tuple[int, tuple[int, str]]:
-    """Chain up to ``limit`` pending entries (oldest ``_id`` first) after the head, in the caller's
-    transaction. ``head`` is what the caller believes the head is (None: read it): the head's own
-    update checks it, and it is read when wrong. Returns (entries sealed, the head after)."""
+    """Chain up to ``limit`` pending entries, as stored, oldest ``_id`` first, after the head, in the
+    caller's transaction. ``head`` is what the caller believes the head is (None: read it): the
+    head's own update checks it, and it is read when wrong. Returns (entries sealed, the head after)."""
     pending = await db[ADMIN_AUDIT].find({PENDING: True}, session=session).sort("_id", ASCENDING).to_list(limit)
     if not pending:
         return 0, head or (0, GENESIS)
+    return len(pending), await seal_entries(db, head, pending, session)
+
+
+async def seal_entries(
+    db: Database, head: tuple[int, str] | None, docs: list[Document], session: Any
+) -> tuple[int, str]:
+    """Chain ``docs`` (pending entries as ``append`` wrote them), in ``_id`` order, after the head, in
+    the caller's transaction; returns the head after. ``SealConflict`` (the caller aborts) when one of
+    them is no longer pending."""
+    docs = sorted(docs, key=lambda doc: doc["_id"])
     if head is not None and head[0] > 0:
-        chained, after = _chain(head, pending)
+        chained, after = _chain(head, docs)
         # the head moves only from where it was believed to be
         moved = await db[HEAD].update_one(
             {"_id": HEAD_ID, "seq": head[0], "hash": head[1]}, {"$set": after}, session=session
@@ -53,7 +71,7 @@ async def seal(db: Database, head: tuple[int, str] | None, limit: int, session: 
     if head is None or head[0] == 0:
         stored = await db[HEAD].find_one({"_id": HEAD_ID}, session=session)
         head = (int(stored["seq"]), str(stored["hash"])) if stored else (0, GENESIS)
-        chained, after = _chain(head, pending)
+        chained, after = _chain(head, docs)
         # read in this transaction: a sealer that moved (or made) it since meets this write as a conflict
         await db[HEAD].update_one({"_id": HEAD_ID}, {"$set": after}, upsert=True, session=session)
     written = await db[ADMIN_AUDIT].bulk_write(
@@ -64,9 +82,9 @@ async def seal(db: Database, head: tuple[int, str] | None, limit: int, session: 
         ordered=False,
         session=session,
     )
-    if written.matched_count != len(chained):  # they were pending in this transaction's snapshot
-        raise LookupError("pending admin audit entries changed while they were sealed")
-    return len(chained), (after["seq"], after["hash"])
+    if written.matched_count != len(chained):
+        raise SealConflict
+    return after["seq"], after["hash"]
 
 
 def _chain(head: tuple[int, str], pending: list[Document]) -> tuple[list[tuple[Any, Document]], Document]:

@@ -211,9 +211,9 @@ class Database:
 
     @staticmethod
     def after_commit(callback: Callable[[], Awaitable[None]]) -> bool:
-        """Run ``callback()`` once the transaction this task is running commits (once, however
-        often it is registered); False outside a transaction. An attempt that is retried or
-        aborts drops what it registered."""
+        """Run ``callback()`` once the transaction this task is running commits: once, however
+        often it is registered, in the order of the last registrations. False outside a
+        transaction. An attempt that is retried or aborts drops what it registered."""
         callbacks = _AFTER_COMMIT.get()
         if callbacks is None:
             return False
@@ -233,7 +233,7 @@ class Database:
             result = await self._transaction(work, callbacks, max_seconds)
         finally:
             _AFTER_COMMIT.reset(token)
-        for callback in dict.fromkeys(callbacks):
+        for callback in reversed(dict.fromkeys(reversed(callbacks))):
             await callback()
         return result
 
