@@ -397,7 +397,9 @@ async def main(
                 spy = start_spy(spy_out) if spy_out else None
                 if spy is not None:
                     await asyncio.sleep(1)  # let py-spy attach
+                before = counter.count
                 g1 = await rate(gateway, half, concurrency, COUNTED, g_retried)
+                loaded = (counter.count - before) / half  # the gateway's round trips per operation under load
                 if spy is not None:
                     await stop_spy(spy)
                 b1 = await rate(bare, half, concurrency, COUNTED, b_retried)
@@ -410,21 +412,25 @@ async def main(
                 b2 = await rate(bare, half, concurrency, COUNTED + half, b_retried)
                 g2 = await rate(gateway, half, concurrency, COUNTED + half, g_retried)
                 retried = (sum(g_retried) / (2 * half), sum(b_retried) / (2 * half))
-                rows.append((name, trips, retried, (g1 + g2) / 2, (b1 + b2) / 2))
+                rows.append((name, trips, loaded, retried, (g1 + g2) / 2, (b1 + b2) / 2))
                 if lesser is not None:
-                    rows.append((f"  vs {lesser}", (trips[0], lesser_trips), (0.0, 0.0), (g1 + g2) / 2, (l1 + l2) / 2))
+                    lesser_row = (trips[0], lesser_trips), loaded, (0.0, 0.0), (g1 + g2) / 2, (l1 + l2) / 2
+                    rows.append((f"  vs {lesser}", *lesser_row))
             problems = await audit_all(db)
         finally:
             await client.close()
             mongo.stop()
     print(f"ledger writes: {ops} operations per path, {concurrency} concurrent, each on its own member")
     print(
-        f"{'operation':27} {'trips gw':>9} {'trips bare':>10} {'retries gw':>10} {'retries bare':>12}"
+        f"{'operation':27} {'trips gw':>9} {'@load':>6} {'trips bare':>10} {'retries gw':>10} {'retries bare':>12}"
         f" {'gateway/s':>10} {'bare/s':>9} {'ratio':>6}"
     )
-    for name, (tg, tb), (rg, rb), g, b in rows:
-        print(f"{name:27} {tg:9.1f} {tb:10.1f} {rg:10.2f} {rb:12.2f} {g:10.0f} {b:9.0f} {g / b:6.2f}")
-    print("(trips: MongoDB round trips per operation, one at a time; retries: retried attempts per operation)")
+    for name, (tg, tb), tl, (rg, rb), g, b in rows:
+        print(f"{name:27} {tg:9.1f} {tl:6.1f} {tb:10.1f} {rg:10.2f} {rb:12.2f} {g:10.0f} {b:9.0f} {g / b:6.2f}")
+    print(
+        "(trips: MongoDB round trips per operation, one at a time, and the gateway's under load (@load, its first"
+        " half); retries: retried transaction attempts per operation)"
+    )
     print(f"audit: {problems if problems else 'clean'}")
     if spy_out:
         summarize_profile(spy_out)
