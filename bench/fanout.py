@@ -12,6 +12,7 @@ RSS growth divided by N. The open-files limit is raised to the hard limit.
 
     .venv/bin/python -m bench.fanout                # N = 1000 and 5000
     .venv/bin/python -m bench.fanout --counts 200   # quick
+    .venv/bin/python -m bench.fanout --compare ../main   # main's gateway too, side by side
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ROUNDS = 5
 PROFILE = ""  # --profile FILE: run the gateway under cProfile
 SPY = ""  # --spy FILE: py-spy the gateway during the broadcast rounds only (pip install py-spy)
 CLIENT_PROCESSES = 4
+COMPARE: Path | None = None  # --compare DIR: also run the gateway of that checkout, in the same run
 
 BASELINE_APP = """
 import asyncio
@@ -125,7 +127,8 @@ def ledger_doc(seq: int) -> dict[str, Any]:
     }
 
 
-async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
+async def run_gateway(mongo_uri: str, n: int, workdir: Path, source: Path | None = None) -> dict[str, Any]:
+    """``source``: run the gateway of another checkout (``--compare``) instead of this one."""
     port = free_port()
     database = f"bench_{os.getpid()}_{n}"
     env = {
@@ -142,9 +145,12 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         "LOYALTY_RATE_LIMIT_DASHBOARD": "1000000000",
     }
     profile = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     server = subprocess.Popen(
         [sys.executable, *profile, "-m", "gateway.cli", "serve"],
         env=env,
+        cwd=source,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -172,7 +178,7 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         await db.ledger.insert_one(ledger_doc(seq + 1))
         await clients.wait_counts([c + 1 for c in seen])
         await clients.trim()
-        spy = start_spy(server.pid) if SPY else None
+        spy = start_spy(server.pid, f"{SPY}.{'compared.' if source else ''}{n}") if SPY else None
         for r in range(1, ROUNDS + 1):
             starts.append(time.monotonic())
             await db.ledger.insert_one(ledger_doc(seq + 1 + r))
@@ -195,9 +201,9 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path) -> dict[str, Any]:
         await client.close()
 
 
-def start_spy(pid: int) -> subprocess.Popen[bytes]:
+def start_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).parent / "py-spy"
-    argv = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--output", SPY, "--nonblocking"]
+    argv = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--output", output, "--nonblocking"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)  # attached before the first round
     return process
@@ -248,9 +254,14 @@ async def main(counts: list[int]) -> None:
             header = f"{'N':>6} {'':10} {'p50 ms':>9} {'p99 ms':>9} {'KiB/sub':>9}"
             print(header)
             for n in counts:
+                before = await run_gateway(uri, n, Path(tmp), COMPARE) if COMPARE else None
                 gateway = await run_gateway(uri, n, Path(tmp))
                 bare = await run_baseline(n, gateway["payload"] or "{}", Path(tmp))
                 rows = [("gateway", gateway), ("bare", bare)]
+                if before is not None:
+                    rows.insert(0, ("compared", before))
+                    if len(before["payload"] or "") != len(gateway["payload"] or ""):
+                        print(f"{n:>6} the compared checkout sent another payload: {before['payload']}")
                 for name, result in rows:
                     lat = result["latency"]
                     print(f"{n:>6} {name:10} {pct(lat, 50):9.1f} {pct(lat, 99):9.1f} {result['rss_per_sub_kib']:9.1f}")
@@ -260,6 +271,13 @@ async def main(counts: list[int]) -> None:
                     f" {pct(g['latency'], 99) / pct(b['latency'], 99):9.2f}"
                     f" {g['rss_per_sub_kib'] / max(b['rss_per_sub_kib'], 0.1):9.2f}"
                 )
+                if before is not None:
+                    c = before
+                    print(
+                        f"{n:>6} {'cmp ratio':10} {pct(c['latency'], 50) / pct(b['latency'], 50):9.2f}"
+                        f" {pct(c['latency'], 99) / pct(b['latency'], 99):9.2f}"
+                        f" {c['rss_per_sub_kib'] / max(b['rss_per_sub_kib'], 0.1):9.2f}"
+                    )
                 print(
                     f"{n:>6} {'(mean ms)':10} gateway {statistics.mean(g['latency']):.1f}, bare "
                     f"{statistics.mean(b['latency']):.1f}; payload {len(gateway['payload'] or '')} bytes"
@@ -272,9 +290,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--profile", default="", help="write a cProfile of the gateway process here")
-    parser.add_argument("--spy", default="", help="write a py-spy profile (raw) of the gateway's broadcast rounds here")
+    parser.add_argument("--spy", default="", help="py-spy (raw) of the gateway's broadcast rounds to FILE.<N>")
     parser.add_argument("--client-processes", type=int, default=CLIENT_PROCESSES)
+    parser.add_argument(
+        "--compare", default="", help="also run the gateway of this checkout (e.g. /work/main) first, as 'compared'"
+    )
     args = parser.parse_args()
+    COMPARE = Path(args.compare).resolve() if args.compare else None
     PROFILE = args.profile
     SPY = args.spy
     CLIENT_PROCESSES = args.client_processes

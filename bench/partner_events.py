@@ -1,12 +1,18 @@
 """Partner events applied per second from Kafka, against a bare aiokafka consumer reading the same topic.
 
-Run: ``.venv/bin/python -m bench.partner_events [--events 5000] [--members 200]``. Starts its own
+Run: ``.venv/bin/python -m bench.partner_events [--events 5000] [--members 200]``
+(``--trips``: also count MongoDB commands per applied event, by command; ``--spy FILE``: py-spy the
+consumer's run, raw format, and print where its CPU went; ``pip install py-spy``; ``--max-records N``:
+the consumer's batch instead of its default). Starts its own
 mongod (EmbeddedMongo) and tansu broker in a temporary directory, publishes signed partner
 events (mostly accruals, some burns and conversions, keyed by member), then in one run:
 
 1. a bare ``AIOKafkaConsumer`` reads every message (no parsing, no writes): the ceiling;
-2. ``PartnerEventConsumer`` verifies, applies (one MongoDB transaction per event) and commits;
-3. for context, bare one-insert MongoDB transactions at the same concurrency (the storage floor).
+2. ``PartnerEventConsumer`` verifies, applies (a member's consecutive events in one MongoDB
+   transaction, each idempotent on its own) and commits;
+3. bare one-insert MongoDB transactions at the same concurrency (the storage floor), half of
+   them before the gateway's run and half after, so load that drifts during the run weighs on
+   both sides alike; the floor is their mean.
 
 The bare read is timed from its first fetch to the last record; the gateway from the first
 batch it processes to the last event applied (group joins are not counted). The ratio is what
@@ -17,12 +23,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
@@ -93,7 +107,7 @@ async def bare_read_rate(settings: Settings, events: int) -> float:
         await consumer.stop()
 
 
-async def bare_transaction_rate(db: Database, events: int, concurrency: int) -> float:
+async def bare_transaction_rate(db: Database, events: int, concurrency: int, first: int = 0) -> float:
     """The storage floor: one MongoDB transaction with one insert per event, same concurrency."""
     limit = asyncio.Semaphore(concurrency)
 
@@ -106,8 +120,72 @@ async def bare_transaction_rate(db: Database, events: int, concurrency: int) -> 
             await db.transaction(work)
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(events)))
+    await asyncio.gather(*(one(n) for n in range(first, first + events)))
     return events / (time.perf_counter() - start)
+
+
+class Commands(CommandListener):
+    """Counts MongoDB commands by name (and collection) while ``on``."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.counts: Counter[str] = Counter()
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if self.on:
+            target = event.command.get(event.command_name)
+            self.counts[f"{event.command_name} {target}" if isinstance(target, str) else event.command_name] += 1
+
+    def succeeded(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+def start_spy(out: str) -> subprocess.Popen[bytes]:
+    """py-spy this process (CPU samples only, raw) until SIGINT."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    argv = [spy, "record", "--pid", str(os.getpid()), "--rate", "250", "--format", "raw", "--output", out]
+    process = subprocess.Popen([*argv, "--nonblocking"], stdout=subprocess.DEVNULL)
+    time.sleep(1.0)  # let it attach
+    return process
+
+
+PROFILE_BUCKETS = {
+    "PyMongo / BSON": ("pymongo/", "bson/"),
+    "aiokafka": ("aiokafka/",),
+    "asyncio event loop": ("asyncio/base_events.py:_run_once", "asyncio/events.py"),
+    "pydantic (event parse)": ("pydantic",),
+    "signature check": ("signature_matches",),
+    "posting (gateway/ledger)": ("gateway/ledger/",),
+    "partner operations": ("partner_operations.py",),
+}
+
+
+def summarize_spy(out: str, top: int = 15) -> None:
+    """Share of the busy samples per area (inclusive) and the hottest leaf functions."""
+    path = Path(out)
+    if not path.exists():
+        print(f"no profile written to {path}")
+        return
+    total = 0
+    buckets = dict.fromkeys(PROFILE_BUCKETS, 0)
+    leaves: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        total += samples
+        for name, needles in PROFILE_BUCKETS.items():
+            if any(needle in stack for needle in needles):
+                buckets[name] += samples
+        leaves[stack.split(";")[-1]] += samples
+    print(f"\nprofile of the consumer ({total} samples at 250 Hz, idle excluded):")
+    for name, samples in buckets.items():
+        print(f"  {100 * samples / max(total, 1):5.1f}%  {name}")
+    print("  hottest leaves:")
+    for frame, samples in leaves.most_common(top):
+        print(f"  {100 * samples / max(total, 1):5.1f}%  {frame}")
 
 
 class TimedConsumer(PartnerEventConsumer):
@@ -123,13 +201,16 @@ class TimedConsumer(PartnerEventConsumer):
         self.last = time.perf_counter()
 
 
-async def run(events: int, members: int, concurrency: int) -> None:
+async def run(
+    events: int, members: int, concurrency: int, trips: bool = False, spy: str = "", max_records: int | None = None
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
         broker = TansuBroker(Path(tmp) / "tansu.log")
         uri = await mongo.start()
         bootstrap = broker.start()
-        client = create_client(uri, maxPoolSize=200)
+        commands = Commands()
+        client = create_client(uri, maxPoolSize=200, **({"event_listeners": [commands]} if trips else {}))
         try:
             settings = Settings(
                 mongodb_uri=uri,
@@ -155,20 +236,40 @@ async def run(events: int, members: int, concurrency: int) -> None:
             await publish(settings, secret, events, members)
 
             bare = await bare_read_rate(settings, events)
-            consumer = TimedConsumer(services, group_id="bench-gateway", concurrency=concurrency)
+            floor_before = await bare_transaction_rate(db, events // 2, concurrency)
+            options = {"max_records": max_records} if max_records else {}
+            consumer = TimedConsumer(services, group_id="bench-gateway", concurrency=concurrency, **options)
             consumer.consumer_options = FAST_JOIN
+            spying = start_spy(spy) if spy else None
+            commands.on = True
             stats = await consumer.run(idle_exit=2.0)
+            commands.on = False
+            if spying is not None:
+                spying.send_signal(signal.SIGINT)
+                spying.wait(60)
             assert stats.applied == events, stats
             applied = stats.applied / (consumer.last - (consumer.first or consumer.last))
             entries = await db.ledger.count_documents({"source.partnerId": "bench"})
-            floor = await bare_transaction_rate(db, events, concurrency)
+            floor_after = await bare_transaction_rate(db, events - events // 2, concurrency, first=events // 2)
+            floor = (floor_before + floor_after) / 2
             print(f"events: {events}, members: {members}, concurrency: {concurrency}")
             print(f"applied {stats.applied}, dead-lettered {stats.dead_lettered}, ledger entries {entries}")
             print(f"bare aiokafka read rate:   {bare:10.0f} events/s")
             print(f"gateway applied rate:      {applied:10.0f} events/s")
             print(f"ratio applied / bare read: {applied / bare:10.4f}")
-            print(f"bare MongoDB 1-insert transactions: {floor:10.0f} /s (storage floor, same concurrency)")
+            print(
+                f"bare MongoDB 1-insert transactions: {floor:10.0f} /s (storage floor, same concurrency;"
+                f" {floor_before:.0f} before the gateway, {floor_after:.0f} after)"
+            )
             print(f"ratio applied / bare transactions:  {applied / floor:10.3f}")
+            print(f"consumer batches: {stats.batches} ({stats.read / max(stats.batches, 1):.0f} events each)")
+            if trips:
+                total = sum(commands.counts.values())
+                print(f"MongoDB commands per applied event: {total / max(stats.applied, 1):.2f}")
+                for name, count in commands.counts.most_common():
+                    print(f"  {count / max(stats.applied, 1):6.2f}  {name}")
+            if spy:
+                summarize_spy(spy)
         finally:
             await client.close()
             broker.stop()
@@ -180,8 +281,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--trips", action="store_true", help="count MongoDB commands per applied event")
+    parser.add_argument("--spy", default="", help="py-spy the consumer's run into this file (raw format)")
+    parser.add_argument("--max-records", type=int, default=None, help="the consumer's batch (default: its own)")
     args = parser.parse_args()
-    asyncio.run(run(args.events, args.members, args.concurrency))
+    asyncio.run(run(args.events, args.members, args.concurrency, args.trips, args.spy, args.max_records))
 
 
 if __name__ == "__main__":

@@ -15,27 +15,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-
 from gateway.core.auth import Principal
 from gateway.core.permissions import ROLE_PERMISSIONS
+from resolvers.executor import GatewayExecutor
 
 
 class SharedEvent:
     """Marker for event types whose rendering does not depend on the subscriber."""
 
 
-class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+class SharedEventExecutor(GatewayExecutor):
     def execute_operation(self, serially: bool | None = None) -> Any:
         root = self.root_value
-        if not isinstance(root, SharedEvent) or self.operation.loc is None:
+        key = self.shared_key() if isinstance(root, SharedEvent) else None
+        if key is None:
             return super().execute_operation(serially)
-        key = (
-            self.operation.loc.source.body,
-            self.operation.name and self.operation.name.value,
-            _frozen(self),
-            audience(getattr(self.context_value, "principal", None)),
-        )
         results: dict[Any, Any] = root.__dict__.setdefault("_shared_results", {})
         if key in results:
             return results[key]
@@ -43,6 +37,32 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         if not hasattr(result, "__await__") and not getattr(result, "errors", None):
             results[key] = result
         return result
+
+    def shared_key(self) -> tuple[Any, ...] | None:
+        """Whose results of this operation are the same: (document, operation, variables,
+        audience). Kept on the executor, so an event's executor (a copy of the subscription's)
+        inherits it once the subscription's own computed it (broadcast delivery does, at bind)."""
+        if "_shared_key" not in self.__dict__:
+            loc = self.operation.loc
+            self._shared_key = (
+                None
+                if loc is None
+                else (
+                    loc.source.body,
+                    self.operation.name and self.operation.name.value,
+                    _frozen(self),
+                    audience(getattr(self.context_value, "principal", None)),
+                )
+            )
+        return self._shared_key
+
+    def cancellable_iterable(self, iterable: Any) -> Any:
+        """A subscription's source stream: one that renders events itself (resolvers/broadcast.py)
+        gets this executor, the one that runs the subscription's document over each event."""
+        bind = getattr(iterable, "bind_executor", None)
+        if bind is not None:
+            bind(self)
+        return super().cancellable_iterable(iterable)
 
 
 def audience(principal: Principal | None) -> tuple[str, ...]:

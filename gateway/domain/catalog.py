@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from gateway.core.clock import as_utc
 from gateway.domain.calendar import Period, period_start
+from gateway.domain.member_status import REFUSAL_CODE, MemberStatus
 from gateway.domain.program import Tier
 from gateway.domain.tiers import tier_rank
 
@@ -21,6 +22,9 @@ from gateway.domain.tiers import tier_rank
 class Reason(StrEnum):
     """Why a member cannot redeem a gift now; also the error code a redemption fails with."""
 
+    MEMBER_FROZEN = "MEMBER_FROZEN"
+    MEMBER_CLOSED = "MEMBER_CLOSED"
+    MEMBER_MERGED = "MEMBER_MERGED"
     NOT_LISTED = "NOT_LISTED"
     OUT_OF_STOCK = "OUT_OF_STOCK"
     TIER_TOO_LOW = "TIER_TOO_LOW"
@@ -158,12 +162,16 @@ def eligibility(
     quantity: int,
     now: datetime,
     tiers: tuple[Tier, ...],
+    member_status: MemberStatus = MemberStatus.ACTIVE,
 ) -> Eligibility:
     """Can this member redeem ``quantity`` of this gift at ``now``? The first failing rule is the reason.
 
-    Order: not offered (unlisted, scheduled, ended) → out of stock → tier → limits → points,
-    so the reason is the one the member can do least about first.
+    Order: the account may not spend (frozen, closed, merged) → not offered (unlisted, scheduled,
+    ended) → out of stock → tier → limits → points, so the reason is the one the member can do
+    least about first; a frozen account's storefront says so on every gift.
     """
+    if member_status is not MemberStatus.ACTIVE:
+        return Eligibility(False, Reason(REFUSAL_CODE[member_status]))
     if not gift.listed or not in_window(gift, now):
         return Eligibility(False, Reason.NOT_LISTED)
     if gift.stock < quantity or gift.stock <= 0:

@@ -6,6 +6,12 @@ subscriber has its own bounded queue; publishing never waits for a subscriber. O
 whose queue overflows is dropped at once (its queue is freed) and its connection is
 closed with ``4008 subscriber too slow``, so a stalled client costs neither the
 others' latency nor unbounded memory.
+
+A subscriber may also take a change at once (``direct``, see resolvers/broadcast.py): while
+its reader waits with nothing queued, ``publish`` hands the change to ``direct`` instead of
+queueing it and waking the reader; ``direct`` returns False to have it queued after all. A
+change that arrives while the reader is busy is always queued, so each subscriber's changes
+keep their order and the queue bound stays the slow-subscriber policy.
 """
 
 from __future__ import annotations
@@ -57,13 +63,20 @@ class Change:
 
 
 class Subscriber:
-    __slots__ = ("topic", "queue", "closer", "dropped")
+    __slots__ = ("topic", "queue", "closer", "dropped", "direct", "waiting")
 
     def __init__(self, topic: Topic, queue_size: int, closer: Closer | None) -> None:
         self.topic = topic
         self.queue: asyncio.Queue[Change] = asyncio.Queue(queue_size)
         self.closer = closer
         self.dropped: tuple[int, str] | None = None
+        # Delivers a change at once, True when it took it (see the module docstring).
+        self.direct: Callable[[Change], bool] | None = None
+        self.waiting = False  # the reader is in get(): it has finished with every change it took
+
+    def take_now(self, change: Change) -> bool:
+        """``direct`` delivers the change, if the reader waits with nothing queued and it can."""
+        return self.direct is not None and self.waiting and self.queue.empty() and self.direct(change)
 
     def offer(self, change: Change) -> bool:
         """Queue without waiting; False when the queue is full."""
@@ -76,7 +89,11 @@ class Subscriber:
     async def get(self) -> Change:
         if self.dropped is not None:
             raise SubscriberDropped(self.dropped[1])
-        change = await self.queue.get()
+        self.waiting = True
+        try:
+            change = await self.queue.get()
+        finally:
+            self.waiting = False
         if self.dropped is not None:
             raise SubscriberDropped(self.dropped[1])
         return change
@@ -85,6 +102,7 @@ class Subscriber:
         if self.dropped is not None:
             return None
         self.dropped = (code, reason)
+        self.direct = None
         # Free what is queued and wake a reader blocked on get().
         while not self.queue.empty():
             self.queue.get_nowait()
@@ -101,6 +119,7 @@ class Hub:
         self.ready = asyncio.Event()
         self.closing = False
         self.dropped_slow = 0
+        self.delivered_at_once = 0  # changes a subscriber's ``direct`` took without queueing
 
     def subscribe(self, topic: Topic, closer: Closer | None = None) -> Subscriber:
         if self.closing:
@@ -123,7 +142,12 @@ class Hub:
         subscribers = self.topics.get(topic)
         if not subscribers:
             return
-        slow = [s for s in subscribers if not s.offer(change)]
+        slow = []
+        for subscriber in subscribers:
+            if subscriber.take_now(change):
+                self.delivered_at_once += 1
+            elif not subscriber.offer(change):
+                slow.append(subscriber)
         for subscriber in slow:
             self.dropped_slow += 1
             log.warning("dropping slow subscriber of %s", topic)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
@@ -189,10 +189,15 @@ async def _until_disconnected(closer: Closer | None) -> None:
         await asyncio.Event().wait()
 
 
-async def live_changes(services: Any, topic: Topic, closer: Closer | None = None) -> AsyncIterator[Change]:
-    """Live changes of one topic from the moment of subscribing."""
+async def live_changes(
+    services: Any, topic: Topic, closer: Closer | None = None, direct: Callable[[Change], bool] | None = None
+) -> AsyncIterator[Change]:
+    """Live changes of one topic from the moment of subscribing. With ``direct``, the hub hands
+    it each change that arrives while this stream waits (gateway.events.hub): only the changes
+    it declines come out here."""
     hub = services.hub
     subscriber = hub.subscribe(topic, closer)
+    subscriber.direct = direct
     try:
         await hub.wait_ready()
         while True:

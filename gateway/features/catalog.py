@@ -39,6 +39,7 @@ from gateway.domain.catalog import (
     units_in_windows,
 )
 from gateway.domain.coupons import DEFAULT_CANCEL_WINDOW_MINUTES, PHYSICAL, VIRTUAL, cancel_window_problem
+from gateway.domain.member_status import status_of
 from gateway.domain.money import MAX_ORDER_FEN, amount_problem
 from gateway.domain.program import Program
 from gateway.domain.text import unsafe_character
@@ -487,7 +488,7 @@ async def eligibilities(
     gifts, a redemption for its one gift inside its transaction, so the two never disagree.
     """
     used = await used_in_window(db, member["_id"], gift_docs, now, program.timezone, session=session)
-    tier, available = member["tier"], member["balances"]["available"]
+    tier, available, account = member["tier"], member["balances"]["available"], status_of(member)
     return {
         doc["_id"]: eligibility(
             rules_of(doc),
@@ -497,6 +498,7 @@ async def eligibilities(
             quantity=quantity,
             now=now,
             tiers=program.tiers,
+            member_status=account,
         )
         for doc in gift_docs
     }

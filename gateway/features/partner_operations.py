@@ -116,12 +116,18 @@ class PartnerOperations:
 
     @staticmethod
     async def _linked_member(tx: LedgerTx, partner_id: str, member_ref: str) -> str:
-        """The member a partner means by ``member_ref``; only members linked to this partner."""
+        """The member a partner means by ``member_ref``; only members linked to this partner.
+        Read once per transaction (a batch of one member's events asks for the same ref each time;
+        the transaction's snapshot cannot change under it)."""
+        key = ("link", partner_id, member_ref)
+        if key in tx.scratch:
+            return str(tx.scratch[key])
         links = await store.links_matching(tx.db, partner_id, member_ref, session=tx.session)
         if not links:
             raise Forbidden(f"Member {member_ref!r} is not linked to this partner", code="MEMBER_NOT_LINKED")
         by_ref = [doc for doc in links if doc["partnerMemberRef"] == member_ref]
-        return str((by_ref or links)[0]["memberId"])
+        tx.scratch[key] = member_id = str((by_ref or links)[0]["memberId"])
+        return member_id
 
     async def _operate(self, tx: LedgerTx, partner: Document, command: PartnerCommand, member_id: str) -> Document:
         partner_id = partner["_id"]
@@ -185,12 +191,13 @@ class PartnerOperations:
                 remainder=conversion.remainder,
             )
         op.update(entryId=entry["_id"], availableAfter=entry["balancesAfter"]["available"])
-        await store.insert_operation(tx.db, op, session=tx.session)
+        await tx.insert(store.insert_operations, op)
         return op
 
     async def _reverse(self, tx: LedgerTx, partner: Document, command: PartnerCommand) -> Document:
         """Undo one of this partner's own operations: accruals are taken back, burns restored."""
         partner_id = partner["_id"]
+        await tx.flush(store.insert_operations)  # the original may be an operation of this transaction
         original = await store.find_operation(tx.db, partner_id, command.original_event_id or "", session=tx.session)
         if original is None:
             raise NotFound(
@@ -240,7 +247,7 @@ class PartnerOperations:
             entryId=entry["_id"],
             availableAfter=entry["balancesAfter"]["available"],
         )
-        await store.insert_operation(tx.db, op, session=tx.session)
+        await tx.insert(store.insert_operations, op)
         return op
 
     @staticmethod

@@ -36,6 +36,9 @@ MAX_QUANTITY = 1000
 REDEMPTION = "REDEMPTION"  # the purpose of a hold made by a points + cash order awaiting payment
 PAYMENT_TIMEOUT_REASON = "Payment not received in time"
 REASON_MESSAGES = {
+    Reason.MEMBER_FROZEN: "The member's account is frozen",
+    Reason.MEMBER_CLOSED: "The member's account is closed",
+    Reason.MEMBER_MERGED: "The member's account was merged into another",
     Reason.NOT_LISTED: "This gift is not on sale now",
     Reason.OUT_OF_STOCK: "This gift is out of stock",
     Reason.TIER_TOO_LOW: "The member's tier may not redeem this gift",

@@ -18,7 +18,7 @@ spend back to the lots it came from). The queries are in gateway/store/ledger.py
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +38,9 @@ from gateway.store import holds as holds_store
 from gateway.store import ledger as ledger_store
 from gateway.store import lots as lots_store
 from gateway.store.mongo import Database, Document
+
+# A store function that inserts documents in a transaction: ``(db, docs, session)``, one round trip.
+Inserter = Callable[[Database, list[Document], AsyncClientSession], Awaitable[None]]
 
 
 def lot_due_at(lot: Document) -> datetime | None:
@@ -77,6 +80,36 @@ class LedgerTx:
     # Balance changes already written with the member's lock (``_lock_applying``), by member:
     # the next ``_post`` for that member writes only its entry.
     applied: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Write-behind (``Ledger.transact_many``: several operations in one transaction). New entries,
+    # lots and what ``insert`` is given, and the balance moves of members already locked here,
+    # wait in memory and go out together (``flush``): one insert per collection, one update per
+    # member, before the transaction reads lots or entries and before it commits. Locks, lot takes,
+    # debts and holds are written at once, as ever.
+    write_behind: bool = False
+    unwritten: dict[Inserter, list[Document]] = field(default_factory=dict)
+    unmoved: dict[str, tuple[dict[str, int], int]] = field(default_factory=dict)  # member: (change, entries)
+
+    async def insert(self, inserter: Inserter, doc: Document) -> None:
+        """Insert ``doc`` with ``inserter`` in this transaction: now, or at the next ``flush``
+        under write-behind (a step that reads what it inserted calls ``flush`` first)."""
+        if self.write_behind:
+            self.unwritten.setdefault(inserter, []).append(doc)
+        else:
+            await inserter(self.db, [doc], self.session)
+
+    async def flush(self, *inserters: Inserter) -> None:
+        """Write what write-behind holds: the documents of ``inserters`` (before reading their
+        collection), or everything: each member's summed balance move, then every inserter's
+        documents (before commit). Nothing reads a locked member back from MongoDB, so its
+        moves wait for the end."""
+        if not inserters:
+            moves, self.unmoved = self.unmoved, {}
+            for member_id, (change, entries) in moves.items():
+                due = self.members[member_id].get("nextDueAt")
+                await ledger_store.move(self.db, member_id, change, entries, due, session=self.session)
+        for inserter in inserters or list(self.unwritten):
+            if docs := self.unwritten.pop(inserter, None):
+                await inserter(self.db, docs, self.session)
 
     async def _lock_applying(
         self, member_id: str, change: dict[str, int], *due: datetime | None, need_available: int = 0
@@ -114,9 +147,12 @@ class LedgerTx:
             await self._lock_applying(member_id, delta(available=-points, spent=points), need_available=points)
 
     def check_applied(self) -> None:
-        """Every change written with a lock was posted (else the transaction must not commit)."""
+        """Every change written with a lock was posted, and nothing waits to be written (else the
+        transaction must not commit)."""
         if self.applied:
             raise LookupError(f"balance changes written but never posted: {sorted(self.applied)}")
+        if self.unwritten or self.unmoved:
+            raise LookupError("write-behind holds writes never flushed")
 
     async def member(self, member_id: str, *, settle: bool = False, merged_ok: bool = False) -> Document:
         """Lock the member for this transaction and settle what is due; returns its document.
@@ -181,7 +217,7 @@ class LedgerTx:
         }
         if not pending:
             lot["remaining"] -= await self._pay_debt(member_id, points)
-        await lots_store.insert(self.db, lot, session=self.session)
+        await self.insert(lots_store.insert_lots, lot)
         return entry
 
     async def spend(self, member_id: str, points: int, memo: Memo) -> Document:
@@ -304,6 +340,7 @@ class LedgerTx:
         """Every point the member still holds in lots (available and pending) lapses now, in one
         entry (an account closed on request); None when nothing is left. Debt stays as it is."""
         await self.member(member_id)
+        await self.flush(lots_store.insert_lots)
         lots = await lots_store.with_points(self.db, member_id, session=self.session)
         if not lots:
             return None
@@ -327,6 +364,7 @@ class LedgerTx:
         (what each account earned, spent and let expire stays its own history). Both members
         must be locked first; neither may have points on hold in these lots."""
         source, target = self.members[from_id], self.members[to_id]
+        await self.flush(lots_store.insert_lots)
         lots = [
             lot
             for lot in (await lots_store.by_id(self.db, lot_ids, session=self.session)).values()
@@ -391,6 +429,7 @@ class LedgerTx:
         restores never return more than was spent.
         """
         await self.member(member_id)
+        await self.flush(ledger_store.insert_entries)
         already: dict[object, int] = {}
         async for earlier in ledger_store.restores_of(self.db, member_id, spend_entry["_id"], session=self.session):
             for take in earlier["lots"]:
@@ -413,6 +452,7 @@ class LedgerTx:
     async def _return_to_lots(self, member_id: str, back: list[Take]) -> tuple[int, int, list[Document]]:
         """Put taken points back into their lots; a lot past its expiry takes nothing back
         (those points lapse). Returns (returned, lapsed, the takes as entry lots)."""
+        await self.flush(lots_store.insert_lots)
         lots = await lots_store.by_id(self.db, [t.lot_id for t in back], session=self.session)
         returned, lapsed = 0, 0
         into: list[Document] = []  # the lots that took the points back (for debt repayment)
@@ -447,6 +487,7 @@ class LedgerTx:
 
     async def entry(self, entry_id: Any) -> Document:
         """A ledger entry that an order or operation refers to; it must exist."""
+        await self.flush(ledger_store.insert_entries)
         found = await ledger_store.entry(self.db, entry_id, session=self.session)
         if found is None:
             raise LookupError(f"ledger entry {entry_id!r} is referenced but missing")
@@ -463,6 +504,7 @@ class LedgerTx:
         cover costs the usual read of the other lots and one write for all of them."""
         if points <= 0:
             return []
+        await self.flush(lots_store.insert_lots)
         takes: list[Take] = []
         if lot_ids is None and self.program.expiry.mode is not ExpiryMode.NEVER:
             first = await lots_store.take_from_soonest(self.db, member_id, points, state=state, session=self.session)
@@ -569,7 +611,15 @@ class LedgerTx:
             "idempotencyKey": self.idempotency_key,
             **(extra or {}),
         }
-        if applied is not None:  # the member's balances, sequence and due date were moved with its lock
+        if self.write_behind:
+            if applied is None:  # moved at ``flush``, with the member's other unwritten moves
+                moved, entries = self.unmoved.get(member_id, ({}, 0))
+                self.unmoved[member_id] = (
+                    {k: moved.get(k, 0) + change.get(k, 0) for k in {*moved, *change}},
+                    entries + 1,
+                )
+            await self.insert(ledger_store.insert_entries, entry)
+        elif applied is not None:  # the member's balances, sequence and due date were moved with its lock
             await ledger_store.insert_entry(self.db, entry, session=self.session)
         else:
             await ledger_store.append(self.db, entry, change, member.get("nextDueAt"), session=self.session)

@@ -79,7 +79,8 @@ class Ledger:
     async def transact_many(self, steps: list[tuple[Work, Idempotency]]) -> list[Document]:
         """Several idempotent operations in ONE transaction, in order; each keeps its own
         idempotency record, so each replays on its own later. Steps already recorded are
-        replayed from their records and not run again.
+        replayed from their records and not run again. The transaction writes behind
+        (``LedgerTx.write_behind``): the steps' entries, lots and inserts go out together.
 
         All or nothing: if any step fails (a DomainError, a concurrent duplicate), nothing of
         the others commits either and the error propagates; a caller that wants each
@@ -102,12 +103,13 @@ class Ledger:
 
         async def attempt(session: AsyncClientSession) -> list[Document]:
             program = await load_program(self.db, session=session)
-            tx = LedgerTx(self.db, session, program, self.clock.now())
+            tx = LedgerTx(self.db, session, program, self.clock.now(), write_behind=True)
             attempts.append(tx)
             done: list[Document] = []
             for _, work, idempotency in pending:
                 tx.idempotency_key = idempotency.key
                 done.append(await work(tx))
+            await tx.flush()
             tx.check_applied()
             await idempotency_store.insert_records(
                 self.db,

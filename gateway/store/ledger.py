@@ -16,7 +16,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from gateway.store.mongo import Database, Document
+from gateway.store.mongo import Database, Document, insert_all
 
 LEDGER = "ledger"
 MEMBERS = "members"
@@ -79,20 +79,33 @@ async def append(
     db: Database, entry: Document, change: dict[str, int], next_due: datetime | None, session: Any = None
 ) -> None:
     """Write one entry and move its member's balances and sequence by it (two round trips)."""
+    await move(db, entry["memberId"], change, 1, next_due, session=session)
+    await db[LEDGER].insert_one(entry, session=session)
+
+
+async def move(
+    db: Database, member_id: str, change: dict[str, int], entries: int, next_due: datetime | None, session: Any = None
+) -> None:
+    """Move a member's balances by ``change`` and its sequence by ``entries`` (whose documents are
+    written apart), setting ``nextDueAt``: one round trip."""
     await db[MEMBERS].update_one(
-        {"_id": entry["memberId"]},
+        {"_id": member_id},
         {
-            "$inc": {"ledgerSeq": 1, **{f"balances.{k}": v for k, v in change.items() if v}},
+            "$inc": {"ledgerSeq": entries, **{f"balances.{k}": v for k, v in change.items() if v}},
             "$set": {"nextDueAt": next_due},
         },
         session=session,
     )
-    await db[LEDGER].insert_one(entry, session=session)
 
 
 async def insert_entry(db: Database, entry: Document, session: Any = None) -> None:
     """Write one entry whose change ``lock_applying`` already made to the member (one round trip)."""
     await db[LEDGER].insert_one(entry, session=session)
+
+
+async def insert_entries(db: Database, entries: list[Document], session: Any = None) -> None:
+    """Write entries whose changes were moved apart (``lock_applying``, ``move``): one round trip."""
+    await insert_all(db[LEDGER], entries, session)
 
 
 async def entry(db: Database, entry_id: Any, session: Any = None) -> Document | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
 
-from gateway.store.mongo import Database, Document
+from gateway.store.mongo import Database, Document, insert_all
 
 LOTS = "lots"
 PENDING = "PENDING"
@@ -21,6 +21,10 @@ AVAILABLE = "AVAILABLE"
 
 async def insert(db: Database, lot: Document, session: Any = None) -> None:
     await db[LOTS].insert_one(lot, session=session)
+
+
+async def insert_lots(db: Database, lots: list[Document], session: Any = None) -> None:
+    await insert_all(db[LOTS], lots, session)
 
 
 async def by_id(db: Database, lot_ids: list[Any], session: Any = None) -> dict[Any, Document]:

@@ -14,7 +14,14 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -156,6 +163,21 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionFailure):
         return True
     return isinstance(exc, OperationFailure) and exc.code in UNAVAILABLE_CODES
+
+
+async def insert_all(collection: AsyncCollection, docs: list[Document], session: Any = None) -> None:
+    """Insert ``docs`` in one round trip (``insert_one`` for one, else one ordered ``insert_many``);
+    a duplicate key raises ``DuplicateKeyError`` either way, naming the collection."""
+    if len(docs) == 1:
+        await collection.insert_one(docs[0], session=session)
+        return
+    try:
+        await collection.insert_many(docs, session=session)
+    except BulkWriteError as exc:
+        first = (exc.details.get("writeErrors") or [{}])[0]
+        if first.get("code") == 11000:
+            raise DuplicateKeyError(first.get("errmsg", "duplicate key"), 11000, first) from exc
+        raise
 
 
 def create_client(uri: str, **options: Any) -> AsyncMongoClient:

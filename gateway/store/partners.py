@@ -17,7 +17,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from gateway.store.mongo import Database, Document
+from gateway.store.mongo import Database, Document, insert_all
 
 PARTNERS = "partners"
 LINKS = "partner_links"
@@ -154,8 +154,9 @@ async def find_operation(db: Database, partner_id: str, event_id: str, session: 
     return await db[OPERATIONS].find_one({"_id": operation_id(partner_id, event_id)}, session=session)
 
 
-async def insert_operation(db: Database, op: Document, session: Any = None) -> None:
-    await db[OPERATIONS].insert_one(op, session=session)
+async def insert_operations(db: Database, ops: list[Document], session: Any = None) -> None:
+    """One round trip; the same event inserted twice raises DuplicateKeyError (``is_operation_race``)."""
+    await insert_all(db[OPERATIONS], ops, session)
 
 
 async def mark_reversed(db: Database, op_id: str, reversal_event_id: str, session: Any = None) -> bool:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,16 +125,19 @@ class SharedPayloads:
             return None
         if list(message) != ["id", "type", "payload"]:
             return None
-        data = payload["data"]
+        return self.next(encode_json(message["id"]).decode(), payload["data"])
+
+    def next(self, id_json: str, data: dict[str, Any]) -> str:
+        """The ``next`` message for the operation whose id encodes as ``id_json``, carrying ``data``."""
         cached = self._texts.get(id(data))
         if cached is not None and cached[0] is data:
             text = cached[1]
         else:
-            text = encode_json(payload).decode()
+            text = encode_json({"data": data}).decode()
             self._texts[id(data)] = (data, text)
             if len(self._texts) > self.size:
                 self._texts.popitem(last=False)
-        return f'{{"id":{encode_json(message["id"]).decode()},"type":"next","payload":{text}}}'
+        return f'{{"id":{id_json},"type":"next","payload":{text}}}'
 
 
 SHARED_PAYLOADS = SharedPayloads()
@@ -144,11 +148,22 @@ class GatewayWebSocketAdapter(ASGIWebSocketAdapter):
         """Once we closed a connection (slow subscriber, shutdown), its other operations'
         late messages are dropped instead of failing on the closed socket.
         graphql-transport-ws messages are text frames, so the orjson bytes go out as text."""
+        text = SHARED_PAYLOADS.message(message)
+        await self.send_text(text if text is not None else encode_json(message).decode())
+
+    @staticmethod
+    def encode_id(operation_id: str) -> str:
+        return encode_json(operation_id).decode()
+
+    def send_next(self, id_json: str, data: dict[str, Any]) -> Coroutine[Any, Any, None]:
+        """A broadcast's ``next`` frame (gateway/web/broadcast.py), the text ``send_json`` sends for it."""
+        return self.send_text(SHARED_PAYLOADS.next(id_json, data))
+
+    async def send_text(self, text: str) -> None:
         if self.ws.application_state == WebSocketState.DISCONNECTED:
             return
         try:
-            text = SHARED_PAYLOADS.message(message)
-            await self.ws.send_text(text if text is not None else encode_json(message).decode())
+            await self.ws.send_text(text)
         except WebSocketDisconnect as exc:
             if self.ws.application_state != WebSocketState.DISCONNECTED:
                 raise WebSocketDisconnected from exc

@@ -15,11 +15,14 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.http.async_base_view import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
 from gateway.core.auth import Principal, Role
 from gateway.features.guard import RATE_LIMITED, Refusal, sha256_hex
 from gateway.services import Services
+from gateway.web.broadcast import NextFrames
+from resolvers.broadcast import OPERATION_WRITER
 
 log = logging.getLogger("gateway.guard")
 
@@ -150,6 +153,11 @@ class GatewayTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         if self.expiry is not None:
             self.expiry.cancel()
         await super().shutdown()
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        """Within the operation's own task, a broadcast subscription finds its frame writer."""
+        OPERATION_WRITER.set(NextFrames(self, operation))
+        await super().run_operation(operation)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if not self.connection_acknowledged or message["id"] in self.operations:

@@ -17,12 +17,16 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core.logs import get_logger, request_scope
 from gateway.core.metrics import HTTP_REQUESTS
 
 HEADER = "x-request-id"
+INTERNAL_ERROR = orjson.dumps(
+    {"errors": [{"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
+)
 VALID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -67,10 +71,26 @@ class RequestIdMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception:
+                started_response = "code" in status
                 status.setdefault("code", 500)
                 HTTP_REQUESTS.labels("500").inc()
                 log.exception("request failed", **_line(scope, status, started, fields))
-                raise
+                if started_response or scope["type"] != "http":
+                    raise
+                # Answer here rather than let Starlette's error page answer without the id the
+                # caller needs to find this line in the logs (and as JSON, with a stable code).
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", b"%d" % len(INTERNAL_ERROR)),
+                        ],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": INTERNAL_ERROR})
+                return
             HTTP_REQUESTS.labels(str(status.get("code", 500))).inc()
             path = scope.get("path", "")
             if path in QUIET_PATHS and status.get("code", 200) < 400:

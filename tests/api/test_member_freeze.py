@@ -10,7 +10,7 @@ from gateway.core.auth import Principal, Role
 from gateway.features.audit import audit_all
 from gateway.features.expiry import expire_points
 from tests.conftest import token
-from tests.support.catalog_helpers import CANCEL, available, create_gift, redeem
+from tests.support.catalog_helpers import CANCEL, ELIGIBILITY, available, create_gift, redeem
 from tests.support.partner_helpers import add_partner
 from tests.support.points_helpers import DEDUCT, GRANT, PURCHASE, UPDATE_PROGRAM, purchase, refund
 
@@ -81,6 +81,23 @@ async def test_a_frozen_member_neither_earns_nor_spends_anywhere(gql, admin, ser
     ]
     assert entries[1]["details"]["freezeReason"] == "chargeback under review"
     assert await audit_all(db) == []
+
+
+async def test_a_frozen_members_storefront_says_frozen_instead_of_can_redeem(gql, admin, ann):
+    """Before this, gifts(memberId:) answered canRedeem: true for a frozen member whose redemption
+    then failed with MEMBER_FROZEN: the storefront and the order must never disagree."""
+    gift = (await create_gift(gql, admin, points=100, stock=5))["id"]
+    member = token(Role.MEMBER, "ann")
+    page = "query { gifts(memberId: \"ann\", first: 5) { edges { node { eligibility { canRedeem reason } } } } }"
+    await gql.ok(FREEZE, {"id": "ann", "r": "fraud check"}, token=admin)
+    shown = await gql.ok(ELIGIBILITY, {"id": gift, "memberId": "ann"}, token=member)
+    assert shown["gift"]["eligibility"] == {"canRedeem": False, "reason": "MEMBER_FROZEN"}
+    listed = (await gql.ok(page, token=member))["gifts"]["edges"]
+    assert [e["node"]["eligibility"] for e in listed] == [{"canRedeem": False, "reason": "MEMBER_FROZEN"}]
+    assert (await redeem(gql, member, "ann", gift, "r-1"))["errors"][0]["extensions"]["code"] == "MEMBER_FROZEN"
+    await gql.ok(UNFREEZE, {"id": "ann", "r": "cleared"}, token=admin)
+    shown = await gql.ok(ELIGIBILITY, {"id": gift, "memberId": "ann"}, token=member)
+    assert shown["gift"]["eligibility"] == {"canRedeem": True, "reason": None}
 
 
 async def test_refunds_cancellations_and_expiry_go_on_while_frozen(gql, admin, services, db, clock, ann):

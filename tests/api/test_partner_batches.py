@@ -6,17 +6,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from gateway.core.errors import DomainError
+from gateway.domain.exchange import Direction
 from gateway.domain.partner_commands import OperationType, PartnerCommand
 from gateway.features.audit import audit_all
 from gateway.services import Services
+from gateway.store import partners as partners_store
 from gateway.store.mongo import Database, create_client
 from tests.api.test_catalog_roundtrips import CommandCounter
+from tests.api.test_ledger_roundtrips import Commands
 from tests.conftest import JWT_SECRET
 from tests.support.partner_helpers import add_partner, linked_member
 
-ACCRUE, BURN = OperationType.ACCRUE, OperationType.BURN
+ACCRUE, BURN, CONVERT, REVERSE = OperationType.ACCRUE, OperationType.BURN, OperationType.CONVERT, OperationType.REVERSE
 
 
 @pytest.fixture
@@ -88,3 +92,93 @@ async def test_a_batch_replaying_an_event_with_changed_content_applies_nothing_o
     assert outcomes[1][1] is False  # type: ignore[index]
     assert await available(services, "ann") == 35
     assert await audit_all(db) == []
+
+
+@pytest.fixture
+async def traced(mongo_uri: str, db: Database, settings: Any, clock: Any) -> AsyncIterator[tuple[Services, Commands]]:
+    """Services whose client reports every command with its collection."""
+    commands = Commands()
+    client = create_client(mongo_uri, event_listeners=[commands])
+    yield Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET), commands
+    await client.close()
+
+
+async def test_a_batch_writes_each_collection_once_however_many_events_it_holds(traced, db) -> None:
+    services, commands = traced
+    await add_partner(services, "coffee")
+    await linked_member(services, "ann", ("coffee", "C-1"))
+    await services.partner_operations.apply("coffee", PartnerCommand(ACCRUE, "e0", "C-1", points=1))
+    batch = [PartnerCommand(ACCRUE, f"e{i}", "C-1", points=10 * i) for i in range(1, 6)]
+
+    partner = await services.partners.get("coffee")  # as the consumer's signature check read it
+
+    commands.seen.clear()
+    outcomes = await services.partner_operations.apply_batch("coffee", batch, partner=partner)
+
+    assert [replayed for _, replayed in outcomes] == [False] * 5
+    assert commands.seen == [
+        "find idempotency",  # which events were applied before (none)
+        "find program",
+        "find partner_links",  # once for the member's five events
+        "findAndModify members",  # the lock moves the first event's points
+        "update members",  # the other four events' points, together
+        "insert ledger",
+        "insert lots",
+        "insert partner_operations",
+        "insert idempotency",
+        "commitTransaction",
+    ]
+    member = await db.members.find_one({"_id": "ann"})
+    assert member["balances"]["available"] == 151 and member["ledgerSeq"] == 6
+    entries = await db.ledger.find({"memberId": "ann"}).sort("seq", 1).to_list()
+    assert [(e["seq"], e["balancesAfter"]["available"]) for e in entries] == [
+        (1, 1), (2, 11), (3, 31), (4, 61), (5, 101), (6, 151)
+    ]  # fmt: skip
+    ops = {f"e{i}": await partners_store.find_operation(db, "coffee", f"e{i}") for i in range(1, 6)}
+    assert {e: (op["points"], op["availableAfter"]) for e, op in ops.items()} == {
+        "e1": (10, 11), "e2": (20, 31), "e3": (30, 61), "e4": (40, 101), "e5": (50, 151)
+    }  # fmt: skip
+    assert await audit_all(db) == []
+
+
+async def test_a_batch_reads_back_what_it_wrote_before_it_commits(counted, db) -> None:
+    """A burn spends from a lot an earlier event of the batch made; a reversal finds and undoes
+    an operation of the same batch: the held writes go out before those reads."""
+    services, counter = counted
+    await add_partner(services, "coffee")
+    await linked_member(services, "ann", ("coffee", "C-1"))
+    batch = [
+        PartnerCommand(ACCRUE, "a1", "C-1", points=30),
+        PartnerCommand(ACCRUE, "a2", "C-1", points=50),
+        PartnerCommand(BURN, "b1", "C-1", points=20),
+        PartnerCommand(REVERSE, "r1", original_event_id="a2"),
+        PartnerCommand(CONVERT, "c1", "C-1", points=100, direction=Direction.PARTNER_TO_COALITION),
+    ]
+
+    counter.commands.clear()
+    outcomes = await services.partner_operations.apply_batch("coffee", batch)
+
+    assert [o[1] for o in outcomes] == [False] * 5  # type: ignore[index]
+    assert counter.commands.count("commitTransaction") == 1
+    ops = {e: await partners_store.find_operation(db, "coffee", e) for e in ("a1", "a2", "b1", "r1", "c1")}
+    assert ops["a2"]["reversedBy"] == "r1" and ops["r1"]["points"] == 50
+    burn = await db.ledger.find_one({"_id": ops["b1"]["entryId"]})
+    assert burn["lots"] == [{"lotId": ops["a1"]["lotIds"][0], "points": 20}]
+    lots = {lot["_id"]: lot["remaining"] async for lot in db.lots.find({"memberId": "ann"})}
+    assert lots[ops["a1"]["lotIds"][0]] == 10 and lots[ops["a2"]["lotIds"][0]] == 0
+    member = await db.members.find_one({"_id": "ann"})
+    assert member["balances"]["available"] == 10 + ops["c1"]["points"] and member["ledgerSeq"] == 5
+    assert await audit_all(db) == []
+
+
+async def test_a_batch_that_meets_an_operation_recorded_meanwhile_reports_the_race(services, db) -> None:
+    """The batch's operation records go out in one insert; a duplicate among them is still the
+    DuplicateKeyError that sends the batch back to one transaction per event."""
+    await add_partner(services, "coffee")
+    ops = [{"_id": partners_store.operation_id("coffee", f"e{i}"), "eventId": f"e{i}"} for i in range(3)]
+    await partners_store.insert_operations(db, ops[1:2])
+
+    with pytest.raises(DuplicateKeyError) as raised:
+        await partners_store.insert_operations(db, ops)
+
+    assert partners_store.is_operation_race(raised.value)

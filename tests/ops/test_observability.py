@@ -80,6 +80,30 @@ async def test_request_id_is_accepted_returned_and_generated(http: httpx.AsyncCl
     assert error.status_code == 400 and "x-request-id" in error.headers
 
 
+async def test_an_unhandled_error_answers_json_500_with_the_request_id(json_logs: Any) -> None:
+    """Starlette's own error page answered without X-Request-Id, so the caller had nothing to quote
+    to find the logged traceback; now the request id middleware answers the 500 itself."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from gateway.web.request_id import RequestIdMiddleware
+
+    async def broken(request: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    app = Starlette(routes=[Route("/broken", broken)], middleware=[Middleware(RequestIdMiddleware)])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        response = await client.get("/broken", headers={"X-Request-Id": "edge-500"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "edge-500"
+    assert response.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "a bug" not in response.text
+    failed = [line for line in json_logs() if line.get("event") == "request failed"]
+    assert failed and failed[0]["request_id"] == "edge-500" and "a bug" in failed[0]["exception"]
+
+
 async def test_a_websocket_upgrade_returns_the_request_id(settings: Settings, services: Services) -> None:
     async with (
         gateway(settings, services) as replica,

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from gateway.domain.calendar import Period, period_start
 from gateway.domain.catalog import (
+    Eligibility,
     GiftRules,
     Limits,
     Offer,
@@ -19,6 +20,7 @@ from gateway.domain.catalog import (
     status,
     tier_allows,
 )
+from gateway.domain.member_status import MemberStatus
 from gateway.domain.program import DEFAULT_PROGRAM
 
 NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # Monday 12:00 in Asia/Shanghai
@@ -40,10 +42,31 @@ def gift(**changes) -> GiftRules:
     return GiftRules(**{**base, **changes})
 
 
-def check(g: GiftRules, *, tier="SENIOR", points=10_000, used=0, quantity=1, now=NOW):
+def check(g: GiftRules, *, tier="SENIOR", points=10_000, used=0, quantity=1, now=NOW, account=MemberStatus.ACTIVE):
     return eligibility(
-        g, member_tier=tier, available_points=points, used_in_window=used, quantity=quantity, now=now, tiers=TIERS
+        g,
+        member_tier=tier,
+        available_points=points,
+        used_in_window=used,
+        quantity=quantity,
+        now=now,
+        tiers=TIERS,
+        member_status=account,
     )
+
+
+def test_an_account_that_may_not_spend_is_the_first_reason_on_every_gift():
+    """A frozen member's storefront says MEMBER_FROZEN, not canRedeem, even for a gift that fails later rules."""
+    for account in (MemberStatus.FROZEN, MemberStatus.CLOSED, MemberStatus.MERGED):
+        for g in (gift(), gift(listed=False), gift(stock=0), gift(min_tier="DIAMOND")):
+            assert check(g, account=account) == Eligibility(False, Reason(account.value.join(("MEMBER_", ""))))
+    assert check(gift()).can_redeem
+
+
+def test_every_reason_has_a_redemption_message():
+    from gateway.features.redemptions import REASON_MESSAGES
+
+    assert set(REASON_MESSAGES) == set(Reason)
 
 
 def test_seed_004_cost_per_point():
