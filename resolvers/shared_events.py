@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-
 from gateway.core.auth import Principal
 from gateway.core.permissions import ROLE_PERMISSIONS
+from resolvers.executor import GatewayExecutor
 
 
 class SharedEvent:
     """Marker for event types whose rendering does not depend on the subscriber."""
 
 
-class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+class SharedEventExecutor(GatewayExecutor):
     def execute_operation(self, serially: bool | None = None) -> Any:
         root = self.root_value
         key = self.shared_key() if isinstance(root, SharedEvent) else None
