@@ -292,6 +292,7 @@ if __name__ == "__main__":
     parser.add_argument("--profile", default="", help="write a cProfile of the gateway process here")
     parser.add_argument("--spy", default="", help="py-spy (raw) of the gateway's broadcast rounds to FILE.<N>")
     parser.add_argument("--client-processes", type=int, default=CLIENT_PROCESSES)
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="broadcast events per N (after the warm-up)")
     parser.add_argument(
         "--compare", default="", help="also run the gateway of this checkout (e.g. /work/main) first, as 'compared'"
     )
@@ -300,4 +301,5 @@ if __name__ == "__main__":
     PROFILE = args.profile
     SPY = args.spy
     CLIENT_PROCESSES = args.client_processes
+    ROUNDS = args.rounds
     asyncio.run(main(args.counts))
