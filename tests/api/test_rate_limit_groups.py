@@ -33,3 +33,33 @@ async def test_hits_of_different_keys_do_not_share_a_count(db: Database) -> None
     limiter = RateLimiter(db, CLOCK, HardeningSettings(rate_limit_partner=1).rate_limits)
     results = await asyncio.gather(*(limiter.hit("partner", f"p{i % 3}") for i in range(6)))
     assert [r is None for r in results] == [True, True, True, False, False, False]
+
+
+async def test_hits_far_below_the_limit_are_admitted_early_and_all_counted(db: Database) -> None:
+    """Below half the limit a hit does not wait for its count; every hit is counted all the same,
+    and near the limit hits get their exact places again."""
+    limits = HardeningSettings(rate_limit_member=10).rate_limits
+    limiter = RateLimiter(db, CLOCK, limits)
+    results = [await limiter.hit("member", "alice") for _ in range(14)]
+    assert [r is None for r in results] == [True] * 10 + [False] * 4
+    burst = await asyncio.gather(*(limiter.hit("member", "bob") for _ in range(3)))
+    assert all(r is None for r in burst)
+    results = [await limiter.hit("member", "bob") for _ in range(9)]
+    assert [r is None for r in results] == [True] * 7 + [False] * 2
+    await limiter.flushed()
+    _, start, _ = limiter._window()
+    assert await window_count(db, "member:alice", start) == 14
+    assert await window_count(db, "member:bob", start) == 12
+
+
+async def test_another_replicas_hits_end_early_admission(db: Database) -> None:
+    """A replica admits early only on a recent count; the count it gets back includes the others'."""
+    limits = HardeningSettings(rate_limit_member=10).rate_limits
+    here, there = RateLimiter(db, CLOCK, limits), RateLimiter(db, CLOCK, limits)
+    assert await here.hit("member", "alice") is None  # count 1: hits here may now go early
+    assert all([await there.hit("member", "alice") is None for _ in range(7)])  # count 8
+    assert await here.hit("member", "alice") is None  # early (here knew 1): the 9th, counted after
+    await here.flushed()
+    assert await here.hit("member", "alice") is None  # here now knows 9: the 10th waits for its place
+    assert await here.hit("member", "alice") is not None  # the 11th
+    assert await there.hit("member", "alice") is not None

@@ -119,8 +119,11 @@ async def test_subscriptions_are_limited_per_connection_and_per_member(
         refused = json.loads(await second.receive_text())
         assert refused["id"] == "2" and refused["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
 
-        # completing one gives the member's slot back
+        # completing one gives the member's slot back (once the first connection has handled it:
+        # two connections' messages are not ordered, so wait for its pong)
         await first.send_text(json.dumps({"id": "1", "type": "complete"}))
+        await first.send_text(json.dumps({"type": "ping"}))
+        assert json.loads(await first.receive_text())["type"] == "pong"
         await _subscribe(second, "3", "alice")
         await second.send_text(json.dumps({"type": "ping"}))
         assert json.loads(await second.receive_text())["type"] == "pong"  # no error before the pong
