@@ -46,8 +46,34 @@ def mint_token(secret: str, *, role: Role, subject: str, now: datetime, ttl: tim
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+# (secret, token) -> (its principal, its exp): a verified token's signature and claims never change,
+# only its expiry must be checked again. Bounded: a client cannot grow it without limit.
+_VERIFIED: dict[tuple[str, str], tuple[Principal, int]] = {}
+VERIFIED_LIMIT = 10_000
+
+
 def decode_token(secret: str, token: str) -> Principal:
-    """Verify signature and expiry; a partner never authenticates with a JWT."""
+    """Verify signature and expiry; a partner never authenticates with a JWT.
+
+    A token verified before is not verified again (an HS256 check and the claims' parsing on
+    every request of a signed-in storefront): its principal is remembered with its ``exp``, which
+    is checked against the clock each time, as PyJWT checks it (expired once ``exp <= now``).
+    """
+    cached = _VERIFIED.get((secret, token))
+    if cached is not None:
+        principal, expires = cached
+        if expires <= datetime.now(UTC).timestamp():
+            raise Unauthenticated("Token has expired")
+        return principal
+    principal = _verify(secret, token)
+    if len(_VERIFIED) >= VERIFIED_LIMIT:
+        _VERIFIED.clear()
+    assert principal.expires_at is not None
+    _VERIFIED[(secret, token)] = (principal, int(principal.expires_at.timestamp()))
+    return principal
+
+
+def _verify(secret: str, token: str) -> Principal:
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
     except jwt.ExpiredSignatureError:
