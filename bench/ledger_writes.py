@@ -11,6 +11,10 @@ work of one write, not contention.
 
     .venv/bin/python -m bench.ledger_writes [--ops 300] [--concurrency 16]
     .venv/bin/python -m bench.ledger_writes --trace   # also print each path's commands, in order
+    .venv/bin/python -m bench.ledger_writes --only grant --spy /tmp/grant.txt   # py-spy the gateway's first half
+
+Each row also says how many transaction attempts were retried after a transient error (write
+conflicts) per operation, for each path.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +40,7 @@ from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
+from gateway.core.metrics import TRANSACTION_RETRIES
 from gateway.core.settings import Settings
 from gateway.domain.exchange import Rate
 from gateway.domain.partner_commands import OperationType, PartnerCommand
@@ -174,25 +184,53 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
             {"_id": f"bare:{key}", "fingerprint": "x", "result": {}, "createdAt": now()}, session=session
         )
 
-    async def grant(i: int) -> None:
+    async def audit_entry(session: Any, i: int, entry_id: ObjectId) -> None:
+        """The staff action's entry in the admin audit log, as the gateway writes it in the grant's
+        transaction (pending: the gateway chains it after the commit, at a cost the bare skips)."""
+        await db["adminAudit"].insert_one(
+            {"_id": ObjectId(), "action": "points.grant", "actorRole": "admin", "actor": OPERATOR.subject,
+             "targetKind": "member", "targetId": member(i), "at": now(),
+             "details": {"memberIds": [member(i)], "points": 10, "total": 10, "entryIds": [str(entry_id)]},
+             "reason": "bench", "requestId": None, "pending": True},
+            session=session,
+        )  # fmt: skip
+
+    async def grant(i: int, audited: bool = True) -> None:
         async def work(session: Any) -> None:
             entry_id = await member_and_entry(session, i, 10, "GRANT")
             await new_lot(session, i, entry_id, 10)
+            if audited:
+                await audit_entry(session, i, entry_id)
             await idempotency(session, f"{run}-grant-{i}")
 
         await db.transaction(work)
 
-    async def deduction(i: int) -> None:
+    async def grant_without_audit(i: int) -> None:
+        await grant(i, audited=False)
+
+    async def deduction(i: int, hold: bool = True) -> None:
         async def work(session: Any) -> None:
             await take_from_lot(session, i, 10)
-            await member_and_entry(session, i, -10, "DEDUCTION")
+            entry_id = await member_and_entry(session, i, -10, "DEDUCTION")
+            hold_id = ObjectId()
+            if hold:  # a deduction at checkout is a hold, posted by the order's purchase
+                await db["holds"].insert_one(
+                    {"_id": hold_id, "memberId": member(i), "points": 10, "lots": [], "status": "HELD",
+                     "purpose": "CHECKOUT", "source": {"type": "ORDER", "id": f"bare-{run}-{i}"},
+                     "expiresAt": now() + timedelta(minutes=30), "holdEntryId": entry_id, "createdAt": now()},
+                    session=session,
+                )  # fmt: skip
             await db["deductions"].insert_one(
-                {"memberId": member(i), "orderId": f"bare-{run}-{i}", "points": 10, "createdAt": now()},
+                {"memberId": member(i), "orderId": f"bare-{run}-{i}", "points": 10, "holdId": hold_id,
+                 "status": "HELD", "createdAt": now()},
                 session=session,
-            )
+            )  # fmt: skip
             await idempotency(session, f"{run}-deduct-{i}")
 
         await db.transaction(work)
+
+    async def deduction_without_hold(i: int) -> None:
+        await deduction(i, hold=False)
 
     async def redemption(i: int) -> None:
         async def work(session: Any) -> None:
@@ -223,7 +261,19 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 
         await db.transaction(work)
 
-    return {"grant": grant, "deduction": deduction, "redemption": redemption, "partner accrual": partner_accrual}
+    return {
+        "grant": grant,
+        "deduction": deduction,
+        "redemption": redemption,
+        "partner accrual": partner_accrual,
+        # the same operations without a write the gateway makes, for the record (not the issue's comparison)
+        "grant w/o audit entry": grant_without_audit,
+        "deduction w/o hold": deduction_without_hold,
+    }
+
+
+# a second baseline, measured alongside: the bare transaction without one of the gateway's writes
+LESSER_BARE = {"grant": "grant w/o audit entry", "deduction": "deduction w/o hold"}
 
 
 async def round_trips(op: Op, counter: Counter, offset: int) -> float:
@@ -233,16 +283,72 @@ async def round_trips(op: Op, counter: Counter, offset: int) -> float:
     return (counter.count - before) / COUNTED
 
 
-async def rate(op: Op, ops: int, concurrency: int, offset: int) -> float:
+def retries() -> float:
+    """Transaction attempts retried so far in this process (write conflicts, mostly)."""
+    return TRANSACTION_RETRIES._value.get()
+
+
+async def rate(op: Op, ops: int, concurrency: int, offset: int, retried: list[float] | None = None) -> float:
     numbers = iter(range(offset, offset + ops))
 
     async def worker() -> None:
         for i in numbers:
             await op(i)
 
+    before = retries()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return ops / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    if retried is not None:
+        retried.append(retries() - before)
+    return ops / elapsed
+
+
+def start_spy(out: str) -> subprocess.Popen[bytes]:
+    """py-spy this process (raw folded stacks, 250 Hz) until it gets SIGINT."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    argv = [spy, "record", "--pid", str(os.getpid()), "--rate", "250", "--format", "raw", "--output", out]
+    return subprocess.Popen([*argv, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def stop_spy(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)
+    await asyncio.to_thread(spy.wait, 60)
+
+
+PROFILE_BUCKETS = {
+    "PyMongo / BSON": ("pymongo/", "bson/"),
+    "waiting for the retry lock / backoff": ("_retry_lock", "asyncio/locks.py", "sleep ("),
+    "gateway.ledger": ("gateway/ledger/",),
+    "gateway.features": ("gateway/features/",),
+    "admin audit (hash, canonical JSON)": ("admin_audit.py",),
+    "asyncio event loop": ("asyncio/base_events.py:_run_once", "selectors.py"),
+}
+
+
+def summarize_profile(path: str, top: int = 15) -> None:
+    """Share of the busy samples per area (inclusive), and the hottest leaf functions."""
+    if not Path(path).exists():
+        print(f"no profile written to {path}")
+        return
+    total = 0
+    buckets = dict.fromkeys(PROFILE_BUCKETS, 0)
+    leaves: dict[str, int] = {}
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        total += samples
+        for name, needles in PROFILE_BUCKETS.items():
+            if any(needle in stack for needle in needles):
+                buckets[name] += samples
+        leaf = stack.split(";")[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + samples
+    print(f"\nprofile of the gateway path ({total} samples at 250 Hz, idle excluded by py-spy):")
+    for name, samples in buckets.items():
+        print(f"  {100 * samples / max(total, 1):5.1f}%  {name}")
+    print("  hottest leaves:")
+    for frame, samples in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * samples / max(total, 1):5.1f}%  {frame}")
 
 
 async def traced(op: Op, counter: Counter, i: int) -> str:
@@ -254,8 +360,13 @@ async def traced(op: Op, counter: Counter, i: int) -> str:
         counter.trace = None
 
 
-async def main(ops: int, concurrency: int, trace: bool = False) -> None:
-    members = COUNTED + ops
+OPERATIONS = ("grant", "deduction", "redemption", "partner accrual")
+
+
+async def main(
+    ops: int, concurrency: int, trace: bool = False, only: tuple[str, ...] = OPERATIONS, spy_out: str = ""
+) -> None:
+    members = 2 * (COUNTED + ops)  # the second half for the lesser baselines
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
         uri = await mongo.start()
@@ -270,7 +381,7 @@ async def main(ops: int, concurrency: int, trace: bool = False) -> None:
             bare_services = Services(settings=settings, db=bare_db, clock=SystemClock(), jwt_secret=SECRET)
             bare_gift_id = await seed(bare_services, members)
             rows = []
-            for name in ("grant", "deduction", "redemption", "partner accrual"):
+            for name in only:
                 gateway = gateway_ops(services, gift_id, "g")[name]
                 bare = bare_ops(bare_db, bare_gift_id, "b")[name]
                 trips = (await round_trips(gateway, counter, 0), await round_trips(bare, counter, 0))
@@ -281,20 +392,48 @@ async def main(ops: int, concurrency: int, trace: bool = False) -> None:
                     print(f"{name}, bare:    {await traced(traced_bare, counter, 0)}")
                 # alternate the two paths over two halves, so drifting load hits both alike
                 half = ops // 2
-                g1 = await rate(gateway, half, concurrency, COUNTED)
-                b1 = await rate(bare, half, concurrency, COUNTED)
-                b2 = await rate(bare, half, concurrency, COUNTED + half)
-                g2 = await rate(gateway, half, concurrency, COUNTED + half)
-                rows.append((name, trips, (g1 + g2) / 2, (b1 + b2) / 2))
+                g_retried: list[float] = []
+                b_retried: list[float] = []
+                spy = start_spy(spy_out) if spy_out else None
+                if spy is not None:
+                    await asyncio.sleep(1)  # let py-spy attach
+                before = counter.count
+                g1 = await rate(gateway, half, concurrency, COUNTED, g_retried)
+                loaded = (counter.count - before) / half  # the gateway's round trips per operation under load
+                if spy is not None:
+                    await stop_spy(spy)
+                b1 = await rate(bare, half, concurrency, COUNTED, b_retried)
+                lesser = LESSER_BARE.get(name)
+                if lesser is not None:  # on members of their own, after the measured ones
+                    lesser_op = bare_ops(bare_db, bare_gift_id, "l")[lesser]
+                    lesser_trips = await round_trips(lesser_op, counter, COUNTED + ops)
+                    l1 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops)
+                    l2 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops + half)
+                b2 = await rate(bare, half, concurrency, COUNTED + half, b_retried)
+                g2 = await rate(gateway, half, concurrency, COUNTED + half, g_retried)
+                retried = (sum(g_retried) / (2 * half), sum(b_retried) / (2 * half))
+                rows.append((name, trips, loaded, retried, (g1 + g2) / 2, (b1 + b2) / 2))
+                if lesser is not None:
+                    lesser_row = (trips[0], lesser_trips), loaded, (0.0, 0.0), (g1 + g2) / 2, (l1 + l2) / 2
+                    rows.append((f"  vs {lesser}", *lesser_row))
             problems = await audit_all(db)
         finally:
             await client.close()
             mongo.stop()
     print(f"ledger writes: {ops} operations per path, {concurrency} concurrent, each on its own member")
-    print(f"{'operation':16} {'trips gw':>9} {'trips bare':>10} {'gateway/s':>10} {'bare/s':>9} {'ratio':>6}")
-    for name, (tg, tb), g, b in rows:
-        print(f"{name:16} {tg:9.1f} {tb:10.1f} {g:10.0f} {b:9.0f} {g / b:6.2f}")
+    print(
+        f"{'operation':27} {'trips gw':>9} {'@load':>6} {'trips bare':>10} {'retries gw':>10} {'retries bare':>12}"
+        f" {'gateway/s':>10} {'bare/s':>9} {'ratio':>6}"
+    )
+    for name, (tg, tb), tl, (rg, rb), g, b in rows:
+        print(f"{name:27} {tg:9.1f} {tl:6.1f} {tb:10.1f} {rg:10.2f} {rb:12.2f} {g:10.0f} {b:9.0f} {g / b:6.2f}")
+    print(
+        "(trips: MongoDB round trips per operation, one at a time, and the gateway's under load (@load, its first"
+        " half); retries: retried transaction attempts per operation)"
+    )
     print(f"audit: {problems if problems else 'clean'}")
+    if spy_out:
+        summarize_profile(spy_out)
 
 
 if __name__ == "__main__":
@@ -302,5 +441,7 @@ if __name__ == "__main__":
     parser.add_argument("--ops", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--trace", action="store_true", help="print the commands of one operation per path")
+    parser.add_argument("--only", action="append", choices=OPERATIONS, help="measure only these operations")
+    parser.add_argument("--spy", default="", help="py-spy the gateway's first half (raw stacks) into this file")
     args = parser.parse_args()
-    asyncio.run(main(args.ops, args.concurrency, args.trace))
+    asyncio.run(main(args.ops, args.concurrency, args.trace, tuple(args.only or OPERATIONS), args.spy))

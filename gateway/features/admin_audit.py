@@ -1,7 +1,16 @@
-"""Recording staff actions in the append-only admin audit log, and reading it back."""
+"""Recording staff actions in the append-only admin audit log, sealing it, and reading it back.
+
+An action's entry is written in the action's own transaction as pending (one insert: concurrent
+actions share no document). Once that transaction commits, the process's ``Sealer`` chains what
+is pending after the log's head (gateway/store/admin_audit.py ``seal``), and the action returns
+only then: a returned action's entry has its ``seq`` and hash. Readers and the verification seal
+first too, so whatever a crashed process left pending is chained before anyone reads the log.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +24,8 @@ from gateway.store import admin_audit as store
 from gateway.store.mongo import Database, Document
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+SEAL_BATCH = 500  # pending entries chained per sealing transaction
 # Records one staff action's entry inside the action's transaction: (session, target id, details).
 Recorder = Callable[[Any, str, Mapping[str, Any]], Awaitable[Any]]
 
@@ -43,10 +54,83 @@ class Verification:
     broken_at: int | None  # the first sequence number edited, removed or out of order; None: intact
 
 
+class Sealer:
+    """Chains pending entries, one pass at a time in this process (group commit).
+
+    The entries this process's committed actions wrote are chained from memory (their bodies are
+    in hand: no read, and an entry edited in the database before its seal no longer matches its
+    hash); a *scan* also chains whatever else is pending in the database (another process's, or
+    one whose process died before sealing it), as stored. ``seal()`` returns once a pass that
+    started after it was called has finished, so it has seen every entry committed before the
+    call; callers that arrive while a pass runs share the next one. Sealers of other processes
+    meet this one on the head document (a write conflict, retried).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = asyncio.Lock()
+        self._committed: list[Document] = []  # this process's entries whose actions committed, not yet sealed
+        self._started = 0  # passes begun in this process
+        self._done = 0  # the number of the last pass that finished
+        self._scanned = 0  # the number of the last pass that finished with a scan
+        self._must_scan = False  # a pass failed or met another sealer: the next one scans
+        self._head: tuple[int, str] | None = None  # the head as the last pass left it
+
+    def committed(self, doc: Document) -> None:
+        """An entry this process appended whose action has committed: the next pass chains it."""
+        self._committed.append(doc)
+
+    async def seal(self, *, scan: bool = True) -> int:
+        """Seal this process's committed entries, and with ``scan`` whatever else is pending;
+        returns how many entries this call sealed itself."""
+        ticket = self._started
+        async with self._lock:
+            if (self._scanned if scan else self._done) > ticket:  # a pass begun after the call finished
+                return 0
+            self._started += 1
+            number = self._started
+            scan = scan or self._must_scan
+            total = 0
+            try:
+                if self._committed:
+                    docs, self._committed = self._committed, []
+                    try:
+                        self._head = await self.db.transaction(
+                            lambda session: store.seal_entries(self.db, self._head, docs, session)
+                        )
+                        total += len(docs)
+                    except store.SealConflict:  # another sealer chained some of them: seal as stored
+                        self._head, scan = None, True
+                while scan and await store.any_pending(self.db):
+                    sealed, self._head = await self.db.transaction(
+                        lambda session: store.seal(self.db, self._head, SEAL_BATCH, session)
+                    )
+                    total += sealed
+            except BaseException:
+                self._head, self._must_scan = None, True
+                raise
+            if scan:
+                self._scanned, self._must_scan = number, False
+            self._done = number
+            return total
+
+    async def seal_quietly(self, *, scan: bool = True) -> None:
+        """Seal, and if that fails, leave the entries pending for the next pass (the actions
+        themselves stand: a reader, the verification or the next action seals them)."""
+        try:
+            await self.seal(scan=scan)
+        except Exception:  # the action committed: its caller must not hear of a failed seal
+            log.warning("admin audit: sealing failed; entries stay pending until the next pass", exc_info=True)
+
+    async def after_commit(self) -> None:
+        await self.seal_quietly(scan=False)
+
+
 class AdminAudit:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self.sealer = Sealer(db)
 
     def entry(
         self,
@@ -81,11 +165,20 @@ class AdminAudit:
         reason: str | None = None,
         session: Any = None,
     ) -> Document:
-        """Append one entry. Pass the action's own ``session`` so the entry commits (or not) with it."""
+        """Append one entry. Pass the action's own ``session`` so the entry commits (or not) with it;
+        it is sealed once that transaction commits (without a session: before this returns)."""
         entry = self.entry(actor, action, target_kind, target_id, details, reason=reason)
-        if session is not None:
-            return await store.append(self.db, entry, session)
-        return await self.db.transaction(lambda s: store.append(self.db, entry, s))
+        doc = await store.append(self.db, entry, session)
+
+        async def committed() -> None:
+            self.sealer.committed(doc)
+
+        # one pass for all the entries of a transaction: it runs after every entry is handed over
+        if session is not None and self.db.after_commit(committed) and self.db.after_commit(self.sealer.after_commit):
+            return doc
+        await committed()
+        await self.sealer.seal_quietly(scan=False)
+        return doc
 
     def recorder(
         self, actor: Principal, action: AuditAction, target_kind: str, *, reason: str | None = None
@@ -98,6 +191,8 @@ class AdminAudit:
         return record
 
     async def search(self, query: AuditQuery, *, limit: int, before_seq: int | None = None) -> list[Document]:
+        """Newest first, everything committed so far (sealed first)."""
+        await self.sealer.seal_quietly()
         return await store.find(
             self.db,
             limit=limit,
@@ -115,12 +210,17 @@ class AdminAudit:
         return (await self.verification()).broken_at
 
     async def verification(self) -> Verification:
-        """Stream the whole log through the hash chain (the head read first: entries appended
-        meanwhile are beyond it and not judged)."""
+        """Seal what is pending, then stream the whole log through the hash chain (the head read
+        first: entries sealed meanwhile are beyond it and not judged)."""
+        await self.sealer.seal_quietly()
+        top = await store.last_seq(self.db)  # read before the head: a sealer moves the head with its entries
         head = await store.head(self.db)
         check = ChainCheck()
         async for doc in store.all_in_order(self.db, up_to=head[0] if head else 0):
             if not check.feed(doc):
                 break
         broken_at = check.finish(head)
-        return Verification(entries=head[0] if head else 0, broken_at=broken_at)
+        length = head[0] if head else 0
+        if broken_at is None and top > length:  # an entry made up beyond the head
+            broken_at = length + 1
+        return Verification(entries=length, broken_at=broken_at)

@@ -32,7 +32,7 @@ from gateway.domain.expiry import expiry_for
 from gateway.domain.holds import HoldAction, HoldRefusal, HoldStatus, transition
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
 from gateway.domain.member_status import points_refusal
-from gateway.domain.program import Program
+from gateway.domain.program import ExpiryMode, Program
 from gateway.ledger.entries import EntryKind, LotState, Memo, Source
 from gateway.store import holds as holds_store
 from gateway.store import ledger as ledger_store
@@ -497,17 +497,29 @@ class LedgerTx:
         self, member_id: str, points: int, *, state: str | None = None, lot_ids: list[Any] | None = None
     ) -> list[Document]:
         """Take ``points`` from the member's lots (of ``state``, among ``lot_ids``), soonest-expiring
-        first: one read, one write for every lot taken from. Returns the takes as entry lots."""
+        first. Returns the takes as entry lots.
+
+        Without ``lot_ids``, under a program whose points expire, the soonest-expiring lot gives
+        what it can in one round trip, and that is usually everything; only what it could not
+        cover costs the usual read of the other lots and one write for all of them."""
         if points <= 0:
             return []
         await self.flush(lots_store.insert_lots)
-        found = await lots_store.with_points(self.db, member_id, state=state, lot_ids=lot_ids, session=self.session)
-        lots = [
-            Lot(id=d["_id"], remaining=d["remaining"], expires_at=d["expiresAt"], created_at=d["createdAt"])
-            for d in found
-        ]
-        takes, _ = allocate(lots, points)
-        await lots_store.take(self.db, [(t.lot_id, t.points) for t in takes], session=self.session)
+        takes: list[Take] = []
+        if lot_ids is None and self.program.expiry.mode is not ExpiryMode.NEVER:
+            first = await lots_store.take_from_soonest(self.db, member_id, points, state=state, session=self.session)
+            if first is not None:
+                takes.append(Take(first["_id"], min(first["remaining"], points)))
+                points -= takes[0].points
+        if points:  # a first lot that gave less than asked gave all it had: the read below skips it
+            found = await lots_store.with_points(self.db, member_id, state=state, lot_ids=lot_ids, session=self.session)
+            lots = [
+                Lot(id=d["_id"], remaining=d["remaining"], expires_at=d["expiresAt"], created_at=d["createdAt"])
+                for d in found
+            ]
+            rest, _ = allocate(lots, points)
+            await lots_store.take(self.db, [(t.lot_id, t.points) for t in rest], session=self.session)
+            takes += rest
         return [{"lotId": t.lot_id, "points": t.points} for t in takes]
 
     async def _pay_debt(self, member_id: str, points: int, lot_takes: list[Document] | None = None) -> int:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 
 from gateway.store.mongo import Database, Document, insert_all
 
@@ -41,6 +41,26 @@ async def with_points(
     if state is not None:
         query["state"] = state
     return [lot async for lot in db[LOTS].find(query, session=session)]
+
+
+async def take_from_soonest(
+    db: Database, member_id: str, points: int, *, state: str | None = None, session: Any = None
+) -> Document | None:
+    """Take up to ``points`` from the member's soonest-expiring lot (of ``state``) that holds points
+    and expires, in one round trip; returns that lot as it was before (None: no such lot). Ties go
+    to the oldest lot, as ``gateway.domain.ledger_rules.allocate`` orders them."""
+    query: Document = {"memberId": member_id, "remaining": {"$gt": 0}, "expiresAt": {"$ne": None}}
+    if state is not None:
+        query["state"] = state
+    taken = {"$min": ["$remaining", points]}
+    return await db[LOTS].find_one_and_update(
+        query,
+        [{"$set": {"remaining": {"$subtract": ["$remaining", taken]}}}],
+        sort=[("expiresAt", 1), ("createdAt", 1), ("_id", 1)],
+        projection={"remaining": 1},
+        return_document=ReturnDocument.BEFORE,
+        session=session,
+    )
 
 
 async def take(db: Database, takes: list[tuple[Any, int]], session: Any = None) -> None:

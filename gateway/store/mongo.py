@@ -33,6 +33,8 @@ Document = dict[str, Any]
 TRANSIENT = "TransientTransactionError"
 # True inside a task that holds its Database's retry lock (a nested transaction must not wait for it).
 _RETRYING: ContextVar[bool] = ContextVar("loyalty_transaction_retrying", default=False)
+# What to run once the transaction running in this task commits (``Database.after_commit``).
+_AFTER_COMMIT: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar("loyalty_after_commit", default=None)
 UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -55,6 +57,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("memberIds", ASCENDING), ("requestedAt", DESCENDING)]),
     ],
     "adminAudit": [
+        # gateway/store/admin_audit.py: one entry per place in the chain; the entries still to seal
+        IndexModel([("seq", ASCENDING)], unique=True, partialFilterExpression={"seq": {"$exists": True}}),
+        IndexModel([("pending", ASCENDING), ("_id", ASCENDING)], partialFilterExpression={"pending": True}),
         IndexModel([("action", ASCENDING), ("seq", DESCENDING)]),
         IndexModel([("actor", ASCENDING), ("seq", DESCENDING)]),
         IndexModel([("targetKind", ASCENDING), ("targetId", ASCENDING), ("seq", DESCENDING)]),
@@ -226,11 +231,39 @@ class Database:
         for name, models in INDEXES.items():
             await self.db[name].create_indexes(models)
 
+    @staticmethod
+    def after_commit(callback: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``callback()`` once the transaction this task is running commits: once, however
+        often it is registered, in the order of the last registrations. False outside a
+        transaction. An attempt that is retried or aborts drops what it registered."""
+        callbacks = _AFTER_COMMIT.get()
+        if callbacks is None:
+            return False
+        callbacks.append(callback)
+        return True
+
     async def transaction(
         self,
         work: Callable[[AsyncClientSession], Awaitable[T]],
         *,
         max_seconds: float = 60.0,
+    ) -> T:
+        """Run ``work`` in a transaction (then what it registered with ``after_commit``)."""
+        callbacks: list[Callable[[], Awaitable[None]]] = []
+        token = _AFTER_COMMIT.set(callbacks)
+        try:
+            result = await self._transaction(work, callbacks, max_seconds)
+        finally:
+            _AFTER_COMMIT.reset(token)
+        for callback in reversed(dict.fromkeys(reversed(callbacks))):
+            await callback()
+        return result
+
+    async def _transaction(
+        self,
+        work: Callable[[AsyncClientSession], Awaitable[T]],
+        callbacks: list[Callable[[], Awaitable[None]]],
+        max_seconds: float,
     ) -> T:
         """Run ``work`` in a transaction, retrying transient conflicts with jittered backoff.
 
@@ -252,6 +285,7 @@ class Database:
                             read_concern=ReadConcern("snapshot"),
                             write_concern=WriteConcern("majority"),
                         )
+                        callbacks.clear()
                         try:
                             result = await work(session)
                         except BaseException:

@@ -41,7 +41,7 @@ NOT_EXPORTED: dict[str, str] = {
 }
 # what each section's documents are stripped of before export (internal or other people's data)
 HIDDEN_FIELDS: dict[str, tuple[str, ...]] = {
-    "staffActions": ("actor", "hash", "prevHash", "requestId"),
+    "staffActions": ("actor", "hash", "prevHash", "requestId", "pending"),
     "notifications": ("targets", "claimedUntil"),
     "coupons": ("sealed", "codeHash"),
 }

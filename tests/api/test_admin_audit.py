@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from gateway.core.auth import Principal, Role
 from gateway.core.errors import Forbidden
-from gateway.domain.admin_audit import AuditAction
+from gateway.domain.admin_audit import AuditAction, chain_hash
 from gateway.features.admin_audit import AuditQuery
 from gateway.services import Services
+from gateway.store import admin_audit as store
+from gateway.store.mongo import Database, create_client
 
 OPS = Principal(Role.ADMIN, "ops-1")
 SUPPORT = Principal(Role.SUPPORT, "cs-7")
@@ -57,8 +62,6 @@ async def test_an_entry_edited_in_the_database_is_found(services: Services) -> N
 
 
 async def test_concurrent_appends_keep_one_chain(services: Services) -> None:
-    import asyncio
-
     audit = services.admin_audit
     await asyncio.gather(
         *(audit.record(OPS, AuditAction.POINTS_GRANT, "member", f"m{n}", {"points": n}) for n in range(20))
@@ -66,3 +69,51 @@ async def test_concurrent_appends_keep_one_chain(services: Services) -> None:
     entries = await audit.search(AuditQuery(), limit=50)
     assert sorted(e["seq"] for e in entries) == list(range(1, 21))
     assert await audit.verify() is None
+
+
+async def test_an_entry_left_pending_is_sealed_before_the_log_is_read(services: Services) -> None:
+    """A process that died between its action's commit and the seal leaves its entry pending:
+    the next reader (or action, or verification) chains it."""
+    audit = services.admin_audit
+    await audit.record(OPS, AuditAction.MEMBER_FREEZE, "member", "ann")
+    await store.append(services.db, audit.entry(OPS, AuditAction.MEMBER_UNFREEZE, "member", "ann"))
+    assert await services.db["adminAudit"].count_documents({"pending": True}) == 1
+    newest = await audit.search(AuditQuery(), limit=10)
+    assert [(e["seq"], e["action"]) for e in newest] == [(2, "member.unfreeze"), (1, "member.freeze")]
+    assert await services.db["adminAudit"].count_documents({"pending": True}) == 0
+    assert await audit.verify() is None
+
+
+async def test_two_processes_append_and_seal_one_chain(services: Services, settings: Any, mongo_uri: str) -> None:
+    """Each process seals with its own sealer; they meet only on the head, and the chain has no fork."""
+    client = create_client(mongo_uri)
+    try:
+        other = Services(settings=settings, db=Database(client, services.db.db.name), clock=services.clock)
+        await services.db.ensure_indexes()
+
+        async def act(where: Services, n: int) -> None:
+            async def action(session: object) -> None:
+                await where.admin_audit.record(
+                    OPS, AuditAction.POINTS_GRANT, "member", f"m{n}", {"n": n}, session=session
+                )
+
+            await where.db.transaction(action)
+
+        await asyncio.gather(*(act(services if n % 2 else other, n) for n in range(30)))
+        entries = await services.db["adminAudit"].find().sort("seq", 1).to_list()
+        assert [e["seq"] for e in entries] == list(range(1, 31))  # every action returned with its entry sealed
+        assert sorted(e["details"]["n"] for e in entries) == list(range(30))
+        assert await other.admin_audit.verify() is None
+    finally:
+        await client.close()
+
+
+async def test_an_entry_made_up_beyond_the_head_is_found(services: Services) -> None:
+    audit = services.admin_audit
+    for n in range(3):
+        await audit.record(OPS, AuditAction.POINTS_GRANT, "member", f"m{n}", {"points": 100})
+    [last] = await services.db["adminAudit"].find({"seq": 3}).to_list()
+    body = {**last, "details": {"points": 9}}
+    forged = {**body, "_id": "forged", "seq": 4, "prevHash": last["hash"], "hash": chain_hash(last["hash"], 4, body)}
+    await services.db["adminAudit"].insert_one(forged)  # well chained, but the head never moved to it
+    assert await audit.verify() == 4

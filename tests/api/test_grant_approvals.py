@@ -121,6 +121,20 @@ async def test_concurrent_support_grants_never_pass_the_daily_limit(services: Se
     assert (await audit_actions(services)).count("points.grant") == 10
 
 
+async def test_concurrent_grants_by_one_admin_each_leave_one_sealed_entry(services: Services, gql: GraphQLClient):
+    """One admin's grants share no audit document in their transactions; each returns with its
+    entry chained, in one gapless chain the verification accepts."""
+    for n in range(16):
+        await member_with(services, f"m{n}")
+    bodies = await asyncio.gather(*(gql.ok(GRANT, grant_input(f"m{n}", 10, f"c{n}"), token=ADMIN_1) for n in range(16)))
+    assert {b["grantPoints"]["status"] for b in bodies} == {"POSTED"}
+    entries = await services.db["adminAudit"].find({"action": "points.grant"}).sort("seq", 1).to_list()
+    assert [e["seq"] for e in entries] == list(range(1, 17))
+    assert sorted(e["targetId"] for e in entries) == sorted(f"m{n}" for n in range(16))
+    assert await services.admin_audit.verify() is None
+    assert await audit_all(services.db) == []
+
+
 async def test_a_large_grant_waits_for_a_second_admin_and_posts_once(services: Services, gql: GraphQLClient):
     await member_with(services, "ann")
     await member_with(services, "bob")

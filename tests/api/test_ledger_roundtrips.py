@@ -14,10 +14,12 @@ import pytest
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from gateway.core.clock import FrozenClock
+from gateway.domain.program import DEFAULT_PROGRAM, ExpiryMode, ExpiryPolicy
 from gateway.features.audit import audit_all
 from gateway.ledger import InsufficientPoints
 from gateway.services import Services
 from gateway.store.mongo import Database, create_client
+from gateway.store.program import save_program
 from tests.conftest import JWT_SECRET
 from tests.support.ledger_helpers import add_member, earn, spend
 
@@ -65,8 +67,7 @@ async def test_an_earn_and_a_spend_write_the_member_once(counted: Any, db: Datab
     assert commands.seen == [
         "find program",
         "findAndModify members",
-        "find lots",
-        "update lots",
+        "findAndModify lots",  # the soonest-expiring lot covers the spend: no read of the others
         "insert ledger",
         "commitTransaction",
     ]
@@ -124,4 +125,45 @@ async def test_an_earn_that_finds_something_due_is_undone_and_posted_after_the_s
     ]
     member = await db.members.find_one({"_id": "m"})
     assert (member["balances"]["available"], member["balances"]["pending"], member["ledgerSeq"]) == (45, 0, 3)
+    assert await audit_all(db) == []
+
+
+async def remaining(db: Database, member_id: str) -> list[tuple[int, int]]:
+    """(points, remaining) of each lot, oldest first."""
+    lots = await db.lots.find({"memberId": member_id}).sort("_id", 1).to_list()
+    return [(lot["points"], lot["remaining"]) for lot in lots]
+
+
+async def test_a_spend_the_soonest_lot_cannot_cover_empties_it_then_takes_the_next_soonest(
+    counted: Any, db: Database, clock: FrozenClock
+) -> None:
+    services, commands = counted
+    await add_member(services, "m")
+    for points in (10, 20, 30):  # three lots, each expiring a day after the one before
+        await earn(services.ledger, "m", points)
+        clock.advance(timedelta(days=1))
+    commands.seen.clear()
+    await spend(services.ledger, "m", 25)
+    assert commands.seen[2:4] == ["findAndModify lots", "find lots"]  # the soonest gave its 10; the rest read once
+    assert await remaining(db, "m") == [(10, 0), (20, 5), (30, 30)]
+    [entry] = await db.ledger.find({"memberId": "m", "kind": "DEDUCTION"}).to_list()
+    assert [t["points"] for t in entry["lots"]] == [10, 15]
+    assert await audit_all(db) == []
+
+
+async def test_points_that_never_expire_are_spent_last(counted: Any, db: Database, clock: FrozenClock) -> None:
+    services, _ = counted
+    await add_member(services, "m")
+    await save_program(db, DEFAULT_PROGRAM.model_copy(update={"expiry": ExpiryPolicy(mode=ExpiryMode.NEVER)}))
+    await earn(services.ledger, "m", 40)  # never expires
+    await save_program(db, DEFAULT_PROGRAM)
+    clock.advance(timedelta(days=1))
+    await earn(services.ledger, "m", 15)  # expires in a year: spent first, though newer
+    await spend(services.ledger, "m", 20)
+    assert await remaining(db, "m") == [(40, 35), (15, 0)]
+    await spend(services.ledger, "m", 30)
+    assert await remaining(db, "m") == [(40, 5), (15, 0)]
+    await save_program(db, DEFAULT_PROGRAM.model_copy(update={"expiry": ExpiryPolicy(mode=ExpiryMode.NEVER)}))
+    await spend(services.ledger, "m", 5)  # a program without expiry reads the lots as before
+    assert await remaining(db, "m") == [(40, 0), (15, 0)]
     assert await audit_all(db) == []
