@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pymongo.errors import DuplicateKeyError
@@ -32,6 +33,18 @@ from gateway.features.partners import partner_not_found
 from gateway.ledger import EntryKind, Idempotency, Ledger, LedgerTx, Memo, Source
 from gateway.store import partners as store
 from gateway.store.mongo import Database, Document
+from gateway.store.program import Along
+
+
+def links_key(partner_id: str, member_ref: str) -> tuple[str, str, str]:
+    """Where a transaction keeps the links a ref matched (``LedgerTx.scratch``)."""
+    return ("links", partner_id, member_ref)
+
+
+def links_along(partner_id: str, commands: list[PartnerCommand]) -> dict[Any, Along]:
+    """The link reads of ``commands``, to make with the transaction's program read (one round trip)."""
+    refs = {c.member_ref for c in commands if c.type is not OperationType.REVERSE and c.member_ref}
+    return {links_key(partner_id, ref): store.links_matching_along(partner_id, ref) for ref in sorted(refs)}
 
 
 def idempotency_of(partner_id: str, command: PartnerCommand) -> Idempotency:
@@ -78,7 +91,7 @@ class PartnerOperations:
             try:
                 valid = [c.validated() for c in commands]
                 steps = [(self._work(partner_id, c, partner), idempotency_of(partner_id, c)) for c in valid]
-                results = await self.ledger.transact_many(steps)
+                results = await self.ledger.transact_many(steps, along=links_along(partner_id, valid))
                 return [(r, bool(r.pop("replayed", False))) for r in results]
             except (DomainError, DuplicateKeyError):
                 pass  # one of them cannot apply (or raced in twice): apply each on its own
@@ -100,14 +113,15 @@ class PartnerOperations:
             raise ValueError("the partner document given is not the partner's")
         work = self._work(partner_id, command, partner)
         idempotency = idempotency_of(partner_id, command)
+        along = links_along(partner_id, [command])
         try:
-            result = await self.ledger.transact(work, idempotency=idempotency)
+            result = await self.ledger.transact(work, idempotency=idempotency, along=along)
         except DuplicateKeyError as exc:
             # The same event raced in twice; the winner committed its operation and its
             # idempotency record together, so asking again replays (or reports a conflict).
             if not store.is_operation_race(exc):
                 raise
-            result = await self.ledger.transact(work, idempotency=idempotency)
+            result = await self.ledger.transact(work, idempotency=idempotency, along=along)
         replayed = bool(result.pop("replayed", False))
         return result, replayed
 
@@ -117,17 +131,17 @@ class PartnerOperations:
     @staticmethod
     async def _linked_member(tx: LedgerTx, partner_id: str, member_ref: str) -> str:
         """The member a partner means by ``member_ref``; only members linked to this partner.
-        Read once per transaction (a batch of one member's events asks for the same ref each time;
-        the transaction's snapshot cannot change under it)."""
-        key = ("link", partner_id, member_ref)
-        if key in tx.scratch:
-            return str(tx.scratch[key])
-        links = await store.links_matching(tx.db, partner_id, member_ref, session=tx.session)
+        Read once per transaction, with the program when the caller asked (``links_along``): a
+        batch of one member's events asks for the same ref each time, and the transaction's
+        snapshot cannot change under it."""
+        key = links_key(partner_id, member_ref)
+        links = tx.scratch.get(key)
+        if links is None:
+            links = tx.scratch[key] = await store.links_matching(tx.db, partner_id, member_ref, session=tx.session)
         if not links:
             raise Forbidden(f"Member {member_ref!r} is not linked to this partner", code="MEMBER_NOT_LINKED")
         by_ref = [doc for doc in links if doc["partnerMemberRef"] == member_ref]
-        tx.scratch[key] = member_id = str((by_ref or links)[0]["memberId"])
-        return member_id
+        return str((by_ref or links)[0]["memberId"])
 
     async def _operate(self, tx: LedgerTx, partner: Document, command: PartnerCommand, member_id: str) -> Document:
         partner_id = partner["_id"]

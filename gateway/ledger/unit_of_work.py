@@ -25,7 +25,7 @@ from gateway.store import holds as holds_store
 from gateway.store import idempotency as idempotency_store
 from gateway.store import ledger as ledger_store
 from gateway.store.mongo import Database, Document
-from gateway.store.program import load_program
+from gateway.store.program import Along, load_program, load_program_along
 
 Work = Callable[[LedgerTx], Awaitable[Document]]
 
@@ -35,14 +35,18 @@ class Ledger:
         self.db = db
         self.clock = clock
 
-    async def transact(self, work: Work, *, idempotency: Idempotency | None = None) -> Document:
+    async def transact(
+        self, work: Work, *, idempotency: Idempotency | None = None, along: dict[Any, Along] | None = None
+    ) -> Document:
         """Run ``work`` in one transaction; with ``idempotency``, at most once per key.
 
         ``work`` returns a small document (ids of what it made) that is stored with
-        the idempotency record, so a replay returns the original result.
+        the idempotency record, so a replay returns the original result. ``along``: reads
+        the work will need, made in the program's round trip; the documents of each are in
+        ``tx.scratch`` under its key.
         """
         if idempotency is None:
-            return await self._run(work, None)
+            return await self._run(work, None, along)
         idempotency = idempotency.validated()
         # No read before the work: a first request (nearly all of them) pays nothing for its
         # key. The record is written in the same transaction as the work, so a repeat either
@@ -50,21 +54,19 @@ class Ledger:
         # request changed (ALREADY_DEDUCTED, OUT_OF_STOCK...): only then is the record read,
         # and a recorded request replays its first result (or is a conflict) instead.
         try:
-            return await self._run(work, idempotency)
+            return await self._run(work, idempotency, along)
         except (DuplicateKeyError, DomainError):
             record = await idempotency_store.find_record(self.db, idempotency.record_id)
             if record is None:
                 raise
             return idempotency.replay(record)
 
-    async def _run(self, work: Work, idempotency: Idempotency | None) -> Document:
+    async def _run(self, work: Work, idempotency: Idempotency | None, along: dict[Any, Along] | None) -> Document:
         attempts: list[LedgerTx] = []
 
         async def attempt(session: AsyncClientSession) -> Document:
-            program = await load_program(self.db, session=session)
-            tx = LedgerTx(
-                self.db, session, program, self.clock.now(), idempotency_key=idempotency.key if idempotency else None
-            )
+            tx = await self._begin(session, along)
+            tx.idempotency_key = idempotency.key if idempotency else None
             attempts.append(tx)
             result = await work(tx)
             tx.check_applied()
@@ -76,11 +78,14 @@ class Ledger:
         record_committed(attempts[-1].entries)
         return {**result, "replayed": False}
 
-    async def transact_many(self, steps: list[tuple[Work, Idempotency]]) -> list[Document]:
+    async def transact_many(
+        self, steps: list[tuple[Work, Idempotency]], *, along: dict[Any, Along] | None = None
+    ) -> list[Document]:
         """Several idempotent operations in ONE transaction, in order; each keeps its own
         idempotency record, so each replays on its own later. Steps already recorded are
         replayed from their records and not run again. The transaction writes behind
         (``LedgerTx.write_behind``): the steps' entries, lots and inserts go out together.
+        ``along`` as for ``transact``.
 
         All or nothing: if any step fails (a DomainError, a concurrent duplicate), nothing of
         the others commits either and the error propagates; a caller that wants each
@@ -102,8 +107,8 @@ class Ledger:
         attempts: list[LedgerTx] = []
 
         async def attempt(session: AsyncClientSession) -> list[Document]:
-            program = await load_program(self.db, session=session)
-            tx = LedgerTx(self.db, session, program, self.clock.now(), write_behind=True)
+            tx = await self._begin(session, along)
+            tx.write_behind = True
             attempts.append(tx)
             done: list[Document] = []
             for _, work, idempotency in pending:
@@ -123,6 +128,13 @@ class Ledger:
         for (index, _, _), result in zip(pending, done, strict=True):
             results[index] = {**result, "replayed": False}
         return [r for r in results if r is not None]
+
+    async def _begin(self, session: AsyncClientSession, along: dict[Any, Along] | None) -> LedgerTx:
+        """The transaction's handle: the program of its snapshot (and the ``along`` reads with it)."""
+        if not along:
+            return LedgerTx(self.db, session, await load_program(self.db, session=session), self.clock.now())
+        program, found = await load_program_along(self.db, list(along.values()), session)
+        return LedgerTx(self.db, session, program, self.clock.now(), scratch=dict(zip(along, found, strict=True)))
 
     async def settle(self, member_id: str) -> list[Document]:
         """Release and expire what is due for one member; returns the entries written."""

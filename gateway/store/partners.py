@@ -18,6 +18,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gateway.store.mongo import Database, Document, insert_all
+from gateway.store.program import Along
 
 PARTNERS = "partners"
 LINKS = "partner_links"
@@ -100,10 +101,18 @@ async def links_of_member(db: Database, member_id: str) -> list[Document]:
     return await db[LINKS].find({"memberId": member_id}).sort("partnerId", 1).to_list()
 
 
+def _links_matching_query(partner_id: str, member_ref: str) -> Document:
+    return {"partnerId": partner_id, "$or": [{"partnerMemberRef": member_ref}, {"memberId": member_ref}]}
+
+
 async def links_matching(db: Database, partner_id: str, member_ref: str, session: Any = None) -> list[Document]:
     """This partner's links whose customer ref or coalition member id is ``member_ref``."""
-    query = {"partnerId": partner_id, "$or": [{"partnerMemberRef": member_ref}, {"memberId": member_ref}]}
-    return await db[LINKS].find(query, session=session).to_list()
+    return await db[LINKS].find(_links_matching_query(partner_id, member_ref), session=session).to_list()
+
+
+def links_matching_along(partner_id: str, member_ref: str) -> Along:
+    """``links_matching`` as a read along with a transaction's program read."""
+    return Along(LINKS, _links_matching_query(partner_id, member_ref))
 
 
 async def save_link(db: Database, doc: Document, session: Any = None) -> None:

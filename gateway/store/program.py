@@ -24,6 +24,7 @@ The document carries a ``version`` that every save increments. Admin writes save
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.domain.program import DEFAULT_PROGRAM, Program
@@ -108,6 +109,31 @@ async def load_program(db: Database, session: Any = None) -> Program:
     if session is None and live and cache.live and cache.generation == generation:
         cache.current = program
     return program
+
+
+@dataclass(frozen=True)
+class Along:
+    """A read that rides along with a transaction's program read (``load_program_along``): the
+    documents of ``collection`` matching ``query``. Built by the store module that owns the collection."""
+
+    collection: str
+    query: Document
+
+
+async def load_program_along(db: Database, along: list[Along], session: Any) -> tuple[Program, list[list[Document]]]:
+    """In a transaction: the program and, in the same round trip (one ``$lookup`` each), the
+    documents of each ``along``. All reads of a transaction see one snapshot, so reading them
+    first is reading them when the work would have."""
+    pipeline: list[Document] = [{"$match": {"_id": PROGRAM_ID}}]
+    pipeline += [
+        {"$lookup": {"from": a.collection, "pipeline": [{"$match": a.query}], "as": f"along{i}"}}
+        for i, a in enumerate(along)
+    ]
+    docs = await (await db.program.aggregate(pipeline, session=session)).to_list()
+    if not docs:  # never stored: the built-in default, and the reads on their own
+        return DEFAULT_PROGRAM, [await db[a.collection].find(a.query, session=session).to_list() for a in along]
+    doc = docs[0]
+    return program_cache(db).parse(doc["config"]), [doc[f"along{i}"] for i in range(len(along))]
 
 
 async def load_versioned(db: Database, session: Any = None) -> tuple[Program, int]:

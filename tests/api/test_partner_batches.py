@@ -15,6 +15,7 @@ from gateway.features.audit import audit_all
 from gateway.services import Services
 from gateway.store import partners as partners_store
 from gateway.store.mongo import Database, create_client
+from gateway.store.program import seed_program
 from tests.api.test_catalog_roundtrips import CommandCounter
 from tests.api.test_ledger_roundtrips import Commands
 from tests.conftest import JWT_SECRET
@@ -105,6 +106,7 @@ async def traced(mongo_uri: str, db: Database, settings: Any, clock: Any) -> Asy
 
 async def test_a_batch_writes_each_collection_once_however_many_events_it_holds(traced, db) -> None:
     services, commands = traced
+    await seed_program(db)  # as every gateway stores it on start (without it, the link is read apart)
     await add_partner(services, "coffee")
     await linked_member(services, "ann", ("coffee", "C-1"))
     await services.partner_operations.apply("coffee", PartnerCommand(ACCRUE, "e0", "C-1", points=1))
@@ -118,8 +120,7 @@ async def test_a_batch_writes_each_collection_once_however_many_events_it_holds(
     assert [replayed for _, replayed in outcomes] == [False] * 5
     assert commands.seen == [
         "find idempotency",  # which events were applied before (none)
-        "find program",
-        "find partner_links",  # once for the member's five events
+        "aggregate program",  # the program, and the member's link with it (once for five events)
         "findAndModify members",  # the lock moves the first event's points
         "update members",  # the other four events' points, together
         "insert ledger",
@@ -182,3 +183,34 @@ async def test_a_batch_that_meets_an_operation_recorded_meanwhile_reports_the_ra
         await partners_store.insert_operations(db, ops)
 
     assert partners_store.is_operation_race(raised.value)
+
+
+async def test_an_accrual_reads_its_link_with_the_program_and_refuses_an_unlinked_ref(traced, db) -> None:
+    services, commands = traced
+    await seed_program(db)
+    await add_partner(services, "coffee")
+    await linked_member(services, "ann", ("coffee", "C-1"))
+    await services.partner_operations.apply("coffee", PartnerCommand(ACCRUE, "e0", "C-1", points=1))
+    partner = await services.partners.get("coffee")
+
+    commands.seen.clear()
+    op, replayed = await services.partner_operations.apply(
+        "coffee", PartnerCommand(ACCRUE, "e1", "C-1", points=10), partner=partner
+    )
+
+    assert not replayed and op["memberId"] == "ann" and op["availableAfter"] == 11
+    assert commands.seen == [
+        "aggregate program",  # the program of the transaction's snapshot, and the link to C-1
+        "findAndModify members",
+        "insert ledger",
+        "insert lots",
+        "insert partner_operations",
+        "insert idempotency",
+        "commitTransaction",
+    ]
+    with pytest.raises(DomainError) as refused:
+        await services.partner_operations.apply("coffee", PartnerCommand(ACCRUE, "e2", "C-2", points=10))
+    assert refused.value.code == "MEMBER_NOT_LINKED"
+    assert await partners_store.find_operation(db, "coffee", "e2") is None
+    assert await available(services, "ann") == 11
+    assert await audit_all(db) == []
