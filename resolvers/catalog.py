@@ -14,7 +14,7 @@ from gateway.domain.admin_audit import AuditAction
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
 from gateway.features.admin_audit import Recorder
-from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found, visible_to
+from gateway.features.catalog import GiftSpec, eligibilities, gift_cursor, gift_not_found, rules_of, visible_to
 from gateway.features.redemptions import RedeemRequest, redemption_not_found
 from resolvers.catalog_types import Gift, LimitPeriod, Redemption
 from resolvers.context import Info, together
@@ -158,8 +158,9 @@ class CatalogQuery:
         # The page, the member and the program in one concurrent step, then the page's
         # eligibility in one pass (one query for the member's orders of limited gifts).
         docs, member, program = await together(page, context.load_member(member_id), context.program())
-        verdicts = await eligibilities(context.services.db, member, docs[:size], program, now)
-        gifts = [Gift.of(d, now, verdicts.get(d["_id"])) for d in docs]
+        rules = {d["_id"]: rules_of(d) for d in docs}  # once per gift: the verdicts and the views read them
+        verdicts = await eligibilities(context.services.db, member, docs[:size], program, now, rules=rules)
+        gifts = [Gift.of(d, now, verdicts.get(d["_id"]), rules[d["_id"]]) for d in docs]
         return connection(gifts, size, lambda gift: gift_cursor(gift.doc))
 
     @strawberry.field(description="One gift; unlisted gifts only for admins (else GIFT_NOT_FOUND).")

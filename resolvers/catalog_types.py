@@ -96,9 +96,16 @@ class Gift:
     gift_rules: strawberry.Private[rules.GiftRules]
 
     @classmethod
-    def of(cls, doc: Document, now: datetime, verdict: rules.Eligibility | None = None) -> Gift:
-        """The gift at ``now``; ``verdict``: the member's eligibility (gifts and gift with memberId)."""
-        gift_rules = rules_of(doc)
+    def of(
+        cls,
+        doc: Document,
+        now: datetime,
+        verdict: rules.Eligibility | None = None,
+        gift_rules: rules.GiftRules | None = None,
+    ) -> Gift:
+        """The gift at ``now``; ``verdict``: the member's eligibility (gifts and gift with memberId);
+        ``gift_rules``: ``rules_of(doc)`` when the caller has it already."""
+        gift_rules = gift_rules or rules_of(doc)
         limits = gift_rules.limits
         price = rules.price_at(gift_rules, now)
         offer = gift_rules.offer

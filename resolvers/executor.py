@@ -13,13 +13,17 @@ whatever it is: a ``Path``, a resolve-info object, the field's resolver (for a p
 field, two calls ending in ``getattr``), awaitable checks and a walk through ``complete_value``.
 A page of 20 gifts is about 300 such fields (a tenth of the storefront page's CPU).
 
-A selection whose fields are all *plain*, here, is completed by a plan made once per request
-and selection (the same memo graphql-core keeps for the collected sub-fields): one
-``getattr`` and the type's own ``coerce_output_value`` per field, nested plans for nested
-objects and lists. A field is plain when Strawberry resolves it with its basic resolver (no
-resolver function, no permission or field extension: ``default_resolver(source, python_name)``),
-it takes no arguments, its type is a scalar, an enum, an object type without ``is_type_of`` or
-a list of those (never an interface or union), and it carries no directive but ``@skip`` and
+A selection whose fields are all *plain*, here, is completed by a plan: one ``getattr`` and
+the type's own ``coerce_output_value`` per field, nested plans for nested objects and lists.
+Plans are made once per document and selection and shared by the requests that send the same
+(cached, so identical) document, unless an ``@skip``/``@include`` there takes a variable: then
+the fields collected depend on the request, and plans are made once per request and selection
+(the same memo graphql-core keeps for the collected sub-fields).
+
+A field is plain when Strawberry resolves it with its basic resolver (no resolver function, no
+permission or field extension: ``default_resolver(source, python_name)``), it takes no
+arguments, its type is a scalar, an enum, an object type without ``is_type_of`` or a list of
+those (never an interface or union), and it carries no directive but ``@skip`` and
 ``@include``, which the collection already applied. ``__typename`` is plain too.
 
 The answer is the one graphql-core gives, by construction: the same fields in the same order,
@@ -37,12 +41,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from graphql import (
+    FragmentDefinitionNode,
     GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfoHelpers,
     GraphQLScalarType,
+    OperationDefinitionNode,
+    VariableNode,
 )
 from graphql.pyutils import Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -56,6 +63,13 @@ _STRAWBERRY_GET_RESULT = StrawberryField.get_result
 
 Complete = Callable[[Any], Any]
 
+# Plans shared between requests: (id(operation), object type, ids of the selection's field nodes,
+# is_awaitable) -> (what keeps those ids valid: the operation and the document's fragments; plan).
+# Bounded: documents come from the bounded parser cache, but a client can send many.
+_SHARED_PLANS: dict[tuple[Any, ...], tuple[Any, Complete | None]] = {}
+_FIXED_SELECTIONS: dict[int, tuple[OperationDefinitionNode, bool]] = {}
+SHARED_PLANS_LIMIT = 4096
+
 
 class _Abandon(Exception):  # noqa: N818 - a signal, not an error
     """The fast path meets something graphql-core must handle itself."""
@@ -67,8 +81,10 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.async_helpers = _weak_helpers(self)
+        # This request's plans when they cannot be shared:
         # (object type, id(field details list)) -> (the list, kept alive; its plan or None)
-        self._plain_plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Complete | None]] = {}
+        self._plain_plans: dict[tuple[Any, ...], tuple[Any, Complete | None]] = {}
+        self._shared: bool | None = None  # whether this operation's plans are shared (decided on first use)
 
     def complete_object_value(
         self,
@@ -90,13 +106,28 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Complete | None:
         """The completion of ``object_type`` objects for this selection; None if it is not all plain."""
-        key = (object_type, id(field_details_list))
-        cached = self._plain_plans.get(key)
+        if self._shared is None:
+            self._shared = _fixed_selection(self.operation, self.fragment_definitions)
+        plans: dict[tuple[Any, ...], tuple[Any, Complete | None]]
+        if self._shared:
+            nodes = tuple(id(details.node) for details in field_details_list)
+            key: tuple[Any, ...] = (id(self.operation), object_type, nodes, self.is_awaitable)
+            keep: Any = (self.operation, self.fragment_definitions)
+            plans = _SHARED_PLANS
+            if len(plans) >= SHARED_PLANS_LIMIT:
+                plans.clear()
+        else:
+            key, keep, plans = (object_type, id(field_details_list)), field_details_list, self._plain_plans
+        cached = plans.get(key)
         if cached is not None:
             return cached[1]
-        self._plain_plans[key] = (field_details_list, None)  # a selection that reaches itself is not plain
-        plan = self._make_object_plan(object_type, field_details_list)
-        self._plain_plans[key] = (field_details_list, plan)
+        plans[key] = (keep, None)  # a selection that reaches itself is not plain
+        try:
+            plan = self._make_object_plan(object_type, field_details_list)
+        except Exception:
+            del plans[key]
+            raise
+        plans[key] = (keep, plan)
         return plan
 
     def _make_object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Complete | None:
@@ -108,7 +139,7 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
         fields: list[tuple[str, Any, str, Complete]] = []
         for response_name, details in grouped_field_set.items():
             node = details[0].node
-            if any(d.defer_usage is not None for d in details) or any(
+            if any(d.defer_usage is not None or d.fragment_variable_values is not None for d in details) or any(
                 directive.name.value not in _SKIP_INCLUDE for d in details for directive in d.node.directives or ()
             ):
                 return None
@@ -142,6 +173,28 @@ class GatewayExecutor(StrawberryGraphQLCoreExecutionContext):
             plan = self._object_plan(type_, details)
             return None if plan is None else _nullable_object(plan)
         return None  # interfaces and unions: graphql-core resolves the runtime type
+
+
+def _fixed_selection(operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]) -> bool:
+    """Whether the fields this operation collects never depend on its variables (no ``@skip`` or
+    ``@include`` whose condition is a variable): then its plans can serve every request."""
+    cached = _FIXED_SELECTIONS.get(id(operation))
+    if cached is not None and cached[0] is operation:
+        return cached[1]
+    fixed = True
+    stack: list[Any] = [operation, *fragments.values()]
+    while stack and fixed:
+        node = stack.pop()
+        for directive in getattr(node, "directives", None) or ():
+            if any(isinstance(argument.value, VariableNode) for argument in directive.arguments or ()):
+                fixed = False
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    if len(_FIXED_SELECTIONS) >= SHARED_PLANS_LIMIT:
+        _FIXED_SELECTIONS.clear()
+    _FIXED_SELECTIONS[id(operation)] = (operation, fixed)
+    return fixed
 
 
 def _weak_helpers(executor: GatewayExecutor) -> GraphQLResolveInfoHelpers:

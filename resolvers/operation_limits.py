@@ -12,6 +12,11 @@ scalars cost 0, and a list multiplies what is below it: a connection by its ``fi
 argument, the variable, or the declared default), ``_entities`` by the number of
 representations, ``edges``/``nodes`` of a connection by 1 (the connection already counted the
 page), any other list of objects by ``default_list_size``.
+
+A storefront sends the same few documents over and over, and the parser cache hands back the
+same document object each time: a document that passed, with these limits and without reading
+a variable (a ``first: $n`` is read from the variables), passes again, so that outcome is
+remembered (bounded) and such a document is measured once per process.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class Measure:
     root_fields: int = 0
     introspection: list[str] = field(default_factory=list)
     oversized_pages: list[tuple[str, int]] = field(default_factory=list)
+    read_variables: bool = False  # the outcome depends on the request's variables
 
 
 class _Walker:
@@ -87,6 +93,7 @@ class _Walker:
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.memo: dict[str, Size] = {}
         self.oversized: list[tuple[str, int]] = []
+        self.read_variables = False
 
     def selection_set(self, parent: Any, selection_set: SelectionSetNode | None, visiting: frozenset[str]) -> Size:
         total = Size()
@@ -153,6 +160,7 @@ class _Walker:
                 continue
             value = argument.value
             if isinstance(value, VariableNode):
+                self.read_variables = True
                 return self.variables.get(value.name.value, default)
             if isinstance(value, IntValueNode):
                 return int(value.value)
@@ -225,6 +233,7 @@ def measure(
             result.root_fields = max(result.root_fields, len(fields))
             result.introspection.extend(name for _, name in fields if name in INTROSPECTION_FIELDS)
     result.oversized_pages = walker.oversized
+    result.read_variables = walker.read_variables
     return result
 
 
@@ -239,6 +248,11 @@ def _over(measured: int, limit: int, what: str, code: str, key: str) -> list[Gra
     return [_error(f"{what.format(n=measured)}; the limit is {limit}", code, **{key: measured, "limit": limit})]
 
 
+# (id(schema), id(document), limits, introspection allowed) -> the document (keeps the id valid)
+_PASSED: dict[tuple[int, int, OperationLimits, frozenset[str]], DocumentNode] = {}
+PASSED_LIMIT = 2048
+
+
 def check(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -248,6 +262,25 @@ def check(
     introspection_allowed: frozenset[str] = INTROSPECTION_FIELDS,
 ) -> list[GraphQLError]:
     """The limits the document breaks, one error per limit, each with a stable code."""
+    key = (id(schema), id(document), limits, introspection_allowed)
+    if _PASSED.get(key) is document:
+        return []
+    errors = _check(schema, document, variables, limits, introspection_allowed)
+    if errors is None:
+        if len(_PASSED) >= PASSED_LIMIT:
+            _PASSED.clear()
+        _PASSED[key] = document
+    return errors or []
+
+
+def _check(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None,
+    limits: OperationLimits,
+    introspection_allowed: frozenset[str],
+) -> list[GraphQLError] | None:
+    """The errors; None when there are none whatever the variables (the document always passes)."""
     found = measure(schema, document, variables, limits)
     found.cost = min(found.cost, REPORTED_MAX)  # first: 2147483647 nested three times is 2^93
     errors: list[GraphQLError] = []
@@ -270,4 +303,4 @@ def check(
             )
         )
     errors += _over(found.cost, limits.max_cost, "Operation may produce {n} objects", QUERY_TOO_COMPLEX, "cost")
-    return errors
+    return None if not errors and not found.read_variables else errors

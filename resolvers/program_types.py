@@ -28,6 +28,11 @@ class Benefit:
         return cls(code=benefit.code, description=benefit.description, quota=quota)
 
 
+# id(configured tier) -> (that tier, kept so the id stays its own; its view). Bounded: programs change rarely.
+_TIER_VIEWS: dict[int, tuple[cfg.Tier, Tier]] = {}
+TIER_VIEWS_LIMIT = 256
+
+
 @strawberry.type(description="A membership level; thresholds are fen of lifetime spend, or growth value.")
 class Tier:
     code: str
@@ -40,6 +45,20 @@ class Tier:
 
     @classmethod
     def of(cls, tier: cfg.Tier) -> Tier:
+        """The view of a configured tier, made once per tier object: the program is cached in process
+        (gateway/store/program.py), so every request asking for tiers gets the same objects, and
+        views are only ever read."""
+        cached = _TIER_VIEWS.get(id(tier))
+        if cached is not None and cached[0] is tier:
+            return cached[1]
+        view = cls._build(tier)
+        if len(_TIER_VIEWS) >= TIER_VIEWS_LIMIT:
+            _TIER_VIEWS.clear()
+        _TIER_VIEWS[id(tier)] = (tier, view)
+        return view
+
+    @classmethod
+    def _build(cls, tier: cfg.Tier) -> Tier:
         return cls(
             code=tier.code,
             name=tier.name,

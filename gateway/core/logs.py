@@ -16,6 +16,7 @@ import logging
 import logging.config
 import re
 import sys
+import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -65,7 +66,14 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+# Each secret pattern needs one of these to match, so a text without any is left as it is after
+# one search instead of four substitutions (almost every logged string).
+_MAYBE_SECRET = re.compile(r"(?i:bearer)|eyJ|lgk_|@")
+
+
 def _mask(text: str) -> str:
+    if _MAYBE_SECRET.search(text) is None:
+        return text
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
@@ -115,8 +123,70 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+_WRITE_LOCK = threading.Lock()
+
+
+class _StderrLogger:
+    """Where structlog's own lines go: the rendered line straight to whatever ``sys.stderr`` is at the
+    time, at the levels its standard-library namesake allows (``filter_by_level`` asks it).
+
+    The same line the standard library's handler would write, without a log record (two, as
+    structlog's formatter copies it), handler locks and the formatter round trip: about half the
+    cost of the request summary line, which every request writes.
+    """
+
+    def __init__(self, stdlib: logging.Logger) -> None:
+        self._stdlib = stdlib
+        self.name = stdlib.name
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - the standard library's name
+        return self._stdlib.isEnabledFor(level)
+
+    def getEffectiveLevel(self) -> int:  # noqa: N802
+        return self._stdlib.getEffectiveLevel()
+
+    def msg(self, message: str) -> None:
+        with _WRITE_LOCK:
+            stream = sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+
+    debug = info = warning = error = critical = exception = msg
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def _enabled(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """Drop a line its standard-library logger would not emit (its level, ``logging.disable``)."""
+    if logger.isEnabledFor(_LEVELS.get(method_name, logging.INFO)):
+        return event_dict
+    raise structlog.DropEvent
+
+
+class _StderrLoggerFactory(structlog.stdlib.LoggerFactory):
+    """The standard library's logger of the name structlog would use (levels, name), wrapped."""
+
+    def __call__(self, *args: Any) -> Any:
+        return _StderrLogger(super().__call__(*args))
+
+
 def configure_logging(fmt: str = "auto", *, production: bool = False, level: str = "INFO") -> LogFormat:
-    """Route all logging through structlog; ``auto`` means JSON in production, console otherwise."""
+    """Route all logging through structlog; ``auto`` means JSON in production, console otherwise.
+
+    Standard-library records (uvicorn, pymongo, ``logging.getLogger`` users) go through the root
+    handler and structlog's formatter; structlog's own lines run the same processors and are
+    written directly (``_StderrLogger``): one format, one stream.
+    """
     chosen = LogFormat(fmt)
     if chosen is LogFormat.AUTO:
         chosen = LogFormat.JSON if production else LogFormat.CONSOLE
@@ -146,8 +216,8 @@ def configure_logging(fmt: str = "auto", *, production: bool = False, level: str
     logging.getLogger("pymongo").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     structlog.configure(
-        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[_enabled, *_shared_processors(), *final],
+        logger_factory=_StderrLoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -439,14 +440,19 @@ class Catalog:
 
 
 async def used_in_window(
-    db: Database, member_id: str, gift_docs: list[Document], now: datetime, timezone: str, session: Any = None
+    db: Database,
+    member_id: str,
+    gift_rules: Mapping[str, GiftRules],
+    now: datetime,
+    timezone: str,
+    session: Any = None,
 ) -> dict[str, int]:
-    """Units of each gift the member ordered (not cancelled) inside that gift's limit window.
+    """Units of each gift (by id) the member ordered (not cancelled) inside that gift's limit window.
 
     One query for any number of gifts: the earliest window start bounds it, each
     gift then counts only its own window. Gifts without a per-member limit count 0.
     """
-    since = {d["_id"]: limit_since(rules_of(d), now, timezone) for d in gift_docs}
+    since = {gift_id: limit_since(rules, now, timezone) for gift_id, rules in gift_rules.items()}
     limited = [(member_id, gid, start) for gid, start in since.items() if start is not None]
     used = dict.fromkeys(since, 0)
     for (_, gift_id, _), units in zip(limited, await units_ordered(db, limited, session=session), strict=True):
@@ -481,17 +487,21 @@ async def eligibilities(
     *,
     quantity: int = 1,
     session: Any = None,
+    rules: Mapping[str, GiftRules] | None = None,
 ) -> dict[str, Eligibility]:
     """Can ``member`` redeem ``quantity`` of each gift at ``now``? One query for the whole page.
 
     The one assembly of the eligibility rule's inputs: the storefront asks it for a page of
     gifts, a redemption for its one gift inside its transaction, so the two never disagree.
+    ``rules``: the gifts' ``rules_of`` by id, when the caller has them already.
     """
-    used = await used_in_window(db, member["_id"], gift_docs, now, program.timezone, session=session)
+    known = rules or {}
+    gift_rules = {doc["_id"]: known.get(doc["_id"]) or rules_of(doc) for doc in gift_docs}
+    used = await used_in_window(db, member["_id"], gift_rules, now, program.timezone, session=session)
     tier, available, account = member["tier"], member["balances"]["available"], status_of(member)
     return {
         doc["_id"]: eligibility(
-            rules_of(doc),
+            gift_rules[doc["_id"]],
             member_tier=tier,
             available_points=available,
             used_in_window=used[doc["_id"]],

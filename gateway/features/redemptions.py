@@ -144,7 +144,14 @@ class Redemptions:
             member = await tx.member(req.member_id)
             tx.refuse_inactive(member)  # a frozen member's order is refused as such, before any other reason
             verdicts = await eligibilities(
-                tx.db, member, [gift], tx.program, tx.now, quantity=req.quantity, session=tx.session
+                tx.db,
+                member,
+                [gift],
+                tx.program,
+                tx.now,
+                quantity=req.quantity,
+                session=tx.session,
+                rules={gift["_id"]: rules},
             )
             verdict = verdicts[req.gift_id]
             if verdict.reason is not None:

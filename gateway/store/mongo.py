@@ -194,29 +194,34 @@ class Database:
         self._retry_lock = asyncio.Lock()
         self.client = client
         self.db: AsyncDatabase = client.get_database(name)
+        self._collections: dict[str, AsyncCollection] = {}
 
     def __getitem__(self, name: str) -> AsyncCollection:
-        return self.db[name]
+        # A collection object is immutable and building one is not free: made once per name.
+        collection = self._collections.get(name)
+        if collection is None:
+            collection = self._collections[name] = self.db[name]
+        return collection
 
     @property
     def members(self) -> AsyncCollection:
-        return self.db["members"]
+        return self["members"]
 
     @property
     def ledger(self) -> AsyncCollection:
-        return self.db["ledger"]
+        return self["ledger"]
 
     @property
     def lots(self) -> AsyncCollection:
-        return self.db["lots"]
+        return self["lots"]
 
     @property
     def idempotency(self) -> AsyncCollection:
-        return self.db["idempotency"]
+        return self["idempotency"]
 
     @property
     def program(self) -> AsyncCollection:
-        return self.db["program"]
+        return self["program"]
 
     async def ping(self, timeout: float = 0.8) -> bool:
         """Whether MongoDB answers within ``timeout`` seconds (readiness: never hangs)."""

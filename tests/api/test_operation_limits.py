@@ -51,6 +51,21 @@ async def test_each_limit_has_its_code(gql: GraphQLClient) -> None:
     assert codes(await gql(by_variable, {"n": 500})) == ["PAGE_SIZE_TOO_LARGE"]
 
 
+async def test_a_document_that_passed_is_measured_again_when_its_variables_or_limits_change(
+    gql: GraphQLClient, tmp_path: Path, mongo_uri: str, db: Database
+) -> None:
+    """A passing document is remembered (it is measured once), but not its variables' verdict."""
+    by_variable = "query($n: Int!) { gifts(first: $n) { edges { node { id } } } }"
+    for _ in range(2):
+        assert codes(await gql(by_variable, {"n": 5})) == []
+        assert codes(await gql(by_variable, {"n": 500})) == ["PAGE_SIZE_TOO_LARGE"]
+    deep = "{ tiers { benefits { code } } }"
+    assert codes(await gql(deep)) == []
+    async with gateway_with(tmp_path, mongo_uri, db, max_query_depth=2) as client:
+        assert codes((await post(client, deep)).json()) == ["QUERY_TOO_DEEP"]
+    assert codes(await gql(deep)) == []
+
+
 async def test_depth_is_limited(tmp_path: Path, mongo_uri: str, db: Database) -> None:
     """The schema has no cycles (its deepest path is short), so a lower limit shows the check."""
     deep = '{ member(id: "x") { ledger { edges { node { id } } } } }'

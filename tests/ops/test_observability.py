@@ -168,6 +168,27 @@ def test_redaction_drops_personal_fields_and_masks_secrets_inside_messages(json_
     assert second["event"] == f"key {REDACTED} rejected" and "request_id" not in second
 
 
+def test_structlog_lines_follow_the_standard_library_levels(json_logs: Any) -> None:
+    """structlog's lines are written directly, not through a handler; the logger levels still apply."""
+    log = get_logger("tests.levels")
+    logging.getLogger("tests.levels").setLevel(logging.WARNING)
+    try:
+        log.info("too quiet")
+        log.warning("loud enough", code="X")
+        logging.disable(logging.WARNING)
+        log.warning("disabled")
+    finally:
+        logging.disable(logging.NOTSET)
+        logging.getLogger("tests.levels").setLevel(logging.NOTSET)
+    log.info("back")
+    lines = json_logs()
+    assert [(line["event"], line["level"], line["logger"]) for line in lines] == [
+        ("loud enough", "warning", "tests.levels"),
+        ("back", "info", "tests.levels"),
+    ]
+    assert lines[0]["code"] == "X" and "timestamp" in lines[0]
+
+
 def test_console_format_is_readable_in_development(capsys: pytest.CaptureFixture[str]) -> None:
     chosen = configure_logging("auto", production=False)
     get_logger("tests.console").info("hello operator", members=3)
