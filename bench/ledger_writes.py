@@ -61,6 +61,7 @@ from gateway.store.mongo import Database, create_client
 SECRET = "bench-secret-that-is-long-enough-for-hs256"
 OPERATOR = Principal(Role.ADMIN, "bench")
 COUNTED = 20  # operations per path run one at a time to count round trips
+CPU_CLOCK: Any = None  # a CPU, once mongod runs
 REUSES_PARTNER = "partner" in inspect.signature(PartnerOperations.apply).parameters  # older gateways read it again
 Op = Callable[[int], Awaitable[Any]]
 
@@ -283,24 +284,44 @@ async def round_trips(op: Op, counter: Counter, offset: int) -> float:
     return (counter.count - before) / COUNTED
 
 
+class CPU:
+    """CPU seconds this process and mongod spent (steadier than rates on a shared machine)."""
+
+    def __init__(self, mongod_pid: int | None) -> None:
+        self.mongod_pid = mongod_pid
+
+    def now(self) -> float:
+        spent = sum(os.times()[:2])
+        try:
+            fields = Path(f"/proc/{self.mongod_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            spent += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass  # not Linux: this process only
+        return spent
+
+
 def retries() -> float:
     """Transaction attempts retried so far in this process (write conflicts, mostly)."""
     return TRANSACTION_RETRIES._value.get()
 
 
-async def rate(op: Op, ops: int, concurrency: int, offset: int, retried: list[float] | None = None) -> float:
+async def rate(
+    op: Op, ops: int, concurrency: int, offset: int, retried: list[float] | None = None, cpu: list[float] | None = None
+) -> float:
     numbers = iter(range(offset, offset + ops))
 
     async def worker() -> None:
         for i in numbers:
             await op(i)
 
-    before = retries()
+    before, spent = retries(), CPU_CLOCK.now()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     if retried is not None:
         retried.append(retries() - before)
+    if cpu is not None:
+        cpu.append((CPU_CLOCK.now() - spent) * 1000 / ops)
     return ops / elapsed
 
 
@@ -370,6 +391,8 @@ async def main(
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
         uri = await mongo.start()
+        global CPU_CLOCK
+        CPU_CLOCK = CPU(mongo.process.pid if mongo.process is not None else None)
         counter = Counter()
         client = create_client(uri, maxPoolSize=concurrency * 2 + 10, event_listeners=[counter])
         settings = Settings(mongodb_uri=uri, jwt_secret=SECRET, data_dir=Path(tmp))  # type: ignore[arg-type]
@@ -394,28 +417,32 @@ async def main(
                 half = ops // 2
                 g_retried: list[float] = []
                 b_retried: list[float] = []
+                g_cpu: list[float] = []
+                b_cpu: list[float] = []
+                l_cpu: list[float] = []
                 spy = start_spy(spy_out) if spy_out else None
                 if spy is not None:
                     await asyncio.sleep(1)  # let py-spy attach
                 before = counter.count
-                g1 = await rate(gateway, half, concurrency, COUNTED, g_retried)
+                g1 = await rate(gateway, half, concurrency, COUNTED, g_retried, g_cpu)
                 loaded = (counter.count - before) / half  # the gateway's round trips per operation under load
                 if spy is not None:
                     await stop_spy(spy)
-                b1 = await rate(bare, half, concurrency, COUNTED, b_retried)
+                b1 = await rate(bare, half, concurrency, COUNTED, b_retried, b_cpu)
                 lesser = LESSER_BARE.get(name)
                 if lesser is not None:  # on members of their own, after the measured ones
                     lesser_op = bare_ops(bare_db, bare_gift_id, "l")[lesser]
                     lesser_trips = await round_trips(lesser_op, counter, COUNTED + ops)
-                    l1 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops)
-                    l2 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops + half)
-                b2 = await rate(bare, half, concurrency, COUNTED + half, b_retried)
-                g2 = await rate(gateway, half, concurrency, COUNTED + half, g_retried)
+                    l1 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops, cpu=l_cpu)
+                    l2 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops + half, cpu=l_cpu)
+                b2 = await rate(bare, half, concurrency, COUNTED + half, b_retried, b_cpu)
+                g2 = await rate(gateway, half, concurrency, COUNTED + half, g_retried, g_cpu)
                 retried = (sum(g_retried) / (2 * half), sum(b_retried) / (2 * half))
-                rows.append((name, trips, loaded, retried, (g1 + g2) / 2, (b1 + b2) / 2))
+                g_ms = sum(g_cpu) / 2
+                rows.append((name, trips, loaded, retried, (g1 + g2) / 2, (b1 + b2) / 2, (g_ms, sum(b_cpu) / 2)))
                 if lesser is not None:
                     lesser_row = (trips[0], lesser_trips), loaded, (0.0, 0.0), (g1 + g2) / 2, (l1 + l2) / 2
-                    rows.append((f"  vs {lesser}", *lesser_row))
+                    rows.append((f"  vs {lesser}", *lesser_row, (g_ms, sum(l_cpu) / 2)))
             problems = await audit_all(db)
         finally:
             await client.close()
@@ -423,13 +450,17 @@ async def main(
     print(f"ledger writes: {ops} operations per path, {concurrency} concurrent, each on its own member")
     print(
         f"{'operation':27} {'trips gw':>9} {'@load':>6} {'trips bare':>10} {'retries gw':>10} {'retries bare':>12}"
-        f" {'gateway/s':>10} {'bare/s':>9} {'ratio':>6}"
+        f" {'gateway/s':>10} {'bare/s':>9} {'ratio':>6} {'cpu ms gw':>10} {'cpu ms bare':>11} {'cpu ratio':>9}"
     )
-    for name, (tg, tb), tl, (rg, rb), g, b in rows:
-        print(f"{name:27} {tg:9.1f} {tl:6.1f} {tb:10.1f} {rg:10.2f} {rb:12.2f} {g:10.0f} {b:9.0f} {g / b:6.2f}")
+    for name, (tg, tb), tl, (rg, rb), g, b, (cg, cb) in rows:
+        print(
+            f"{name:27} {tg:9.1f} {tl:6.1f} {tb:10.1f} {rg:10.2f} {rb:12.2f} {g:10.0f} {b:9.0f} {g / b:6.2f}"
+            f" {cg:10.2f} {cb:11.2f} {cb / cg:9.2f}"
+        )
     print(
         "(trips: MongoDB round trips per operation, one at a time, and the gateway's under load (@load, its first"
-        " half); retries: retried transaction attempts per operation)"
+        " half); retries: retried transaction attempts per operation; cpu ms: CPU of this process and mongod per"
+        " operation under load, the cpu ratio bare/gateway)"
     )
     print(f"audit: {problems if problems else 'clean'}")
     if spy_out:

@@ -137,6 +137,7 @@ class Broadcast:
 
     def close(self) -> None:
         self.key = None
+        self.executor = None  # the subscription's executor (and its context) goes with the operation
         if self.inflight is not None:
             self.inflight.cancel()
 

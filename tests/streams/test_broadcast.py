@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from typing import Any
 
 from gateway.core.auth import Principal, Role
@@ -84,6 +86,27 @@ async def test_after_complete_nothing_more_is_written_for_that_id(settings: Sett
         assert (message["id"], message["payload"]["data"]["pointsActivity"]["id"]) == ("a", str(doc["_id"]))
         await client.send({"type": "ping"})
         assert await client.receive() == {"type": "pong"}  # no second frame for the event
+
+
+async def test_a_disconnect_frees_the_subscriptions_and_deliveries(settings: Settings, services: Services) -> None:
+    hub = services.hub
+    async with gateway(settings, services) as gw:
+        async with ws_client(gw.url, token(Role.DASHBOARD, "board")) as client:
+            await client.subscribe(ACTIVITY)
+            await client.subscribe("subscription { pointsActivity { id } }")
+            await _wait_waiting(gw, 2)
+            # Each delivery holds its subscription's executor, and through it the connection's context.
+            deliveries = [weakref.ref(s.direct.executor) for group in hub.topics.values() for s in group]
+            assert len(deliveries) == 2 and all(d() is not None for d in deliveries)
+        async with asyncio.timeout(10):  # a guard against hanging, not a measurement
+            while hub.subscriber_count():
+                await asyncio.sleep(0.005)
+        for _ in range(100):  # the connection's handler finishes after the hub let go
+            gc.collect()
+            if all(d() is None for d in deliveries):
+                break
+            await asyncio.sleep(0.01)
+        assert all(d() is None for d in deliveries)
 
 
 async def test_a_backed_up_socket_gets_every_event_in_order_through_its_queue(
