@@ -21,7 +21,7 @@ from gateway.core.clock import Clock
 from gateway.core.logs import current_request_id
 from gateway.domain.admin_audit import AuditAction, AuditEntry, ChainCheck
 from gateway.store import admin_audit as store
-from gateway.store.mongo import Database, Document
+from gateway.store.mongo import Database, Document, is_unavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -119,8 +119,13 @@ class Sealer:
         themselves stand: a reader, the verification or the next action seals them)."""
         try:
             await self.seal(scan=scan)
-        except Exception:  # the action committed: its caller must not hear of a failed seal
-            log.warning("admin audit: sealing failed; entries stay pending until the next pass", exc_info=True)
+        except Exception as exc:  # the action committed: its caller must not hear of a failed seal
+            if is_unavailable(exc):  # MongoDB is down: expected, no traceback
+                log.warning(
+                    "admin audit: sealing failed, MongoDB unavailable (%s); entries stay pending", type(exc).__name__
+                )
+            else:
+                log.warning("admin audit: sealing failed; entries stay pending until the next pass", exc_info=True)
 
     async def after_commit(self) -> None:
         await self.seal_quietly(scan=False)

@@ -117,3 +117,20 @@ async def test_an_entry_made_up_beyond_the_head_is_found(services: Services) -> 
     forged = {**body, "_id": "forged", "seq": 4, "prevHash": last["hash"], "hash": chain_hash(last["hash"], 4, body)}
     await services.db["adminAudit"].insert_one(forged)  # well chained, but the head never moved to it
     assert await audit.verify() == 4
+
+
+async def test_a_seal_that_meets_a_mongodb_outage_warns_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An outage is expected, not a bug: the crash drill found the sealer printing a traceback
+    when mongod died under load (the actions had committed; their entries stay pending)."""
+    from gateway.features.admin_audit import Sealer
+
+    client = create_client("mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=200)
+    try:
+        await Sealer(Database(client, "unreachable")).seal_quietly()
+    finally:
+        await client.close()
+    [record] = [r for r in caplog.records if r.name == "gateway.features.admin_audit"]
+    assert record.levelname == "WARNING" and "MongoDB unavailable" in record.getMessage()
+    assert record.exc_info is None
