@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 from bson import ObjectId
 
+from bench import spy as bench_spy
 from bench.ws_clients import ClientPool, raise_open_files_limit
 from gateway.core.auth import Role, mint_token
 from gateway.store.embedded_mongod import EmbeddedMongo, free_port
@@ -178,14 +179,13 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path, source: Path | None
         await db.ledger.insert_one(ledger_doc(seq + 1))
         await clients.wait_counts([c + 1 for c in seen])
         await clients.trim()
-        spy = start_spy(server.pid, f"{SPY}.{'compared.' if source else ''}{n}") if SPY else None
+        spy = bench_spy.start(pid=server.pid, output=f"{SPY}.{'compared.' if source else ''}{n}") if SPY else None
         for r in range(1, ROUNDS + 1):
             starts.append(time.monotonic())
             await db.ledger.insert_one(ledger_doc(seq + 1 + r))
             await clients.wait_counts(r + 1)
         if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
+            bench_spy.stop(spy)
         rss_after = rss_kib(server.pid)
         arrivals, first = await clients.arrivals()
         return {
@@ -199,14 +199,6 @@ async def run_gateway(mongo_uri: str, n: int, workdir: Path, source: Path | None
         server.wait(30)
         await client.drop_database(database)
         await client.close()
-
-
-def start_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
-    spy = Path(sys.executable).parent / "py-spy"
-    argv = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--output", output, "--nonblocking"]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1)  # attached before the first round
-    return process
 
 
 async def run_baseline(n: int, payload: str, workdir: Path) -> dict[str, Any]:

@@ -23,10 +23,6 @@ import argparse
 import asyncio
 import inspect
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +34,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
+from bench import spy as bench_spy
 from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
 from gateway.core.metrics import TRANSACTION_RETRIES
@@ -325,18 +322,6 @@ async def rate(
     return ops / elapsed
 
 
-def start_spy(out: str) -> subprocess.Popen[bytes]:
-    """py-spy this process (raw folded stacks, 250 Hz) until it gets SIGINT."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    argv = [spy, "record", "--pid", str(os.getpid()), "--rate", "250", "--format", "raw", "--output", out]
-    return subprocess.Popen([*argv, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def stop_spy(spy: subprocess.Popen[bytes]) -> None:
-    spy.send_signal(signal.SIGINT)
-    await asyncio.to_thread(spy.wait, 60)
-
-
 PROFILE_BUCKETS = {
     "PyMongo / BSON": ("pymongo/", "bson/"),
     "waiting for the retry lock / backoff": ("_retry_lock", "asyncio/locks.py", "sleep ("),
@@ -345,31 +330,6 @@ PROFILE_BUCKETS = {
     "admin audit (hash, canonical JSON)": ("admin_audit.py",),
     "asyncio event loop": ("asyncio/base_events.py:_run_once", "selectors.py"),
 }
-
-
-def summarize_profile(path: str, top: int = 15) -> None:
-    """Share of the busy samples per area (inclusive), and the hottest leaf functions."""
-    if not Path(path).exists():
-        print(f"no profile written to {path}")
-        return
-    total = 0
-    buckets = dict.fromkeys(PROFILE_BUCKETS, 0)
-    leaves: dict[str, int] = {}
-    for line in Path(path).read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        samples = int(count)
-        total += samples
-        for name, needles in PROFILE_BUCKETS.items():
-            if any(needle in stack for needle in needles):
-                buckets[name] += samples
-        leaf = stack.split(";")[-1]
-        leaves[leaf] = leaves.get(leaf, 0) + samples
-    print(f"\nprofile of the gateway path ({total} samples at 250 Hz, idle excluded by py-spy):")
-    for name, samples in buckets.items():
-        print(f"  {100 * samples / max(total, 1):5.1f}%  {name}")
-    print("  hottest leaves:")
-    for frame, samples in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]:
-        print(f"  {100 * samples / max(total, 1):5.1f}%  {frame}")
 
 
 async def traced(op: Op, counter: Counter, i: int) -> str:
@@ -420,14 +380,14 @@ async def main(
                 g_cpu: list[float] = []
                 b_cpu: list[float] = []
                 l_cpu: list[float] = []
-                spy = start_spy(spy_out) if spy_out else None
+                spy = bench_spy.start(spy_out) if spy_out else None
                 if spy is not None:
                     await asyncio.sleep(1)  # let py-spy attach
                 before = counter.count
                 g1 = await rate(gateway, half, concurrency, COUNTED, g_retried, g_cpu)
                 loaded = (counter.count - before) / half  # the gateway's round trips per operation under load
                 if spy is not None:
-                    await stop_spy(spy)
+                    await asyncio.to_thread(bench_spy.stop, spy)
                 b1 = await rate(bare, half, concurrency, COUNTED, b_retried, b_cpu)
                 lesser = LESSER_BARE.get(name)
                 if lesser is not None:  # on members of their own, after the measured ones
@@ -464,7 +424,7 @@ async def main(
     )
     print(f"audit: {problems if problems else 'clean'}")
     if spy_out:
-        summarize_profile(spy_out)
+        bench_spy.summarize(spy_out, PROFILE_BUCKETS, title="the gateway path")
 
 
 if __name__ == "__main__":

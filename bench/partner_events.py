@@ -23,12 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -38,6 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
+from bench import spy as bench_spy
 from gateway.core.auth import Principal, Role
 from gateway.core.clock import SystemClock
 from gateway.core.settings import Settings
@@ -143,15 +139,6 @@ class Commands(CommandListener):
         pass
 
 
-def start_spy(out: str) -> subprocess.Popen[bytes]:
-    """py-spy this process (CPU samples only, raw) until SIGINT."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    argv = [spy, "record", "--pid", str(os.getpid()), "--rate", "250", "--format", "raw", "--output", out]
-    process = subprocess.Popen([*argv, "--nonblocking"], stdout=subprocess.DEVNULL)
-    time.sleep(1.0)  # let it attach
-    return process
-
-
 PROFILE_BUCKETS = {
     "PyMongo / BSON": ("pymongo/", "bson/"),
     "aiokafka": ("aiokafka/",),
@@ -161,31 +148,6 @@ PROFILE_BUCKETS = {
     "posting (gateway/ledger)": ("gateway/ledger/",),
     "partner operations": ("partner_operations.py",),
 }
-
-
-def summarize_spy(out: str, top: int = 15) -> None:
-    """Share of the busy samples per area (inclusive) and the hottest leaf functions."""
-    path = Path(out)
-    if not path.exists():
-        print(f"no profile written to {path}")
-        return
-    total = 0
-    buckets = dict.fromkeys(PROFILE_BUCKETS, 0)
-    leaves: Counter[str] = Counter()
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        samples = int(count)
-        total += samples
-        for name, needles in PROFILE_BUCKETS.items():
-            if any(needle in stack for needle in needles):
-                buckets[name] += samples
-        leaves[stack.split(";")[-1]] += samples
-    print(f"\nprofile of the consumer ({total} samples at 250 Hz, idle excluded):")
-    for name, samples in buckets.items():
-        print(f"  {100 * samples / max(total, 1):5.1f}%  {name}")
-    print("  hottest leaves:")
-    for frame, samples in leaves.most_common(top):
-        print(f"  {100 * samples / max(total, 1):5.1f}%  {frame}")
 
 
 class TimedConsumer(PartnerEventConsumer):
@@ -240,13 +202,12 @@ async def run(
             options = {"max_records": max_records} if max_records else {}
             consumer = TimedConsumer(services, group_id="bench-gateway", concurrency=concurrency, **options)
             consumer.consumer_options = FAST_JOIN
-            spying = start_spy(spy) if spy else None
+            spying = bench_spy.start(spy) if spy else None
             commands.on = True
             stats = await consumer.run(idle_exit=2.0)
             commands.on = False
             if spying is not None:
-                spying.send_signal(signal.SIGINT)
-                spying.wait(60)
+                bench_spy.stop(spying)
             assert stats.applied == events, stats
             applied = stats.applied / (consumer.last - (consumer.first or consumer.last))
             entries = await db.ledger.count_documents({"source.partnerId": "bench"})
@@ -269,7 +230,7 @@ async def run(
                 for name, count in commands.counts.most_common():
                     print(f"  {count / max(stats.applied, 1):6.2f}  {name}")
             if spy:
-                summarize_spy(spy)
+                bench_spy.summarize(spy, PROFILE_BUCKETS, title="the consumer")
         finally:
             await client.close()
             broker.stop()

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ from pathlib import Path
 import orjson
 
 from bench import loadgen
+from bench import spy as bench_spy
 from gateway.core.auth import Principal, Role, mint_token
 from gateway.core.clock import SystemClock
 from gateway.core.settings import Settings
@@ -200,7 +200,10 @@ async def main(rounds: int, seconds: float, connections: int, profile: str, prof
                     for page in ("storefront", "tiers"):
                         for side, port in ports.items():
                             if profile and r == 0 and side == "gateway" and page == profile_page:
-                                spy = start_profile(gateway_process.pid, profile, seconds)
+                                Path(profile).mkdir(parents=True, exist_ok=True)
+                                spy = bench_spy.start(
+                                    f"{profile}/storefront.txt", pid=gateway_process.pid, seconds=seconds
+                                )
                             result = await loadgen.run(
                                 HOST, port, reqs[side][page], connections=connections, requests=100_000, seconds=seconds
                             )
@@ -213,7 +216,9 @@ async def main(rounds: int, seconds: float, connections: int, profile: str, prof
                             results.setdefault((page, side), []).append(result)
             report(results, rounds, seconds, connections)
             if profile:
-                summarize_profile(profile)
+                bench_spy.summarize(
+                    f"{profile}/storefront.txt", PROFILE_BUCKETS, title="the gateway under the storefront load", top=12
+                )
         finally:
             mongo.stop()
     return 0
@@ -233,16 +238,6 @@ def same_answer(page: str, gateway: bytes, bare: bytes) -> bool:
     return False
 
 
-def start_profile(pid: int, out: str, seconds: float) -> subprocess.Popen[bytes]:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    argv = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--nonblocking"]
-    raw = subprocess.Popen(
-        [*argv, "--rate", "250", "--format", "raw", "--output", f"{out}/storefront.txt"], stdout=subprocess.DEVNULL
-    )
-    return raw
-
-
 PROFILE_BUCKETS = {
     "GraphQL parse": ("graphql/language/parser", "graphql/language/lexer"),
     "GraphQL validation": ("graphql/validation/",),
@@ -253,32 +248,6 @@ PROFILE_BUCKETS = {
     "logging": ("logging/",),
     "JWT": ("jwt/",),
 }
-
-
-def summarize_profile(out: str, top: int = 12) -> None:
-    """Share of the gateway's busy samples per area (inclusive), and the hottest leaf functions."""
-    path = Path(out) / "storefront.txt"
-    if not path.exists():
-        print(f"no profile written to {path}")
-        return
-    total = 0
-    buckets = dict.fromkeys(PROFILE_BUCKETS, 0)
-    leaves: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        samples = int(count)
-        total += samples
-        for name, needles in PROFILE_BUCKETS.items():
-            if any(needle in stack for needle in needles):
-                buckets[name] += samples
-        leaf = stack.split(";")[-1]
-        leaves[leaf] = leaves.get(leaf, 0) + samples
-    print(f"\nprofile of the gateway under the storefront load ({total} samples, idle excluded by py-spy):")
-    for name, samples in buckets.items():
-        print(f"  {100 * samples / max(total, 1):5.1f}%  {name}")
-    print("  hottest leaves:")
-    for frame, samples in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]:
-        print(f"  {100 * samples / max(total, 1):5.1f}%  {frame}")
 
 
 def median_result(results: list[loadgen.Result]) -> loadgen.Result:
