@@ -7,17 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from gateway.core.auth import Role
 from gateway.domain.calendar import Period
 from gateway.domain.catalog import Limits
 from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.catalog import GiftSpec
-from gateway.services import Services
-from gateway.store.mongo import Database, create_client
+from gateway.store.mongo import Database
 from gateway.web.app import create_app
 from tests.conftest import JWT_SECRET, GraphQLClient, token
+from tests.support.commands import logged_services
 from tests.support.ledger_helpers import add_member, earn
 
 PAGE = """query($first: Int!, $memberId: String) {
@@ -28,43 +27,17 @@ PAGE = """query($first: Int!, $memberId: String) {
 }"""
 
 
-class CommandCounter(CommandListener):
-    """Counts every command the client sends to MongoDB for the page.
-
-    The rate-limit counter (one upsert per request, whatever the request) is not the page's cost.
-    """
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-        self.collections: list[str] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        collection = event.command.get(event.command_name)
-        if collection != "rate_limits":
-            self.commands.append(event.command_name)
-            self.collections.append(str(collection))
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def counted(mongo_uri: str, db: Database, settings: Any, clock: Any) -> AsyncIterator[tuple[Any, Any]]:
-    """A gateway whose MongoDB client reports every command, on the test's database."""
-    counter = CommandCounter()
-    client = create_client(mongo_uri, event_listeners=[counter])
-    services = Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET)
-    app = create_app(settings, services=services, run_workers=False)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
-    ):
-        yield GraphQLClient(http), counter, services
-    await client.close()
+    """A gateway whose MongoDB client logs every command, on the test's database."""
+    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as (services, counter):
+        app = create_app(settings, services=services, run_workers=False)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://gateway") as http,
+        ):
+            yield GraphQLClient(http), counter, services
 
 
 async def test_a_page_for_one_member_costs_a_fixed_number_of_round_trips(counted):
@@ -80,8 +53,7 @@ async def test_a_page_for_one_member_costs_a_fixed_number_of_round_trips(counted
     shopper = token(Role.MEMBER, "shopper")
 
     async def cost(first: int) -> tuple[list[str], list[dict[str, Any]]]:
-        counter.commands.clear()
-        counter.collections.clear()
+        counter.clear()
         data = await gql.ok(PAGE, {"first": first, "memberId": "shopper"}, token=shopper)
         return list(counter.collections), [e["node"] for e in data["gifts"]["edges"]]
 

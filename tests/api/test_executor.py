@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strawberry.extensions import ParserCache
 
+from bench.storefront import STOREFRONT  # the document bench.storefront measures
 from gateway.core.clock import FrozenClock
 from gateway.services import Services
 from resolvers.context import Context
@@ -243,13 +244,6 @@ async def test_a_selection_with_a_resolver_field_answers_alike() -> None:
     await both("{ node { computed leaf { name } } }", root)
 
 
-STOREFRONT = (
-    "query Storefront($memberId: String!) { "
-    "me { id displayName tier { code name } points { available pending } nextTier { tier { code name } remaining } } "
-    "gifts(first: 20, memberId: $memberId) { "
-    "edges { cursor node { id name category imageUrl price { points cash onOffer } status "
-    "eligibility { canRedeem reason } } } pageInfo { hasNextPage endCursor } } }"
-)
 SET_OFFER = "mutation($id: ID!, $input: GiftOfferInput!) { setGiftOffer(id: $id, input: $input) { id } }"
 
 

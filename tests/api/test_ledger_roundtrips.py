@@ -11,41 +11,22 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from gateway.core.clock import FrozenClock
 from gateway.domain.program import DEFAULT_PROGRAM, ExpiryMode, ExpiryPolicy
 from gateway.features.audit import audit_all
 from gateway.ledger import InsufficientPoints
-from gateway.services import Services
-from gateway.store.mongo import Database, create_client
+from gateway.store.mongo import Database
 from gateway.store.program import save_program
 from tests.conftest import JWT_SECRET
+from tests.support.commands import logged_services
 from tests.support.ledger_helpers import add_member, earn, spend
-
-
-class Commands(CommandListener):
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        self.seen.append(f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
-
-    def succeeded(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
 
 
 @pytest.fixture
 async def counted(mongo_uri: str, db: Database, settings: Any, clock: FrozenClock) -> AsyncIterator[Any]:
-    commands = Commands()
-    client = create_client(mongo_uri, event_listeners=[commands])
-    services = Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET)
-    yield services, commands
-    await client.close()
+    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as (services, commands):
+        yield services, commands
 
 
 async def test_an_earn_and_a_spend_write_the_member_once(counted: Any, db: Database) -> None:

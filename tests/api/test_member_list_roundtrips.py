@@ -8,11 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.services import Services
-from gateway.store.mongo import Database, create_client
+from gateway.store.mongo import Database
 from gateway.web.app import create_app
-from tests.api.test_catalog_roundtrips import CommandCounter
 from tests.conftest import JWT_SECRET, GraphQLClient
+from tests.support.commands import logged_services
 from tests.support.points_helpers import UPDATE_PROGRAM, purchase
 
 ENTITIES = """query($r: [_Any!]!) {
@@ -22,16 +21,13 @@ ENTITIES = """query($r: [_Any!]!) {
 
 @pytest.fixture
 async def counted(mongo_uri: str, db: Database, settings: Any, clock: Any) -> AsyncIterator[tuple[Any, Any]]:
-    counter = CommandCounter()
-    client = create_client(mongo_uri, event_listeners=[counter])
-    services = Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET)
-    app = create_app(settings, services=services, run_workers=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http,
-    ):
-        yield GraphQLClient(http), counter
-    await client.close()
+    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as (services, counter):
+        app = create_app(settings, services=services, run_workers=False)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http,
+        ):
+            yield GraphQLClient(http), counter
 
 
 @pytest.mark.parametrize("validity_days", [365, None])

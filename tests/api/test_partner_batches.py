@@ -14,23 +14,22 @@ from gateway.domain.partner_commands import OperationType, PartnerCommand
 from gateway.features.audit import audit_all
 from gateway.services import Services
 from gateway.store import partners as partners_store
-from gateway.store.mongo import Database, create_client
+from gateway.store.mongo import Database
 from gateway.store.program import seed_program
-from tests.api.test_catalog_roundtrips import CommandCounter
-from tests.api.test_ledger_roundtrips import Commands
 from tests.conftest import JWT_SECRET
+from tests.support.commands import CommandLog, logged_services
 from tests.support.partner_helpers import add_partner, linked_member
 
 ACCRUE, BURN, CONVERT, REVERSE = OperationType.ACCRUE, OperationType.BURN, OperationType.CONVERT, OperationType.REVERSE
 
 
 @pytest.fixture
-async def counted(mongo_uri: str, db: Database, settings: Any, clock: Any) -> AsyncIterator[tuple[Services, Any]]:
-    """Services on the test's database whose client reports every command it sends."""
-    counter = CommandCounter()
-    client = create_client(mongo_uri, event_listeners=[counter])
-    yield Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET), counter
-    await client.close()
+async def counted(
+    mongo_uri: str, db: Database, settings: Any, clock: Any
+) -> AsyncIterator[tuple[Services, CommandLog]]:
+    """Services on the test's database whose client logs every command it sends."""
+    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as logged:
+        yield logged
 
 
 async def available(services: Services, member_id: str) -> int:
@@ -95,17 +94,8 @@ async def test_a_batch_replaying_an_event_with_changed_content_applies_nothing_o
     assert await audit_all(db) == []
 
 
-@pytest.fixture
-async def traced(mongo_uri: str, db: Database, settings: Any, clock: Any) -> AsyncIterator[tuple[Services, Commands]]:
-    """Services whose client reports every command with its collection."""
-    commands = Commands()
-    client = create_client(mongo_uri, event_listeners=[commands])
-    yield Services(settings=settings, db=Database(client, db.db.name), clock=clock, jwt_secret=JWT_SECRET), commands
-    await client.close()
-
-
-async def test_a_batch_writes_each_collection_once_however_many_events_it_holds(traced, db) -> None:
-    services, commands = traced
+async def test_a_batch_writes_each_collection_once_however_many_events_it_holds(counted, db) -> None:
+    services, commands = counted
     await seed_program(db)  # as every gateway stores it on start (without it, the link is read apart)
     await add_partner(services, "coffee")
     await linked_member(services, "ann", ("coffee", "C-1"))
@@ -185,8 +175,8 @@ async def test_a_batch_that_meets_an_operation_recorded_meanwhile_reports_the_ra
     assert partners_store.is_operation_race(raised.value)
 
 
-async def test_an_accrual_reads_its_link_with_the_program_and_refuses_an_unlinked_ref(traced, db) -> None:
-    services, commands = traced
+async def test_an_accrual_reads_its_link_with_the_program_and_refuses_an_unlinked_ref(counted, db) -> None:
+    services, commands = counted
     await seed_program(db)
     await add_partner(services, "coffee")
     await linked_member(services, "ann", ("coffee", "C-1"))
