@@ -33,6 +33,12 @@ REFUSAL_CODE = {
     MemberStatus.CLOSED: "MEMBER_CLOSED",
     MemberStatus.MERGED: "MEMBER_MERGED",
 }
+# What a caller is told when an earning or spending move is refused for the account's status.
+REFUSAL_MESSAGE = {
+    MemberStatus.FROZEN: "The member's account is frozen",
+    MemberStatus.CLOSED: "The member's account is closed",
+    MemberStatus.MERGED: "The member was merged into another account; use that one",
+}
 MAX_REASON = 500
 
 

@@ -24,6 +24,7 @@ from gateway.core.errors import BadInput, DomainError, NotFound, quote
 from gateway.core.permissions import Permission, allows
 from gateway.domain.catalog import Reason, price_at
 from gateway.domain.holds import HoldRefusal, deadline
+from gateway.domain.member_status import REFUSAL_CODE, REFUSAL_MESSAGE
 from gateway.features.admin_audit import Recorder, audited
 from gateway.features.catalog import eligibilities, gift_not_found, rules_of
 from gateway.features.coupons import Coupons, PoolShort, is_virtual
@@ -36,9 +37,7 @@ MAX_QUANTITY = 1000
 REDEMPTION = "REDEMPTION"  # the purpose of a hold made by a points + cash order awaiting payment
 PAYMENT_TIMEOUT_REASON = "Payment not received in time"
 REASON_MESSAGES = {
-    Reason.MEMBER_FROZEN: "The member's account is frozen",
-    Reason.MEMBER_CLOSED: "The member's account is closed",
-    Reason.MEMBER_MERGED: "The member's account was merged into another",
+    **{Reason(REFUSAL_CODE[status]): message for status, message in REFUSAL_MESSAGE.items()},
     Reason.NOT_LISTED: "This gift is not on sale now",
     Reason.OUT_OF_STOCK: "This gift is out of stock",
     Reason.TIER_TOO_LOW: "The member's tier may not redeem this gift",

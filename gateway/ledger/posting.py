@@ -31,7 +31,7 @@ from gateway.core.errors import BadInput, DomainError, member_not_found
 from gateway.domain.expiry import expiry_for
 from gateway.domain.holds import HoldAction, HoldRefusal, HoldStatus, transition
 from gateway.domain.ledger_rules import NEVER_DUE, Lot, Take, allocate, apply_delta, delta, give_back, net_points
-from gateway.domain.member_status import points_refusal
+from gateway.domain.member_status import REFUSAL_CODE, REFUSAL_MESSAGE, MemberStatus, points_refusal, status_of
 from gateway.domain.program import ExpiryMode, Program
 from gateway.ledger.entries import EntryKind, LotState, Memo, Source
 from gateway.store import holds as holds_store
@@ -169,8 +169,8 @@ class LedgerTx:
             raise member_not_found(member_id)
         if doc.get("mergedInto") and not merged_ok:
             raise DomainError(
-                "The member was merged into another account; use that one",
-                code="MEMBER_MERGED",
+                REFUSAL_MESSAGE[MemberStatus.MERGED],
+                code=REFUSAL_CODE[MemberStatus.MERGED],
                 memberId=member_id,
                 mergedInto=doc["mergedInto"],
             )
@@ -329,12 +329,9 @@ class LedgerTx:
     @staticmethod
     def refuse_inactive(member: Document) -> None:
         """A frozen or closed member neither earns nor spends (gateway/domain/member_status.py)."""
-        if code := points_refusal(member):
-            raise DomainError(
-                "The member's account is frozen" if code == "MEMBER_FROZEN" else "The member's account is closed",
-                code=code,
-                memberId=member["_id"],
-            )
+        status = status_of(member)
+        if status in REFUSAL_CODE:
+            raise DomainError(REFUSAL_MESSAGE[status], code=REFUSAL_CODE[status], memberId=member["_id"])
 
     async def forfeit(self, member_id: str, memo: Memo) -> Document | None:
         """Every point the member still holds in lots (available and pending) lapses now, in one
