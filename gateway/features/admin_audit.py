@@ -2,16 +2,21 @@
 
 An action's entry is written in the action's own transaction as pending (one insert: concurrent
 actions share no document). Once that transaction commits, the process's ``Sealer`` chains what
-is pending after the log's head (gateway/store/admin_audit.py ``seal``), and the action returns
-only then: a returned action's entry has its ``seq`` and hash. Readers and the verification seal
-first too, so whatever a crashed process left pending is chained before anyone reads the log.
+is pending after the log's head (gateway/store/admin_audit.py ``seal``). In a serving gateway the
+sealer runs in the background (``Sealer.in_background``, entered by the app's lifespan with the
+workers): the action returns without waiting, and one pass at most ``SEAL_DELAY`` later chains
+every entry committed meanwhile; shutting down seals what is left. Without it (a CLI command, a
+test, a script) the action returns once its entry has its ``seq`` and hash. Either way readers
+(the log, the verification, a member's export) seal first, so they always read a sealed log, and
+whatever a crashed process left pending is chained before anyone reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,6 +31,10 @@ from gateway.store.mongo import Database, Document, is_unavailable
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 SEAL_BATCH = 500  # pending entries chained per sealing transaction
+# In the background, how long a pass waits after the first entry handed over, gathering the entries
+# committed meanwhile into one sealing transaction (its three commands shared by all of them).
+SEAL_DELAY = 0.05
+SEAL_RETRY = 1.0  # after a failed background pass (MongoDB unavailable), the next one waits this long
 # Records one staff action's entry inside the action's transaction: (session, target id, details).
 Recorder = Callable[[Any, str, Mapping[str, Any]], Awaitable[Any]]
 
@@ -64,6 +73,9 @@ class Sealer:
     started after it was called has finished, so it has seen every entry committed before the
     call; callers that arrive while a pass runs share the next one. Sealers of other processes
     meet this one on the head document (a write conflict, retried).
+
+    ``after_commit`` is what an action calls once its transaction committed: it seals there and
+    then, or, while ``in_background`` runs, wakes the background loop and returns at once.
     """
 
     def __init__(self, db: Database) -> None:
@@ -75,6 +87,7 @@ class Sealer:
         self._scanned = 0  # the number of the last pass that finished with a scan
         self._must_scan = False  # a pass failed or met another sealer: the next one scans
         self._head: tuple[int, str] | None = None  # the head as the last pass left it
+        self._wake: asyncio.Event | None = None  # set while sealing in the background: wakes the loop
 
     def committed(self, doc: Document) -> None:
         """An entry this process appended whose action has committed: the next pass chains it."""
@@ -101,6 +114,9 @@ class Sealer:
                         total += len(docs)
                     except store.SealConflict:  # another sealer chained some of them: seal as stored
                         self._head, scan = None, True
+                    except BaseException:  # not sealed: still chained from memory by the next pass
+                        self._committed[:0] = docs
+                        raise
                 while scan and await store.any_pending(self.db):
                     sealed, self._head = await self.db.transaction(
                         lambda session: store.seal(self.db, self._head, SEAL_BATCH, session)
@@ -114,9 +130,9 @@ class Sealer:
             self._done = number
             return total
 
-    async def seal_quietly(self, *, scan: bool = True) -> None:
+    async def seal_quietly(self, *, scan: bool = True) -> bool:
         """Seal, and if that fails, leave the entries pending for the next pass (the actions
-        themselves stand: a reader, the verification or the next action seals them)."""
+        themselves stand: a reader, the verification or the next action seals them). False: failed."""
         try:
             await self.seal(scan=scan)
         except Exception as exc:  # the action committed: its caller must not hear of a failed seal
@@ -126,9 +142,47 @@ class Sealer:
                 )
             else:
                 log.warning("admin audit: sealing failed; entries stay pending until the next pass", exc_info=True)
+            return False
+        return True
 
     async def after_commit(self) -> None:
+        """Entries were handed over (``committed``): seal them now, or let the background loop do it."""
+        if self._wake is not None:
+            self._wake.set()
+            return
         await self.seal_quietly(scan=False)
+
+    @contextlib.asynccontextmanager
+    async def in_background(self, delay: float = SEAL_DELAY) -> AsyncIterator[None]:
+        """Seal in a background loop while the block runs: actions no longer wait for their seal,
+        and a pass ``delay`` after the first entry handed over chains all of them at once. On the
+        way out the loop finishes its pass, actions seal inline again, and what is left is sealed."""
+        wake, stop = asyncio.Event(), asyncio.Event()
+        loop = asyncio.create_task(self._background(wake, stop, delay), name="admin-audit-sealer")
+        self._wake = wake
+        try:
+            yield
+        finally:
+            self._wake = None
+            stop.set()
+            wake.set()
+            await asyncio.gather(loop, return_exceptions=True)
+            if self._committed:
+                await self.seal_quietly(scan=False)
+
+    async def _background(self, wake: asyncio.Event, stop: asyncio.Event, delay: float) -> None:
+        while True:
+            await wake.wait()
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):  # gather what commits meanwhile, unless stopping
+                    await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return  # the way out seals what is still in hand
+            wake.clear()
+            if not await self.seal_quietly(scan=False):
+                wake.set()  # the entries are still in hand: try again, later
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), SEAL_RETRY)
 
 
 class AdminAudit:
@@ -171,7 +225,8 @@ class AdminAudit:
         session: Any = None,
     ) -> Document:
         """Append one entry. Pass the action's own ``session`` so the entry commits (or not) with it;
-        it is sealed once that transaction commits (without a session: before this returns)."""
+        it is sealed once that transaction commits (without a session: once it is written), before
+        this returns unless the sealer runs in the background."""
         entry = self.entry(actor, action, target_kind, target_id, details, reason=reason)
         doc = await store.append(self.db, entry, session)
 
@@ -182,7 +237,7 @@ class AdminAudit:
         if session is not None and self.db.after_commit(committed) and self.db.after_commit(self.sealer.after_commit):
             return doc
         await committed()
-        await self.sealer.seal_quietly(scan=False)
+        await self.sealer.after_commit()
         return doc
 
     def recorder(
@@ -195,9 +250,14 @@ class AdminAudit:
 
         return record
 
+    async def sealed(self) -> None:
+        """Seal everything committed so far, this process's and any other's: what a reader of the
+        log calls first (if that fails, it reads what is sealed)."""
+        await self.sealer.seal_quietly()
+
     async def search(self, query: AuditQuery, *, limit: int, before_seq: int | None = None) -> list[Document]:
         """Newest first, everything committed so far (sealed first)."""
-        await self.sealer.seal_quietly()
+        await self.sealed()
         return await store.find(
             self.db,
             limit=limit,
@@ -217,7 +277,7 @@ class AdminAudit:
     async def verification(self) -> Verification:
         """Seal what is pending, then stream the whole log through the hash chain (the head read
         first: entries sealed meanwhile are beyond it and not judged)."""
-        await self.sealer.seal_quietly()
+        await self.sealed()
         top = await store.last_seq(self.db)  # read before the head: a sealer moves the head with its entries
         head = await store.head(self.db)
         check = ChainCheck()

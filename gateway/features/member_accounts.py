@@ -127,6 +127,7 @@ class MemberAccounts:
         """Everything about the member as one JSON-able document; the export itself is audited."""
         why = reason_of(reason)
         member = await self.members.get(member_id)
+        await self.audit.sealed()  # the staff actions about them as the log reads them (sealed)
         sections = await privacy_store.member_sections(self.db, member_id)
         referred = await privacy_store.referred_count(self.db, member_id)
         now = self.clock.now()

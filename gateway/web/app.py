@@ -56,6 +56,8 @@ def create_app(
             if demo:
                 log.info(await seed_demo(active))
             if run_workers:
+                # the audit log's sealer first, so it stops last: it seals what the workers recorded
+                await stack.enter_async_context(active.admin_audit.sealer.in_background())
                 await stack.enter_async_context(running_workers(active))
             state["ready"] = True
             try:

@@ -10,10 +10,14 @@ import pytest
 from gateway.core.auth import Principal, Role
 from gateway.core.errors import Forbidden
 from gateway.domain.admin_audit import AuditAction, chain_hash
+from gateway.domain.program import DEFAULT_PROGRAM
 from gateway.features.admin_audit import AuditQuery
+from gateway.features.members import Registration, new_member_document
 from gateway.services import Services
 from gateway.store import admin_audit as store
 from gateway.store.mongo import Database, create_client
+from tests.conftest import JWT_SECRET
+from tests.support.commands import logged_services
 
 OPS = Principal(Role.ADMIN, "ops-1")
 SUPPORT = Principal(Role.SUPPORT, "cs-7")
@@ -134,3 +138,92 @@ async def test_a_seal_that_meets_a_mongodb_outage_warns_without_a_traceback(
     [record] = [r for r in caplog.records if r.name == "gateway.features.admin_audit"]
     assert record.levelname == "WARNING" and "MongoDB unavailable" in record.getMessage()
     assert record.exc_info is None
+
+
+async def _freeze(services: Services, member_id: str = "ann") -> None:
+    """An audited action, as a feature runs one: its entry in its own transaction."""
+
+    async def action(session: object) -> None:
+        await services.admin_audit.record(OPS, AuditAction.MEMBER_FREEZE, "member", member_id, session=session)
+
+    await services.db.transaction(action)
+
+
+async def test_with_the_sealer_in_the_background_an_action_does_not_wait_for_its_seal(
+    db: Database, settings: Any, clock: Any, mongo_uri: str
+) -> None:
+    """In a serving gateway the action's transaction is all it pays: its entry is committed with
+    it, pending, and a reader of the log (which seals first) still reads it sealed."""
+    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as (services, commands):
+        await services.db.ensure_indexes()
+        async with services.admin_audit.sealer.in_background(delay=3600):  # no timed pass during the test
+            commands.clear()
+            await _freeze(services)
+            assert "adminAuditHead" not in commands.collections and commands.commands[-1] == "commitTransaction"
+            assert await db["adminAudit"].count_documents({"pending": True}) == 1
+            [entry] = await services.admin_audit.search(AuditQuery(), limit=10)
+            assert (entry["seq"], entry["action"]) == (1, "member.freeze")
+            bob = Registration(display_name="Bob", member_id="bob")
+            await services.members.insert(new_member_document(bob, DEFAULT_PROGRAM, clock.now()))
+            await _freeze(services, "bob")
+            export = await services.member_accounts.export(OPS, "bob", "the member asked")
+            assert [(a["seq"], a["action"]) for a in export["staffActions"]] == [(2, "member.freeze")]
+        assert await services.admin_audit.verify() is None
+
+
+async def test_the_background_sealer_seals_without_a_reader_and_on_the_way_out(services: Services) -> None:
+    """An entry stays pending only until the next pass (``delay`` after it), and leaving the
+    background (the app's shutdown) seals what is still in hand, from memory: an entry edited in
+    the database while it waited is found, as it is when sealed inline."""
+    raw = services.db["adminAudit"]
+    async with services.admin_audit.sealer.in_background(delay=0.01):
+        await _freeze(services)
+        for _ in range(3000):  # no reader: the background pass alone seals it (bounded only against a hang)
+            if not await raw.count_documents({"pending": True}):
+                break
+            await asyncio.sleep(0.01)
+        assert [e["seq"] for e in await raw.find().to_list()] == [1]
+    async with services.admin_audit.sealer.in_background(delay=3600):
+        await _freeze(services, "bob")
+        await raw.update_one({"pending": True}, {"$set": {"actor": "someone-else"}})
+    assert await raw.count_documents({"pending": True}) == 0
+    assert await services.admin_audit.verify() == 2
+
+
+async def test_entries_a_failed_seal_left_pending_are_still_sealed_from_memory(services: Services) -> None:
+    """A pass that fails (MongoDB unreachable) keeps this process's entries in hand, so the next
+    pass still chains them as the actions wrote them: an edit made meanwhile breaks the chain
+    instead of being sealed as if it were the entry."""
+    from gateway.features.admin_audit import Sealer
+
+    unreachable = create_client("mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=200)
+    try:
+        sealer = Sealer(Database(unreachable, services.db.db.name))
+        erase = services.admin_audit.entry(OPS, AuditAction.MEMBER_ERASE, "member", "ann")
+        doc = await store.append(services.db, erase)
+        sealer.committed(doc)  # as the action's commit hands it over
+        assert not await sealer.seal_quietly(scan=False)
+    finally:
+        await unreachable.close()
+    await services.db["adminAudit"].update_one({"_id": doc["_id"]}, {"$set": {"targetId": "bob"}})
+    sealer.db = services.db  # MongoDB is back
+    await services.db.ensure_indexes()
+    assert await sealer.seal() == 1
+    assert await services.admin_audit.verify() == 1
+
+
+async def test_a_serving_gateway_seals_in_the_background_and_on_shutdown(
+    db: Database, settings: Any, clock: Any, mongo_uri: str
+) -> None:
+    """The app's lifespan runs the sealer in the background with the workers, and its shutdown
+    seals what is still pending."""
+    from gateway.web.app import create_app
+
+    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as (services, commands):
+        app = create_app(settings, services=services, run_workers=True)
+        async with app.router.lifespan_context(app):
+            commands.clear()
+            await _freeze(services)
+            assert "adminAuditHead" not in commands.collections  # the action did not wait for its seal
+        assert await db["adminAudit"].count_documents({"pending": True}) == 0
+        assert [e["seq"] for e in await db["adminAudit"].find().to_list()] == [1]
