@@ -15,12 +15,17 @@ work of one write, not contention.
 
 Each row also says how many transaction attempts were retried after a transient error (write
 conflicts) per operation, for each path.
+
+The gateway runs as it serves: with the admin audit log's sealer in the background (it chains the
+grants' audit entries after they returned). Each of its measurements ends with a seal of what is
+still in hand, so that work is counted (trips, time and CPU) against the gateway, never the bare.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import os
 import tempfile
@@ -61,6 +66,7 @@ COUNTED = 20  # operations per path run one at a time to count round trips
 CPU_CLOCK: Any = None  # a CPU, once mongod runs
 REUSES_PARTNER = "partner" in inspect.signature(PartnerOperations.apply).parameters  # older gateways read it again
 Op = Callable[[int], Awaitable[Any]]
+Settle = Callable[[], Awaitable[Any]]
 
 
 class Counter(CommandListener):
@@ -274,10 +280,33 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 LESSER_BARE = {"grant": "grant w/o audit entry", "deduction": "deduction w/o hold"}
 
 
-async def round_trips(op: Op, counter: Counter, offset: int) -> float:
+def serving(services: Services, seal_delay: float | None = None) -> contextlib.AbstractAsyncContextManager[Any]:
+    """What a serving gateway runs beside its requests that these writes use: the audit log's
+    sealer in the background (a gateway from before it had one seals inline: nothing)."""
+    sealer = services.admin_audit.sealer
+    if not hasattr(sealer, "in_background"):
+        return contextlib.nullcontext()
+    return sealer.in_background() if seal_delay is None else sealer.in_background(seal_delay)
+
+
+def settler(services: Services) -> Settle:
+    """Seal what the gateway's sealer still holds: the rest of the operations' work, charged to them."""
+
+    async def settle() -> None:
+        await services.admin_audit.sealer.seal(scan=False)
+
+    return settle
+
+
+async def nothing() -> None:
+    pass
+
+
+async def round_trips(op: Op, counter: Counter, offset: int, settle: Settle = nothing) -> float:
     before = counter.count
     for i in range(COUNTED):
         await op(offset + i)
+    await settle()
     return (counter.count - before) / COUNTED
 
 
@@ -303,7 +332,13 @@ def retries() -> float:
 
 
 async def rate(
-    op: Op, ops: int, concurrency: int, offset: int, retried: list[float] | None = None, cpu: list[float] | None = None
+    op: Op,
+    ops: int,
+    concurrency: int,
+    offset: int,
+    retried: list[float] | None = None,
+    cpu: list[float] | None = None,
+    settle: Settle = nothing,
 ) -> float:
     numbers = iter(range(offset, offset + ops))
 
@@ -314,6 +349,7 @@ async def rate(
     before, spent = retries(), CPU_CLOCK.now()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await settle()
     elapsed = time.perf_counter() - started
     if retried is not None:
         retried.append(retries() - before)
@@ -332,11 +368,14 @@ PROFILE_BUCKETS = {
 }
 
 
-async def traced(op: Op, counter: Counter, i: int) -> str:
+async def traced(op: Op, counter: Counter, i: int, settle: Settle = nothing) -> str:
     counter.trace = []
     try:
         await op(i)
-        return ", ".join(counter.trace)
+        done = ", ".join(counter.trace)
+        counter.trace = []
+        await settle()
+        return f"{done}; after it returned: {', '.join(counter.trace)}" if counter.trace else done
     finally:
         counter.trace = None
 
@@ -345,7 +384,12 @@ OPERATIONS = ("grant", "deduction", "redemption", "partner accrual")
 
 
 async def main(
-    ops: int, concurrency: int, trace: bool = False, only: tuple[str, ...] = OPERATIONS, spy_out: str = ""
+    ops: int,
+    concurrency: int,
+    trace: bool = False,
+    only: tuple[str, ...] = OPERATIONS,
+    spy_out: str = "",
+    seal_delay: float | None = None,
 ) -> None:
     members = 2 * (COUNTED + ops)  # the second half for the lesser baselines
     with tempfile.TemporaryDirectory() as tmp:
@@ -356,6 +400,7 @@ async def main(
         counter = Counter()
         client = create_client(uri, maxPoolSize=concurrency * 2 + 10, event_listeners=[counter])
         settings = Settings(mongodb_uri=uri, jwt_secret=SECRET, data_dir=Path(tmp))  # type: ignore[arg-type]
+        stack = contextlib.AsyncExitStack()
         try:
             # The two paths on twin databases, so the bare writes never touch what the audit checks.
             db, bare_db = Database(client, "bench"), Database(client, "bench_bare")
@@ -364,14 +409,16 @@ async def main(
             bare_services = Services(settings=settings, db=bare_db, clock=SystemClock(), jwt_secret=SECRET)
             bare_gift_id = await seed(bare_services, members)
             rows = []
+            await stack.enter_async_context(serving(services, seal_delay))
+            settle = settler(services)
             for name in only:
                 gateway = gateway_ops(services, gift_id, "g")[name]
                 bare = bare_ops(bare_db, bare_gift_id, "b")[name]
-                trips = (await round_trips(gateway, counter, 0), await round_trips(bare, counter, 0))
+                trips = (await round_trips(gateway, counter, 0, settle), await round_trips(bare, counter, 0))
                 if trace:  # a run of its own ("t"), so no key or order id repeats a measured one
                     traced_gw = gateway_ops(services, gift_id, "t")[name]
                     traced_bare = bare_ops(bare_db, bare_gift_id, "t")[name]
-                    print(f"{name}, gateway: {await traced(traced_gw, counter, 0)}")
+                    print(f"{name}, gateway: {await traced(traced_gw, counter, 0, settle)}")
                     print(f"{name}, bare:    {await traced(traced_bare, counter, 0)}")
                 # alternate the two paths over two halves, so drifting load hits both alike
                 half = ops // 2
@@ -384,7 +431,7 @@ async def main(
                 if spy is not None:
                     await asyncio.sleep(1)  # let py-spy attach
                 before = counter.count
-                g1 = await rate(gateway, half, concurrency, COUNTED, g_retried, g_cpu)
+                g1 = await rate(gateway, half, concurrency, COUNTED, g_retried, g_cpu, settle)
                 loaded = (counter.count - before) / half  # the gateway's round trips per operation under load
                 if spy is not None:
                     await asyncio.to_thread(bench_spy.stop, spy)
@@ -396,7 +443,7 @@ async def main(
                     l1 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops, cpu=l_cpu)
                     l2 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops + half, cpu=l_cpu)
                 b2 = await rate(bare, half, concurrency, COUNTED + half, b_retried, b_cpu)
-                g2 = await rate(gateway, half, concurrency, COUNTED + half, g_retried, g_cpu)
+                g2 = await rate(gateway, half, concurrency, COUNTED + half, g_retried, g_cpu, settle)
                 retried = (sum(g_retried) / (2 * half), sum(b_retried) / (2 * half))
                 g_ms = sum(g_cpu) / 2
                 rows.append((name, trips, loaded, retried, (g1 + g2) / 2, (b1 + b2) / 2, (g_ms, sum(b_cpu) / 2)))
@@ -405,6 +452,7 @@ async def main(
                     rows.append((f"  vs {lesser}", *lesser_row, (g_ms, sum(l_cpu) / 2)))
             problems = await audit_all(db)
         finally:
+            await stack.aclose()
             await client.close()
             mongo.stop()
     print(f"ledger writes: {ops} operations per path, {concurrency} concurrent, each on its own member")
@@ -434,5 +482,7 @@ if __name__ == "__main__":
     parser.add_argument("--trace", action="store_true", help="print the commands of one operation per path")
     parser.add_argument("--only", action="append", choices=OPERATIONS, help="measure only these operations")
     parser.add_argument("--spy", default="", help="py-spy the gateway's first half (raw stacks) into this file")
+    parser.add_argument("--seal-delay", type=float, help="seconds the background audit sealer gathers entries")
     args = parser.parse_args()
-    asyncio.run(main(args.ops, args.concurrency, args.trace, tuple(args.only or OPERATIONS), args.spy))
+    only = tuple(args.only or OPERATIONS)
+    asyncio.run(main(args.ops, args.concurrency, args.trace, only, args.spy, args.seal_delay))
