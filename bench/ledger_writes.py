@@ -1,15 +1,15 @@
 """Ledger writes against a bare MongoDB transaction with the same writes, and round trips per operation.
 
-For each operation (a grant, a deduction at checkout, a gift redemption, a partner accrual)
-the gateway's service call and a hand-written transaction that makes the same writes (the
-member's balances, the lot, the ledger entry, the order or operation record, the
-idempotency record; the bare's documents carry fewer fields, about half the bytes, as
-``--trace`` prints: with the grant's and the accrual's padded to the gateway's sizes, once on
-2026-11-30, their ratios stayed within run-to-run noise) run side by side on the same fresh
-mongod: first one at a time with a command listener, to count MongoDB round trips per operation (commit included), then
-``--concurrency`` at a time on distinct members, for operations per second. Every
-operation has its own idempotency key and its own member, so what is measured is the
-work of one write, not contention.
+For each operation (a grant, a deduction at checkout, a gift redemption, a partner accrual) the
+gateway's service call and a hand-written transaction that makes the same writes (the member's
+balances, the lot, the ledger entry, the order or operation record, the idempotency record; the
+bare's documents carry fewer fields, about half the bytes, as ``--trace`` prints: with the
+grant's and the accrual's padded to the gateway's sizes, once on 2026-11-30, their ratios stayed
+within run-to-run noise) run side by side on the same fresh mongod: first one at a time with a
+command listener, to count MongoDB round trips per operation (commit included), then
+``--concurrency`` at a time on distinct members, for operations per second. Every operation has
+its own idempotency key and its own member, so what is measured is the work of one write, not
+contention.
 
     .venv/bin/python -m bench.ledger_writes [--ops 300] [--concurrency 16]
     .venv/bin/python -m bench.ledger_writes --trace   # also print each path's commands, in order
