@@ -1,20 +1,27 @@
 """Ledger writes against a bare MongoDB transaction with the same writes, and round trips per operation.
 
-For each operation (a grant, a deduction at checkout, a gift redemption, a partner accrual)
-the gateway's service call and a hand-written transaction that makes the same writes (the
-member's balances, the lot, the ledger entry, the order or operation record, the
-idempotency record) run side by side on the same fresh mongod: first one at a time with a
+For each operation (a grant, a deduction at checkout, a gift redemption, a partner accrual) the
+gateway's service call and a hand-written transaction that makes the same writes (the member's
+balances, the lot, the ledger entry, the order or operation record, the idempotency record; the
+bare's documents carry fewer fields, about half the bytes, as ``--trace`` prints: with the
+grant's and the accrual's padded to the gateway's sizes, once on 2026-11-30, their ratios stayed
+within run-to-run noise) run side by side on the same fresh mongod: first one at a time with a
 command listener, to count MongoDB round trips per operation (commit included), then
-``--concurrency`` at a time on distinct members, for operations per second. Every
-operation has its own idempotency key and its own member, so what is measured is the
-work of one write, not contention.
+``--concurrency`` at a time on distinct members, for operations per second. Every operation has
+its own idempotency key and its own member, so what is measured is the work of one write, not
+contention.
 
     .venv/bin/python -m bench.ledger_writes [--ops 300] [--concurrency 16]
     .venv/bin/python -m bench.ledger_writes --trace   # also print each path's commands, in order
     .venv/bin/python -m bench.ledger_writes --only grant --spy /tmp/grant.txt   # py-spy the gateway's first half
 
 Each row also says how many transaction attempts were retried after a transient error (write
-conflicts) per operation, for each path.
+conflicts) per operation, for each path. The rows under an operation ("vs ...") compare the
+same gateway run with other hand-written transactions, for the record: without one of the
+gateway's writes, and with the read every gateway write transaction makes first (the program
+in its own snapshot, which the gateway keeps on purpose; a partner accrual's brings the
+partner's link along). The latter shows what the gateway's own machinery costs once the
+reads are equal.
 
 The gateway runs as it serves: with the admin audit log's sealer in the background (it chains the
 grants' audit entries after they returned). Each of its measurements ends with a seal of what is
@@ -35,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bson
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.monitoring import CommandListener, CommandStartedEvent
@@ -73,12 +81,17 @@ class Counter(CommandListener):
     def __init__(self) -> None:
         self.count = 0
         self.trace: list[str] | None = None  # when set, "command collection" of each command
+        self.written = 0  # while tracing: BSON bytes of the documents inserted and the updates sent
 
     def started(self, event: CommandStartedEvent) -> None:
         self.count += 1
         if self.trace is not None:
             target = event.command.get(event.command_name)
             self.trace.append(f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
+            for part in ("documents", "updates", "update"):
+                sent = event.command.get(part)
+                if sent is not None:
+                    self.written += len(bson.encode({part: sent}))
 
     def succeeded(self, event: Any) -> None:
         pass
@@ -183,6 +196,19 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
             {"memberId": member(i), "remaining": {"$gte": points}}, {"$inc": {"remaining": -points}}, session=session
         )
 
+    async def read_program(session: Any, link_ref: str | None = None) -> None:
+        """What every gateway write transaction reads first: the program in its own snapshot
+        (a partner accrual: with the partner's link, in the same round trip)."""
+        if link_ref is None:
+            await db.program.find_one({"_id": "current"}, session=session)
+            return
+        link = {"partnerId": "bench", "$or": [{"partnerMemberRef": link_ref}, {"memberId": link_ref}]}
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"_id": "current"}},
+            {"$lookup": {"from": "partner_links", "pipeline": [{"$match": link}], "as": "along0"}},
+        ]
+        await (await db.program.aggregate(pipeline, session=session)).to_list()
+
     async def idempotency(session: Any, key: str) -> None:
         await db.idempotency.insert_one(
             {"_id": f"bare:{key}", "fingerprint": "x", "result": {}, "createdAt": now()}, session=session
@@ -199,8 +225,10 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
             session=session,
         )  # fmt: skip
 
-    async def grant(i: int, audited: bool = True) -> None:
+    async def grant(i: int, audited: bool = True, program: bool = False) -> None:
         async def work(session: Any) -> None:
+            if program:
+                await read_program(session)
             entry_id = await member_and_entry(session, i, 10, "GRANT")
             await new_lot(session, i, entry_id, 10)
             if audited:
@@ -212,8 +240,13 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
     async def grant_without_audit(i: int) -> None:
         await grant(i, audited=False)
 
-    async def deduction(i: int, hold: bool = True) -> None:
+    async def grant_reading_program(i: int) -> None:
+        await grant(i, program=True)
+
+    async def deduction(i: int, hold: bool = True, program: bool = False) -> None:
         async def work(session: Any) -> None:
+            if program:
+                await read_program(session)
             await take_from_lot(session, i, 10)
             entry_id = await member_and_entry(session, i, -10, "DEDUCTION")
             hold_id = ObjectId()
@@ -236,8 +269,13 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
     async def deduction_without_hold(i: int) -> None:
         await deduction(i, hold=False)
 
-    async def redemption(i: int) -> None:
+    async def deduction_reading_program(i: int) -> None:
+        await deduction(i, program=True)
+
+    async def redemption(i: int, program: bool = False) -> None:
         async def work(session: Any) -> None:
+            if program:
+                await read_program(session)
             await db["gifts"].find_one_and_update(
                 {"_id": gift_id, "stock": {"$gte": 1}}, {"$inc": {"stock": -1, "redeemed": 1}}, session=session
             )
@@ -252,8 +290,13 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 
         await db.transaction(work)
 
-    async def partner_accrual(i: int) -> None:
+    async def redemption_reading_program(i: int) -> None:
+        await redemption(i, program=True)
+
+    async def partner_accrual(i: int, program: bool = False) -> None:
         async def work(session: Any) -> None:
+            if program:
+                await read_program(session, f"R{i}")
             entry_id = await member_and_entry(session, i, 10, "PARTNER_ACCRUE")
             await new_lot(session, i, entry_id, 10)
             await db["partner_operations"].insert_one(
@@ -265,19 +308,34 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 
         await db.transaction(work)
 
+    async def partner_accrual_reading_program(i: int) -> None:
+        await partner_accrual(i, program=True)
+
     return {
         "grant": grant,
         "deduction": deduction,
         "redemption": redemption,
         "partner accrual": partner_accrual,
-        # the same operations without a write the gateway makes, for the record (not the issue's comparison)
+        # for the record, not the issue's comparison: the same operations without a write the
+        # gateway makes, and with the read the gateway makes first (the program in the
+        # transaction's snapshot: what remains of the gap once the gateway's machinery is equal)
         "grant w/o audit entry": grant_without_audit,
         "deduction w/o hold": deduction_without_hold,
+        "grant + program read": grant_reading_program,
+        "deduction + program read": deduction_reading_program,
+        "redemption + program read": redemption_reading_program,
+        "partner accrual + program and link read": partner_accrual_reading_program,
     }
 
 
-# a second baseline, measured alongside: the bare transaction without one of the gateway's writes
-LESSER_BARE = {"grant": "grant w/o audit entry", "deduction": "deduction w/o hold"}
+# more baselines, measured alongside, each on members of its own: the bare transaction without
+# one of the gateway's writes, and with the program read every gateway write transaction makes
+OTHER_BARES = {
+    "grant": ("grant w/o audit entry", "grant + program read"),
+    "deduction": ("deduction w/o hold", "deduction + program read"),
+    "redemption": ("redemption + program read",),
+    "partner accrual": ("partner accrual + program and link read",),
+}
 
 
 def serving(services: Services, seal_delay: float | None = None) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -369,10 +427,10 @@ PROFILE_BUCKETS = {
 
 
 async def traced(op: Op, counter: Counter, i: int, settle: Settle = nothing) -> str:
-    counter.trace = []
+    counter.trace, counter.written = [], 0
     try:
         await op(i)
-        done = ", ".join(counter.trace)
+        done = f"{', '.join(counter.trace)} ({counter.written} bytes written)"
         counter.trace = []
         await settle()
         return f"{done}; after it returned: {', '.join(counter.trace)}" if counter.trace else done
@@ -391,7 +449,8 @@ async def main(
     spy_out: str = "",
     seal_delay: float | None = None,
 ) -> None:
-    members = 2 * (COUNTED + ops)  # the second half for the lesser baselines
+    others = max(len(o) for o in OTHER_BARES.values())
+    members = (1 + others) * (COUNTED + ops)  # the first share for the measured paths, one per other baseline
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "mongo")
         uri = await mongo.start()
@@ -426,7 +485,6 @@ async def main(
                 b_retried: list[float] = []
                 g_cpu: list[float] = []
                 b_cpu: list[float] = []
-                l_cpu: list[float] = []
                 spy = bench_spy.start(spy_out) if spy_out else None
                 if spy is not None:
                     await asyncio.sleep(1)  # let py-spy attach
@@ -436,20 +494,24 @@ async def main(
                 if spy is not None:
                     await asyncio.to_thread(bench_spy.stop, spy)
                 b1 = await rate(bare, half, concurrency, COUNTED, b_retried, b_cpu)
-                lesser = LESSER_BARE.get(name)
-                if lesser is not None:  # on members of their own, after the measured ones
-                    lesser_op = bare_ops(bare_db, bare_gift_id, "l")[lesser]
-                    lesser_trips = await round_trips(lesser_op, counter, COUNTED + ops)
-                    l1 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops, cpu=l_cpu)
-                    l2 = await rate(lesser_op, half, concurrency, 2 * COUNTED + ops + half, cpu=l_cpu)
+                other_rows = []
+                for k, other in enumerate(OTHER_BARES.get(name, ()), start=1):  # on members of their own
+                    other_op = bare_ops(bare_db, bare_gift_id, f"o{k}")[other]
+                    first = k * (COUNTED + ops)
+                    o_retried: list[float] = []
+                    o_cpu: list[float] = []
+                    other_trips = await round_trips(other_op, counter, first)
+                    o1 = await rate(other_op, half, concurrency, first + COUNTED, o_retried, o_cpu)
+                    o2 = await rate(other_op, half, concurrency, first + COUNTED + half, o_retried, o_cpu)
+                    other_rows.append((other, other_trips, sum(o_retried) / (2 * half), (o1 + o2) / 2, sum(o_cpu) / 2))
                 b2 = await rate(bare, half, concurrency, COUNTED + half, b_retried, b_cpu)
                 g2 = await rate(gateway, half, concurrency, COUNTED + half, g_retried, g_cpu, settle)
                 retried = (sum(g_retried) / (2 * half), sum(b_retried) / (2 * half))
                 g_ms = sum(g_cpu) / 2
                 rows.append((name, trips, loaded, retried, (g1 + g2) / 2, (b1 + b2) / 2, (g_ms, sum(b_cpu) / 2)))
-                if lesser is not None:
-                    lesser_row = (trips[0], lesser_trips), loaded, (0.0, 0.0), (g1 + g2) / 2, (l1 + l2) / 2
-                    rows.append((f"  vs {lesser}", *lesser_row, (g_ms, sum(l_cpu) / 2)))
+                for other, other_trips, other_retried, other_rate, other_ms in other_rows:
+                    other_row = (trips[0], other_trips), loaded, (retried[0], other_retried), (g1 + g2) / 2, other_rate
+                    rows.append((f"  vs {other}", *other_row, (g_ms, other_ms)))
             problems = await audit_all(db)
         finally:
             await stack.aclose()
@@ -457,12 +519,12 @@ async def main(
             mongo.stop()
     print(f"ledger writes: {ops} operations per path, {concurrency} concurrent, each on its own member")
     print(
-        f"{'operation':27} {'trips gw':>9} {'@load':>6} {'trips bare':>10} {'retries gw':>10} {'retries bare':>12}"
+        f"{'operation':44} {'trips gw':>9} {'@load':>6} {'trips bare':>10} {'retries gw':>10} {'retries bare':>12}"
         f" {'gateway/s':>10} {'bare/s':>9} {'ratio':>6} {'cpu ms gw':>10} {'cpu ms bare':>11} {'cpu ratio':>9}"
     )
     for name, (tg, tb), tl, (rg, rb), g, b, (cg, cb) in rows:
         print(
-            f"{name:27} {tg:9.1f} {tl:6.1f} {tb:10.1f} {rg:10.2f} {rb:12.2f} {g:10.0f} {b:9.0f} {g / b:6.2f}"
+            f"{name:44} {tg:9.1f} {tl:6.1f} {tb:10.1f} {rg:10.2f} {rb:12.2f} {g:10.0f} {b:9.0f} {g / b:6.2f}"
             f" {cg:10.2f} {cb:11.2f} {cb / cg:9.2f}"
         )
     print(

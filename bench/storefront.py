@@ -245,7 +245,8 @@ PROFILE_BUCKETS = {
     "PyMongo / BSON": ("pymongo/", "bson/"),
     "JSON encoding": ("json/encoder", "orjson"),
     "pydantic": ("pydantic/", "pydantic_core/"),
-    "logging": ("logging/",),
+    # the request line goes through structlog straight to stderr (gateway/core/logs.py), not logging/
+    "logging": ("logging/", "structlog/", "gateway/core/logs.py"),
     "JWT": ("jwt/",),
 }
 

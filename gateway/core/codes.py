@@ -11,7 +11,7 @@ CODES: dict[str, str] = {
     # request
     "BAD_USER_INPUT": "an argument is invalid; `field` names it where one is to blame",
     "INTERNAL_SERVER_ERROR": "an unexpected failure, masked; the server logged it",
-    "BAD_REQUEST": "the HTTP request is not a GraphQL request (e.g. a JSON body that is not an object); HTTP 400",
+    "BAD_REQUEST": "the HTTP request is not a GraphQL request (not JSON, or JSON but not an object); HTTP 400",
     "SERVICE_UNAVAILABLE": "MongoDB is unreachable right now; retry after Retry-After (same idempotency key); "
     "HTTP 503 for application/graphql-response+json",
     "IDEMPOTENCY_CONFLICT": "an idempotency key was reused with a different payload",

@@ -190,8 +190,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        """Strawberry's run, with two refusals answered as GraphQL errors instead of a 500:
-        a body that is not a JSON object (400), and MongoDB unreachable outside any resolver (503)."""
+        """Strawberry's run, with two refusals answered as GraphQL errors instead of plain text or
+        a 500: a body that is not a JSON object (400), and MongoDB unreachable outside any
+        resolver (503)."""
         try:
             return await super().run(request, context, root_value)
         except RequestRefused as exc:
@@ -204,8 +205,12 @@ class GatewayGraphQL(GraphQL[Context, None]):
             )
 
     def parse_json(self, data: str | bytes) -> Any:
-        """A GraphQL request body is a JSON object (or a batch: an array of objects)."""
-        parsed = super().parse_json(data)
+        """A GraphQL request body is a JSON object (or a batch: an array of objects); anything
+        else, not JSON at all included, is a GraphQL error (BAD_REQUEST), not a plain-text 400."""
+        try:
+            parsed = self.decode_json(data)
+        except ValueError:  # JSONDecodeError, and bytes that are not UTF-8
+            raise RequestRefused(400, "The request is not valid JSON", "BAD_REQUEST") from None
         if isinstance(parsed, dict) or (isinstance(parsed, list) and all(isinstance(i, dict) for i in parsed)):
             return parsed
         raise RequestRefused(400, "The request must be a JSON object with a query", "BAD_REQUEST")

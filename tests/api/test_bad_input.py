@@ -30,6 +30,20 @@ async def test_a_body_that_is_not_a_json_object_is_a_400_graphql_error(http: htt
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
+async def test_a_request_that_is_not_json_at_all_is_a_400_graphql_error(http: httpx.AsyncClient) -> None:
+    """Not a plain-text 400: a client reads the same error shape (and code) for every refusal."""
+    for body in (b"{", b"{query: 1}", b"not json", b'{"query": "{ tiers { code } }",}', b"\xff\xfe"):
+        response = await http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, body
+        assert response.headers["content-type"].startswith("application/json"), body
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == "BAD_REQUEST", body
+        assert error["message"] == "The request is not valid JSON", body
+    response = await http.get("/graphql", params={"query": "{ tiers { code } }", "variables": "{"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
 @pytest.mark.parametrize(
     ("name", "character"),
     [
