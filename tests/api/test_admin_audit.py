@@ -212,18 +212,48 @@ async def test_entries_a_failed_seal_left_pending_are_still_sealed_from_memory(s
     assert await services.admin_audit.verify() == 1
 
 
-async def test_a_serving_gateway_seals_in_the_background_and_on_shutdown(
-    db: Database, settings: Any, clock: Any, mongo_uri: str
-) -> None:
-    """The app's lifespan runs the sealer in the background with the workers, and its shutdown
-    seals what is still pending."""
-    from gateway.web.app import create_app
+DIES_BEFORE_ITS_PASS = """
+import asyncio, os, sys
+from pathlib import Path
+from gateway.core.auth import Principal, Role
+from gateway.core.settings import Settings
+from gateway.domain.admin_audit import AuditAction
+from gateway.services import Services
+from gateway.store.mongo import Database, create_client
 
-    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as (services, commands):
-        app = create_app(settings, services=services, run_workers=True)
-        async with app.router.lifespan_context(app):
-            commands.clear()
-            await _freeze(services)
-            assert "adminAuditHead" not in commands.collections  # the action did not wait for its seal
-        assert await db["adminAudit"].count_documents({"pending": True}) == 0
-        assert [e["seq"] for e in await db["adminAudit"].find().to_list()] == [1]
+async def main():
+    uri, name, secret, data = sys.argv[1:5]
+    settings = Settings(mongodb_uri=uri, jwt_secret=secret, data_dir=Path(data))
+    services = Services(settings=settings, db=Database(create_client(uri), name))
+    audit = services.admin_audit
+    async with audit.sealer.in_background(delay=3600):
+        for n in range(3):
+            async def action(session, n=n):
+                await audit.record(Principal(Role.ADMIN, "ops-1"), AuditAction.POINTS_GRANT, "member", f"m{n}",
+                                   {"n": n}, session=session)
+            await services.db.transaction(action)
+        os._exit(0)  # dies with its entries committed and its pass not run: no shutdown, no seal
+
+asyncio.run(main())
+"""
+
+
+async def test_a_process_that_dies_before_its_background_pass_leaves_a_log_the_next_reader_seals(
+    services: Services, settings: Any, mongo_uri: str
+) -> None:
+    import subprocess
+    import sys
+
+    await services.db.ensure_indexes()
+    await services.admin_audit.record(OPS, AuditAction.MEMBER_FREEZE, "member", "ann")
+    args = [mongo_uri, services.db.db.name, JWT_SECRET, str(settings.data_dir)]
+    died = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", DIES_BEFORE_ITS_PASS, *args], capture_output=True, text=True, timeout=120
+    )
+    assert died.returncode == 0, died.stderr
+    assert await services.db["adminAudit"].count_documents({"pending": True}) == 3  # committed, never sealed
+    report = await services.admin_audit.verification()
+    assert (report.entries, report.broken_at) == (4, None)
+    entries = await services.admin_audit.search(AuditQuery(), limit=10)
+    assert [e["seq"] for e in entries] == [4, 3, 2, 1]
+    assert sorted(e["details"]["n"] for e in entries[:3]) == [0, 1, 2]
