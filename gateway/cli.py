@@ -824,6 +824,7 @@ def segment_start(
 
 async def _run_here(services: Services, job_id: str, console: Any) -> dict[str, Any]:
     """Run the job in this process under the servers' lease, or follow a replica that holds it."""
+    from gateway.core.tasks import cancel_and_wait
     from gateway.workers.scheduled import job_lease
 
     lease = job_lease(services, "segment-grants")
@@ -835,9 +836,7 @@ async def _run_here(services: Services, job_id: str, console: Any) -> dict[str, 
     try:
         return await _follow(services, job_id, console, runner)
     finally:
-        for task in (runner, keeper):
-            task.cancel()
-        await asyncio.gather(runner, keeper, return_exceptions=True)
+        await cancel_and_wait([runner, keeper])
         await lease.release()
 
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from pymongo.errors import PyMongoError
 
+from gateway.core.tasks import cancel_and_wait
 from gateway.services import Services
 from gateway.store.leases import Lease, new_owner
 from gateway.store.mongo import is_unavailable
@@ -62,9 +63,7 @@ async def _run_holding(lease: Lease, name: str, job: Job, ttl: float) -> None:
                 break
             if not await lease.renew():
                 log.warning("job %s: lease lost mid-run; stopping this run", name)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait([task])
                 await lease.finish_run("stopped: lease lost", error="lease lost")
                 return
         try:
@@ -78,7 +77,4 @@ async def _run_holding(lease: Lease, name: str, job: Job, ttl: float) -> None:
             return
         await lease.finish_run(str(report))
     finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([task])

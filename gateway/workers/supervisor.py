@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core.metrics import WORKER_RESTARTS, WORKER_UP
+from gateway.core.tasks import cancel_and_wait
 from gateway.services import Services
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,7 @@ async def running_workers(services: Services) -> AsyncIterator[list[asyncio.Task
     try:
         yield tasks
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
 
 
 def _is_outage(exc: BaseException) -> bool:
