@@ -212,6 +212,23 @@ async def test_entries_a_failed_seal_left_pending_are_still_sealed_from_memory(s
     assert await services.admin_audit.verify() == 1
 
 
+async def test_a_serving_gateway_seals_in_the_background_and_on_shutdown(
+    db: Database, settings: Any, clock: Any, mongo_uri: str
+) -> None:
+    """The app's lifespan runs the sealer in the background with the workers, and its shutdown
+    seals what is still pending."""
+    from gateway.web.app import create_app
+
+    async with logged_services(mongo_uri, db, settings, clock, JWT_SECRET) as (services, commands):
+        app = create_app(settings, services=services, run_workers=True)
+        async with app.router.lifespan_context(app):
+            commands.clear()
+            await _freeze(services)
+            assert "adminAuditHead" not in commands.collections  # the action did not wait for its seal
+        assert await db["adminAudit"].count_documents({"pending": True}) == 0
+        assert [e["seq"] for e in await db["adminAudit"].find().to_list()] == [1]
+
+
 DIES_BEFORE_ITS_PASS = """
 import asyncio, os, sys
 from pathlib import Path
