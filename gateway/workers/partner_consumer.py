@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from gateway.core.errors import DomainError
 from gateway.core.metrics import DEAD_LETTERS as DEAD_LETTERED
 from gateway.core.metrics import PARTNER_APPLIED, PARTNER_LAG
+from gateway.core.tasks import finish_before_cancelling
 from gateway.domain.exchange import Direction
 from gateway.domain.partner_commands import OperationType, PartnerCommand
 from gateway.domain.partner_signing import signature_matches
@@ -252,12 +253,19 @@ class PartnerEventConsumer:
                     elif isinstance(item, Rejected):
                         await reject(record, item)
 
-        async with asyncio.TaskGroup() as tasks:
-            for items in groups.values():
-                tasks.create_task(run_group(items))
-        if dead:
-            await asyncio.gather(*(future for future, _ in dead))
-            await self._remember_dead_letters([letter for _, letter in dead])
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for items in groups.values():
+                    tasks.create_task(run_group(items))
+        finally:
+            # Letters already sent are waited for and recorded even when the batch is cancelled
+            # or fails: one sent and not recorded would be sent again by the re-read.
+            if dead:
+                await finish_before_cancelling(self._settle_dead_letters(dead))
+
+    async def _settle_dead_letters(self, dead: list[tuple[asyncio.Future[Any], Document]]) -> None:
+        await asyncio.gather(*(future for future, _ in dead))
+        await self._remember_dead_letters([letter for _, letter in dead])
 
     async def _verify(self, event: PartnerEvent, partners: dict[str, Document | None]) -> None:
         if event.partnerId not in partners:

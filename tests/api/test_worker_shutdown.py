@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.core.tasks import cancel_and_wait
+from gateway.core.tasks import cancel_and_wait, finish_before_cancelling
 from gateway.services import Services
 from gateway.workers import supervisor
 
@@ -85,3 +85,20 @@ async def test_running_workers_stop_although_a_worker_swallows_its_cancellation(
 
     await asyncio.wait_for(serve_then_stop(), GUARD)
     assert cancellations == ["swallowed", "stopped"]
+
+
+async def test_a_step_that_must_not_stop_half_way_finishes_before_its_caller_is_cancelled() -> None:
+    finished: list[str] = []
+
+    async def record_what_was_sent() -> str:
+        await asyncio.sleep(0.2)
+        finished.append("recorded")
+        return "done"
+
+    caller = asyncio.create_task(finish_before_cancelling(record_what_was_sent()))
+    await asyncio.sleep(0.05)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(caller, GUARD)
+    assert finished == ["recorded"]
+    assert await finish_before_cancelling(record_what_was_sent()) == "done"  # uncancelled: its result

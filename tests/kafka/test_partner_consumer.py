@@ -216,6 +216,38 @@ async def test_replays_over_kafka_and_graphql_share_one_key_space(kafka_services
     assert await audit_all(db) == []
 
 
+async def test_a_consumer_cancelled_while_recording_its_dead_letters_records_them_first(
+    kafka_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Letters sent but not yet recorded when the consumer is cancelled are recorded before it
+    stops, so the re-read does not send them again (it did: a duplicate on the topic)."""
+    services = kafka_services
+    bad = [(b"x", b"garbage-" + str(n).encode()) for n in range(3)]
+    await publish(services, bad)
+    recording = asyncio.Event()
+    remember = PartnerEventConsumer._remember_dead_letters
+
+    async def slow_remember(self: PartnerEventConsumer, letters: list[dict[str, Any]]) -> None:
+        recording.set()  # the letters are acked; the test cancels the consumer now
+        await asyncio.sleep(0.3)
+        await remember(self, letters)
+
+    monkeypatch.setattr(PartnerEventConsumer, "_remember_dead_letters", slow_remember)
+    first = consumer(services)
+    task = asyncio.create_task(first.run())
+    await asyncio.wait_for(recording.wait(), 60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    monkeypatch.setattr(PartnerEventConsumer, "_remember_dead_letters", remember)
+
+    second = consumer(services)
+    await second.run(idle_exit=1.0)
+    assert second.stats.dead_lettered == 0, "the re-read sent the letters again"
+    letters = await dead_letters(services, 3)
+    assert sorted(letter["original"] for letter in letters) == sorted(v.decode() for _, v in bad)
+
+
 async def test_cancelling_and_restarting_the_consumer_loses_and_duplicates_nothing(
     kafka_services: Services, db: Database
 ) -> None:
