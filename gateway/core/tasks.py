@@ -38,9 +38,9 @@ async def finish_before_cancelling(work: Awaitable[T]) -> T:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            if task.done():
-                break
-            cancelled = True
+            if task.cancelled():
+                break  # the work itself was cancelled: its result says so
+            cancelled = True  # the caller was: finish the work, then stop
     if cancelled:
         if not task.cancelled():
             task.exception()  # retrieved; the cancellation is what the caller hears
