@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -237,12 +238,6 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 
         await db.transaction(work)
 
-    async def grant_without_audit(i: int) -> None:
-        await grant(i, audited=False)
-
-    async def grant_reading_program(i: int) -> None:
-        await grant(i, program=True)
-
     async def deduction(i: int, hold: bool = True, program: bool = False) -> None:
         async def work(session: Any) -> None:
             if program:
@@ -266,12 +261,6 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 
         await db.transaction(work)
 
-    async def deduction_without_hold(i: int) -> None:
-        await deduction(i, hold=False)
-
-    async def deduction_reading_program(i: int) -> None:
-        await deduction(i, program=True)
-
     async def redemption(i: int, program: bool = False) -> None:
         async def work(session: Any) -> None:
             if program:
@@ -290,9 +279,6 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 
         await db.transaction(work)
 
-    async def redemption_reading_program(i: int) -> None:
-        await redemption(i, program=True)
-
     async def partner_accrual(i: int, program: bool = False) -> None:
         async def work(session: Any) -> None:
             if program:
@@ -308,9 +294,6 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
 
         await db.transaction(work)
 
-    async def partner_accrual_reading_program(i: int) -> None:
-        await partner_accrual(i, program=True)
-
     return {
         "grant": grant,
         "deduction": deduction,
@@ -319,12 +302,12 @@ def bare_ops(db: Database, gift_id: str, run: str) -> dict[str, Op]:
         # for the record, not the comparison: the same operations without a write the
         # gateway makes, and with the read the gateway makes first (the program in the
         # transaction's snapshot: what remains of the gap once the gateway's machinery is equal)
-        "grant w/o audit entry": grant_without_audit,
-        "deduction w/o hold": deduction_without_hold,
-        "grant + program read": grant_reading_program,
-        "deduction + program read": deduction_reading_program,
-        "redemption + program read": redemption_reading_program,
-        "partner accrual + program and link read": partner_accrual_reading_program,
+        "grant w/o audit entry": partial(grant, audited=False),
+        "deduction w/o hold": partial(deduction, hold=False),
+        "grant + program read": partial(grant, program=True),
+        "deduction + program read": partial(deduction, program=True),
+        "redemption + program read": partial(redemption, program=True),
+        "partner accrual + program and link read": partial(partner_accrual, program=True),
     }
 
 
